@@ -1,0 +1,234 @@
+"""Differentiable reconstruction and rate losses, weighted per profile.
+
+Every term returns one value per example (shape ``(batch,)``) so that each
+example's loss can use the weights of its own profile:
+``Σ_k w[profile, k] · L_k + λ[profile] · R``.
+
+Log-spectral terms floor the power relative to the reference's peak
+(``floor_db`` below it), never at an absolute tiny value: an absolute floor
+makes near-silent cells dominate and rewards matching noise nobody hears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Names of the loss terms a profile may weight (TOML ``[loss_weights]``).
+LOSS_TERMS: tuple[str, ...] = (
+    "waveform",
+    "mel",
+    "stft",
+    "mfcc",
+    "chroma",
+    "contrast",
+    "loudness",
+)
+
+
+def _per_example_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).mean(-1)
+
+
+class _Resolution(nn.Module):
+    """One STFT resolution with its mel, chroma and octave-band matrices."""
+
+    def __init__(self, n_fft: int, sample_rate_hz: int, n_mels: int) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop = n_fft // 4
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        mel = librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels, fmin=0.0)
+        self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
+        chroma = librosa.filters.chroma(sr=sample_rate_hz, n_fft=n_fft)
+        self.register_buffer("chroma_fb", torch.from_numpy(chroma).float(), persistent=False)
+        # Octave bands for spectral contrast, as in librosa.feature.spectral_contrast.
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
+        edges = [0.0] + [200.0 * 2**i for i in range(7)]
+        bands = [(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])]
+        self.band_bins = [torch.from_numpy(np.flatnonzero(b)) for b in bands if b.sum() >= 4]
+
+    def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(
+            audio, self.n_fft, self.hop, window=self.window, return_complex=True, center=True
+        )
+        return spec.abs().clamp_min(1e-9)  # (B, F, T)
+
+
+def _log_floor(power: torch.Tensor, ref_peak: torch.Tensor, floor_db: float) -> torch.Tensor:
+    floor = ref_peak * 10 ** (-floor_db / 10)
+    return torch.log10(power + floor)
+
+
+class ReconstructionLoss(nn.Module):
+    """All reconstruction terms of :data:`LOSS_TERMS`, per example.
+
+    Parameters
+    ----------
+    sample_rate_hz : int
+        Rate of the waveforms compared.
+    n_ffts : sequence of int
+        STFT sizes for the multi-resolution terms.
+    floor_db : float
+        Log-spectral floor, in dB below the reference's peak power.
+    """
+
+    def __init__(
+        self,
+        sample_rate_hz: int = 24000,
+        n_ffts: Sequence[int] = (256, 512, 1024, 2048),
+        floor_db: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.floor_db = floor_db
+        mels = {256: 40, 512: 64, 1024: 80, 2048: 128}
+        self.resolutions = nn.ModuleList(
+            _Resolution(n, sample_rate_hz, mels.get(n, 80)) for n in n_ffts
+        )
+        self.n_mfcc = 20
+
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-example loss terms.
+
+        Parameters
+        ----------
+        estimate, reference : torch.Tensor [shape=(batch, samples)]
+
+        Returns
+        -------
+        dict of str to torch.Tensor [shape=(batch,)]
+            One entry per name in :data:`LOSS_TERMS`.
+        """
+        batch = reference.shape[0]
+        zero = reference.new_zeros(batch)
+        terms = {k: zero for k in LOSS_TERMS}
+        terms["waveform"] = _per_example_mean((estimate - reference).abs())
+        n_res = len(self.resolutions)
+        for res in self.resolutions:
+            m_est, m_ref = res.magnitude(estimate), res.magnitude(reference)
+            p_est, p_ref = m_est.pow(2), m_ref.pow(2)
+            peak = p_ref.reshape(batch, -1).amax(-1).clamp_min(1e-10)[:, None, None]
+
+            # STFT: spectral convergence (dominated by loud cells) + floored log magnitude.
+            sc = torch.linalg.vector_norm((m_est - m_ref).reshape(batch, -1), dim=-1) / (
+                torch.linalg.vector_norm(m_ref.reshape(batch, -1), dim=-1) + 1e-7
+            )
+            log_mag = _per_example_mean(
+                (_log_floor(p_est, peak, self.floor_db) - _log_floor(p_ref, peak, self.floor_db)).abs()
+            )
+            terms["stft"] = terms["stft"] + (sc + log_mag) / n_res
+
+            mel_est = torch.einsum("mf,bft->bmt", res.mel_fb, p_est)
+            mel_ref = torch.einsum("mf,bft->bmt", res.mel_fb, p_ref)
+            mel_peak = mel_ref.reshape(batch, -1).amax(-1).clamp_min(1e-10)[:, None, None]
+            lm_est = _log_floor(mel_est, mel_peak, self.floor_db)
+            lm_ref = _log_floor(mel_ref, mel_peak, self.floor_db)
+            terms["mel"] = terms["mel"] + _per_example_mean((lm_est - lm_ref).abs()) / n_res
+
+            # MFCC: DCT-II of the floored log-mel (orthonormal), first coefficients.
+            if res.n_fft == 1024:
+                n_mels = lm_est.shape[1]
+                dct = _dct_matrix(n_mels, self.n_mfcc, lm_est.device)
+                terms["mfcc"] = _per_example_mean(
+                    (torch.einsum("cm,bmt->bct", dct, lm_est - lm_ref)).abs()
+                )
+                # Loudness: per-frame log energy difference (dB/10).
+                e_est = torch.log10(p_est.mean(1) + peak[:, 0] * 1e-6)
+                e_ref = torch.log10(p_ref.mean(1) + peak[:, 0] * 1e-6)
+                terms["loudness"] = _per_example_mean((e_est - e_ref).abs())
+
+            if res.n_fft == 2048:
+                c_est = torch.einsum("cf,bft->bct", res.chroma_fb, p_est)
+                c_ref = torch.einsum("cf,bft->bct", res.chroma_fb, p_ref)
+                c_est = c_est / (c_est.sum(1, keepdim=True) + 1e-8)
+                c_ref = c_ref / (c_ref.sum(1, keepdim=True) + 1e-8)
+                terms["chroma"] = _per_example_mean((c_est - c_ref).abs())
+                terms["contrast"] = _spectral_contrast_distance(res, p_est, p_ref, peak)
+        return terms
+
+
+def _dct_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+    n = torch.arange(n_in, dtype=torch.float32, device=device)
+    k = torch.arange(n_out, dtype=torch.float32, device=device)[:, None]
+    dct = torch.cos(torch.pi / n_in * (n + 0.5) * k) * (2.0 / n_in) ** 0.5
+    dct[0] /= 2**0.5
+    return dct
+
+
+def _spectral_contrast_distance(
+    res: _Resolution, p_est: torch.Tensor, p_ref: torch.Tensor, peak: torch.Tensor
+) -> torch.Tensor:
+    """L1 distance of octave-band peak/valley log contrast (librosa's definition, soft)."""
+
+    def contrast(p: torch.Tensor) -> torch.Tensor:
+        out = []
+        for bins in res.band_bins:
+            band = p[:, bins.to(p.device)]  # (B, nb, T)
+            ranked, _ = band.sort(dim=1)
+            q = max(1, int(round(0.2 * band.shape[1])))
+            valley = ranked[:, :q].mean(1)
+            top = ranked[:, -q:].mean(1)
+            floor = peak[:, 0] * 1e-6
+            out.append(torch.log10(top + floor) - torch.log10(valley + floor))
+        return torch.stack(out, 1)
+
+    return _per_example_mean((contrast(p_est) - contrast(p_ref)).abs())
+
+
+def weight_matrix(
+    profile_weights: Sequence[Mapping[str, float]], device: torch.device | None = None
+) -> torch.Tensor:
+    """``(n_profiles, len(LOSS_TERMS))`` tensor from per-profile weight mappings."""
+    rows = [[float(w.get(k, 0.0)) for k in LOSS_TERMS] for w in profile_weights]
+    return torch.tensor(rows, dtype=torch.float32, device=device)
+
+
+def combine(
+    terms: Mapping[str, torch.Tensor], weights: torch.Tensor, profile_ids: torch.Tensor
+) -> torch.Tensor:
+    """Per-example weighted sum ``Σ_k w[profile_b, k] · L_k[b]``, shape ``(batch,)``."""
+    stacked = torch.stack([terms[k] for k in LOSS_TERMS], dim=-1)  # (B, K)
+    return (stacked * weights[profile_ids]).sum(-1)
+
+
+def rate_bits(
+    soft_assignments: Sequence[torch.Tensor],
+    codes: torch.Tensor,
+    prior_logits: torch.Tensor,
+    n_q: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimated bits per frame under the entropy model.
+
+    Parameters
+    ----------
+    soft_assignments : sequence of torch.Tensor [shape=(batch, frames, K)]
+        Per level soft codeword assignments (differentiable w.r.t. the encoder).
+    codes : torch.Tensor [shape=(batch, levels, frames)]
+    prior_logits : torch.Tensor [shape=(batch, levels, K)]
+        Each example's profile prior.
+    n_q : torch.Tensor [shape=(batch,)]
+
+    Returns
+    -------
+    soft_bits : torch.Tensor [shape=(batch,)]
+        Expected bits per frame under the soft assignment (trains the encoder;
+        the prior is detached here).
+    hard_bits : torch.Tensor [shape=(batch,)]
+        Bits per frame of the actual codes (trains the prior; equals the
+        ideal entropy-coded size).
+    """
+    log_p = F.log_softmax(prior_logits, dim=-1) / -np.log(2.0)  # bits, (B, L, K)
+    soft_bits = prior_logits.new_zeros(codes.shape[0])
+    hard_bits = prior_logits.new_zeros(codes.shape[0])
+    for level, soft in enumerate(soft_assignments):
+        active = (level < n_q).to(log_p.dtype)
+        bits = log_p[:, level]  # (B, K)
+        soft_bits = soft_bits + active * (soft * bits.detach()[:, None, :]).sum(-1).mean(-1)
+        hard = torch.gather(bits, 1, codes[:, level])  # (B, T)
+        hard_bits = hard_bits + active * hard.mean(-1)
+    return soft_bits, hard_bits

@@ -1,0 +1,252 @@
+"""The shared backbone codec: MDCT front end, ConvNeXt encoder/decoder, RVQ.
+
+``audio (24 kHz) ─► MDCT (hop 320: 75 frames/s) ─► power-law compression
+─► ConvNeXt encoder (FiLM by profile) ─► residual VQ ─► ConvNeXt decoder
+(FiLM by profile) ─► MDCT coefficients ─► inverse MDCT ─► audio``
+
+The profile conditioning is a vector per frame, so the profile can change
+from one frame to the next; the decoder's convolutions and the MDCT's
+overlap-add make the change continuous.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mdct import MDCT
+from .quantizer import QuantizedResult, ResidualVQ
+
+#: Order of the built-in profile embeddings in the weights. Custom profiles
+#: start from one of these (their ``base``) or carry a fine-tuned vector.
+BUILTIN_PROFILES: tuple[str, ...] = ("speech", "music", "ambient")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Hyper-parameters of the backbone; stored next to the weights."""
+
+    sample_rate_hz: int = 24000  # internal rate of the codec
+    hop: int = 320  # MDCT hop: 24000 / 320 = 75 frames per second
+    dim: int = 256  # channels of the ConvNeXt blocks
+    encoder_blocks: int = 6
+    decoder_blocks: int = 6
+    kernel_size: int = 7  # depthwise convolution width (frames)
+    mlp_ratio: int = 3  # pointwise MLP expansion
+    latent_dim: int = 256  # dimension the RVQ quantizes
+    n_levels: int = 16  # maximum RVQ depth
+    codebook_size: int = 1024  # 10 bits per index
+    code_dim: int = 8  # factorized lookup dimension
+    cond_dim: int = 32  # profile embedding size
+    profiles: tuple[str, ...] = field(default=BUILTIN_PROFILES)
+    compress_exponent: float = 0.3  # power-law compression of MDCT input
+
+    @property
+    def frame_rate_hz(self) -> float:
+        return self.sample_rate_hz / self.hop
+
+    @property
+    def bits_per_index(self) -> float:
+        return math.log2(self.codebook_size)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["profiles"] = list(self.profiles)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BackboneConfig":
+        d = dict(d)
+        d["profiles"] = tuple(d.get("profiles", BUILTIN_PROFILES))
+        return cls(**d)
+
+
+def n_q_for_bitrate(bitrate_kbps: float, config: BackboneConfig) -> int:
+    """Number of RVQ levels whose fixed-length rate fits ``bitrate_kbps``.
+
+    One place maps kbps to depth: ``levels × log2(codebook_size) × frame
+    rate``. At least one level, at most ``config.n_levels``.
+    """
+    bps_per_level = config.bits_per_index * config.frame_rate_hz
+    n_q = int(math.floor(bitrate_kbps * 1000 / bps_per_level + 1e-9))
+    return max(1, min(config.n_levels, n_q))
+
+
+def bitrate_for_n_q(n_q: int, config: BackboneConfig) -> float:
+    """Fixed-length bitrate in kbps of ``n_q`` levels (before entropy coding)."""
+    return n_q * config.bits_per_index * config.frame_rate_hz / 1000
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv → LayerNorm → FiLM → pointwise MLP, residual.
+
+    Operates on ``(batch, frames, dim)``.
+    """
+
+    def __init__(self, dim: int, kernel_size: int, mlp_ratio: int, cond_dim: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.film = nn.Linear(cond_dim, 2 * dim)
+        self.pw1 = nn.Linear(dim, mlp_ratio * dim)
+        self.pw2 = nn.Linear(mlp_ratio * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), 0.1))
+        # FiLM starts as the identity so conditioning is learned, not imposed.
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.dwconv(x.transpose(1, 2)).transpose(1, 2)
+        scale, shift = self.film(cond).chunk(2, dim=-1)
+        h = self.norm(h) * (1 + scale) + shift
+        h = self.pw2(F.gelu(self.pw1(h)))
+        return x + self.gamma * h
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.inp = nn.Linear(cfg.hop + 1, cfg.dim)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(cfg.dim, cfg.kernel_size, cfg.mlp_ratio, cfg.cond_dim)
+            for _ in range(cfg.encoder_blocks)
+        )
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.latent_dim)
+
+    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = self.inp(features)
+        for block in self.blocks:
+            x = block(x, cond)
+        return self.out(self.norm(x))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.inp = nn.Linear(cfg.latent_dim, cfg.dim)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(cfg.dim, cfg.kernel_size, cfg.mlp_ratio, cfg.cond_dim)
+            for _ in range(cfg.decoder_blocks)
+        )
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.hop)
+
+    def forward(self, latent: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = self.inp(latent)
+        for block in self.blocks:
+            x = block(x, cond)
+        return self.out(self.norm(x))
+
+
+@dataclass
+class BackboneOutput:
+    """Training-time forward result.
+
+    Attributes
+    ----------
+    audio : torch.Tensor [shape=(batch, samples)]
+    quantized : QuantizedResult
+    coefficients : torch.Tensor [shape=(batch, hop, frames)]
+        Decoded MDCT coefficients.
+    """
+
+    audio: torch.Tensor
+    quantized: QuantizedResult
+    coefficients: torch.Tensor
+
+
+class Backbone(nn.Module):
+    """Profile-conditioned MDCT codec with residual VQ.
+
+    Parameters
+    ----------
+    config : BackboneConfig
+    """
+
+    def __init__(self, config: BackboneConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or BackboneConfig()
+        self.mdct = MDCT(cfg.hop)
+        self.profile_embedding = nn.Embedding(len(cfg.profiles), cfg.cond_dim)
+        nn.init.normal_(self.profile_embedding.weight, std=0.5)
+        self.encoder = Encoder(cfg)
+        self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_levels, cfg.codebook_size, cfg.code_dim)
+        self.decoder = Decoder(cfg)
+        # Fixed output scale: the decoder predicts compressed coefficients
+        # in a unit range; this expands them back to MDCT amplitudes.
+        self.out_scale = nn.Parameter(torch.tensor(1.0))
+        # Entropy-model prior per profile and RVQ level (logits over codewords):
+        # trained on the codes themselves; quantized and shipped for coding.
+        self.prior_logits = nn.Parameter(
+            torch.zeros(len(cfg.profiles), cfg.n_levels, cfg.codebook_size)
+        )
+
+    # -- conditioning -----------------------------------------------------
+    def profile_vector(self, name: str) -> torch.Tensor:
+        """Embedding ``(cond_dim,)`` of a built-in profile by name."""
+        try:
+            i = self.config.profiles.index(name)
+        except ValueError:
+            raise KeyError(
+                f"backbone has no embedding for profile {name!r}; built-ins: "
+                + ", ".join(self.config.profiles)
+            ) from None
+        return self.profile_embedding.weight[i]
+
+    def frame_conditioning(self, profile_ids: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, cond_dim)`` from built-in ids ``(batch,)`` or ``(batch, frames)``."""
+        emb = self.profile_embedding(profile_ids)
+        return emb[:, None, :] if emb.dim() == 2 else emb
+
+    # -- transforms -------------------------------------------------------
+    def analysis(self, audio: torch.Tensor) -> torch.Tensor:
+        """Encoder input features ``(batch, frames, hop + 1)`` from audio ``(batch, samples)``."""
+        coef = self.mdct(audio).transpose(1, 2)  # (B, T, hop)
+        p = self.config.compress_exponent
+        compressed = coef.sign() * (coef.abs() + 1e-8).pow(p)
+        # Log frame energy as an extra channel so loudness is explicit.
+        energy = torch.log10(coef.pow(2).mean(-1, keepdim=True) + 1e-10) / 5
+        return torch.cat([compressed, energy], dim=-1)
+
+    def synthesis(self, decoded: torch.Tensor, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio from decoder output ``(batch, frames, hop)``; returns (audio, coefficients)."""
+        # Power-2 expansion: the decoder works in a square-root domain,
+        # which evens out the loud/quiet dynamic range it must produce.
+        coef = (decoded * decoded.abs() * self.out_scale).transpose(1, 2)
+        return self.mdct.inverse(coef, n_samples), coef
+
+    # -- training forward ---------------------------------------------------
+    def forward(
+        self, audio: torch.Tensor, cond: torch.Tensor, n_q: torch.Tensor
+    ) -> BackboneOutput:
+        """Encode, quantize with ``n_q[b]`` levels and decode a batch.
+
+        Parameters
+        ----------
+        audio : torch.Tensor [shape=(batch, samples)]
+        cond : torch.Tensor [shape=(batch, frames or 1, cond_dim)]
+        n_q : torch.Tensor [shape=(batch,)], int
+        """
+        latent = self.encoder(self.analysis(audio), cond)
+        q = self.quantizer(latent, n_q)
+        decoded = self.decoder(q.quantized, cond)
+        out, coef = self.synthesis(decoded, audio.shape[-1])
+        return BackboneOutput(audio=out, quantized=q, coefficients=coef)
+
+    # -- inference --------------------------------------------------------
+    @torch.no_grad()
+    def encode_codes(self, audio: torch.Tensor, cond: torch.Tensor, n_q: int) -> torch.Tensor:
+        """RVQ indices ``(batch, n_q, frames)`` for audio ``(batch, samples)``."""
+        latent = self.encoder(self.analysis(audio), cond)
+        return self.quantizer.encode(latent, n_q)
+
+    @torch.no_grad()
+    def decode_codes(self, codes: torch.Tensor, cond: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """Audio ``(batch, n_samples)`` from indices ``(batch, n_q, frames)``."""
+        decoded = self.decoder(self.quantizer.decode(codes), cond)
+        return self.synthesis(decoded, n_samples)[0]

@@ -1,0 +1,208 @@
+"""Residual vector quantizer with factorized, L2-normalised codes.
+
+Each level projects the residual to a small code space (``code_dim``),
+L2-normalises it, looks up the nearest of ``codebook_size`` normalised
+codewords (cosine similarity) and projects back. Low-dimensional normalised
+lookups keep most codewords in use without EMA tricks (the DAC recipe);
+k-means initialisation and dead-code replacement take care of the rest.
+
+Quantizer dropout: during training every example uses a random number of
+levels, so one model serves every bitrate; the profile (or ``--bitrate``)
+picks the depth at encode time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class QuantizedResult:
+    """What :meth:`ResidualVQ.forward` returns.
+
+    Attributes
+    ----------
+    quantized : torch.Tensor [shape=(batch, frames, dim)]
+        Sum of the first ``n_q`` levels' reconstructions (straight-through).
+    codes : torch.Tensor [shape=(batch, levels, frames)], int64
+        Codeword index per level and frame (all levels, also unused ones).
+    commitment_loss : torch.Tensor [shape=(batch,)]
+        Encoder-side commitment loss over the used levels.
+    codebook_loss : torch.Tensor [shape=(batch,)]
+        Codebook-side loss over the used levels.
+    soft_assignments : list of torch.Tensor
+        Per level ``(batch, frames, codebook_size)`` softmax over codeword
+        similarity; used for the differentiable rate estimate.
+    """
+
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    commitment_loss: torch.Tensor
+    codebook_loss: torch.Tensor
+    soft_assignments: list[torch.Tensor]
+
+
+class VectorQuantizer(nn.Module):
+    """One RVQ level: project, normalise, nearest codeword, project back."""
+
+    def __init__(self, dim: int, codebook_size: int, code_dim: int) -> None:
+        super().__init__()
+        self.in_proj = nn.Linear(dim, code_dim)
+        self.out_proj = nn.Linear(code_dim, dim)
+        self.codebook = nn.Parameter(torch.randn(codebook_size, code_dim))
+        # Frames that picked each code since the last dead-code check.
+        self.register_buffer("usage", torch.zeros(codebook_size), persistent=False)
+
+    def normalized_codebook(self) -> torch.Tensor:
+        return F.normalize(self.codebook, dim=-1)
+
+    def encode(self, residual: torch.Tensor) -> torch.Tensor:
+        """Indices ``(batch, frames)`` of the nearest codewords."""
+        z = F.normalize(self.in_proj(residual), dim=-1)
+        return (z @ self.normalized_codebook().T).argmax(-1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``(batch, frames, dim)`` of indices ``(batch, frames)``."""
+        return self.out_proj(F.embedding(codes, self.normalized_codebook()))
+
+    def forward(self, residual: torch.Tensor, temperature: float):
+        z_e = F.normalize(self.in_proj(residual), dim=-1)
+        book = self.normalized_codebook()
+        similarity = z_e @ book.T
+        codes = similarity.argmax(-1)
+        z_q = F.embedding(codes, book)
+        commit = F.mse_loss(z_e, z_q.detach(), reduction="none").mean(dim=(1, 2))
+        codebook = F.mse_loss(z_q, z_e.detach(), reduction="none").mean(dim=(1, 2))
+        z_st = z_e + (z_q - z_e).detach()
+        if self.training:
+            with torch.no_grad():
+                self.usage += torch.bincount(codes.flatten(), minlength=self.usage.numel())
+        soft = torch.softmax(similarity / temperature, dim=-1)
+        return self.out_proj(z_st), codes, commit, codebook, soft, z_e
+
+    @torch.no_grad()
+    def replace_dead_codes(self, samples: torch.Tensor, min_usage: float) -> int:
+        """Re-seed codes used fewer than ``min_usage`` times with random inputs.
+
+        Parameters
+        ----------
+        samples : torch.Tensor [shape=(n, code_dim)]
+            Recent normalised encoder outputs of this level.
+        """
+        dead = (self.usage < min_usage).nonzero().flatten()
+        if dead.numel() and samples.shape[0]:
+            pick = torch.randint(0, samples.shape[0], (dead.numel(),), device=samples.device)
+            noise = 0.01 * torch.randn_like(samples[pick])
+            self.codebook.data[dead] = samples[pick] + noise
+        self.usage.zero_()
+        return int(dead.numel())
+
+
+class ResidualVQ(nn.Module):
+    """Residual VQ with quantizer dropout.
+
+    Parameters
+    ----------
+    dim : int
+        Latent dimension of the encoder output.
+    n_levels : int
+        Maximum number of quantizer levels.
+    codebook_size : int
+        Codewords per level (a power of two: ``log2`` bits per index).
+    code_dim : int
+        Dimension of the factorized lookup space.
+    """
+
+    def __init__(self, dim: int, n_levels: int, codebook_size: int, code_dim: int) -> None:
+        super().__init__()
+        self.n_levels = n_levels
+        self.codebook_size = codebook_size
+        self.levels = nn.ModuleList(
+            VectorQuantizer(dim, codebook_size, code_dim) for _ in range(n_levels)
+        )
+        self._last_inputs: list[torch.Tensor] = []
+
+    def forward(
+        self, latent: torch.Tensor, n_q: torch.Tensor, temperature: float = 0.1
+    ) -> QuantizedResult:
+        """Quantize ``latent`` (batch, frames, dim) with ``n_q[b]`` levels per example."""
+        batch = latent.shape[0]
+        residual = latent
+        quantized = torch.zeros_like(latent)
+        codes, softs = [], []
+        commit = latent.new_zeros(batch)
+        codebook = latent.new_zeros(batch)
+        self._last_inputs = []
+        for i, level in enumerate(self.levels):
+            z, idx, c_loss, b_loss, soft, z_e = level(residual, temperature)
+            active = (i < n_q).to(latent.dtype)  # (B,)
+            quantized = quantized + z * active[:, None, None]
+            # The residual keeps flowing through inactive levels so their
+            # codes stay meaningful, but they add nothing to the output.
+            residual = residual - z.detach()
+            commit = commit + c_loss * active
+            codebook = codebook + b_loss * active
+            codes.append(idx)
+            softs.append(soft)
+            self._last_inputs.append(z_e.detach().reshape(-1, z_e.shape[-1]))
+        return QuantizedResult(
+            quantized=quantized,
+            codes=torch.stack(codes, dim=1),
+            commitment_loss=commit,
+            codebook_loss=codebook,
+            soft_assignments=softs,
+        )
+
+    @torch.no_grad()
+    def encode(self, latent: torch.Tensor, n_q: int) -> torch.Tensor:
+        """Indices ``(batch, n_q, frames)`` of the first ``n_q`` levels."""
+        residual = latent
+        codes = []
+        for level in self.levels[:n_q]:
+            idx = level.encode(residual)
+            residual = residual - level.decode(idx)
+            codes.append(idx)
+        return torch.stack(codes, dim=1)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Latent ``(batch, frames, dim)`` from indices ``(batch, n_q, frames)``."""
+        out = 0
+        for i in range(codes.shape[1]):
+            out = out + self.levels[i].decode(codes[:, i])
+        return out
+
+    @torch.no_grad()
+    def kmeans_init(self, latent: torch.Tensor, n_iter: int = 10) -> None:
+        """Initialise every level's codebook by k-means on a batch of latents.
+
+        Parameters
+        ----------
+        latent : torch.Tensor [shape=(batch, frames, dim)]
+        """
+        residual = latent.reshape(-1, latent.shape[-1])
+        for level in self.levels:
+            z = F.normalize(level.in_proj(residual), dim=-1)
+            k = level.codebook.shape[0]
+            centroids = z[torch.randint(0, z.shape[0], (k,))].clone()
+            for _ in range(n_iter):
+                assign = (z @ F.normalize(centroids, dim=-1).T).argmax(-1)
+                sums = torch.zeros_like(centroids).index_add_(0, assign, z)
+                counts = torch.bincount(assign, minlength=k).float()[:, None]
+                filled = counts[:, 0] > 0
+                centroids[filled] = sums[filled] / counts[filled]
+            level.codebook.data.copy_(F.normalize(centroids, dim=-1))
+            idx = (z @ level.normalized_codebook().T).argmax(-1)
+            residual = residual - level.decode(idx)
+
+    @torch.no_grad()
+    def replace_dead_codes(self, min_usage: float = 1.0) -> int:
+        """Re-seed unused codewords of every level from the last batch."""
+        total = 0
+        for level, samples in zip(self.levels, self._last_inputs):
+            total += level.replace_dead_codes(samples, min_usage)
+        return total

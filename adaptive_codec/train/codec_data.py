@@ -1,0 +1,196 @@
+"""Training audio for the codec: manifests, held-out split, a 24 kHz cache, crops.
+
+Decoding Vorbis/MP3 and resampling every step would cost more CPU than the
+model itself, so every clip is decoded once into one int16 array per class
+(``<cache>/<label>.npy`` plus ``<label>.json`` with clip offsets and sources),
+which training memory-maps.
+
+The held-out split is by *source recording* (the ``source`` column up to the
+``@`` offset), so cuts of one recording never land in both train and test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+import torchaudio
+
+CLASSES: tuple[str, ...] = ("speech", "music", "ambient")
+TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out
+
+
+def source_group(source: str) -> str:
+    """Recording id of a corpus ``source`` entry (drops the cut offset and notes)."""
+    return source.split("@", 1)[0].strip()
+
+
+def is_held_out(source: str) -> bool:
+    """Deterministic held-out membership of a corpus clip's recording."""
+    digest = hashlib.sha1(source_group(source).encode()).hexdigest()
+    return int(digest[:8], 16) % 100 < TEST_FRACTION_PERCENT
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file with its class and where it came from."""
+
+    path: Path
+    label: str
+    source: str
+
+
+def corpus_clips(corpus_dir: Path, split: str) -> list[Clip]:
+    """Clips of ``corpus_dir/manifest.csv`` in ``split`` ('train', 'test' or 'all').
+
+    Mixed files are excluded: they are cut from the same clips.
+    """
+    manifest = pd.read_csv(Path(corpus_dir) / "manifest.csv")
+    clips = []
+    for row in manifest.itertuples():
+        if row.label not in CLASSES:
+            continue
+        held = is_held_out(row.source)
+        if split == "all" or (split == "test") == held:
+            clips.append(Clip(Path(corpus_dir) / row.path, row.label, row.source))
+    return clips
+
+
+def pool_clips(pool_dir: Path, max_hours: dict[str, float] | None = None) -> list[Clip]:
+    """Clips of a train-pool manifest (``path,label,...``), capped per class.
+
+    The cap keeps preprocessing time bounded; clips are taken in a seeded
+    shuffled order so the cap samples every package.
+    """
+    manifest = pd.read_csv(Path(pool_dir) / "manifest.csv")
+    manifest = manifest.sample(frac=1.0, random_state=0)
+    hours: dict[str, float] = {}
+    clips = []
+    for row in manifest.itertuples():
+        if row.label not in CLASSES:
+            continue
+        cap = (max_hours or {}).get(row.label)
+        if cap is not None and hours.get(row.label, 0.0) >= cap:
+            continue
+        hours[row.label] = hours.get(row.label, 0.0) + float(row.duration_s) / 3600
+        source = getattr(row, "source", None) or getattr(row, "source_package", "")
+        clips.append(Clip(Path(pool_dir) / row.path, row.label, str(source)))
+    return clips
+
+
+def read_mono(path: Path, sample_rate_hz: int) -> np.ndarray:
+    """Decode a file to float32 mono at ``sample_rate_hz``."""
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = torch.from_numpy(data.mean(axis=1))
+    if sr != sample_rate_hz:
+        mono = torchaudio.functional.resample(mono, sr, sample_rate_hz)
+    return mono.numpy()
+
+
+def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24000) -> None:
+    """Decode ``clips`` once into ``cache_dir/<label>.npy`` + ``<label>.json``."""
+    from tqdm import tqdm
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    by_label: dict[str, list[Clip]] = {}
+    for clip in clips:
+        by_label.setdefault(clip.label, []).append(clip)
+    for label, items in by_label.items():
+        arrays, index, offset = [], [], 0
+        for clip in tqdm(items, desc=f"cache {label}", unit="file"):
+            try:
+                audio = read_mono(clip.path, sample_rate_hz)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the cache
+                print(f"skipped {clip.path}: {exc}")
+                continue
+            if audio.size < sample_rate_hz // 2 or not np.isfinite(audio).all():
+                continue
+            pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+            arrays.append(pcm)
+            index.append({"path": str(clip.path), "source": clip.source,
+                          "offset": offset, "n_samples": int(pcm.size)})
+            offset += pcm.size
+        tmp = cache_dir / f"{label}.tmp.npy"
+        np.save(tmp, np.concatenate(arrays) if arrays else np.zeros(0, np.int16))
+        tmp.replace(cache_dir / f"{label}.npy")
+        (cache_dir / f"{label}.json").write_text(json.dumps({"clips": index}))
+
+
+class CropSampler:
+    """Class-balanced random crops from cached arrays.
+
+    Parameters
+    ----------
+    cache_dirs : list of Path
+        Caches made by :func:`build_cache`; their clips are pooled per class.
+    crop_samples : int
+        Length of each crop.
+    seed : int
+    """
+
+    def __init__(self, cache_dirs: list[Path], crop_samples: int, seed: int = 0) -> None:
+        self.crop = crop_samples
+        self.rng = np.random.default_rng(seed)
+        self.arrays: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for cache in cache_dirs:
+            for label in CLASSES:
+                npy = Path(cache) / f"{label}.npy"
+                if not npy.exists():
+                    continue
+                data = np.load(npy, mmap_mode="r")
+                meta = json.loads((Path(cache) / f"{label}.json").read_text())["clips"]
+                starts = np.array([c["offset"] for c in meta], dtype=np.int64)
+                lengths = np.array([c["n_samples"] for c in meta], dtype=np.int64)
+                if len(starts):
+                    self.arrays.setdefault(label, []).append((data, np.stack([starts, lengths], 1)))
+        self.labels = [c for c in CLASSES if c in self.arrays]
+        if not self.labels:
+            raise ValueError(f"no cached audio in {cache_dirs}")
+
+    def hours(self) -> dict[str, float]:
+        """Hours of cached audio per class."""
+        return {
+            label: sum(int(idx[:, 1].sum()) for _, idx in parts) / 24000 / 3600
+            for label, parts in self.arrays.items()
+        }
+
+    def _crop(self, label: str) -> np.ndarray:
+        parts = self.arrays[label]
+        weights = np.array([idx[:, 1].sum() for _, idx in parts], dtype=np.float64)
+        data, idx = parts[self.rng.choice(len(parts), p=weights / weights.sum())]
+        # Pick a clip proportional to its length, then a position inside it.
+        clip = self.rng.choice(len(idx), p=idx[:, 1] / idx[:, 1].sum())
+        start, length = idx[clip]
+        if length <= self.crop:
+            out = np.zeros(self.crop, np.float32)
+            out[:length] = data[start : start + length] / 32768.0
+            return out
+        pos = start + self.rng.integers(0, length - self.crop)
+        return np.asarray(data[pos : pos + self.crop], dtype=np.float32) / 32768.0
+
+    def batch(self, batch_size: int) -> tuple[torch.Tensor, list[str]]:
+        """``(audio (batch, crop_samples), labels)``; near-silent crops are redrawn."""
+        audio, labels = [], []
+        for _ in range(batch_size):
+            label = self.labels[self.rng.integers(len(self.labels))]
+            for _attempt in range(4):
+                crop = self._crop(label)
+                rms = float(np.sqrt(np.mean(crop**2)) + 1e-12)
+                if rms > 10 ** (-55 / 20):
+                    break
+            # Level augmentation: real archives come at every loudness.
+            target_db = self.rng.uniform(-38.0, -14.0)
+            gain = min(10 ** (target_db / 20) / rms, 0.99 / (np.abs(crop).max() + 1e-9))
+            if self.rng.random() < 0.5:
+                crop = -crop
+            audio.append(crop * gain)
+            labels.append(label)
+        return torch.from_numpy(np.stack(audio)).float(), labels
