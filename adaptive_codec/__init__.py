@@ -3,8 +3,48 @@
 A lightweight classifier routes each segment of a recording to a profile
 (speech, music, ambient or a user's own); the profile sets bitrate, quantizer
 depth and loss weights for one shared, profile-conditioned backbone codec.
+
+Importing the package stays light (no torch); heavy parts load on first use.
 """
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from .audio import (  # noqa: E402 - __version__ first: setup reads it
+    INTERNAL_SAMPLE_RATE_HZ,
+    AudioInfo,
+    load_audio,
+    resample,
+    save_audio,
+    to_mono,
+    validate_audio,
+)
+from .errors import (  # noqa: E402
+    AdaptiveCodecError,
+    AudioError,
+    FormatError,
+    ModelError,
+    ProfileError,
+)
+from .profiles import LossWeights, Profile, ProfileRegistry  # noqa: E402
+
+__all__ = [
+    "__version__",
+    # audio
+    "INTERNAL_SAMPLE_RATE_HZ",
+    "AudioInfo",
+    "load_audio",
+    "save_audio",
+    "resample",
+    "to_mono",
+    "validate_audio",
+    # profiles
+    "LossWeights",
+    "Profile",
+    "ProfileRegistry",
+    # errors
+    "AdaptiveCodecError",
+    "AudioError",
+    "FormatError",
+    "ModelError",
+    "ProfileError",
+]

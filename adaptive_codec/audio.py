@@ -1,0 +1,454 @@
+"""Audio input/output, resampling, channel handling and validation.
+
+Array convention
+----------------
+Audio is a float32 array shaped ``(channels, samples)``; functions that take
+audio also accept a mono ``(samples,)`` array (or a torch tensor of either
+shape) and treat it as one channel. Samples are nominally in [-1, 1]; louder
+values are kept, not clipped, except when writing an integer PCM file.
+
+Mono/stereo policy
+------------------
+* The codec codes every channel separately and decodes to the input's channel
+  count, so stereo stays stereo (no mid/side tricks, no silent downmix).
+* The content classifier listens to the mono downmix (:func:`to_mono`), so all
+  channels of a segment are routed to the same profile.
+* At most :data:`MAX_CHANNELS` channels are accepted.
+
+Sample rates
+------------
+Files keep their original sample rate as metadata (:class:`AudioInfo`); the
+backbone runs at :data:`INTERNAL_SAMPLE_RATE_HZ` and the codec resamples with
+:func:`resample` on the way in and back to the original rate on the way out.
+
+Errors
+------
+Every problem with the input is an :class:`~adaptive_codec.errors.AudioError`
+whose message names the file (if any) and the problem. Silence is valid input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError
+
+__all__ = [
+    "INTERNAL_SAMPLE_RATE_HZ",
+    "MAX_CHANNELS",
+    "MIN_SAMPLE_RATE_HZ",
+    "MAX_SAMPLE_RATE_HZ",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "iter_audio_blocks",
+    "save_audio",
+    "resample",
+    "to_mono",
+    "as_channels_first",
+    "validate_audio",
+]
+
+#: Sample rate the backbone codec runs at.
+INTERNAL_SAMPLE_RATE_HZ = 24_000
+#: More channels than this is almost certainly a transposed array or a
+#: multitrack stem bundle; both are better rejected than coded slowly.
+MAX_CHANNELS = 8
+#: Below 8 kHz there is too little band for speech to survive a codec.
+MIN_SAMPLE_RATE_HZ = 8_000
+#: Highest rate libsndfile formats commonly use in practice (192 kHz masters).
+MAX_SAMPLE_RATE_HZ = 192_000
+
+# Resampler settings: the "kaiser_best" configuration from the torchaudio
+# resampling tutorial (very low aliasing, flat to ~95 % of Nyquist). The
+# extra cost over the default is small next to the codec itself.
+_RESAMPLE_KWARGS: dict[str, Any] = {
+    "lowpass_filter_width": 64,
+    "rolloff": 0.9475937167399596,
+    "resampling_method": "sinc_interp_kaiser",
+    "beta": 14.769656459379492,
+}
+
+# libsndfile's log says "data : 192000 (should be 95978)" when a WAV/AIFF
+# header promises more bytes than the file holds.
+_SHOULD_BE = re.compile(r"^\s*(\w+)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Streaming writers leave these placeholder sizes in headers; such files are
+# not truncated, the writer just never went back to fill the size in.
+_PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file held before any conversion.
+
+    Attributes
+    ----------
+    sample_rate_hz : int
+        Original sample rate.
+    channels : int
+        Original channel count.
+    n_samples : int
+        Samples per channel.
+    duration_s : float
+        ``n_samples / sample_rate_hz``.
+    format : str
+        libsndfile container name, e.g. ``"WAV"``, ``"FLAC"``, ``"OGG"``.
+    subtype : str
+        libsndfile encoding, e.g. ``"PCM_16"``, ``"VORBIS"``, ``"OPUS"``.
+    """
+
+    sample_rate_hz: int
+    channels: int
+    n_samples: int
+    duration_s: float
+    format: str
+    subtype: str
+
+
+def _check_path(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    return p
+
+
+def _open(p: Path) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(p)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        # libsndfile's own wording ("Format not recognised.") is useful, but
+        # it repeats the path; keep only the reason.
+        reason = str(exc).split(":", 1)[-1].strip() or "unknown error"
+        raise AudioError(f"{p}: not a readable audio file ({reason})") from exc
+
+
+def _truncation_problem(f: sf.SoundFile) -> str | None:
+    """Return why libsndfile's log says the file is truncated, or None."""
+    log = f.extra_info
+    for chunk, declared, actual in _SHOULD_BE.findall(log):
+        declared_i, actual_i = int(declared), int(actual)
+        if declared_i not in _PLACEHOLDER_SIZES and actual_i < declared_i:
+            return f"{chunk} chunk declares {declared_i} bytes but only {actual_i} are present"
+    if "lacks an end-of-stream bit" in log:
+        return "Ogg stream ends without its end-of-stream page"
+    return None
+
+
+def _info_from(f: sf.SoundFile, n_samples: int) -> AudioInfo:
+    return AudioInfo(
+        sample_rate_hz=int(f.samplerate),
+        channels=int(f.channels),
+        n_samples=int(n_samples),
+        duration_s=n_samples / f.samplerate if f.samplerate else 0.0,
+        format=str(f.format),
+        subtype=str(f.subtype),
+    )
+
+
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Read a file's metadata without decoding its samples.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Any file libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, ...).
+
+    Returns
+    -------
+    AudioInfo
+        ``n_samples`` is what the header declares; :func:`load_audio` checks
+        that the samples are really there.
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable or unsupported file.
+    """
+    p = _check_path(path)
+    with _open(p) as f:
+        return _info_from(f, f.frames)
+
+
+def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, AudioInfo]:
+    """Decode a whole file at its original sample rate and channel count.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Any file libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, ...).
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(channels, samples), dtype=float32]
+    info : AudioInfo
+        Original sample rate, channels, length and encoding.
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable, corrupt, truncated or empty file, NaN/inf
+        samples, too many channels or an unsupported sample rate.
+
+    Notes
+    -----
+    The whole file is decoded into memory; use :func:`iter_audio_blocks` for
+    long recordings.
+    """
+    p = _check_path(path)
+    with _open(p) as f:
+        declared = f.frames
+        try:
+            data = f.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{p}: corrupt or truncated audio ({exc})") from exc
+        problem = _truncation_problem(f)
+        if problem is None and 0 < declared and data.shape[0] < declared:
+            problem = (f"header declares {declared} samples but only {data.shape[0]} "
+                       "could be decoded")
+        if problem is not None:
+            raise AudioError(f"{p}: truncated audio file: {problem}")
+        info = _info_from(f, data.shape[0])
+    audio = np.ascontiguousarray(data.T)
+    validate_audio(audio, info.sample_rate_hz, name=str(p))
+    return audio, info
+
+
+def iter_audio_blocks(
+    path: str | os.PathLike[str], block_samples: int
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block with bounded memory.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Audio file.
+    block_samples : int
+        Samples per channel in each block (the last block may be shorter).
+
+    Yields
+    ------
+    np.ndarray [shape=(channels, <=block_samples), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`; NaN/inf is checked per block.
+    """
+    if block_samples <= 0:
+        raise ValueError(f"block_samples must be positive, got {block_samples}")
+    p = _check_path(path)
+    with _open(p) as f:
+        validate_audio(np.zeros((f.channels, 1), np.float32), f.samplerate, name=str(p))
+        if f.frames == 0:
+            raise AudioError(f"{p}: audio is empty (0 samples)")
+        try:
+            for block in f.blocks(blocksize=block_samples, dtype="float32", always_2d=True):
+                out = np.ascontiguousarray(block.T)
+                if not np.isfinite(out).all():
+                    raise AudioError(f"{p}: audio contains NaN or infinite samples")
+                yield out
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{p}: corrupt or truncated audio ({exc})") from exc
+
+
+def as_channels_first(audio: Any) -> np.ndarray:
+    """Return ``audio`` as a float32 ``(channels, samples)`` NumPy array.
+
+    Parameters
+    ----------
+    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
+        Floating-point samples, or integer PCM (scaled to [-1, 1)).
+
+    Returns
+    -------
+    np.ndarray [shape=(channels, samples), dtype=float32]
+        A view when no conversion is needed.
+
+    Raises
+    ------
+    AudioError
+        Not 1-D or 2-D, or not a numeric dtype.
+    """
+    if hasattr(audio, "detach"):  # torch.Tensor without importing torch here
+        audio = audio.detach().cpu().numpy()
+    arr = np.asarray(audio)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    elif arr.ndim != 2:
+        raise AudioError(
+            f"audio must have shape (samples,) or (channels, samples), got {arr.shape}"
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        # Integer PCM: full scale maps to 1.0 like soundfile does.
+        arr = arr.astype(np.float32) / float(-np.iinfo(arr.dtype).min)
+    elif not np.issubdtype(arr.dtype, np.floating):
+        raise AudioError(f"audio must be floating point or integer PCM, got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False)
+
+
+def validate_audio(audio: Any, sample_rate_hz: int, *, name: str | None = None) -> None:
+    """Check that audio is something the codec accepts.
+
+    Parameters
+    ----------
+    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
+    sample_rate_hz : int
+    name : str, optional
+        File name or other label to put at the front of error messages.
+
+    Raises
+    ------
+    AudioError
+        Empty audio, NaN/inf samples, more than :data:`MAX_CHANNELS`
+        channels, or a sample rate outside
+        [:data:`MIN_SAMPLE_RATE_HZ`, :data:`MAX_SAMPLE_RATE_HZ`].
+        All-zero (silent) audio is valid.
+    """
+    prefix = f"{name}: " if name else ""
+    arr = as_channels_first(audio)
+    channels, n_samples = arr.shape
+    if channels > MAX_CHANNELS:
+        hint = ""
+        if n_samples <= MAX_CHANNELS:
+            hint = " (is the array transposed? expected (channels, samples))"
+        raise AudioError(
+            f"{prefix}{channels} channels is more than the {MAX_CHANNELS} supported{hint}"
+        )
+    if channels == 0 or n_samples == 0:
+        raise AudioError(f"{prefix}audio is empty (0 samples)")
+    if not (MIN_SAMPLE_RATE_HZ <= int(sample_rate_hz) <= MAX_SAMPLE_RATE_HZ):
+        raise AudioError(
+            f"{prefix}sample rate {sample_rate_hz} Hz is outside the supported range "
+            f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz"
+        )
+    if not np.isfinite(arr).all():
+        raise AudioError(f"{prefix}audio contains NaN or infinite samples")
+
+
+def save_audio(
+    path: str | os.PathLike[str],
+    audio: Any,
+    sample_rate_hz: int,
+    *,
+    subtype: str | None = None,
+) -> Path:
+    """Write audio atomically: to a temporary file beside ``path``, then rename.
+
+    A crash or a full disk therefore never leaves a half-written file under
+    the final name.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination; the container comes from the suffix (``.wav``, ``.flac``,
+        ``.ogg``, ``.opus``, ``.mp3``, ...).
+    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
+    sample_rate_hz : int
+    subtype : str, optional
+        libsndfile subtype, e.g. ``"PCM_24"``; default: the container's
+        default (PCM_16 for WAV/FLAC, Vorbis for ``.ogg``, Opus for ``.opus``).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    AudioError
+        Invalid audio, unknown container, or the writer failed.
+    """
+    p = Path(path)
+    arr = as_channels_first(audio)
+    validate_audio(arr, sample_rate_hz, name=str(p))
+    suffix = p.suffix.lower().lstrip(".")
+    fmt = {"opus": "OGG", "oga": "OGG", "aif": "AIFF"}.get(suffix, suffix.upper())
+    if suffix == "opus" and subtype is None:
+        subtype = "OPUS"
+    if fmt not in sf.available_formats():
+        raise AudioError(f"{p}: unsupported output format {p.suffix!r}")
+    effective = subtype or sf.default_subtype(fmt) or ""
+    if effective.startswith("PCM") or effective in ("ULAW", "ALAW"):
+        # libsndfile wraps around instead of clipping when converting loud
+        # floats to integers; clip so a 1.01 peak does not become a click.
+        arr = np.clip(arr, -1.0, 1.0)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        try:
+            sf.write(tmp_name, arr.T, int(sample_rate_hz), format=fmt, subtype=subtype)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            raise AudioError(f"{p}: could not write audio ({exc})") from exc
+        os.replace(tmp_name, p)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return p
+
+
+def resample(audio: Any, sr_from: int, sr_to: int) -> Any:
+    """Resample with a high-quality windowed-sinc filter (torchaudio).
+
+    Parameters
+    ----------
+    audio : np.ndarray or torch.Tensor [shape=(..., samples)]
+    sr_from, sr_to : int
+        Source and target sample rates in Hz.
+
+    Returns
+    -------
+    np.ndarray or torch.Tensor [shape=(..., ceil(samples * sr_to / sr_from))]
+        Same type as the input (NumPy in, float32 NumPy out). The input itself
+        is returned when the rates are equal.
+
+    Notes
+    -----
+    Uses ``torchaudio.functional.resample`` with a Kaiser window and a
+    64-zero-crossing filter. Resampling a long file in pieces adds small
+    errors at the seams; the codec's streaming path handles overlap itself.
+    """
+    if int(sr_from) <= 0 or int(sr_to) <= 0:
+        raise AudioError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    if int(sr_from) == int(sr_to):
+        return audio
+    import torch  # deferred: keeps `import adaptive_codec.audio` light
+    import torchaudio.functional as AF
+
+    is_numpy = not isinstance(audio, torch.Tensor)
+    if is_numpy:
+        arr = np.ascontiguousarray(audio, dtype=np.float32)
+        # torch warns about (and could write to) read-only NumPy memory.
+        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    else:
+        x = audio
+    y = AF.resample(x, int(sr_from), int(sr_to), **_RESAMPLE_KWARGS)
+    return y.numpy() if is_numpy else y
+
+
+def to_mono(audio: Any) -> np.ndarray:
+    """Average all channels (the classifier's view of a recording).
+
+    Parameters
+    ----------
+    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
+
+    Returns
+    -------
+    np.ndarray [shape=(samples,), dtype=float32]
+    """
+    arr = as_channels_first(audio)
+    if arr.shape[0] == 1:
+        return arr[0]
+    return arr.mean(axis=0, dtype=np.float32)

@@ -1,0 +1,358 @@
+"""The ``adaptive-codec`` command line (typer).
+
+Conventions every command follows:
+
+* One typer sub-app per command group (``profiles``, later ``archive``,
+  ``train``), registered with ``app.add_typer``; single commands
+  (``encode``, ``classify``, ...) with ``app.command``.
+* Every command function is wrapped in :func:`handle_errors`: an
+  :class:`~adaptive_codec.errors.AdaptiveCodecError` or ``OSError`` becomes
+  one line ``error: ...`` on stderr and exit code 1. Usage errors exit with
+  code 2 (also one line, via :func:`main`). ``--debug`` shows tracebacks.
+* Heavy imports (torch, the codec) happen inside command functions so that
+  ``--help`` and ``profiles`` stay fast.
+* Results go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import AdaptiveCodecError
+from .profiles import ENV_VAR, Profile, ProfileRegistry
+
+__all__ = ["app", "main", "handle_errors", "cli_state", "CliState", "fail"]
+
+PROG = "adaptive-codec"
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name=PROG,
+    help="Content-adaptive neural audio codec: classify, route, encode, archive.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks are for --debug only; our handler prints one line instead.
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# -- shared state and error handling ------------------------------------------
+
+
+@dataclass
+class CliState:
+    """Options of the top-level command, shared with every sub-command."""
+
+    debug: bool = False
+    profiles_dirs: tuple[Path, ...] = ()
+    _registry: ProfileRegistry | None = field(default=None, repr=False)
+
+    def registry(self) -> ProfileRegistry:
+        """Profiles: built-ins + plug-ins + $ADAPTIVE_CODEC_PROFILES + --profiles-dir."""
+        if self._registry is None:
+            self._registry = ProfileRegistry.default(self.profiles_dirs)
+        return self._registry
+
+
+# Set by the root callback on every invocation. A context variable rather than
+# click's context object because newer typer vendors its own click, so
+# `click.get_current_context()` would not see typer's context.
+_STATE: contextvars.ContextVar[CliState] = contextvars.ContextVar("adaptive_codec_cli")
+
+
+def cli_state() -> CliState:
+    """The :class:`CliState` of the running command (defaults outside one)."""
+    return _STATE.get(CliState())
+
+
+def _is_click_flow(exc: BaseException) -> bool:
+    """True for typer/click's own exceptions (exit, abort, usage errors).
+
+    Duck-typed on purpose: recent typer versions ship a private copy of click, so
+    the classes differ between typer versions.
+    """
+    if isinstance(exc, (typer.Exit, typer.Abort)):
+        return True
+    return hasattr(exc, "exit_code") and hasattr(exc, "format_message")
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        # "[Errno 2] No such file or directory: 'x'" -> "x: No such file or directory"
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _print_error(message: str) -> None:
+    # One line, whatever the message holds: scripts grep for "error:".
+    one_line = " ".join(message.split())
+    typer.echo(f"error: {one_line}", err=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    _print_error(message)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Decorate a command: expected errors become one line and exit code 1.
+
+    ``AdaptiveCodecError`` and ``OSError`` print ``error: <message>``;
+    anything else is a bug and prints ``error: internal error: ...`` with a
+    hint to rerun with ``--debug``, which re-raises so the traceback shows.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            _print_error("interrupted")
+            raise typer.Exit(130) from None
+        except (AdaptiveCodecError, OSError) as exc:
+            if cli_state().debug:
+                raise
+            fail(_message(exc))
+        except Exception as exc:  # noqa: BLE001 - last line of defence
+            if cli_state().debug or _is_click_flow(exc):
+                raise
+            fail(f"internal error: {type(exc).__name__}: {_message(exc)} "
+                 f"(rerun with --debug for the traceback)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- top level ----------------------------------------------------------------
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on errors.")
+    ] = False,
+    profiles_dir: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--profiles-dir", metavar="DIR",
+            help=f"Extra folder of profile TOML files (repeatable; also ${ENV_VAR}).",
+        ),
+    ] = None,
+) -> None:
+    """Content-adaptive neural audio codec: classify, route, encode, archive."""
+    _STATE.set(CliState(debug=debug, profiles_dirs=tuple(profiles_dir or ())))
+
+
+# -- profiles -----------------------------------------------------------------
+
+profiles_app = typer.Typer(
+    help="List, show and validate content profiles.", no_args_is_help=True
+)
+app.add_typer(profiles_app, name="profiles")
+
+
+class ListFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+def _rate(profile: Profile) -> str:
+    if profile.bitrate_kbps is not None:
+        return f"{profile.bitrate_kbps:g} kbps"
+    return f"n_q {profile.n_q}"
+
+
+@profiles_app.command("list")
+@handle_errors
+def profiles_list(
+    format: Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.")]
+    = ListFormat.table,
+) -> None:
+    """List the available profiles (built-in, plug-in and user folders)."""
+    registry = cli_state().registry()
+    if format is ListFormat.json:
+        rows = [
+            {**p.to_dict(), "origin": registry.origin(p.name),
+             "source": str(p.source) if p.source else None}
+            for p in registry
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    rows_text = [("NAME", "LABELS", "RATE", "BASE", "ORIGIN")]
+    for p in registry:
+        rows_text.append((p.name, ",".join(p.labels) or "-", _rate(p), p.base or "-",
+                          registry.origin(p.name)))
+    widths = [max(len(row[i]) for row in rows_text) for i in range(len(rows_text[0]))]
+    for row in rows_text:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@profiles_app.command("show")
+@handle_errors
+def profiles_show(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Profile name, or a profile .toml file.")
+    ],
+) -> None:
+    """Print one profile as TOML (all values, defaults included)."""
+    registry = cli_state().registry()
+    profile = registry.resolve(name)
+    if profile.name in registry and registry.get(profile.name) is profile:
+        origin = registry.origin(profile.name)
+    else:
+        origin = "file"
+    where = f": {profile.source}" if profile.source else ""
+    typer.echo(f"# profile {profile.name!r} ({origin}{where})")
+    typer.echo(profile.to_toml(), nl=False)
+
+
+@profiles_app.command("validate")
+@handle_errors
+def profiles_validate(
+    files: Annotated[
+        list[Path], typer.Argument(help="Profile .toml files to check.", metavar="FILE.toml...")
+    ],
+) -> None:
+    """Check profile files: syntax, keys, values, base profile, name clashes.
+
+    Prints one line per file; exits 1 if any file is invalid.
+    """
+    registry = cli_state().registry()
+    failed = 0
+    for path in files:
+        try:
+            profile = Profile.from_toml(path)
+            existing = registry.get(profile.name) if profile.name in registry else None
+            same_file = (existing is not None and existing.source is not None
+                         and existing.source.resolve() == path.resolve())
+            if not same_file:
+                # A scratch copy of the registry reports clashes and bad bases.
+                scratch = registry.copy()
+                scratch.add(profile, origin="validate")
+                scratch.check()
+        except AdaptiveCodecError as exc:
+            failed += 1
+            _print_error(str(exc))
+            continue
+        typer.echo(f"ok: {path} (profile {profile.name!r}, {_rate(profile)}, "
+                   f"labels: {', '.join(profile.labels) or '-'})")
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- examples -----------------------------------------------------------------
+
+
+@app.command("examples")
+@handle_errors
+def examples(
+    path: Annotated[
+        Optional[str],
+        typer.Option("--path", metavar="NAME", help="Print only this example's file path."),
+    ] = None,
+) -> None:
+    """List the bundled example clips (speech, music, ambient, mixed)."""
+    from .audio import audio_info
+    from .resources import EXAMPLE_NAMES, example_path
+
+    if path is not None:
+        typer.echo(str(example_path(path)))
+        return
+    for name in EXAMPLE_NAMES:
+        file = example_path(name)
+        info = audio_info(file)
+        typer.echo(f"{name:8s} {info.duration_s:6.1f} s  {info.sample_rate_hz:6d} Hz  "
+                   f"{info.channels} ch  {file}")
+
+
+# -- classify (owner: classifier) ----------------------------------------------
+# `adaptive-codec classify IN [--format table|csv|json]`: add an
+# @app.command("classify") here, wrapped in @handle_errors.
+
+# -- encode / decode / info (owner: codec) ---------------------------------------
+# `encode IN OUT.acx [--profile auto|NAME|FILE.toml] [--bitrate KBPS]`,
+# `decode IN.acx OUT.wav`, `info IN.acx`: resolve --profile with
+# cli_state().registry().resolve(...) ("auto" means classify and route).
+
+# -- archive (owner: archive) ---------------------------------------------------
+# A sub-app: archive_app = typer.Typer(help=..., no_args_is_help=True);
+# app.add_typer(archive_app, name="archive"); commands create|list|extract|verify.
+
+# -- bench (owner: benchmarks) ---------------------------------------------------
+# `bench CORPUS --out DIR [--baselines opus,codec2,flac]`.
+
+# -- train (owner: training) ------------------------------------------------------
+# A sub-app `train` with commands codec|classifier|profile. Register the group
+# only once it has a command: an empty group shows up as broken in --help.
+
+
+# -- entry point --------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (console script ``adaptive-codec``).
+
+    Click's usage errors are reduced to one line ``error: ...`` (exit 2);
+    ``--help`` and the per-command handling stay as typer does them.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        result = app(args=args, prog_name=PROG, standalone_mode=False)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except typer.Abort:
+        _print_error("aborted")
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:
+        names = _class_names(exc)
+        if "NoArgsIsHelpError" in names:
+            # Recent typer has printed the help already (get_help() is then
+            # empty); older versions leave it to us.
+            ctx = getattr(exc, "ctx", None)
+            help_text = ctx.get_help() if ctx is not None else ""
+            if help_text.strip():
+                typer.echo(help_text, err=True)
+            return 2
+        if _is_click_flow(exc):
+            message = exc.format_message()  # type: ignore[attr-defined]
+            ctx = getattr(exc, "ctx", None)
+            if "UsageError" in names and ctx is not None:
+                message += f" (see '{ctx.command_path} --help')"
+            _print_error(message)
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        if "--debug" in args:
+            raise
+        # Raised outside any command (e.g. while building the registry).
+        _print_error(_message(exc))
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,415 @@
+"""Content profiles: what a class of audio is coded with, as data.
+
+A profile is a TOML file (see ``profiles/speech.toml``)::
+
+    name = "podcast"                      # [a-z0-9_-], unique in the registry
+    description = "Talk with music beds"
+    labels = ["podcast"]                  # classifier labels routed here
+    bitrate_kbps = 6.0                    # target bitrate ... or n_q = 8 (RVQ depth), not both
+    rate_lambda = 0.01                    # weight of the bit-rate term in training
+    base = "speech"                       # optional: start from this profile's conditioning
+    conditioning = "podcast.safetensors"  # optional: fine-tuned embedding, relative to this file
+    # sample_rate_hz = 24000              # optional: coding rate; default the backbone's
+    # override = true                     # required to replace a profile of the same name/label
+
+    [loss_weights]                        # all default to 0.0
+    waveform = 0.1
+    mel = 1.0
+    stft = 0.6
+
+:meth:`Profile.from_toml` validates the file and reports problems as
+``FILE:LINE: key 'KEY': PROBLEM``. :class:`ProfileRegistry` collects the
+built-in profiles, user folders (``--profiles-dir``, ``$ADAPTIVE_CODEC_PROFILES``)
+and plug-in packages (entry point group ``adaptive_codec.profiles``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+from .errors import ProfileError
+
+__all__ = [
+    "ENV_VAR",
+    "ENTRY_POINT_GROUP",
+    "LossWeights",
+    "Profile",
+    "ProfileRegistry",
+]
+
+#: Environment variable with extra profile folders/files (os.pathsep-separated).
+ENV_VAR = "ADAPTIVE_CODEC_PROFILES"
+#: Entry-point group through which installed packages contribute profiles.
+ENTRY_POINT_GROUP = "adaptive_codec.profiles"
+
+# Names and labels travel in bitstreams and on command lines: keep them
+# lowercase ASCII so "Speech" and "speech" can never be two profiles.
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# "auto" is what the CLI/API use for "let the classifier decide".
+_RESERVED_NAMES = frozenset({"auto"})
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the training loss terms (all default 0.0, i.e. unused).
+
+    Attributes
+    ----------
+    waveform : float
+        L1 on samples.
+    mel : float
+        Multi-scale log-mel distance (speech clarity).
+    stft : float
+        Multi-resolution STFT magnitude loss (music detail).
+    mfcc : float
+        MFCC distance (spectral envelope, speech timbre).
+    chroma : float
+        Chroma (pitch-class) distance (harmony in music).
+    contrast : float
+        Spectral-contrast distance (texture, dynamic range of ambient sound).
+    loudness : float
+        Loudness-envelope distance.
+    """
+
+    waveform: float = 0.0
+    mel: float = 0.0
+    stft: float = 0.0
+    mfcc: float = 0.0
+    chroma: float = 0.0
+    contrast: float = 0.0
+    loudness: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """Return ``{term: weight}`` for every term, zeros included."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+_WEIGHT_KEYS = tuple(f.name for f in fields(LossWeights))
+
+
+class _FieldError(ProfileError):
+    """A problem with one key; :meth:`Profile.from_toml` adds file and line."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"key {key!r}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def _number(key: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _FieldError(key, f"must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise _FieldError(key, f"must be finite, got {value}")
+    if positive and value <= 0:
+        raise _FieldError(key, f"must be > 0, got {value}")
+    if value < 0:
+        raise _FieldError(key, f"must be >= 0, got {value}")
+    return value
+
+
+def _integer(key: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _FieldError(key, f"must be an integer, got {type(value).__name__} {value!r}")
+    if not lo <= value <= hi:
+        raise _FieldError(key, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _FieldError(key, f"must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _identifier(key: str, value: Any) -> str:
+    value = _string(key, value)
+    if not _NAME_RE.match(value):
+        raise _FieldError(
+            key, f"{value!r} must be 1-64 characters of a-z, 0-9, '_' or '-', starting "
+            "with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one class of content is coded and trained.
+
+    Attributes
+    ----------
+    name : str
+        Unique name (``[a-z0-9][a-z0-9_-]*``, not ``"auto"``).
+    description : str
+        One line for humans.
+    labels : tuple of str
+        Classifier labels routed to this profile; empty means the profile is
+        used only when named explicitly.
+    bitrate_kbps : float or None
+        Target bitrate. Exactly one of ``bitrate_kbps`` and ``n_q`` is set;
+        the backbone derives the RVQ depth from the bitrate in one place.
+    n_q : int or None
+        Number of residual-VQ levels to keep, instead of a bitrate.
+    loss_weights : LossWeights
+        Training loss weights for examples of this class.
+    rate_lambda : float
+        Weight of the entropy-model bit estimate in the training loss.
+    sample_rate_hz : int or None
+        Rate the profile codes at; None means the backbone's internal rate.
+    base : str or None
+        Existing profile whose conditioning this one starts from (built-ins
+        have none).
+    conditioning : Path or None
+        Safetensors file with a fine-tuned profile embedding.
+    override : bool
+        Allows this profile to replace an earlier one with the same name or
+        label in a :class:`ProfileRegistry`.
+    source : Path or None
+        File the profile was loaded from (not part of the profile's data).
+    """
+
+    name: str
+    description: str = ""
+    labels: tuple[str, ...] = ()
+    bitrate_kbps: float | None = None
+    n_q: int | None = None
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    rate_lambda: float = 0.0
+    sample_rate_hz: int | None = None
+    base: str | None = None
+    conditioning: Path | None = None
+    override: bool = False
+    source: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _identifier("name", self.name)
+        if self.name in _RESERVED_NAMES:
+            raise _FieldError("name", f"{self.name!r} is reserved")
+        _string("description", self.description)
+        if isinstance(self.labels, str) or not isinstance(self.labels, (tuple, list)):
+            raise _FieldError("labels", f"must be a list of strings, got {self.labels!r}")
+        for label in self.labels:
+            _identifier("labels", label)
+        if len(set(self.labels)) != len(self.labels):
+            raise _FieldError("labels", f"lists a label twice: {list(self.labels)}")
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if (self.bitrate_kbps is None) == (self.n_q is None):
+            raise _FieldError(
+                "bitrate_kbps", "set exactly one of 'bitrate_kbps' and 'n_q' "
+                f"(got {'both' if self.n_q is not None else 'neither'})"
+            )
+        if self.bitrate_kbps is not None:
+            object.__setattr__(
+                self, "bitrate_kbps", _number("bitrate_kbps", self.bitrate_kbps, positive=True)
+            )
+        if self.n_q is not None:
+            _integer("n_q", self.n_q, 1, 64)
+        if not isinstance(self.loss_weights, LossWeights):
+            raise _FieldError("loss_weights", "must be a LossWeights")
+        for key in _WEIGHT_KEYS:
+            _number(f"loss_weights.{key}", getattr(self.loss_weights, key))
+        object.__setattr__(self, "rate_lambda", _number("rate_lambda", self.rate_lambda))
+        if self.sample_rate_hz is not None:
+            _integer("sample_rate_hz", self.sample_rate_hz, 8_000, 192_000)
+        if self.base is not None:
+            _identifier("base", self.base)
+            if self.base == self.name:
+                raise _FieldError("base", "a profile cannot be its own base")
+        if self.conditioning is not None:
+            object.__setattr__(self, "conditioning", Path(self.conditioning))
+            if self.conditioning.suffix != ".safetensors":
+                raise _FieldError("conditioning", "must name a .safetensors file")
+        if not isinstance(self.override, bool):
+            raise _FieldError("override", f"must be true or false, got {self.override!r}")
+
+    # -- (de)serialisation --------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> Profile:
+        """Build a profile from TOML-shaped data (e.g. embedded in a bitstream).
+
+        Parameters
+        ----------
+        data : Mapping
+            Keys as in a profile TOML file.
+        base_dir : Path, optional
+            Folder that a relative ``conditioning`` path is relative to.
+
+        Raises
+        ------
+        ProfileError
+            Unknown key, wrong type or invalid value; the message names the key.
+        """
+        if not isinstance(data, Mapping):
+            raise ProfileError(f"profile data must be a table, got {type(data).__name__}")
+        allowed = {f.name for f in fields(cls)} - {"source"}
+        for key in data:
+            if key not in allowed:
+                raise _FieldError(key, f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
+        if "name" not in data:
+            raise _FieldError("name", "missing (every profile needs a name)")
+        kwargs = dict(data)
+        weights = kwargs.pop("loss_weights", {})
+        if not isinstance(weights, Mapping):
+            raise _FieldError("loss_weights", f"must be a table, got {type(weights).__name__}")
+        for key in weights:
+            if key not in _WEIGHT_KEYS:
+                raise _FieldError(
+                    f"loss_weights.{key}",
+                    f"unknown loss term; known terms: {', '.join(_WEIGHT_KEYS)}",
+                )
+        kwargs["loss_weights"] = LossWeights(
+            **{k: _number(f"loss_weights.{k}", v) for k, v in weights.items()}
+        )
+        if "labels" in kwargs and not isinstance(kwargs["labels"], list):
+            raise _FieldError("labels", f"must be a list of strings, got {kwargs['labels']!r}")
+        if "conditioning" in kwargs:
+            rel = Path(_string("conditioning", kwargs["conditioning"]))
+            kwargs["conditioning"] = base_dir / rel if base_dir is not None else rel
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Profile:
+        """Load and validate a profile file.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            A ``.toml`` profile file.
+
+        Returns
+        -------
+        Profile
+            With ``source`` set to ``path`` and ``conditioning`` resolved
+            relative to the file's folder.
+
+        Raises
+        ------
+        ProfileError
+            ``FILE:LINE: key 'KEY': PROBLEM`` for an invalid key or value,
+            ``FILE:LINE:COL: invalid TOML: ...`` for a syntax error, or
+            ``FILE: ...`` if the file cannot be read.
+        """
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ProfileError(f"{p}: cannot read profile ({reason})") from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{p}:{_toml_error_location(exc)}invalid TOML: "
+                               f"{_strip_location(str(exc))}") from exc
+        try:
+            profile = cls.from_dict(data, base_dir=p.parent)
+        except _FieldError as exc:
+            raise ProfileError(_where(p, text, exc.key) + str(exc)) from exc
+        if profile.conditioning is not None and not profile.conditioning.is_file():
+            raise ProfileError(
+                _where(p, text, "conditioning")
+                + f"key 'conditioning': file not found: {profile.conditioning}"
+            )
+        return replace(profile, source=p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the profile as TOML-shaped plain data (no ``source``).
+
+        ``None`` fields are left out (TOML has no null); ``conditioning`` is
+        written relative to the source file's folder when it lies below it.
+        """
+        out: dict[str, Any] = {"name": self.name, "description": self.description,
+                               "labels": list(self.labels)}
+        if self.bitrate_kbps is not None:
+            out["bitrate_kbps"] = self.bitrate_kbps
+        if self.n_q is not None:
+            out["n_q"] = self.n_q
+        out["rate_lambda"] = self.rate_lambda
+        for key in ("sample_rate_hz", "base"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.conditioning is not None:
+            cond = self.conditioning
+            if self.source is not None and cond.is_relative_to(self.source.parent):
+                cond = cond.relative_to(self.source.parent)
+            out["conditioning"] = cond.as_posix()
+        if self.override:
+            out["override"] = True
+        out["loss_weights"] = self.loss_weights.as_dict()
+        return out
+
+    def to_toml(self) -> str:
+        """Return the profile as TOML text that :meth:`from_toml` reads back."""
+        return tomli_w.dumps(self.to_dict())
+
+
+# -- locating problems in the TOML text ---------------------------------------
+
+_LOCATION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_HEADER_RE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+
+
+def _toml_error_location(exc: Exception) -> str:
+    line = getattr(exc, "lineno", None)  # Python >= 3.14 exposes these
+    col = getattr(exc, "colno", None)
+    if line is None:
+        m = _LOCATION_RE.search(str(exc))
+        if m is None:
+            return " "
+        line, col = m.group(1), m.group(2)
+    return f"{line}:{col}: "
+
+
+def _strip_location(message: str) -> str:
+    return _LOCATION_RE.sub("", message)
+
+
+def _key_pattern(key: str) -> re.Pattern[str]:
+    return re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
+
+
+def _find_key_line(text: str, key: str) -> int | None:
+    """1-based line where ``key`` (``"a"`` or ``"table.a"``) is set, or None."""
+    table, _, leaf = key.rpartition(".")
+    current = ""
+    table_line = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER_RE.match(line)
+        if header:
+            current = header.group(1).replace(" ", "").replace('"', "")
+            if current == table:
+                table_line = number
+            continue
+        if current == table and _key_pattern(leaf).match(line):
+            return number
+        if table and current == "":
+            if _key_pattern(key).match(line):  # dotted key: loss_weights.mel = 1
+                return number
+            if _key_pattern(table).match(line):  # inline table: loss_weights = {...}
+                return number
+    return table_line
+
+
+def _where(path: Path, text: str, key: str) -> str:
+    line = _find_key_line(text, key)
+    return f"{path}:{line}: " if line else f"{path}: "
+
+
+# Registry in its own module; imported here so `adaptive_codec.profiles`
+# stays the one place to import profile types from.
+from .profile_registry import ProfileRegistry  # noqa: E402

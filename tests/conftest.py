@@ -1,0 +1,78 @@
+"""Shared pytest fixtures: repository paths, the developers' corpus, real clips.
+
+Tests use real recordings: the bundled examples (``examples/``, always
+present) for fast tests, and ``../shared/corpus`` (see DESIGN.md, "Data")
+where a test needs more. Corpus tests skip with a clear message when the
+corpus is absent; set ``ADAPTIVE_CODEC_CORPUS`` to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adaptive_codec.audio import load_audio
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+
+def corpus_path() -> Path:
+    """Where the developers' corpus is expected (it may be missing)."""
+    env = os.environ.get("ADAPTIVE_CODEC_CORPUS")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (holds pyproject.toml)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The developers' corpus (speech/, music/, ambient/, mixed/, manifest.csv).
+
+    Skips the test if the corpus is not there.
+    """
+    path = corpus_path()
+    if not (path / "manifest.csv").is_file():
+        pytest.skip(f"developers' corpus not found at {path} "
+                    "(set ADAPTIVE_CODEC_CORPUS to its folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_clip() -> Callable[[str], tuple[np.ndarray, int]]:
+    """Load a bundled example: ``example_clip("speech") -> (audio, sample_rate_hz)``.
+
+    Names: ``speech``, ``music``, ``ambient``, ``mixed``. Audio is float32
+    ``(channels, samples)``. Results are cached; do not modify them in place.
+    """
+    cache: dict[str, tuple[np.ndarray, int]] = {}
+
+    def load(name: str) -> tuple[np.ndarray, int]:
+        if name not in cache:
+            audio, info = load_audio(EXAMPLES_DIR / f"{name}.flac")
+            audio.setflags(write=False)
+            cache[name] = (audio, info.sample_rate_hz)
+        return cache[name]
+
+    return load
+
+
+@pytest.fixture
+def write_text(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a text file under ``tmp_path``: ``write_text("a/b.toml", text)``."""
+
+    def write(relative: str, text: str) -> Path:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
