@@ -29,8 +29,13 @@ packages = find_namespace_packages(
     include=["adaptive_codec", "adaptive_codec.*"], exclude=["*.__pycache__"]
 )
 package_dir = {}
-# "*": every package (e.g. adaptive_codec/weights/*.safetensors).
-package_data = {"*": [f"*.{suffix}" for suffix in DATA_SUFFIXES]}
+package_data = {
+    # "*": every package, e.g. a config file beside a module.
+    "*": [f"*.{suffix}" for suffix in DATA_SUFFIXES],
+    # Backbone weights, also in version sub-folders whose names ("v0.1")
+    # cannot be packages.
+    "adaptive_codec": [f"weights/**/*.{suffix}" for suffix in DATA_SUFFIXES],
+}
 for package, folder in DATA_FOLDERS.items():
     if (ROOT / folder).is_dir():
         packages.append(package)

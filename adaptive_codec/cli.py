@@ -20,6 +20,7 @@ import contextvars
 import enum
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +127,11 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             _print_error("interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`... | head`): not an error. Point stdout
+            # at /dev/null so the final flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except (AdaptiveCodecError, OSError) as exc:
             if cli_state().debug:
                 raise

@@ -145,6 +145,7 @@ def _truncate(path: Path, fraction: float = 0.5) -> Path:
         (lambda d, clip: _truncate(save_audio(d / "cut.wav", clip, 44100)), "truncated"),
         (lambda d, clip: _truncate(save_audio(d / "cut.flac", clip, 44100)), "truncated"),
         (lambda d, clip: _truncate(save_audio(d / "cut.ogg", clip, 44100)), "truncated"),
+        (lambda d, clip: _truncate(save_audio(d / "cut.mp3", clip, 44100)), "truncated"),
         (lambda d, clip: _write_wav(d / "empty.wav", np.zeros((0, 1)), 16000), "empty"),
         (lambda d, clip: _write_wav(d / "nan.wav", np.full((100, 1), np.nan), 16000, "FLOAT"),
          "NaN or infinite"),
@@ -155,7 +156,7 @@ def _truncate(path: Path, fraction: float = 0.5) -> Path:
         (lambda d, clip: _write_wav(d / "high.wav", clip[0], 384000), "384000 Hz"),
     ],
     ids=["missing", "directory", "corrupt-wav", "corrupt-flac", "truncated-wav",
-         "truncated-flac", "truncated-ogg", "empty", "nan", "inf", "9-channels",
+         "truncated-flac", "truncated-ogg", "truncated-mp3", "empty", "nan", "inf", "9-channels",
          "4kHz", "384kHz"],
 )
 def test_bad_input_message(tmp_path, example_clip, make, message):
