@@ -1,0 +1,224 @@
+"""The .aca archive: create / append / list / read / extract / verify, safety rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _format_samples import archive_members
+
+from adaptive_codec.archive import (
+    END_BYTES,
+    ExtractError,
+    append_to_archive,
+    create_archive,
+    extract_archive,
+    list_archive,
+    normalize_member_name,
+    read_member,
+    verify_archive,
+)
+from adaptive_codec.bitstream import read_acx
+from adaptive_codec.errors import AdaptiveCodecError, FormatError
+
+
+@pytest.fixture()
+def archive(tmp_path) -> tuple[Path, list]:
+    members = archive_members(3)
+    path = tmp_path / "a.aca"
+    create_archive(path, members)
+    return path, members
+
+
+def test_create_list_read(archive):
+    path, members = archive
+    entries = list_archive(path)
+    assert [e.name for e in entries] == [m[0] for m in members]
+    for entry, (name, data, info) in zip(entries, members):
+        assert entry.size_bytes == len(data)
+        assert entry.duration_s == info["duration_s"]
+        assert entry.original_size_bytes == info["original_size_bytes"]
+        assert entry.class_mix == {"speech": 0.25, "music": 0.75}
+        assert entry.bitrate_kbps == pytest.approx(len(data) * 8 / info["duration_s"] / 1000)
+        assert read_member(path, name) == data
+        read_acx(read_member(path, name))
+    assert verify_archive(path).ok
+    assert verify_archive(path, check_members=True).entries_checked == 3
+
+
+def test_empty_archive(tmp_path):
+    path = tmp_path / "e.aca"
+    create_archive(path, [])
+    assert list_archive(path) == []
+    assert verify_archive(path).ok
+
+
+def test_append(archive):
+    path, members = archive
+    before = path.read_bytes()
+    append_to_archive(path, [("late/extra.acx", b"\x01\x02", {"duration_s": 0.1, "note": "kept"})])
+    entries = list_archive(path)
+    assert [e.name for e in entries][-1] == "late/extra.acx"
+    assert entries[-1].metadata["note"] == "kept"
+    assert read_member(path, "late/extra.acx") == b"\x01\x02"
+    assert all(read_member(path, n) == d for n, d, _ in members)
+    # Old entries are byte-identical in place: only the index and end record moved.
+    old_index = list_archive(path)[2]
+    assert path.read_bytes()[: old_index.data_offset + old_index.size_bytes] == before[: old_index.data_offset + old_index.size_bytes]
+    assert verify_archive(path).ok
+    with pytest.raises(FormatError, match="duplicate"):
+        append_to_archive(path, [("show/ep0.acx", b"", {})])
+    assert verify_archive(path).ok  # a failed append leaves the archive intact
+
+
+def test_member_names_normalised_and_unsafe_rejected(tmp_path):
+    assert normalize_member_name("./a//b/./c.acx") == "a/b/c.acx"
+    for bad in ["", "/etc/passwd", "../x", "a/../../x", "C:\\x", "c:/x", "a\\b", "a\x00b", ".", "a/.."]:
+        with pytest.raises(FormatError):
+            normalize_member_name(bad)
+    path = tmp_path / "n.aca"
+    create_archive(path, [("./dir//x.acx", b"1", {})])
+    assert [e.name for e in list_archive(path)] == ["dir/x.acx"]
+    with pytest.raises(FormatError, match="duplicate"):
+        create_archive(tmp_path / "d.aca", [("x", b"", {}), ("./x", b"", {})])
+    assert not (tmp_path / "d.aca").exists()
+
+
+def test_extract_all_and_some(archive, tmp_path):
+    path, members = archive
+    out = tmp_path / "out"
+    written = extract_archive(path, out)
+    assert sorted(p.relative_to(out.resolve()).as_posix() for p in written) == sorted(m[0] for m in members)
+    for name, data, _ in members:
+        assert (out / name).read_bytes() == data
+    out2 = tmp_path / "out2"
+    extract_archive(path, out2, members=["show/ep1.acx"])
+    assert [p.name for p in (out2 / "show").iterdir()] == ["ep1.acx"]
+    with pytest.raises(FormatError, match="no member"):
+        extract_archive(path, out2, members=["nope.acx"])
+
+
+def test_extract_never_overwrites_without_force(archive, tmp_path):
+    path, members = archive
+    out = tmp_path / "out"
+    (out / "show").mkdir(parents=True)
+    (out / "show" / "ep2.acx").write_bytes(b"mine")
+    with pytest.raises(ExtractError, match="already exists"):
+        extract_archive(path, out)
+    assert (out / "show" / "ep2.acx").read_bytes() == b"mine"
+    assert not (out / "show" / "ep0.acx").exists()  # refused before writing anything
+    extract_archive(path, out, force=True)
+    assert (out / "show" / "ep2.acx").read_bytes() == members[2][1]
+    assert issubclass(ExtractError, AdaptiveCodecError)
+
+
+def test_extract_refuses_symlink_escape(tmp_path):
+    path = tmp_path / "s.aca"
+    create_archive(path, [("link/evil.acx", b"x", {}), ("plain.acx", b"y", {})])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(outside, out / "link")
+    with pytest.raises(ExtractError, match="symbolic link"):
+        extract_archive(path, out, members=["link/evil.acx"])
+    assert not list(outside.iterdir())
+    # A symlinked file is replaced (with force), never written through.
+    os.symlink(outside / "target", out / "plain.acx")
+    with pytest.raises(ExtractError):
+        extract_archive(path, out, members=["plain.acx"])
+    extract_archive(path, out, members=["plain.acx"], force=True)
+    assert not (outside / "target").exists()
+    assert (out / "plain.acx").read_bytes() == b"y" and not (out / "plain.acx").is_symlink()
+
+
+def test_extract_rejects_hostile_names_in_file(tmp_path):
+    # Craft an archive whose stored name is '../escape' by patching a safe name of equal length.
+    path = tmp_path / "h.aca"
+    create_archive(path, [("aa/escape", b"x", {})])
+    data = path.read_bytes().replace(b"aa/escape", b"../escape")
+    path.write_bytes(data)  # CRCs now fail too, but the name check must hold even in salvage
+    with pytest.raises(FormatError):
+        extract_archive(path, tmp_path / "o")
+    with pytest.raises(FormatError):
+        extract_archive(path, tmp_path / "o", salvage=True)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_salvage_after_index_damage(archive, tmp_path):
+    path, members = archive
+    data = bytearray(path.read_bytes())
+    data[-END_BYTES - 6] ^= 0xFF  # inside the central index
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="salvage"):
+        list_archive(path)
+    report = verify_archive(path)
+    assert not report.ok and "index" in report.problems[0]
+    # Damage one member's data as well: salvage recovers the others.
+    first = members[0][1]
+    at = bytes(data).index(first) + 40
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    out = tmp_path / "salvaged"
+    written = extract_archive(path, out, salvage=True)
+    assert sorted(p.name for p in written) == ["ep1.acx", "ep2.acx"]
+    assert (out / "show" / "ep1.acx").read_bytes() == members[1][1]
+    # Truncation (end record lost) is salvageable too.
+    path.write_bytes(bytes(data[: len(data) // 2 + 300]))
+    extract_archive(path, tmp_path / "half", salvage=True)
+
+
+def test_verify_reports_member_damage(archive):
+    path, members = archive
+    entry = list_archive(path)[1]
+    data = bytearray(path.read_bytes())
+    data[entry.data_offset + 3] ^= 0x10
+    path.write_bytes(bytes(data))
+    report = verify_archive(path)
+    assert not report.ok
+    assert report.entries_checked == 2
+    assert report.problems[0].startswith("show/ep1.acx")
+    with pytest.raises(FormatError, match="CRC"):
+        read_member(path, "show/ep1.acx")
+
+
+def test_rejects_non_archives(tmp_path):
+    path = tmp_path / "bad.aca"
+    for content in [b"", b"ACA1", b"PK\x03\x04" + b"\0" * 60, b"ACA1\x02\x00\x00\x00" + b"\0" * 40]:
+        path.write_bytes(content)
+        with pytest.raises(FormatError):
+            list_archive(path)
+        assert not verify_archive(path).ok
+
+
+def test_huge_declared_lengths(archive):
+    path, _ = archive
+    data = bytearray(path.read_bytes())
+    # Point the end record at an absurd index length: rejected before reading it.
+    end = len(data) - END_BYTES
+    data[end + 12 : end + 20] = (2**62).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError):
+        list_archive(path)
+
+
+def test_crafted_hostile_name_with_valid_crcs(tmp_path):
+    """A well-formed archive (all CRCs right) naming '../escape' is still refused."""
+    import io
+
+    from adaptive_codec import archive as aca
+
+    values = aca._entry_values("x", b"evil", {})
+    values["name"] = "../escape"  # bypass the writer's normalisation
+    buf = io.BytesIO()
+    buf.write(aca._preamble())
+    head = aca._local_header(values)
+    buf.write(head + b"evil")
+    aca._write_tail(buf, [{"local_header_offset": 8, **values}], 8 + len(head) + 4)
+    path = tmp_path / "crafted.aca"
+    path.write_bytes(buf.getvalue())
+    for kwargs in ({}, {"salvage": True}):
+        with pytest.raises(FormatError):
+            extract_archive(path, tmp_path / "out" / "deeper", **kwargs)
+    assert not (tmp_path / "out" / "escape").exists()
