@@ -1,0 +1,491 @@
+"""Content features for the speech / music / ambient classifier.
+
+Every feature of a chunk is derived from ONE short-time Fourier transform at a
+fixed internal analysis rate (16 kHz by default), so the features do not depend
+on the file's sample rate and cost little. Frame-level descriptors (mel shape,
+MFCC, chroma, spectral contrast, flatness, rolloff, ...) are summarised per
+analysis window (~1 s, hop ~0.5 s) by their mean and standard deviation, plus
+a few window-level descriptors (4 Hz modulation energy, low-energy-frame ratio,
+spectral flux, harmonicity).
+
+All descriptors are level-invariant on purpose: the same recording played
+10 dB quieter must get the same label. The absolute level is returned
+separately (``WindowFeatures.level_dbfs``) for the explicit silence gate.
+
+Streaming: :func:`stream_window_features` takes blocks of audio and yields
+features window by window with bounded memory. Every window only uses frames
+that lie completely inside it, so the result does not depend on how the input
+is cut into blocks; :func:`window_features` is the same code with one block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FEATURE_VERSION",
+    "FeatureConfig",
+    "WindowFeatures",
+    "feature_names",
+    "file_window_features",
+    "stream_window_features",
+    "window_features",
+]
+
+#: Bumped whenever the meaning or order of the feature vector changes; a saved
+#: classifier records it and refuses to load against a different version.
+FEATURE_VERSION = 1
+
+# Floor added before logarithms: -100 dB re full scale, far below any real
+# recording, so silence gives finite (and constant) features.
+_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Analysis parameters; stored with every classifier artifact.
+
+    Parameters
+    ----------
+    sample_rate_hz : int
+        Internal analysis rate; input is resampled to it (16 kHz keeps the
+        bands that separate speech, music and ambience and halves the cost).
+    window_s : float
+        Length of one classification window in seconds.
+    hop_s : float
+        Step between windows in seconds (windows overlap when < window_s).
+    n_fft : int
+        STFT frame length in samples at the analysis rate (64 ms at 16 kHz:
+        enough frequency resolution for chroma).
+    frame_hop : int
+        STFT hop in samples (20 ms at 16 kHz: fast enough for 4 Hz
+        syllable-rate modulation); ``hop_s`` must be a multiple of it.
+    n_mels : int
+        Number of mel bands of the mel-shape statistics.
+    n_mfcc : int
+        Number of MFCCs, without c0 (c0 is the level).
+    contrast_fmin_hz : float
+        Lower edge of the first spectral-contrast octave band.
+    contrast_bands : int
+        Number of spectral-contrast octave bands (must stay below Nyquist).
+    """
+
+    sample_rate_hz: int = 16000
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    n_fft: int = 1024
+    frame_hop: int = 320
+    n_mels: int = 40
+    n_mfcc: int = 13
+    contrast_fmin_hz: float = 100.0
+    contrast_bands: int = 6
+
+    def __post_init__(self) -> None:
+        if self.sample_rate_hz < 4000:
+            raise ValueError(f"sample_rate_hz must be >= 4000, got {self.sample_rate_hz}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError(f"need 0 < hop_s <= window_s, got hop_s={self.hop_s}, window_s={self.window_s}")
+        if self.window_samples < self.n_fft:
+            raise ValueError("window_s must be at least one STFT frame (n_fft samples)")
+        for name, seconds in (("window_s", self.window_s), ("hop_s", self.hop_s)):
+            samples = seconds * self.sample_rate_hz
+            if abs(samples - round(samples)) > 1e-6 or round(samples) % self.frame_hop:
+                raise ValueError(f"{name}={seconds} s is not a whole number of frame_hop={self.frame_hop} samples")
+        if self.contrast_fmin_hz * 2**self.contrast_bands >= self.sample_rate_hz / 2:
+            raise ValueError("contrast_fmin_hz * 2**contrast_bands must be below Nyquist")
+
+    @property
+    def window_samples(self) -> int:
+        """Window length in samples at the analysis rate."""
+        return round(self.window_s * self.sample_rate_hz)
+
+    @property
+    def hop_samples(self) -> int:
+        """Window hop in samples at the analysis rate."""
+        return round(self.hop_s * self.sample_rate_hz)
+
+    @property
+    def frames_per_window(self) -> int:
+        """STFT frames lying completely inside one window."""
+        return (self.window_samples - self.n_fft) // self.frame_hop + 1
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (stored in classifier artifacts)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``TypeError``."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class WindowFeatures:
+    """Features of consecutive analysis windows.
+
+    Attributes
+    ----------
+    start_s : np.ndarray [shape=(n_windows,)]
+        Start time of each window in seconds from the start of the input.
+    end_s : np.ndarray [shape=(n_windows,)]
+        End time of each window (``start_s + window_s``, or the end of the
+        input when it is shorter than one window).
+    values : np.ndarray [shape=(n_windows, n_features)], float32
+        Level-invariant feature vectors, columns named by :func:`feature_names`.
+    level_dbfs : np.ndarray [shape=(n_windows,)]
+        Mean power of the window in dB relative to full scale (silence gate).
+    """
+
+    start_s: np.ndarray
+    end_s: np.ndarray
+    values: np.ndarray
+    level_dbfs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.start_s)
+
+    @staticmethod
+    def concatenate(parts: Iterable[WindowFeatures], n_features: int) -> WindowFeatures:
+        """Join consecutive pieces (e.g. the blocks of a stream)."""
+        parts = list(parts)
+        if not parts:
+            empty = np.zeros(0)
+            return WindowFeatures(empty, empty, np.zeros((0, n_features), np.float32), empty)
+        return WindowFeatures(
+            np.concatenate([p.start_s for p in parts]),
+            np.concatenate([p.end_s for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            np.concatenate([p.level_dbfs for p in parts]),
+        )
+
+
+# Per-frame descriptors summarised by mean and std, in this order.
+def _frame_names(config: FeatureConfig) -> list[str]:
+    return (
+        [f"mel_shape_{i}" for i in range(config.n_mels)]
+        + [f"mfcc_{i}" for i in range(1, config.n_mfcc + 1)]
+        + [f"chroma_{i}" for i in range(12)]
+        + [f"contrast_{i}" for i in range(config.contrast_bands + 1)]
+        + ["flatness", "rolloff", "centroid", "bandwidth", "zcr", "harmonicity", "chroma_peak"]
+    )
+
+
+def feature_names(config: FeatureConfig = FeatureConfig()) -> list[str]:
+    """Names of the columns of :attr:`WindowFeatures.values`.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+        Analysis parameters (band counts change the length).
+
+    Returns
+    -------
+    list of str [length=n_features]
+    """
+    frame = _frame_names(config)
+    return (
+        [f"{n}_mean" for n in frame]
+        + [f"{n}_std" for n in frame]
+        + [f"mfcc_delta_{i}_std" for i in range(1, config.n_mfcc + 1)]
+        + ["flux_mean", "flux_std", "energy_std_db", "low_energy_ratio", "modulation_4hz", "onset_periodicity"]
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Analysis window, mel and chroma filter banks and DCT matrix (cached)."""
+    import librosa
+    import scipy.fft
+
+    sr, n_fft = config.sample_rate_hz, config.n_fft
+    hann = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
+    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels, fmin=30.0, fmax=sr / 2).astype(np.float32)
+    chroma = librosa.filters.chroma(sr=sr, n_fft=n_fft).astype(np.float32)
+    dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[1 : config.n_mfcc + 1].astype(np.float32)
+    return hann, mel, chroma, dct
+
+
+def _frame_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame descriptors from one STFT.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32, n >= n_fft
+        Mono signal at the analysis rate.
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(n_frame_features, t)]
+        Level-invariant descriptors in :func:`_frame_names` order.
+    log_mel : np.ndarray [shape=(n_mels, t)]
+        Log-mel power in dB (for spectral flux).
+    power_db : np.ndarray [shape=(t,)]
+        Frame power in dBFS (time domain, for level and energy statistics).
+    """
+    import librosa
+    import scipy.fft
+
+    sr, n_fft, hop = config.sample_rate_hz, config.n_fft, config.frame_hop
+    hann, mel_fb, chroma_fb, dct = _filters(config)
+    # center=False: frame j covers samples [j*hop, j*hop + n_fft), so a frame
+    # belongs to exactly the windows that contain it (block-independent).
+    frames = librosa.util.frame(y, frame_length=n_fft, hop_length=hop)  # view, (n_fft, t)
+    power_t = np.mean(frames**2, axis=0)
+    signs = np.signbit(frames)
+    zcr = np.mean(signs[1:] != signs[:-1], axis=0)
+    # scipy's FFT keeps float32 (numpy's would upcast): the one STFT, (1 + n_fft/2, t)
+    spec = scipy.fft.rfft(frames * hann[:, None], axis=0)
+    mag = np.abs(spec).astype(np.float32)
+    power = mag**2
+    freqs = np.linspace(0, sr / 2, power.shape[0], dtype=np.float32)
+
+    mel = mel_fb @ power
+    log_mel = 10 * np.log10(mel + _EPS)
+    mel_shape = log_mel - log_mel.mean(axis=0, keepdims=True)  # spectral shape, level removed
+    mfcc = dct @ log_mel
+    chroma = chroma_fb @ power
+    chroma /= chroma.sum(axis=0, keepdims=True) + _EPS
+    chroma_peak = chroma.max(axis=0)
+    contrast = librosa.feature.spectral_contrast(
+        S=mag, sr=sr, n_fft=n_fft, fmin=config.contrast_fmin_hz, n_bands=config.contrast_bands
+    )
+    total = power.sum(axis=0) + _EPS
+    flatness = np.exp(np.mean(np.log(power + _EPS), axis=0)) / (np.mean(power, axis=0) + _EPS)
+    rolloff = freqs[np.argmax(np.cumsum(power, axis=0) >= 0.85 * total, axis=0)] / (sr / 2)
+    centroid = (freqs @ power) / total
+    bandwidth = np.sqrt(((freqs[:, None] - centroid) ** 2 * power).sum(axis=0) / total)
+    # Harmonicity: peak of the normalised autocorrelation (Wiener-Khinchin on
+    # the same spectrum) over pitch lags 60-500 Hz; high for voice and tones.
+    # Only the lower half of the spectrum is used (pitch lives there), which
+    # halves the cost: lags are then in units of 2 samples.
+    half = n_fft // 4 + 1
+    acf = scipy.fft.irfft(power[:half], n=n_fft // 2, axis=0)
+    lo, hi = int(sr / 2 / 500), int(sr / 2 / 60)
+    harmonicity = acf[lo:hi].max(axis=0) / (acf[0] + _EPS)
+    stacked = np.vstack(
+        [
+            mel_shape,
+            mfcc,
+            chroma,
+            contrast,
+            np.log10(flatness + _EPS)[None],
+            rolloff[None],
+            (centroid / (sr / 2))[None],
+            (bandwidth / (sr / 2))[None],
+            zcr[None],
+            harmonicity[None],
+            chroma_peak[None],
+        ]
+    ).astype(np.float32)
+    return stacked, log_mel, 10 * np.log10(power_t + _EPS)
+
+
+def _windows(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """View ``x[..., s:s+length]`` for every start; shape (..., n_windows, length)."""
+    view = np.lib.stride_tricks.sliding_window_view(x, length, axis=-1)
+    return view[..., starts, :]
+
+
+def _window_stats(
+    frames: np.ndarray, log_mel: np.ndarray, power_db: np.ndarray, starts: np.ndarray, length: int, config: FeatureConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Summarise frames ``[s, s+length)`` for every start; returns (values, level_dbfs)."""
+    n_frame = len(_frame_names(config))
+    win = _windows(frames, starts, length)  # (d, w, L)
+    mean = win.mean(axis=-1).T
+    std = win.std(axis=-1).T
+    mfcc = win[config.n_mels : config.n_mels + config.n_mfcc]
+    delta_std = np.diff(mfcc, axis=-1).std(axis=-1).T if length > 1 else np.zeros((len(starts), config.n_mfcc))
+    # Positive spectral flux between consecutive frames (onset strength).
+    mel_win = _windows(log_mel, starts, length)
+    if length > 1:
+        flux = np.maximum(np.diff(mel_win, axis=-1), 0).mean(axis=0)  # (w, L-1)
+    else:
+        flux = np.zeros((len(starts), 1), np.float32)
+    energy = _windows(power_db, starts, length)  # (w, L)
+    lin = 10 ** (energy / 10)
+    level_dbfs = 10 * np.log10(lin.mean(axis=-1) + _EPS)
+    low_energy = np.mean(lin < 0.5 * lin.mean(axis=-1, keepdims=True), axis=-1)
+    # Syllable-rate (3-6 Hz) share of the energy-envelope modulation spectrum.
+    env = energy - energy.mean(axis=-1, keepdims=True)
+    mod = np.abs(np.fft.rfft(env, axis=-1)) ** 2
+    mod_hz = np.fft.rfftfreq(length, d=config.frame_hop / config.sample_rate_hz)
+    band = (mod_hz >= 3) & (mod_hz <= 6)
+    modulation = mod[:, band].sum(-1) / (mod[:, 1:].sum(-1) + _EPS)
+    # Rhythmic regularity: best normalised autocorrelation of the flux at
+    # beat-like lags (0.2-0.5 s); music is periodic, speech and ambience less.
+    onset_periodicity = _periodicity(flux, config)
+    values = np.hstack(
+        [
+            mean,
+            std,
+            delta_std,
+            flux.mean(axis=-1, keepdims=True),
+            flux.std(axis=-1, keepdims=True),
+            energy.std(axis=-1, keepdims=True) / 10,
+            low_energy[:, None],
+            modulation[:, None],
+            onset_periodicity[:, None],
+        ]
+    ).astype(np.float32)
+    assert values.shape[1] == 2 * n_frame + config.n_mfcc + 6
+    return values, level_dbfs
+
+
+def _periodicity(flux: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    frame_s = config.frame_hop / config.sample_rate_hz
+    lo, hi = round(0.2 / frame_s), round(0.5 / frame_s)
+    n = flux.shape[-1]
+    if n <= lo + 2:
+        return np.zeros(flux.shape[0], np.float32)
+    centred = flux - flux.mean(axis=-1, keepdims=True)
+    spec = np.fft.rfft(centred, n=2 * n, axis=-1)
+    acf = np.fft.irfft(np.abs(spec) ** 2, axis=-1)[:, : min(hi, n - 1) + 1]
+    return acf[:, lo:].max(axis=-1) / (acf[:, 0] + _EPS)
+
+
+def _to_mono_float(block: np.ndarray) -> np.ndarray:
+    """(samples,) or (channels, samples) -> float32 mono (channel mean)."""
+    block = np.asarray(block, dtype=np.float32)
+    if block.ndim == 2:
+        block = block.mean(axis=0)
+    elif block.ndim != 1:
+        raise ValueError(f"audio must have shape (samples,) or (channels, samples), got {block.shape}")
+    # Non-finite samples would poison every statistic of the window.
+    return np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+
+
+def stream_window_features(
+    blocks: Iterable[np.ndarray], *, sample_rate_hz: int, config: FeatureConfig = FeatureConfig()
+) -> Iterator[WindowFeatures]:
+    """Features of a stream of audio blocks, window by window.
+
+    Memory is bounded by one block plus one window, whatever the stream length.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray [shape=(samples,) or (channels, samples)]
+        Consecutive pieces of one recording at ``sample_rate_hz``.
+    sample_rate_hz : int
+        Sample rate of the blocks.
+    config : FeatureConfig
+        Analysis parameters.
+
+    Yields
+    ------
+    WindowFeatures
+        Features of the windows completed by each block. A stream shorter than
+        one window yields a single window covering all of it.
+    """
+    import soxr
+
+    if sample_rate_hz <= 0:
+        raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+    resampler = None
+    if sample_rate_hz != config.sample_rate_hz:
+        resampler = soxr.ResampleStream(sample_rate_hz, config.sample_rate_hz, 1, dtype="float32", quality="HQ")
+    W, H, L = config.window_samples, config.hop_samples, config.frames_per_window
+    hop_frames = H // config.frame_hop
+    buffer = np.zeros(0, np.float32)
+    consumed = 0  # analysis-rate samples dropped from the front of the buffer
+    n_done = 0  # windows emitted so far
+
+    def emit(last: bool) -> Iterator[WindowFeatures]:
+        nonlocal buffer, consumed, n_done
+        n_ready = (len(buffer) - W) // H + 1 if len(buffer) >= W else 0
+        if n_ready > 0:
+            used = (n_ready - 1) * H + W
+            frames, log_mel, power_db = _frame_features(buffer[:used], config)
+            starts = np.arange(n_ready) * hop_frames
+            values, level = _window_stats(frames, log_mel, power_db, starts, L, config)
+            start_s = (consumed + np.arange(n_ready) * H) / config.sample_rate_hz
+            yield WindowFeatures(start_s, start_s + config.window_s, values, level)
+            n_done += n_ready
+            buffer = buffer[n_ready * H :]
+            consumed += n_ready * H
+        elif last and n_done == 0 and len(buffer) > 0:
+            # Shorter than one window: one window over everything there is.
+            short = np.pad(buffer, (0, max(0, config.n_fft - len(buffer))))
+            frames, log_mel, power_db = _frame_features(short, config)
+            values, level = _window_stats(frames, log_mel, power_db, np.array([0]), frames.shape[1], config)
+            yield WindowFeatures(np.zeros(1), np.array([len(buffer) / config.sample_rate_hz]), values, level)
+            n_done = 1
+
+    for block in blocks:
+        mono = _to_mono_float(block)
+        if resampler is not None:
+            mono = resampler.resample_chunk(mono, last=False)
+        buffer = np.concatenate([buffer, mono])
+        yield from emit(last=False)
+    if resampler is not None:
+        buffer = np.concatenate([buffer, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
+    yield from emit(last=True)
+
+
+def window_features(
+    y: np.ndarray, *, sample_rate_hz: int, config: FeatureConfig = FeatureConfig()
+) -> WindowFeatures:
+    """Features of every analysis window of an in-memory signal.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(samples,) or (channels, samples)]
+        Audio at ``sample_rate_hz`` (channels are averaged).
+    sample_rate_hz : int
+        Sample rate of ``y``.
+    config : FeatureConfig
+        Analysis parameters.
+
+    Returns
+    -------
+    WindowFeatures
+        ``values`` has shape (n_windows, len(feature_names(config))).
+    """
+    parts = stream_window_features([y], sample_rate_hz=sample_rate_hz, config=config)
+    return WindowFeatures.concatenate(parts, len(feature_names(config)))
+
+
+def file_window_features(
+    path, *, config: FeatureConfig = FeatureConfig(), block_s: float = 60.0, progress=None
+) -> WindowFeatures:
+    """Features of an audio file, read in blocks (bounded memory).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file soundfile can read.
+    config : FeatureConfig
+        Analysis parameters.
+    block_s : float
+        Seconds of audio read per block.
+    progress : callable, optional
+        Called with the number of seconds processed after every block.
+
+    Returns
+    -------
+    WindowFeatures
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable or corrupt file.
+    """
+    from adaptive_codec.audio import audio_info, iter_audio_blocks
+
+    sr = audio_info(path).sample_rate_hz
+    blocks = iter_audio_blocks(path, max(1, int(block_s * sr)))
+
+    def reported():
+        for block in blocks:
+            yield block
+            # After the block's windows are done (the generator resumes here).
+            if progress is not None:
+                progress(block.shape[-1] / sr)
+
+    parts = list(stream_window_features(reported(), sample_rate_hz=sr, config=config))
+    return WindowFeatures.concatenate(parts, len(feature_names(config)))

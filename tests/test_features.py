@@ -1,0 +1,150 @@
+"""Content features: shapes, finiteness on awkward input, level invariance, streaming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptive_codec.features import (
+    FeatureConfig,
+    WindowFeatures,
+    feature_names,
+    file_window_features,
+    stream_window_features,
+    window_features,
+)
+
+CONFIG = FeatureConfig()
+N_FEATURES = len(feature_names(CONFIG))
+
+
+def _noise(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def _tone(seconds: float, sr: int, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_feature_names_are_unique_and_match_values():
+    names = feature_names(CONFIG)
+    assert len(names) == len(set(names))
+    feats = window_features(_noise(3.0, 16000), sample_rate_hz=16000)
+    assert feats.values.shape == (len(feats), N_FEATURES)
+
+
+@pytest.mark.parametrize("sr", [8000, 11025, 16000, 22050, 44100, 48000])
+def test_window_count_and_times_do_not_depend_on_sample_rate(sr):
+    feats = window_features(_noise(5.0, sr), sample_rate_hz=sr)
+    # 5 s, 1 s windows every 0.5 s -> 9 windows
+    assert len(feats) == 9
+    np.testing.assert_allclose(feats.start_s, np.arange(9) * 0.5)
+    np.testing.assert_allclose(feats.end_s, feats.start_s + 1.0)
+    assert feats.values.dtype == np.float32
+    assert np.isfinite(feats.values).all()
+
+
+@pytest.mark.parametrize(
+    "name, signal",
+    [
+        ("silence", np.zeros(32000, np.float32)),
+        ("noise", _noise(2.0, 16000)),
+        ("clipped", np.clip(10 * _tone(2.0, 16000), -1, 1)),
+        ("dc", np.full(32000, 0.5, np.float32)),
+        ("impulse", np.eye(1, 32000, 16000, dtype=np.float32)[0]),
+        ("nan", np.where(np.arange(32000) % 100 == 0, np.nan, _noise(2.0, 16000)).astype(np.float32)),
+    ],
+)
+def test_features_are_finite_on_awkward_signals(name, signal):
+    feats = window_features(signal, sample_rate_hz=16000)
+    assert feats.values.shape == (3, N_FEATURES)
+    assert np.isfinite(feats.values).all(), name
+    assert np.isfinite(feats.level_dbfs).all(), name
+
+
+def test_silence_has_very_low_level():
+    feats = window_features(np.zeros(32000, np.float32), sample_rate_hz=16000)
+    assert (feats.level_dbfs < -90).all()
+
+
+def test_stereo_is_the_channel_mean():
+    left, right = _noise(2.0, 22050, seed=1), _noise(2.0, 22050, seed=2)
+    stereo = window_features(np.stack([left, right]), sample_rate_hz=22050)
+    mono = window_features((left + right) / 2, sample_rate_hz=22050)
+    np.testing.assert_allclose(stereo.values, mono.values, rtol=1e-5, atol=1e-5)
+
+
+def test_features_are_level_invariant(example_clip):
+    audio, sr = example_clip("music")
+    loud = window_features(audio[:, : 4 * sr], sample_rate_hz=sr)
+    quiet = window_features(audio[:, : 4 * sr] * 0.1, sample_rate_hz=sr)
+    np.testing.assert_allclose(loud.level_dbfs - 20, quiet.level_dbfs, atol=0.01)
+    # Exact but for the -100 dB floors in near-silent bins.
+    diff = np.abs(loud.values - quiet.values)
+    assert np.median(diff) < 0.01 and diff.max() < 0.3
+
+
+def test_shorter_than_one_window_gives_one_window():
+    feats = window_features(_tone(0.3, 44100), sample_rate_hz=44100)
+    assert len(feats) == 1
+    assert feats.start_s[0] == 0.0
+    assert feats.end_s[0] == pytest.approx(0.3, abs=1e-3)
+    assert np.isfinite(feats.values).all()
+    tiny = window_features(np.ones(10, np.float32) * 0.1, sample_rate_hz=8000)
+    assert len(tiny) == 1 and np.isfinite(tiny.values).all()
+
+
+def test_empty_input_gives_no_windows():
+    feats = window_features(np.zeros(0, np.float32), sample_rate_hz=16000)
+    assert len(feats) == 0 and feats.values.shape == (0, N_FEATURES)
+
+
+@pytest.mark.parametrize("sr, block", [(16000, 7001), (44100, 30000)])
+def test_streaming_equals_one_shot(sr, block):
+    signal = _noise(6.0, sr) + _tone(6.0, sr)
+    whole = window_features(signal, sample_rate_hz=sr)
+    blocks = [signal[i : i + block] for i in range(0, len(signal), block)]
+    streamed = WindowFeatures.concatenate(stream_window_features(blocks, sample_rate_hz=sr), N_FEATURES)
+    np.testing.assert_allclose(streamed.start_s, whole.start_s)
+    # Resampling in blocks may differ in the last bits only.
+    np.testing.assert_allclose(streamed.values, whole.values, rtol=1e-3, atol=1e-3)
+
+
+def test_new_input_never_changes_earlier_windows():
+    signal = _noise(6.0, 16000)
+    first = window_features(signal[: 4 * 16000], sample_rate_hz=16000)
+    longer = window_features(signal, sample_rate_hz=16000)
+    np.testing.assert_allclose(longer.values[: len(first)], first.values, rtol=1e-5, atol=1e-5)
+
+
+def test_file_features_match_in_memory(example_clip):
+    from tests.conftest import EXAMPLES_DIR
+
+    audio, sr = example_clip("speech")
+    seen = []
+    from_file = file_window_features(EXAMPLES_DIR / "speech.flac", block_s=2.0, progress=seen.append)
+    in_memory = window_features(audio, sample_rate_hz=sr)
+    np.testing.assert_allclose(from_file.values, in_memory.values, rtol=1e-3, atol=1e-3)
+    assert sum(seen) == pytest.approx(audio.shape[-1] / sr)
+
+
+def test_custom_window_and_hop():
+    config = FeatureConfig(window_s=2.0, hop_s=1.0)
+    feats = window_features(_noise(5.0, 16000), sample_rate_hz=16000, config=config)
+    assert len(feats) == 4
+    np.testing.assert_allclose(feats.start_s, [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(hop_s=0.0), dict(hop_s=2.0), dict(hop_s=0.51), dict(window_s=0.03), dict(contrast_bands=8)],
+)
+def test_invalid_config_is_rejected(kwargs):
+    with pytest.raises(ValueError):
+        FeatureConfig(**kwargs)
+
+
+def test_config_round_trips_through_dict():
+    config = FeatureConfig(window_s=2.0, hop_s=1.0, n_mels=32)
+    assert FeatureConfig.from_dict(config.to_dict()) == config
