@@ -213,11 +213,15 @@ class Backbone(nn.Module):
         energy = torch.log10(coef.pow(2).mean(-1, keepdim=True) + 1e-10) / 5
         return torch.cat([compressed, energy], dim=-1)
 
-    def synthesis(self, decoded: torch.Tensor, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio from decoder output ``(batch, frames, hop)``; returns (audio, coefficients)."""
+    def synthesis_coefficients(self, decoded: torch.Tensor) -> torch.Tensor:
+        """MDCT coefficients ``(batch, hop, frames)`` from decoder output ``(batch, frames, hop)``."""
         # Power-2 expansion: the decoder works in a square-root domain,
         # which evens out the loud/quiet dynamic range it must produce.
-        coef = (decoded * decoded.abs() * self.out_scale).transpose(1, 2)
+        return (decoded * decoded.abs() * self.out_scale).transpose(1, 2)
+
+    def synthesis(self, decoded: torch.Tensor, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio from decoder output ``(batch, frames, hop)``; returns (audio, coefficients)."""
+        coef = self.synthesis_coefficients(decoded)
         return self.mdct.inverse(coef, n_samples), coef
 
     # -- training forward ---------------------------------------------------

@@ -177,6 +177,19 @@ class ResidualVQ(nn.Module):
         return out
 
     @torch.no_grad()
+    def decode_masked(self, codes: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+        """Latent from indices ``(batch, levels, frames)`` with a depth per frame.
+
+        ``depths`` ``(batch, frames)``: frame ``t`` sums its first ``depths[t]``
+        levels, so segments coded at different bitrates decode in one pass.
+        """
+        out = 0
+        for i in range(codes.shape[1]):
+            active = (depths > i).to(torch.float32)[..., None]
+            out = out + self.levels[i].decode(codes[:, i]) * active
+        return out
+
+    @torch.no_grad()
     def kmeans_init(self, latent: torch.Tensor, n_iter: int = 10) -> None:
         """Initialise every level's codebook by k-means on a batch of latents.
 

@@ -1,0 +1,5 @@
+"""``python -m adaptive_codec.train …`` (also under torchrun)."""
+
+from .cli import main
+
+main()

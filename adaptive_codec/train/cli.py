@@ -1,0 +1,88 @@
+"""`adaptive-codec train …` commands (also `python -m adaptive_codec.train`)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+train_app = typer.Typer(help="Train the codec backbone, the classifier or a profile.",
+                        no_args_is_help=True)
+
+DEFAULT_CACHE = Path.home() / ".cache" / "adaptive-codec" / "codec-cache"
+
+
+def _cache_for(data_dir: Path, kind: str, cache_root: Path) -> Path:
+    key = hashlib.sha1(f"{data_dir.resolve()}|{kind}".encode()).hexdigest()[:10]
+    return cache_root / f"{data_dir.name}-{kind}-{key}"
+
+
+@train_app.command("codec")
+def train_codec(
+    data: Annotated[list[Path], typer.Option(
+        "--data", help="Corpus folder(s) with manifest.csv (path,label,source,…). Split by "
+        "source recording: the held-out part is never trained on and is used for evaluation.")],
+    extra: Annotated[Optional[list[Path]], typer.Option(
+        "--extra", help="More training folders with manifest.csv, used whole (no held-out part).")] = None,
+    extra_hours: Annotated[float, typer.Option(
+        help="Cap per class (hours) on each --extra folder, bounds the one-off cache build.")] = 4.0,
+    run_dir: Annotated[Path, typer.Option(help="Checkpoints and logs; resumes if it has one.")] = Path("runs/codec"),
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with a [train] table.")] = None,
+    init_weights: Annotated[Optional[Path], typer.Option(
+        "--init", help="Start from these safetensors weights when the run has no checkpoint "
+        "(default: the shipped weights).")] = None,
+    from_scratch: Annotated[bool, typer.Option(help="Ignore shipped weights; random init.")] = False,
+    export: Annotated[Optional[Path], typer.Option(help="Write fp16 safetensors weights here at the end.")] = None,
+    max_steps: Annotated[int, typer.Option(help="Stop at this total step count.")] = 1_000_000,
+    max_minutes: Annotated[float, typer.Option(help="Stop after this much wall time (resumable).")] = 10.0,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default from config).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
+    profiles_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra profile folders.")] = None,
+) -> None:
+    """Train (or continue training) the shared backbone codec."""
+    import torch
+
+    from ..profiles import ProfileRegistry
+    from ..resources import weights_dir
+    from .codec import CodecTrainer, TrainConfig
+    from .codec_data import build_cache, corpus_clips, pool_clips
+    from .codec_eval import HeldOutSet
+
+    cfg = TrainConfig.from_toml(config) if config else TrainConfig()
+    if threads is not None:
+        cfg.threads = threads
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    caches = []
+    for d in data:
+        cache = _cache_for(d, "train", cache_dir)
+        if not (cache / "done").exists():
+            build_cache(corpus_clips(d, "train"), cache)
+            (cache / "done").touch()
+        caches.append(str(cache))
+    for d in extra or []:
+        cache = _cache_for(d, f"all{extra_hours:g}", cache_dir)
+        if not (cache / "done").exists():
+            cap = {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}
+            build_cache(pool_clips(d, cap), cache)
+            (cache / "done").touch()
+        caches.append(str(cache))
+    cfg.caches = caches
+    registry = ProfileRegistry.default(profiles_dirs=profiles_dir or ())
+    held_out = HeldOutSet.from_corpus(data[0])
+    init = None if from_scratch else (init_weights or weights_dir() / "backbone.safetensors")
+    if init is not None and not Path(init).exists():
+        init = None
+    trainer = CodecTrainer(run_dir, cfg, registry, init_weights=init, device=device,
+                           held_out=held_out)
+    typer.echo(f"training from step {trainer.step} on {device}; data hours "
+               + ", ".join(f"{k} {v:.2f}" for k, v in trainer.sampler.hours().items()))
+    trainer.run(max_steps, max_minutes, export_to=export)
+    typer.echo(f"stopped at step {trainer.step}; checkpoint in {run_dir}")
+
+
+def main() -> None:
+    train_app()

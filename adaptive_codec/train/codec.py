@@ -1,0 +1,230 @@
+"""Training loop of the shared backbone codec.
+
+Resumable in short runs (``--max-minutes``): the checkpoint holds model,
+optimizer, sampler position and step; a constant learning rate means a run
+that stops and resumes trains exactly like one long run. Every example
+carries its class, and its loss uses that profile's ``[loss_weights]`` and
+``rate_lambda`` from the profile TOML.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from ..backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
+from ..backbone.model import Backbone, BackboneConfig
+from ..backbone.weights import export_weights, load_weights
+from .codec_data import CropSampler
+from .codec_eval import HeldOutSet, evaluate
+
+
+@dataclass
+class TrainConfig:
+    """Codec training settings (a ``[train]`` table in the ``--config`` TOML)."""
+
+    batch_size: int = 16
+    crop_s: float = 1.0  # crop length; 1 s = 75 frames
+    learning_rate: float = 3e-4  # constant: resumable runs train like one long run
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    quantizer_dropout: float = 0.5  # share of examples with a random depth
+    commitment_weight: float = 0.25
+    codebook_weight: float = 1.0
+    prior_weight: float = 0.01  # trains the entropy prior on the hard codes
+    dead_code_every: int = 200  # steps between dead-code replacement
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    seed: int = 0
+    threads: int = 1
+    eval_n_q: int = 8  # depth evaluated during training (6 kbps nominal)
+    caches: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_toml(cls, path: Path) -> "TrainConfig":
+        data = tomllib.loads(Path(path).read_text()).get("train", {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown [train] keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def _profile_weights(names: tuple[str, ...], registry) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss-weight matrix and rate lambdas of the backbone's built-in profiles."""
+    profiles = [registry.get(n) for n in names]
+    weights = weight_matrix([p.loss_weights.as_dict() for p in profiles])
+    lambdas = torch.tensor([float(p.rate_lambda) for p in profiles])
+    return weights, lambdas
+
+
+class CodecTrainer:
+    """Owns model, optimizer, data and logs of one training directory.
+
+    Parameters
+    ----------
+    run_dir : Path
+        Holds ``checkpoint.pt`` (optimizer state; never shipped), ``log.csv``
+        and ``eval.csv``.
+    config : TrainConfig
+    registry : ProfileRegistry
+        Source of the per-profile loss weights.
+    init_weights : Path, optional
+        Shipped safetensors weights to start from when there is no checkpoint.
+    device : str
+    """
+
+    def __init__(self, run_dir, config, registry, init_weights=None, device="cpu",
+                 backbone_config: BackboneConfig | None = None, held_out: HeldOutSet | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg = config
+        self.device = torch.device(device)
+        torch.manual_seed(config.seed)
+        self.step = 0
+        ckpt_path = self.run_dir / "checkpoint.pt"
+        state = None
+        if ckpt_path.exists():
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            backbone_config = BackboneConfig.from_dict(json.loads(state["backbone_config"]))
+            self.model = Backbone(backbone_config)
+            self.model.load_state_dict(state["model"])
+            self.step = int(state["step"])
+        elif init_weights is not None:
+            self.model, meta = load_weights(init_weights)
+            self.step = int(meta.get("steps", 0))
+        else:
+            self.model = Backbone(backbone_config)
+        self.model.to(self.device).train()
+        self.loss = ReconstructionLoss(self.model.config.sample_rate_hz).to(self.device)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=config.learning_rate,
+            betas=(0.8, 0.99), weight_decay=config.weight_decay,
+        )
+        if state is not None:
+            self.opt.load_state_dict(state["optimizer"])
+            for group in self.opt.param_groups:
+                group["lr"] = config.learning_rate
+        self.weights, self.lambdas = _profile_weights(self.model.config.profiles, registry)
+        self.weights, self.lambdas = self.weights.to(self.device), self.lambdas.to(self.device)
+        crop = int(round(config.crop_s * self.model.config.sample_rate_hz))
+        self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=config.seed + self.step)
+        self.held_out = held_out
+        self.needs_kmeans = state is None and init_weights is None
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "backbone_config": json.dumps(self.model.config.to_dict()),
+        }
+        tmp = self.run_dir / "checkpoint.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.run_dir / "checkpoint.pt")
+
+    def _batch(self):
+        audio, labels = self.sampler.batch(self.cfg.batch_size)
+        names = self.model.config.profiles
+        ids = torch.tensor([names.index(lb) for lb in labels])
+        n_levels = self.model.config.n_levels
+        n_q = torch.full((len(labels),), n_levels)
+        drop = torch.rand(len(labels)) < self.cfg.quantizer_dropout
+        n_q[drop] = torch.randint(1, n_levels + 1, (int(drop.sum()),))
+        return audio.to(self.device), ids.to(self.device), n_q.to(self.device)
+
+    @torch.no_grad()
+    def _kmeans_init(self) -> None:
+        audio, ids, _ = self._batch()
+        cond = self.model.frame_conditioning(ids)
+        latent = self.model.encoder(self.model.analysis(audio), cond)
+        self.model.quantizer.kmeans_init(latent)
+
+    def train_step(self) -> dict[str, float]:
+        audio, ids, n_q = self._batch()
+        cond = self.model.frame_conditioning(ids)
+        out = self.model(audio, cond, n_q)
+        terms = self.loss(out.audio, audio)
+        recon = combine(terms, self.weights, ids)
+        q = out.quantized
+        prior = self.model.prior_logits[ids]  # (B, L, K)
+        soft_bits, hard_bits = rate_bits(q.soft_assignments, q.codes, prior, n_q)
+        frame_rate = self.model.config.frame_rate_hz
+        rate_kbps = soft_bits * frame_rate / 1000
+        loss = (
+            recon
+            + self.lambdas[ids] * rate_kbps
+            + self.cfg.commitment_weight * q.commitment_loss
+            + self.cfg.codebook_weight * q.codebook_loss
+            + self.cfg.prior_weight * hard_bits / n_q.clamp_min(1)
+        ).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        if self.step % self.cfg.dead_code_every == 0:
+            self.model.quantizer.replace_dead_codes()
+        row = {k: float(v.detach().mean()) for k, v in terms.items()}
+        row.update(
+            loss=float(loss.detach()), grad_norm=float(grad_norm),
+            entropy_kbps_8=float((hard_bits.detach() * frame_rate / 1000 / n_q * 8).mean()),
+            commit=float(q.commitment_loss.detach().mean()),
+        )
+        return row
+
+    def run(self, max_steps: int, max_minutes: float, export_to: Path | None = None,
+            progress: bool = True) -> None:
+        """Train until ``max_steps`` (total) or ``max_minutes`` of wall time."""
+        from tqdm import tqdm
+
+        torch.set_num_threads(self.cfg.threads)
+        if self.needs_kmeans:
+            self._kmeans_init()
+            self.needs_kmeans = False
+        deadline = time.monotonic() + max_minutes * 60
+        log_path = self.run_dir / "log.csv"
+        bar = tqdm(total=max_steps, initial=self.step, disable=not progress, unit="step")
+        sums: dict[str, float] = {}
+        count = 0
+        while self.step < max_steps and time.monotonic() < deadline:
+            row = self.train_step()
+            for k, v in row.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            bar.update(1)
+            if self.step % 50 == 0:
+                avg = {k: v / count for k, v in sums.items()}
+                _append_csv(log_path, {"step": self.step, "time": time.time(), **avg})
+                bar.set_postfix(loss=f"{avg['loss']:.3f}", mel=f"{avg['mel']:.3f}")
+                sums, count = {}, 0
+            if self.step % self.cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+            if self.held_out is not None and self.step % self.cfg.eval_every == 0:
+                self._evaluate()
+        bar.close()
+        self.save_checkpoint()
+        if export_to is not None:
+            export_weights(self.model, export_to, steps=self.step)
+
+    def _evaluate(self) -> None:
+        self.model.eval()
+        metrics = evaluate(self.model, self.held_out, n_q=self.cfg.eval_n_q)
+        self.model.train()
+        _append_csv(self.run_dir / "eval.csv", {"step": self.step, "time": time.time(), **metrics})
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
