@@ -207,15 +207,15 @@ def test_crafted_hostile_name_with_valid_crcs(tmp_path):
     """A well-formed archive (all CRCs right) naming '../escape' is still refused."""
     import io
 
-    from adaptive_codec import archive as aca
+    from adaptive_codec import _aca_format as aca
 
-    values = aca._entry_values("x", b"evil", {})
+    values = aca.entry_values("x", b"evil", {})
     values["name"] = "../escape"  # bypass the writer's normalisation
     buf = io.BytesIO()
-    buf.write(aca._preamble())
-    head = aca._local_header(values)
+    buf.write(aca.preamble())
+    head = aca.local_header(values)
     buf.write(head + b"evil")
-    aca._write_tail(buf, [{"local_header_offset": 8, **values}], 8 + len(head) + 4)
+    aca.write_tail(buf, [{"local_header_offset": 8, **values}], 8 + len(head) + 4)
     path = tmp_path / "crafted.aca"
     path.write_bytes(buf.getvalue())
     for kwargs in ({}, {"salvage": True}):
