@@ -50,6 +50,7 @@ __all__ = [
     "read_acx",
     "read_header",
     "read_chunks_in_range",
+    "chunk_spans",
 ]
 
 MAGIC = b"ACX1"
@@ -109,6 +110,12 @@ class AcxStream(AcxHeader):
 
     def payload_bytes(self) -> int:
         return sum(len(c.data) for c in self.chunks)
+
+
+def chunk_spans(n_frames: int, chunk_frames: int) -> Iterator[tuple[int, int]]:
+    """The ``(start_frame, end_frame)`` of each DATA chunk a writer should emit per channel."""
+    for start in range(0, n_frames, chunk_frames):
+        yield start, min(n_frames, start + chunk_frames)
 
 
 # --------------------------------------------------------------------------- writing

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from adaptive_codec.bitstream import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry
+from adaptive_codec.bitstream import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_spans
 from adaptive_codec.entropy import EntropyModel, encode_frames
 
 LEVELS = 8
@@ -63,8 +63,7 @@ def make_stream(
     )
     codes = rng.integers(0, K, (channels, LEVELS, n_frames))
     chunks = []
-    for start in range(0, n_frames, chunk_frames):
-        end = min(n_frames, start + chunk_frames)
+    for start, end in chunk_spans(n_frames, chunk_frames):
         for c in range(channels):
             depths, priors, _ = header.frame_layout(c, start, end)
             chunks.append(AcxChunk(c, start, end - start, encode_frames(model, codes[c, :, start:end], depths, priors)))

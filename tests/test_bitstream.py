@@ -18,6 +18,7 @@ from adaptive_codec.bitstream import (
     AcxStream,
     AcxWriter,
     SegmentEntry,
+    chunk_spans,
     read_acx,
     read_chunks_in_range,
     read_header,
@@ -200,3 +201,8 @@ def test_errors_are_package_errors():
     assert issubclass(FormatError, AdaptiveCodecError)
     with pytest.raises(AdaptiveCodecError):
         read_acx(b"")
+
+
+def test_chunk_spans():
+    assert list(chunk_spans(500, 225)) == [(0, 225), (225, 450), (450, 500)]
+    assert list(chunk_spans(0, 225)) == []
