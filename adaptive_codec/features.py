@@ -69,10 +69,18 @@ class FeatureConfig:
         Number of mel bands of the mel-shape statistics.
     n_mfcc : int
         Number of MFCCs, without c0 (c0 is the level).
+    fmax_hz : float
+        Every spectral feature ignores content above this frequency. Files
+        reach us with very different band limits (16 kHz speech, resampled
+        44.1 kHz music, MP3 low-passes); keeping clear of the analysis
+        Nyquist stops the classifier from learning the band limit of its
+        training sources instead of their content.
     contrast_fmin_hz : float
-        Lower edge of the first spectral-contrast octave band.
+        Upper edge of the lowest spectral-contrast band (the others are
+        octaves above it).
     contrast_bands : int
-        Number of spectral-contrast octave bands (must stay below Nyquist).
+        Number of spectral-contrast octave bands (the top edge
+        ``contrast_fmin_hz * 2**contrast_bands`` must not exceed ``fmax_hz``).
     """
 
     sample_rate_hz: int = 16000
@@ -82,6 +90,7 @@ class FeatureConfig:
     frame_hop: int = 320
     n_mels: int = 40
     n_mfcc: int = 13
+    fmax_hz: float = 7000.0
     contrast_fmin_hz: float = 100.0
     contrast_bands: int = 6
 
@@ -96,8 +105,10 @@ class FeatureConfig:
             samples = seconds * self.sample_rate_hz
             if abs(samples - round(samples)) > 1e-6 or round(samples) % self.frame_hop:
                 raise ValueError(f"{name}={seconds} s is not a whole number of frame_hop={self.frame_hop} samples")
-        if self.contrast_fmin_hz * 2**self.contrast_bands >= self.sample_rate_hz / 2:
-            raise ValueError("contrast_fmin_hz * 2**contrast_bands must be below Nyquist")
+        if not 1000 <= self.fmax_hz < self.sample_rate_hz / 2:
+            raise ValueError(f"fmax_hz must be in [1000, sample_rate_hz / 2), got {self.fmax_hz}")
+        if self.contrast_fmin_hz * 2**self.contrast_bands > self.fmax_hz:
+            raise ValueError("contrast_fmin_hz * 2**contrast_bands must not exceed fmax_hz")
 
     @property
     def window_samples(self) -> int:
@@ -196,6 +207,26 @@ def feature_names(config: FeatureConfig = FeatureConfig()) -> list[str]:
     )
 
 
+def _n_bins(config: FeatureConfig) -> int:
+    """STFT bins at or below ``fmax_hz``."""
+    return int(config.fmax_hz * config.n_fft / config.sample_rate_hz) + 1
+
+
+def _spectral_contrast(power: np.ndarray, freqs: np.ndarray, floor: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Peak-to-valley ratio (dB) per octave band, like librosa's, within fmax.
+
+    Returns shape (contrast_bands + 1, t): band 0 is [0, fmin), then octaves.
+    """
+    edges = [0.0] + [config.contrast_fmin_hz * 2**k for k in range(config.contrast_bands + 1)]
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        band = np.sort(power[(freqs >= lo) & (freqs < hi)], axis=0)
+        q = max(1, int(round(0.02 * len(band))))  # librosa's quantile=0.02
+        peak, valley = band[-q:].mean(axis=0), band[:q].mean(axis=0)
+        out.append(10 * np.log10((peak + floor) / (valley + floor)))
+    return np.stack(out)
+
+
 @functools.lru_cache(maxsize=8)
 def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Analysis window, mel and chroma filter banks and DCT matrix (cached)."""
@@ -204,8 +235,10 @@ def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
     sr, n_fft = config.sample_rate_hz, config.n_fft
     hann = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
-    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels, fmin=30.0, fmax=sr / 2).astype(np.float32)
-    chroma = librosa.filters.chroma(sr=sr, n_fft=n_fft).astype(np.float32)
+    n_bins = _n_bins(config)
+    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels, fmin=30.0, fmax=config.fmax_hz)
+    mel = mel[:, :n_bins].astype(np.float32)
+    chroma = librosa.filters.chroma(sr=sr, n_fft=n_fft)[:, :n_bins].astype(np.float32)
     dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[1 : config.n_mfcc + 1].astype(np.float32)
     return hann, mel, chroma, dct
 
@@ -240,23 +273,25 @@ def _frame_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, n
     zcr = np.mean(signs[1:] != signs[:-1], axis=0)
     # scipy's FFT keeps float32 (numpy's would upcast): the one STFT, (1 + n_fft/2, t)
     spec = scipy.fft.rfft(frames * hann[:, None], axis=0)
-    mag = np.abs(spec).astype(np.float32)
-    power = mag**2
-    freqs = np.linspace(0, sr / 2, power.shape[0], dtype=np.float32)
+    n_bins = _n_bins(config)
+    power = (np.abs(spec[:n_bins]) ** 2).astype(np.float32)  # band-limited to fmax_hz
+    freqs = (np.arange(n_bins) * sr / n_fft).astype(np.float32)
+    nyquist = config.fmax_hz
+    # Floors relative to the frame's own power (-80 dB), not absolute: a
+    # quieter copy of a sound then gets the same features.
+    floor = 1e-8 * power.mean(axis=0) + _EPS
 
     mel = mel_fb @ power
-    log_mel = 10 * np.log10(mel + _EPS)
+    log_mel = 10 * np.log10(mel + floor)
     mel_shape = log_mel - log_mel.mean(axis=0, keepdims=True)  # spectral shape, level removed
     mfcc = dct @ log_mel
     chroma = chroma_fb @ power
     chroma /= chroma.sum(axis=0, keepdims=True) + _EPS
     chroma_peak = chroma.max(axis=0)
-    contrast = librosa.feature.spectral_contrast(
-        S=mag, sr=sr, n_fft=n_fft, fmin=config.contrast_fmin_hz, n_bands=config.contrast_bands
-    )
+    contrast = _spectral_contrast(power, freqs, floor, config)
     total = power.sum(axis=0) + _EPS
-    flatness = np.exp(np.mean(np.log(power + _EPS), axis=0)) / (np.mean(power, axis=0) + _EPS)
-    rolloff = freqs[np.argmax(np.cumsum(power, axis=0) >= 0.85 * total, axis=0)] / (sr / 2)
+    flatness = np.exp(np.mean(np.log(power + floor), axis=0)) / (np.mean(power, axis=0) + floor)
+    rolloff = freqs[np.argmax(np.cumsum(power, axis=0) >= 0.85 * total, axis=0)] / nyquist
     centroid = (freqs @ power) / total
     bandwidth = np.sqrt(((freqs[:, None] - centroid) ** 2 * power).sum(axis=0) / total)
     # Harmonicity: peak of the normalised autocorrelation (Wiener-Khinchin on
@@ -275,8 +310,8 @@ def _frame_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, n
             contrast,
             np.log10(flatness + _EPS)[None],
             rolloff[None],
-            (centroid / (sr / 2))[None],
-            (bandwidth / (sr / 2))[None],
+            (centroid / nyquist)[None],
+            (bandwidth / nyquist)[None],
             zcr[None],
             harmonicity[None],
             chroma_peak[None],

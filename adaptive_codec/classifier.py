@@ -1,0 +1,365 @@
+"""ContentClassifier: window features -> class probabilities (speech, music, ...).
+
+A scikit-learn estimator (``fit`` / ``predict`` / ``predict_proba`` /
+``classes_`` / ``get_params``) wrapping a ``Pipeline`` of a ``StandardScaler``
+and a small model (multinomial logistic regression or a one-hidden-layer MLP).
+Silence is not learned: an explicit energy gate (:meth:`ContentClassifier.
+window_probabilities`) labels windows below ``silence_dbfs`` as
+:data:`SILENCE_LABEL`, which the built-in ambient profile serves.
+
+Artifacts are saved WITHOUT pickle: one safetensors file holding the arrays
+(scaler statistics, model weights) and a JSON header (format version, package
+version, feature version and configuration, classes, parameters, training
+summary). :meth:`ContentClassifier.load` checks all of it and raises
+:class:`~adaptive_codec.errors.ModelError` on anything it does not understand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
+from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from adaptive_codec import __version__
+from adaptive_codec.errors import ModelError
+from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names
+
+__all__ = ["ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "DEFAULT_ARTIFACT", "SILENCE_LABEL", "ContentClassifier"]
+
+#: Label of windows caught by the energy gate (served by the ambient profile).
+SILENCE_LABEL = "silence"
+#: ``format`` field of the artifact's JSON header.
+ARTIFACT_FORMAT = "adaptive-codec-classifier"
+#: Bumped when the artifact layout changes; older readers refuse newer files.
+ARTIFACT_FORMAT_VERSION = 1
+#: File name of the shipped classifier inside ``classifiers/``.
+DEFAULT_ARTIFACT = "content-v1.safetensors"
+_METADATA_KEY = "adaptive_codec"
+_MODELS = ("logreg", "mlp")
+
+
+class ContentClassifier(ClassifierMixin, BaseEstimator):
+    """Scaler + small model over window features.
+
+    Parameters
+    ----------
+    model : {"logreg", "mlp"}
+        Multinomial logistic regression, or an MLP with one hidden layer.
+    C : float
+        Inverse L2 strength of the logistic regression.
+    hidden_units : int
+        Hidden layer width of the MLP.
+    alpha : float
+        L2 strength of the MLP.
+    max_iter : int
+        Optimiser iterations.
+    class_weight : {"balanced", None}
+        ``"balanced"`` weighs classes equally whatever their window counts
+        (the logistic regression uses it directly; the MLP by resampling).
+    silence_dbfs : float
+        Energy gate: windows whose mean power is below this level (dB re
+        full scale) are labelled :data:`SILENCE_LABEL` without asking the model.
+    feature_config : FeatureConfig or None
+        Analysis parameters the features were computed with (``None``: the
+        defaults); stored in the artifact and used at inference.
+    random_state : int
+        Seed of the MLP initialisation and of the balancing resample.
+    """
+
+    def __init__(
+        self,
+        model: str = "logreg",
+        C: float = 1.0,
+        hidden_units: int = 32,
+        alpha: float = 1e-3,
+        max_iter: int = 1000,
+        class_weight: str | None = "balanced",
+        silence_dbfs: float = -60.0,
+        feature_config: FeatureConfig | None = None,
+        random_state: int = 0,
+    ):
+        self.model = model
+        self.C = C
+        self.hidden_units = hidden_units
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.silence_dbfs = silence_dbfs
+        self.feature_config = feature_config
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def _make_model(self):
+        if self.model == "logreg":
+            return LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight)
+        if self.model == "mlp":
+            return MLPClassifier(
+                hidden_layer_sizes=(self.hidden_units,),
+                alpha=self.alpha,
+                max_iter=self.max_iter,
+                early_stopping=False,
+                random_state=self.random_state,
+            )
+        raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
+
+    def fit(self, X, y):
+        """Fit scaler and model.
+
+        Parameters
+        ----------
+        X : array-like [shape=(n_windows, n_features)]
+        y : array-like [shape=(n_windows,)]
+            Class labels (strings or integers).
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64)  # sets n_features_in_
+        self.classes_ = unique_labels(y)
+        if self.model == "mlp" and self.class_weight == "balanced":
+            # MLPClassifier has no class_weight: oversample minority classes.
+            rng = np.random.default_rng(self.random_state)
+            counts = {c: np.sum(y == c) for c in self.classes_}
+            top = max(counts.values())
+            idx = np.concatenate(
+                [rng.choice(np.flatnonzero(y == c), top, replace=True) if n < top else np.flatnonzero(y == c)
+                 for c, n in counts.items()]
+            )
+            X, y = X[idx], y[idx]
+        self.pipeline_ = Pipeline([("scale", StandardScaler()), ("model", self._make_model())])
+        self.pipeline_.fit(X, y)
+        self.n_iter_ = int(np.max(self.pipeline_.named_steps["model"].n_iter_))
+        return self
+
+    # -------------------------------------------------------------- predict
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like [shape=(n_windows, n_features)]
+
+        Returns
+        -------
+        np.ndarray [shape=(n_windows, n_classes)]
+            Columns in the order of ``classes_``.
+        """
+        check_is_fitted(self, "pipeline_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)  # checks the feature count
+        return self.pipeline_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class per window, shape (n_windows,)."""
+        probabilities = self.predict_proba(X)  # checks fitted-ness first
+        return self.classes_[np.argmax(probabilities, axis=1)]
+
+    @property
+    def labels_(self) -> list[str]:
+        """Labels :meth:`window_probabilities` can emit: classes plus silence."""
+        check_is_fitted(self, "pipeline_")
+        return [str(c) for c in self.classes_] + [SILENCE_LABEL]
+
+    def window_probabilities(self, features: WindowFeatures) -> np.ndarray:
+        """Probabilities over :attr:`labels_` with the silence gate applied.
+
+        Parameters
+        ----------
+        features : WindowFeatures
+            Computed with this classifier's ``feature_config``.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_windows, n_classes + 1)]
+            Gated windows are one-hot :data:`SILENCE_LABEL`; the others have
+            probability 0 for it.
+        """
+        n = len(features)
+        probs = np.zeros((n, len(self.classes_) + 1))
+        if n == 0:
+            return probs
+        silent = features.level_dbfs < self.silence_dbfs
+        probs[silent, -1] = 1.0
+        if (~silent).any():
+            probs[~silent, :-1] = self.predict_proba(features.values[~silent])
+        return probs
+
+    @property
+    def config_(self) -> FeatureConfig:
+        """The feature configuration in effect."""
+        return self.feature_config or FeatureConfig()
+
+    # ----------------------------------------------------------- save/load
+    def _arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        scaler = self.pipeline_.named_steps["scale"]
+        model = self.pipeline_.named_steps["model"]
+        arrays = {"scaler.mean": scaler.mean_, "scaler.scale": scaler.scale_}
+        if self.model == "logreg":
+            arrays["model.coef"] = model.coef_
+            arrays["model.intercept"] = model.intercept_
+            extra = {}
+        else:
+            for i, (w, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+                arrays[f"model.layer{i}.weight"] = w
+                arrays[f"model.layer{i}.bias"] = b
+            extra = {"n_layers": model.n_layers_, "activation": model.activation, "out_activation": model.out_activation_}
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+        return arrays, extra
+
+    def save(self, path: str | os.PathLike, *, training: dict | None = None) -> Path:
+        """Write the artifact (safetensors arrays + JSON header, no pickle).
+
+        The file is written to a temporary name and renamed, so a failed save
+        never leaves a half-written artifact.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            Output file (``.safetensors``).
+        training : dict, optional
+            JSON-serialisable summary of data and results (stored verbatim).
+
+        Returns
+        -------
+        Path
+        """
+        from safetensors.numpy import save_file
+
+        check_is_fitted(self, "pipeline_")
+        arrays, extra = self._arrays()
+        params = {k: v for k, v in self.get_params().items() if k != "feature_config"}
+        meta = {
+            "format": ARTIFACT_FORMAT,
+            "format_version": ARTIFACT_FORMAT_VERSION,
+            "package_version": __version__,
+            "feature_version": FEATURE_VERSION,
+            "feature_config": self.config_.to_dict(),
+            "n_features": int(self.n_features_in_),
+            "classes": [str(c) for c in self.classes_],
+            "n_iter": self.n_iter_,
+            "params": params,
+            "model_extra": extra,
+            "training": training or {},
+        }
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(arrays, str(tmp), metadata={_METADATA_KEY: json.dumps(meta)})
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def read_metadata(path: str | os.PathLike) -> dict:
+        """JSON header of an artifact (raises ModelError if unreadable)."""
+        return _read(path)[1]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ContentClassifier:
+        """Load an artifact written by :meth:`save`.
+
+        Raises
+        ------
+        ModelError
+            Missing, corrupt, from another format or feature version, or
+            inconsistent arrays.
+        """
+        arrays, meta = _read(path)
+        where = str(path)
+        try:
+            config = FeatureConfig.from_dict(meta["feature_config"])
+            params = dict(meta["params"])
+            clf = cls(**params, feature_config=config)
+            classes = np.asarray(meta["classes"])
+            n_features = int(meta["n_features"])
+            if n_features != len(feature_names(config)):
+                raise ModelError(f"{where}: stores {n_features} features, the feature config gives {len(feature_names(config))}")
+            scaler = StandardScaler()
+            scaler.mean_ = arrays["scaler.mean"].astype(np.float64)
+            scaler.scale_ = arrays["scaler.scale"].astype(np.float64)
+            scaler.var_ = scaler.scale_**2
+            scaler.n_features_in_ = n_features
+            scaler.n_samples_seen_ = 0
+            model = clf._make_model()
+            model.classes_ = classes
+            model.n_features_in_ = n_features
+            if clf.model == "logreg":
+                model.coef_ = arrays["model.coef"].astype(np.float64)
+                model.intercept_ = arrays["model.intercept"].astype(np.float64)
+                model.n_iter_ = np.zeros(1, dtype=np.int32)
+                expected = (1 if len(classes) == 2 else len(classes), n_features)
+                if model.coef_.shape != expected:
+                    raise ModelError(f"{where}: coefficient shape {model.coef_.shape}, expected {expected}")
+            else:
+                extra = meta["model_extra"]
+                n_layers = int(extra["n_layers"])
+                model.coefs_ = [arrays[f"model.layer{i}.weight"].astype(np.float64) for i in range(n_layers - 1)]
+                model.intercepts_ = [arrays[f"model.layer{i}.bias"].astype(np.float64) for i in range(n_layers - 1)]
+                model.n_layers_ = n_layers
+                model.n_outputs_ = model.coefs_[-1].shape[1]
+                model.out_activation_ = extra["out_activation"]
+                model._label_binarizer = LabelBinarizer().fit(classes)
+                if model.coefs_[0].shape[0] != n_features:
+                    raise ModelError(f"{where}: first layer takes {model.coefs_[0].shape[0]} inputs, expected {n_features}")
+            if scaler.mean_.shape != (n_features,) or scaler.scale_.shape != (n_features,):
+                raise ModelError(f"{where}: scaler statistics do not match {n_features} features")
+        except ModelError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelError(f"{where}: incomplete or inconsistent classifier artifact ({exc!r})") from exc
+        clf.pipeline_ = Pipeline([("scale", scaler), ("model", model)])
+        clf.classes_ = classes
+        clf.n_features_in_ = n_features
+        clf.n_iter_ = int(meta.get("n_iter", 0))
+        clf.training_ = meta.get("training", {})
+        return clf
+
+    @classmethod
+    def default(cls) -> ContentClassifier:
+        """The shipped classifier (``classifiers/content-v1.safetensors``)."""
+        from adaptive_codec.resources import classifiers_dir
+
+        return cls.load(classifiers_dir() / DEFAULT_ARTIFACT)
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and checked JSON header of an artifact."""
+    from safetensors import safe_open
+
+    where = str(path)
+    if not Path(path).is_file():
+        raise ModelError(f"{where}: classifier artifact not found")
+    try:
+        with safe_open(where, framework="np") as f:
+            header = (f.metadata() or {}).get(_METADATA_KEY)
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises several unrelated types on corrupt input
+        raise ModelError(f"{where}: not a readable classifier artifact ({exc})") from exc
+    if header is None:
+        raise ModelError(f"{where}: safetensors file without adaptive-codec classifier metadata")
+    try:
+        meta = json.loads(header)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{where}: corrupt classifier metadata ({exc})") from exc
+    if meta.get("format") != ARTIFACT_FORMAT:
+        raise ModelError(f"{where}: not a classifier artifact (format {meta.get('format')!r})")
+    if meta.get("format_version") != ARTIFACT_FORMAT_VERSION:
+        raise ModelError(
+            f"{where}: classifier format version {meta.get('format_version')!r} is not supported "
+            f"(this adaptive-codec reads version {ARTIFACT_FORMAT_VERSION})"
+        )
+    if meta.get("feature_version") != FEATURE_VERSION:
+        raise ModelError(
+            f"{where}: trained on feature version {meta.get('feature_version')!r}, this adaptive-codec computes "
+            f"version {FEATURE_VERSION}; retrain it with `adaptive-codec train classifier`"
+        )
+    if meta.get("params", {}).get("model") not in _MODELS:
+        raise ModelError(f"{where}: unknown model type {meta.get('params', {}).get('model')!r}")
+    return arrays, meta

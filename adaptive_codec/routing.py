@@ -1,0 +1,296 @@
+"""Window probabilities -> smoothed, labelled segments -> profiles.
+
+The classifier scores overlapping windows independently; coding wants long,
+stable segments (every profile switch costs side information, and a flapping
+decision sounds worse than a slightly late one). Two stages:
+
+1. **Viterbi smoothing** over the window sequence: an HMM whose states are the
+   labels, emissions the window probabilities, and a fixed cost
+   (``switch_penalty``, in nats) for every change of state. A switch therefore
+   needs sustained evidence, and the decision depends on the current state,
+   not only on the latest window (the idea of Opus' speech/music hysteresis).
+2. **Minimum segment length**: any segment shorter than ``min_segment_s`` is
+   merged into the neighbour whose label its windows found most probable.
+
+Times: window ``w`` stands for the span around its centre; a boundary between
+two windows lies half-way between their centres. The first segment starts at
+0 and the last ends at the end of the audio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaptive_codec.errors import ProfileError
+
+__all__ = ["RoutingConfig", "Segment", "classify", "classify_file", "route", "segments_from_probabilities", "viterbi"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of audio with one label.
+
+    Attributes
+    ----------
+    start_s, end_s : float
+        Start and end in seconds from the start of the audio.
+    label : str
+        Classifier label (``speech``, ``music``, ``ambient``, ``silence``, a
+        custom class ...).
+    confidence : float
+        Mean probability of ``label`` over the segment's windows, in [0, 1].
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    confidence: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Smoothing parameters.
+
+    Parameters
+    ----------
+    switch_penalty : float
+        Log-probability cost of one label change in the Viterbi pass (4 nats:
+        a change must be about 55x more likely over one window, or ~4x over
+        three windows, than staying).
+    min_segment_s : float
+        Shortest segment kept; shorter ones are merged into a neighbour.
+    """
+
+    switch_penalty: float = 4.0
+    min_segment_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.switch_penalty < 0:
+            raise ValueError(f"switch_penalty must be >= 0, got {self.switch_penalty}")
+        if self.min_segment_s < 0:
+            raise ValueError(f"min_segment_s must be >= 0, got {self.min_segment_s}")
+
+
+def viterbi(probabilities: np.ndarray, *, switch_penalty: float) -> np.ndarray:
+    """Most likely label sequence with a cost per label change.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray [shape=(n_windows, n_labels)]
+    switch_penalty : float
+        Cost (nats) of each change.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_windows,)], int
+        Index of the chosen label per window.
+    """
+    n, k = probabilities.shape
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    # The floor keeps a zero probability (e.g. the silence gate) finite.
+    log_p = np.log(np.clip(probabilities, 1e-6, 1.0))
+    score = log_p[0].copy()
+    back = np.zeros((n, k), dtype=np.int64)
+    for t in range(1, n):
+        best = int(np.argmax(score))
+        switch = score[best] - switch_penalty
+        stay = score >= switch  # staying beats switching from the best state
+        back[t] = np.where(stay, np.arange(k), best)
+        score = np.where(stay, score, switch) + log_p[t]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def _runs(path: np.ndarray) -> list[list[int]]:
+    """[[label index, first window, last window + 1], ...] of constant runs."""
+    edges = np.flatnonzero(np.diff(path)) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [len(path)]])
+    return [[int(path[s]), int(s), int(e)] for s, e in zip(starts, ends)]
+
+
+def segments_from_probabilities(
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    window_start_s: np.ndarray,
+    window_end_s: np.ndarray,
+    *,
+    duration_s: float | None = None,
+    config: RoutingConfig = RoutingConfig(),
+) -> list[Segment]:
+    """Smoothed segments from per-window probabilities.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray [shape=(n_windows, n_labels)]
+        Rows sum to 1 (e.g. :meth:`ContentClassifier.window_probabilities`).
+    labels : sequence of str [length=n_labels]
+        Label of each column.
+    window_start_s, window_end_s : np.ndarray [shape=(n_windows,)]
+        Time span of each window.
+    duration_s : float, optional
+        End of the audio (default: end of the last window).
+    config : RoutingConfig
+
+    Returns
+    -------
+    list of Segment
+        Contiguous, covering [0, duration_s]; empty when there are no windows.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    n = len(probabilities)
+    if n == 0:
+        return []
+    if probabilities.shape[1] != len(labels):
+        raise ValueError(f"{probabilities.shape[1]} probability columns but {len(labels)} labels")
+    end_of_audio = float(window_end_s[-1]) if duration_s is None else float(duration_s)
+    centres = (np.asarray(window_start_s) + np.asarray(window_end_s)) / 2
+    # cut[i] = time between window i-1 and window i; cut[0] = 0, cut[n] = end.
+    cuts = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [end_of_audio]])
+    runs = _runs(viterbi(probabilities, switch_penalty=config.switch_penalty))
+
+    # Merge the shortest too-short run first, so that merges cascade sensibly.
+    while len(runs) > 1:
+        lengths = [cuts[e] - cuts[s] for _, s, e in runs]
+        i = int(np.argmin(lengths))
+        if lengths[i] >= config.min_segment_s:
+            break
+        _, s, e = runs[i]
+        neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(runs)]
+        # The neighbour whose label the short run's own windows liked most.
+        j = max(neighbours, key=lambda j: probabilities[s:e, runs[j][0]].mean())
+        runs[j][1], runs[j][2] = min(runs[j][1], s), max(runs[j][2], e)
+        del runs[i]
+        merged = [runs[0]]
+        for run in runs[1:]:
+            if run[0] == merged[-1][0]:
+                merged[-1][2] = run[2]
+            else:
+                merged.append(run)
+        runs = merged
+    return [
+        Segment(float(cuts[s]), float(cuts[e]), str(labels[k]), float(probabilities[s:e, k].mean()))
+        for k, s, e in runs
+    ]
+
+
+def route(segments: Sequence[Segment], registry) -> list[tuple[Segment, object]]:
+    """Pair every segment with the profile serving its label.
+
+    Parameters
+    ----------
+    segments : sequence of Segment
+    registry : ProfileRegistry
+        ``registry.for_label(label)`` gives the profile.
+
+    Returns
+    -------
+    list of (Segment, Profile)
+
+    Raises
+    ------
+    ProfileError
+        A label no profile serves; the message names the available profiles.
+    """
+    pairs = []
+    for segment in segments:
+        try:
+            pairs.append((segment, registry.for_label(segment.label)))
+        except ProfileError as exc:
+            names = ", ".join(f"{p.name} ({', '.join(p.labels) or 'no labels'})" for p in registry)
+            raise ProfileError(
+                f"no profile serves the classifier label {segment.label!r}; available profiles: {names}. "
+                f"Add a profile with labels = [{segment.label!r}] (--profiles-dir)"
+            ) from exc
+    return pairs
+
+
+def classify(
+    audio: np.ndarray,
+    sample_rate_hz: int,
+    classifier=None,
+    *,
+    config: RoutingConfig = RoutingConfig(),
+) -> list[Segment]:
+    """Label an in-memory signal: features, classifier, silence gate, smoothing.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(samples,) or (channels, samples)]
+    sample_rate_hz : int
+    classifier : ContentClassifier, optional
+        Default: the shipped one.
+    config : RoutingConfig
+
+    Returns
+    -------
+    list of Segment
+    """
+    from adaptive_codec.audio import as_channels_first
+    from adaptive_codec.classifier import ContentClassifier
+    from adaptive_codec.features import window_features
+
+    classifier = classifier or ContentClassifier.default()
+    audio = as_channels_first(audio)
+    feats = window_features(audio, sample_rate_hz=sample_rate_hz, config=classifier.config_)
+    probs = classifier.window_probabilities(feats)
+    duration = audio.shape[-1] / sample_rate_hz
+    return segments_from_probabilities(
+        probs, classifier.labels_, feats.start_s, feats.end_s, duration_s=duration, config=config
+    )
+
+
+def classify_file(
+    path: str | os.PathLike,
+    classifier=None,
+    *,
+    config: RoutingConfig = RoutingConfig(),
+    block_s: float = 60.0,
+    progress: Callable[[float], None] | None = None,
+) -> list[Segment]:
+    """Label an audio file read block by block (bounded memory).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    classifier : ContentClassifier, optional
+        Default: the shipped one.
+    config : RoutingConfig
+    block_s : float
+        Seconds decoded per block.
+    progress : callable, optional
+        Called with the seconds of audio processed after each block.
+
+    Returns
+    -------
+    list of Segment
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable or corrupt file.
+    """
+    from adaptive_codec.audio import audio_info
+    from adaptive_codec.classifier import ContentClassifier
+    from adaptive_codec.features import file_window_features
+
+    classifier = classifier or ContentClassifier.default()
+    info = audio_info(path)
+    feats = file_window_features(path, config=classifier.config_, block_s=block_s, progress=progress)
+    probs = classifier.window_probabilities(feats)
+    duration = info.n_samples / info.sample_rate_hz
+    return segments_from_probabilities(
+        probs, classifier.labels_, feats.start_s, feats.end_s, duration_s=duration, config=config
+    )
