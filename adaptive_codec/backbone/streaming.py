@@ -87,6 +87,7 @@ def decode_signal(
     cond: torch.Tensor,
     n_samples: int,
     chunk_frames: int = CHUNK_FRAMES,
+    block_range: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Mono internal-rate signal from RVQ indices, chunk by chunk.
 
@@ -97,18 +98,26 @@ def decode_signal(
         Levels used by each frame (indices at deeper levels are ignored).
     cond : torch.Tensor [shape=(frames, cond_dim)]
     n_samples : int
-        Length of the output.
+        Length of the whole signal.
+    block_range : (int, int), optional
+        Synthesise only samples ``[a·hop, min(n_samples, b·hop))``; only the
+        codes of frames ``a - context .. b + context`` are read.
 
     Returns
     -------
-    np.ndarray [shape=(n_samples,)], float32
+    np.ndarray [shape=(samples,)], float32
+        The whole signal, or the requested range.
     """
     hop = model.config.hop
     total = codes.shape[1]
     ctx = context_frames(model)
-    out = np.zeros(n_samples, dtype=np.float32)
     blocks = -(-n_samples // hop)  # sample blocks of hop samples
-    for a, b in _chunks(blocks, chunk_frames):
+    first, last = block_range if block_range is not None else (0, blocks)
+    first, last = max(0, first), min(blocks, last)
+    offset = first * hop
+    out = np.zeros(max(0, min(n_samples, last * hop) - offset), dtype=np.float32)
+    for a0, b0 in _chunks(last - first, chunk_frames):
+        a, b = a0 + first, b0 + first
         # Samples of blocks [a, b) need coefficient frames a..b inclusive.
         fa, fb = max(0, a - ctx), min(total, b + 1 + ctx)
         c = torch.from_numpy(codes[:, fa:fb].astype(np.int64))[None]
@@ -118,7 +127,7 @@ def decode_signal(
         coef = model.synthesis_coefficients(decoded)[:, :, a - fa : b + 1 - fa]
         piece = model.mdct.inverse(coef, (b - a) * hop)[0].numpy()
         end = min(n_samples, b * hop)
-        out[a * hop : end] = piece[: end - a * hop]
+        out[a * hop - offset : end - offset] = piece[: end - a * hop]
     return out
 
 

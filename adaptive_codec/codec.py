@@ -1,0 +1,382 @@
+"""AdaptiveCodec: classify → route → encode per segment → bitstream, and back.
+
+Encoding: the mono downmix is classified into labelled segments, each
+segment's label picks a profile (or one forced profile covers the file), the
+profile gives the RVQ depth and the conditioning vector of its frames; every
+channel is resampled to 24 kHz, encoded by the shared backbone in chunks,
+entropy-coded chunk by chunk and written as an ``.acx`` stream.
+
+Decoding needs no classifier and no profile files: the profile table in the
+stream carries every profile's parameters and conditioning vector. It does
+need the exact backbone weights the stream names; any other weights are a
+clear error, never garbage audio.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, resample, validate_audio
+from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
+from .profiles import Profile, ProfileRegistry
+
+_CONDITIONING_KEY = "embedding"
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    """A run of frames and how it is coded."""
+
+    start_frame: int
+    end_frame: int
+    profile: Profile
+    n_q: int
+    label: str
+    confidence: float
+
+
+class AdaptiveCodec:
+    """The content-adaptive codec: shipped backbone + classifier + profiles.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Trained backbone in eval mode.
+    weights_meta : dict
+        Metadata of the loaded weights (``weights_id``, ``sha256``).
+    registry : ProfileRegistry
+    classifier : ContentClassifier, optional
+        Needed only for ``profile="auto"``; loaded lazily from the shipped
+        artifact when not given.
+    chunk_frames : int
+        Frames per entropy-coded chunk (75 frames = 1 s).
+    """
+
+    def __init__(self, backbone, weights_meta: dict[str, str], registry: ProfileRegistry,
+                 classifier=None, chunk_frames: int = 225) -> None:
+        from .entropy import EntropyModel
+
+        self.backbone = backbone
+        self.weights_meta = dict(weights_meta)
+        self.registry = registry
+        self._classifier = classifier
+        self.chunk_frames = chunk_frames
+        self.entropy_model = EntropyModel.from_logits(backbone.prior_logits.detach().float())
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def default(cls, *, profiles_dirs: Sequence[str | Path] = (), weights: str | Path | None = None,
+                classifier: str | Path | None = None) -> "AdaptiveCodec":
+        """The shipped weights, classifier and built-in (+ user) profiles; no network."""
+        from .backbone.weights import load_weights
+        from .resources import weights_dir
+
+        path = Path(weights) if weights else weights_dir() / "backbone.safetensors"
+        if not path.is_file():
+            raise ModelError(f"backbone weights not found: {path} (reinstall adaptive-codec)")
+        try:
+            model, meta = load_weights(path)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        clf = None
+        if classifier is not None:
+            from .classifier import ContentClassifier
+
+            clf = ContentClassifier.load(classifier)
+        return cls(model, meta, ProfileRegistry.default(profiles_dirs), classifier=clf)
+
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            from .classifier import ContentClassifier
+
+            self._classifier = ContentClassifier.default()
+        return self._classifier
+
+    @property
+    def frame_rate_hz(self) -> float:
+        return self.backbone.config.frame_rate_hz
+
+    # -- analysis -----------------------------------------------------------
+    def classify(self, audio: Any, sample_rate_hz: int) -> list:
+        """Labelled segments ``[Segment(start_s, end_s, label, confidence)]`` of ``audio``."""
+        from .routing import classify
+
+        x = as_channels_first(audio)
+        validate_audio(x, sample_rate_hz)
+        return classify(x, sample_rate_hz, self.classifier)
+
+    def resolve_profile(self, spec: str | Path | Profile) -> Profile:
+        """A profile by name, TOML path or object (validated against the registry)."""
+        return self.registry.resolve(spec)
+
+    def depth_for(self, profile: Profile, bitrate_kbps: float | None = None) -> int:
+        """RVQ depth of a profile, or of ``bitrate_kbps`` when given (``--bitrate``)."""
+        from .backbone.model import n_q_for_bitrate
+
+        cfg = self.backbone.config
+        if bitrate_kbps is not None:
+            if not (bitrate_kbps > 0 and math.isfinite(bitrate_kbps)):
+                raise AdaptiveCodecError(f"bitrate must be a positive number of kbps, got {bitrate_kbps}")
+            return n_q_for_bitrate(bitrate_kbps, cfg)
+        if profile.n_q is not None:
+            return max(1, min(cfg.n_levels, profile.n_q))
+        return n_q_for_bitrate(profile.bitrate_kbps, cfg)
+
+    def plan(self, audio: np.ndarray, sample_rate_hz: int, n_frames: int,
+             profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None
+             ) -> list[PlannedSegment]:
+        """Frame-aligned segments with their profiles and depths."""
+        if isinstance(profile, str) and profile == "auto":
+            from .routing import route
+
+            segments = self.classify(audio, sample_rate_hz)
+            pairs = route(segments, self.registry)
+            bounds = [int(round(s.start_s * self.frame_rate_hz)) for s, _ in pairs[1:]]
+            starts = [0] + bounds
+            ends = bounds + [n_frames]
+            planned = []
+            for (seg, prof), a, b in zip(pairs, starts, ends):
+                a, b = min(a, n_frames), min(b, n_frames)
+                if b > a:
+                    planned.append(PlannedSegment(a, b, prof, self.depth_for(prof, bitrate_kbps),
+                                                  seg.label, float(seg.confidence)))
+            if planned:
+                # Rounding can leave a gap at the end: the last segment covers it.
+                last = planned[-1]
+                planned[-1] = PlannedSegment(last.start_frame, n_frames, last.profile, last.n_q,
+                                             last.label, last.confidence)
+                return _merge(planned)
+            profile = "ambient"
+        prof = self.resolve_profile(profile)
+        return [PlannedSegment(0, n_frames, prof, self.depth_for(prof, bitrate_kbps),
+                               prof.labels[0] if prof.labels else prof.name, 1.0)]
+
+    # -- profiles → conditioning ------------------------------------------------
+    def _prior_and_vector(self, profile: Profile, seen: tuple[str, ...] = ()) -> tuple[int, np.ndarray]:
+        builtins = self.backbone.config.profiles
+        if profile.name in builtins and profile.conditioning is None:
+            i = builtins.index(profile.name)
+            return i, self.backbone.profile_embedding.weight[i].detach().numpy().astype(np.float32)
+        base_prior, base_vec = None, None
+        if profile.base is not None:
+            if profile.base in seen:
+                raise ProfileError(f"profile {profile.name!r}: circular base chain {seen}")
+            base_prior, base_vec = self._prior_and_vector(
+                self.registry.get(profile.base), seen + (profile.name,))
+        if profile.conditioning is not None:
+            vec, prior = load_conditioning(profile, self.backbone.config.cond_dim)
+            return (base_prior if base_prior is not None else prior), vec
+        if base_vec is not None:
+            return base_prior, base_vec
+        raise ProfileError(
+            f"profile {profile.name!r} has neither a 'base' profile nor a 'conditioning' file, "
+            "so the backbone has no embedding for it; set base = \"speech\"|\"music\"|\"ambient\"")
+
+    # -- encode ---------------------------------------------------------------
+    def encode(self, audio: Any, sample_rate_hz: int, profile: str | Path | Profile = "auto",
+               bitrate_kbps: float | None = None,
+               progress: Callable[[float], None] | None = None) -> bytes:
+        """Encode audio ``(samples,)`` or ``(channels, samples)`` to ``.acx`` bytes."""
+        buf = io.BytesIO()
+        self.encode_to(buf, audio, sample_rate_hz, profile, bitrate_kbps, progress)
+        return buf.getvalue()
+
+    def encode_to(self, target, audio: Any, sample_rate_hz: int,
+                  profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None,
+                  progress: Callable[[float], None] | None = None) -> list[PlannedSegment]:
+        """Encode to a path (written atomically) or binary file object; returns the plan."""
+        from .backbone.streaming import encode_signal
+        from .bitstream import AcxChunk, AcxHeader, AcxWriter, ProfileEntry, SegmentEntry
+        from .entropy import encode_frames
+
+        x = as_channels_first(audio)
+        validate_audio(x, sample_rate_hz)
+        cfg = self.backbone.config
+        n_internal = _resampled_length(x.shape[-1], sample_rate_hz, cfg.sample_rate_hz)
+        n_frames = self.backbone.mdct.n_frames(n_internal)
+        plan = self.plan(x, sample_rate_hz, n_frames, profile, bitrate_kbps)
+
+        entries: list = []
+        index: dict[str, int] = {}
+        for seg in plan:
+            if seg.profile.name not in index:
+                prior, vec = self._prior_and_vector(seg.profile)
+                index[seg.profile.name] = len(entries)
+                entries.append(ProfileEntry(seg.profile.name, prior, _jsonable(seg.profile.to_dict()), vec))
+        header = AcxHeader(
+            original_sample_rate_hz=int(sample_rate_hz), channels=int(x.shape[0]),
+            length_samples=int(x.shape[-1]), internal_sample_rate_hz=cfg.sample_rate_hz,
+            hop_samples=cfg.hop, n_frames=n_frames, codebook_size=cfg.codebook_size,
+            max_levels=cfg.n_levels, weights_id=self.weights_meta["weights_id"],
+            weights_sha256=self.weights_meta["sha256"],
+            entropy_model_digest=self.entropy_model.digest(),
+            profiles=entries,
+            segments=[SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], s.n_q,
+                                   s.label, s.confidence) for s in plan],
+            stereo_mode="mono" if x.shape[0] == 1 else "independent",
+            chunk_frames=self.chunk_frames,
+        )
+        cond = self._frame_conditioning(header, 0)
+        max_levels = max(s.n_q for s in plan)
+        with AcxWriter(target, header) as writer:
+            for ch in range(x.shape[0]):
+                signal = _to_internal(x[ch], sample_rate_hz, cfg.sample_rate_hz)
+                codes = encode_signal(self.backbone, signal, cond, max_levels)
+                for a in range(0, n_frames, self.chunk_frames):
+                    b = min(n_frames, a + self.chunk_frames)
+                    depths, priors, _ = header.frame_layout(ch, a, b)
+                    data = encode_frames(self.entropy_model, codes[:, a:b], depths, priors)
+                    writer.write_chunk(AcxChunk(ch, a, b - a, data))
+                if progress is not None:
+                    progress((ch + 1) / x.shape[0])
+        return plan
+
+    # -- decode ---------------------------------------------------------------
+    def decode(self, source, start_s: float | None = None, end_s: float | None = None
+               ) -> tuple[np.ndarray, int]:
+        """Decode ``.acx`` bytes, a path or a file object.
+
+        Returns
+        -------
+        audio : np.ndarray [shape=(samples,) for mono, (channels, samples) otherwise]
+            At the original sample rate and exact length (or the requested range).
+        sample_rate_hz : int
+        """
+        from .backbone.streaming import context_frames, decode_signal
+        from .bitstream import read_chunks_in_range, read_header
+        from .entropy import decode_frames
+
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = bytes(source)
+        header = read_header(source)
+        self._check_compatible(header)
+        cfg = self.backbone.config
+        sr = header.original_sample_rate_hz
+        duration = header.length_samples / sr
+        start_s = 0.0 if start_s is None else float(start_s)
+        end_s = duration if end_s is None else min(float(end_s), duration)
+        if not (0 <= start_s < end_s):
+            raise AdaptiveCodecError(
+                f"empty or invalid time range {start_s:g}..{end_s:g} s (file is {duration:.3f} s)")
+        hop = cfg.hop
+        n_internal = _resampled_length(header.length_samples, sr, cfg.sample_rate_hz)
+        # Internal sample blocks to synthesise, with margin for the resampler.
+        margin_s = 0.05 if (start_s > 0 or end_s < duration) else 0.0
+        a = max(0, int(math.floor((start_s - margin_s) * cfg.sample_rate_hz / hop)))
+        b = min(-(-n_internal // hop), int(math.ceil((end_s + margin_s) * cfg.sample_rate_hz / hop)))
+        ctx = context_frames(self.backbone)
+        fa, fb = max(0, a - ctx), min(header.n_frames, b + 1 + ctx)
+        _, chunks = read_chunks_in_range(source, fa, fb)
+        codes = np.zeros((header.max_levels, header.n_frames), np.int16)
+        depth_all = np.zeros((header.channels, header.n_frames), np.int64)
+        channels = []
+        for ch in range(header.channels):
+            codes[:] = 0
+            for chunk in (c for c in chunks if c.channel == ch):
+                lo, hi = chunk.start_frame, chunk.end_frame
+                depths, priors, _ = header.frame_layout(ch, lo, hi)
+                codes[:, lo:hi] = decode_frames(self.entropy_model, chunk.data, depths, priors,
+                                                header.max_levels)
+                depth_all[ch, lo:hi] = depths
+            cond = self._frame_conditioning(header, ch)
+            internal = decode_signal(self.backbone, codes, depth_all[ch], cond, n_internal,
+                                     block_range=(a, b))
+            channels.append(_from_internal(internal, cfg.sample_rate_hz, sr))
+        # Map the synthesised internal range back onto original-rate samples.
+        first = int(round(a * hop * sr / cfg.sample_rate_hz))
+        s0 = int(round(start_s * sr))
+        s1 = header.length_samples if end_s >= duration else int(round(end_s * sr))
+        out = np.zeros((header.channels, s1 - s0), np.float32)
+        for ch, y in enumerate(channels):
+            seg = y[s0 - first : s1 - first]
+            out[ch, : seg.size] = seg
+        return (out[0] if header.channels == 1 else out), sr
+
+    def _check_compatible(self, header) -> None:
+        if header.weights_sha256 != self.weights_meta["sha256"]:
+            raise FormatError(
+                f"stream was encoded with backbone weights {header.weights_id}; this installation "
+                f"has {self.weights_meta['weights_id']} - install the adaptive-codec version "
+                "that wrote it to decode it")
+        if header.entropy_model_digest != self.entropy_model.digest():
+            raise FormatError("stream's entropy model does not match the installed weights")
+        cfg = self.backbone.config
+        if (header.hop_samples, header.internal_sample_rate_hz, header.codebook_size) != (
+                cfg.hop, cfg.sample_rate_hz, cfg.codebook_size):
+            raise FormatError("stream's frame layout does not match the installed backbone")
+
+    def _frame_conditioning(self, header, channel: int) -> torch.Tensor:
+        cond = torch.zeros(header.n_frames, self.backbone.config.cond_dim)
+        for seg in header.segments_for_channel(channel):
+            vec = np.asarray(header.profiles[seg.profile_index].conditioning, np.float32)
+            if vec.size != cond.shape[1]:
+                raise FormatError(f"profile {header.profiles[seg.profile_index].name!r}: "
+                                  f"conditioning has {vec.size} values, backbone needs {cond.shape[1]}")
+            cond[seg.start_frame : seg.end_frame] = torch.from_numpy(vec)
+        return cond
+
+
+def load_conditioning(profile: Profile, cond_dim: int) -> tuple[np.ndarray, int]:
+    """Fine-tuned embedding and prior id from a profile's ``conditioning`` file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = profile.conditioning
+    if path is not None and not path.is_absolute() and profile.source is not None:
+        path = Path(profile.source).parent / path
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ProfileError(f"profile {profile.name!r}: cannot read conditioning {path}: {exc}") from None
+    vec = arrays.get(_CONDITIONING_KEY)
+    if vec is None or vec.shape != (cond_dim,) or not np.isfinite(vec).all():
+        raise ProfileError(f"profile {profile.name!r}: {path} must hold a finite "
+                           f"'{_CONDITIONING_KEY}' vector of {cond_dim} values")
+    prior = int(arrays.get("prior_id", np.zeros(1))[0])
+    return vec.astype(np.float32), prior
+
+
+def _merge(plan: list[PlannedSegment]) -> list[PlannedSegment]:
+    """Join neighbours with the same profile, depth and label (smaller tables)."""
+    out = [plan[0]]
+    for seg in plan[1:]:
+        prev = out[-1]
+        if (seg.profile.name, seg.n_q, seg.label) == (prev.profile.name, prev.n_q, prev.label):
+            n_prev = prev.end_frame - prev.start_frame
+            n_seg = seg.end_frame - seg.start_frame
+            conf = (prev.confidence * n_prev + seg.confidence * n_seg) / (n_prev + n_seg)
+            out[-1] = PlannedSegment(prev.start_frame, seg.end_frame, prev.profile, prev.n_q,
+                                     prev.label, conf)
+        else:
+            out.append(seg)
+    return out
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if v is not None}
+
+
+def _resampled_length(n: int, sr_from: int, sr_to: int) -> int:
+    return n if sr_from == sr_to else int(math.ceil(n * sr_to / sr_from))
+
+
+def _to_internal(channel: np.ndarray, sr: int, internal: int) -> np.ndarray:
+    y = channel if sr == internal else np.asarray(resample(channel, sr, internal))
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _from_internal(signal: np.ndarray, internal: int, sr: int) -> np.ndarray:
+    y = signal if sr == internal else np.asarray(resample(signal, internal, sr))
+    return np.asarray(y, dtype=np.float32).reshape(-1)
+
+
+__all__ = ["AdaptiveCodec", "PlannedSegment", "INTERNAL_SAMPLE_RATE_HZ", "load_conditioning"]
