@@ -299,8 +299,32 @@ def examples(
 
 
 # -- classify (owner: classifier) ----------------------------------------------
-# `adaptive-codec classify IN [--format table|csv|json]`: add an
-# @app.command("classify") here, wrapped in @handle_errors.
+
+
+class SegmentFormat(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command("classify")
+@handle_errors
+def classify(
+    input: Annotated[Path, typer.Argument(metavar="IN", help="Audio file to label.")],
+    format: Annotated[SegmentFormat, typer.Option("--format", "-f", help="Output format.")]
+    = SegmentFormat.table,
+    classifier: Annotated[Optional[Path], typer.Option(
+        "--classifier", metavar="FILE", help="Classifier artifact (default: the shipped one).")] = None,
+    min_segment: Annotated[float, typer.Option(
+        "--min-segment", metavar="S", min=0.0, help="Shortest segment in seconds.")] = 2.0,
+) -> None:
+    """Label the speech / music / ambient / silence segments of a file and their profiles."""
+    from .classifier import ContentClassifier
+    from .routing import segments_report
+
+    model = ContentClassifier.load(classifier) if classifier else ContentClassifier.default()
+    typer.echo(segments_report(input, model, cli_state().registry(), format=format.value,
+                               min_segment_s=min_segment), nl=False)
 
 # -- encode / decode / info (owner: codec) ---------------------------------------
 # `encode IN OUT.acx [--profile auto|NAME|FILE.toml] [--bitrate KBPS]`,
@@ -317,6 +341,10 @@ def examples(
 # -- train (owner: training) ------------------------------------------------------
 # A sub-app `train` with commands codec|classifier|profile. Register the group
 # only once it has a command: an empty group shows up as broken in --help.
+
+from .train.cli import train_app  # noqa: E402 - after handle_errors, which it uses
+
+app.add_typer(train_app, name="train")
 
 
 # -- entry point --------------------------------------------------------------

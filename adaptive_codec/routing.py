@@ -27,7 +27,16 @@ import numpy as np
 
 from adaptive_codec.errors import ProfileError
 
-__all__ = ["RoutingConfig", "Segment", "classify", "classify_file", "route", "segments_from_probabilities", "viterbi"]
+__all__ = [
+    "RoutingConfig",
+    "Segment",
+    "classify",
+    "classify_file",
+    "route",
+    "segments_from_probabilities",
+    "segments_report",
+    "viterbi",
+]
 
 
 @dataclass(frozen=True)
@@ -294,3 +303,77 @@ def classify_file(
     return segments_from_probabilities(
         probs, classifier.labels_, feats.start_s, feats.end_s, duration_s=duration, config=config
     )
+
+
+def segments_report(
+    path: str | os.PathLike,
+    classifier,
+    registry,
+    *,
+    format: str = "table",
+    min_segment_s: float = RoutingConfig.min_segment_s,
+    progress_after_s: float = 60.0,
+) -> str:
+    """Classify a file and render its segments for ``adaptive-codec classify``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Audio file.
+    classifier : ContentClassifier
+    registry : ProfileRegistry
+        Maps labels to profiles; a label no profile serves is shown as ``-``
+        and a one-line warning naming the available profiles goes to stderr.
+    format : {"table", "csv", "json"}
+    min_segment_s : float
+    progress_after_s : float
+        Files longer than this show a progress bar on stderr (when it is a
+        terminal).
+
+    Returns
+    -------
+    str
+        The rendered report, ending with a newline.
+    """
+    import csv
+    import io
+    import json
+    import sys
+
+    from tqdm import tqdm
+
+    from adaptive_codec.audio import audio_info
+
+    duration = audio_info(path).duration_s
+    bar = tqdm(total=round(duration, 1), unit="s", desc="classifying", file=sys.stderr, leave=False,
+               disable=duration < progress_after_s or not sys.stderr.isatty())
+    with bar:
+        segments = classify_file(path, classifier, config=RoutingConfig(min_segment_s=min_segment_s),
+                                 progress=lambda s: bar.update(round(s, 1)))
+    served = registry.labels()
+    unserved = sorted({s.label for s in segments} - set(served))
+    if unserved:
+        names = ", ".join(p.name for p in registry)
+        print(f"warning: no profile serves label(s) {', '.join(unserved)}; available profiles: {names} "
+              "(add one with --profiles-dir)", file=sys.stderr)
+    rows = [
+        {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "label": s.label,
+         "profile": served.get(s.label), "confidence": round(s.confidence, 3)}
+        for s in segments
+    ]
+    if format == "json":
+        return json.dumps({"file": str(path), "duration_s": round(duration, 3), "segments": rows}, indent=2) + "\n"
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["start_s"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "profile": r["profile"] or ""} for r in rows)
+        return out.getvalue()
+    if format != "table":
+        raise ValueError(f"format must be table, csv or json, got {format!r}")
+    table = [("START", "END", "DURATION", "LABEL", "PROFILE", "CONFIDENCE")]
+    table += [(f"{r['start_s']:.2f}", f"{r['end_s']:.2f}", f"{r['end_s'] - r['start_s']:.2f}", r["label"],
+               r["profile"] or "-", f"{r['confidence']:.2f}") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i < 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+                     for row in table) + "\n"

@@ -41,6 +41,7 @@ __all__ = [
     "TrainingData",
     "measure_speed",
     "prepare_training_data",
+    "run_training",
     "train_classifier",
     "write_card",
 ]
@@ -120,7 +121,7 @@ def _from_csv(csv_path: Path) -> list[LabelledFile]:
     with open(csv_path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows or "path" not in rows[0] or "label" not in rows[0]:
-        raise ValueError(f"{csv_path}: a manifest needs 'path' and 'label' columns")
+        raise AdaptiveCodecError(f"{csv_path}: a manifest needs 'path' and 'label' columns")
     files = []
     for row in rows:
         label = row["label"].strip()
@@ -167,7 +168,7 @@ def load_labelled_files(data: str | Path, *, max_files_per_label: int | None = N
     else:
         raise FileNotFoundError(f"training data not found: {data}")
     if not files:
-        raise ValueError(f"no labelled audio in {data} (expected manifest.csv or one sub-folder per label)")
+        raise AdaptiveCodecError(f"no labelled audio in {data} (expected manifest.csv or one sub-folder per label)")
     if max_files_per_label is not None:
         rng = np.random.default_rng(seed)
         kept = []
@@ -263,7 +264,7 @@ def build_dataset(
         n = len(values)
         parts.append(Dataset(values, np.full(n, item.label, dtype=object), np.full(n, item.group, dtype=object), level))
     if not parts:
-        raise ValueError("no audio could be read")
+        raise AdaptiveCodecError("none of the training audio could be read")
     ds = Dataset.concatenate(parts)
     ds.y = ds.y.astype(str)
     ds.groups = ds.groups.astype(str)
@@ -358,7 +359,7 @@ def grouped_cv(
     n_groups = len(set(data.groups))
     n_splits = min(n_splits, n_groups)
     if n_splits < 2:
-        raise ValueError(f"grouped CV needs at least 2 recording groups, got {n_groups}")
+        raise AdaptiveCodecError(f"grouped cross-validation needs at least 2 recordings, got {n_groups}")
     predicted = np.empty(len(data), dtype=object)
     for train, test in GroupKFold(n_splits, shuffle=True, random_state=seed).split(data.X, data.y, data.groups):
         X, y = data.X[train], data.y[train]
@@ -433,7 +434,7 @@ def prepare_training_data(
 
     files, main = dataset(data, None)
     if len(set(main.y)) < 2:
-        raise ValueError(f"{data}: need at least two labels with audible audio, got {sorted(set(main.y))}")
+        raise AdaptiveCodecError(f"{data}: need at least two labels with audible audio, got {sorted(set(main.y))}")
     extras = [dataset(source, max_files_per_label) for source in extra]
     extra_ds = Dataset.concatenate([ds for _, ds in extras]) if extras else None
     summary = {
@@ -575,3 +576,51 @@ def write_card(path: str | Path, classifier: ContentClassifier, artifact: str | 
     path = Path(path)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def run_training(
+    *,
+    data: Path,
+    out: Path,
+    extra: tuple[Path, ...] = (),
+    card: Path | None = None,
+    model: str = "logreg",
+    max_files_per_label: int | None = None,
+    folds: int = 5,
+    cache_dir: Path | None = None,
+    force: bool = False,
+    echo=print,
+) -> tuple[Path, Path]:
+    """``adaptive-codec train classifier``: train, cross-validate, write artifact + card.
+
+    Returns
+    -------
+    (artifact path, card path)
+
+    Raises
+    ------
+    AdaptiveCodecError
+        Unusable data or output path; nothing is written then.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise AdaptiveCodecError(f"{out} exists; use --force to overwrite it")
+    if model not in ("logreg", "mlp"):
+        raise AdaptiveCodecError(f"--model must be logreg or mlp, got {model!r}")
+    if not out.parent.is_dir():
+        raise AdaptiveCodecError(f"{out.parent}: output folder does not exist")
+    files_seen = []
+    try:
+        classifier, report, summary = train_classifier(
+            data, extra=extra, estimator=ContentClassifier(model=model), n_splits=folds,
+            max_files_per_label=max_files_per_label, cache_dir=cache_dir, progress=files_seen.append,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise AdaptiveCodecError(f"cannot train on {data}: {exc}") from exc
+    echo(f"features of {len(files_seen)} files; classes: {', '.join(map(str, classifier.classes_))}")
+    echo(report.format())
+    classifier.save(out, training=summary)
+    card = Path(card) if card else out.with_suffix(".md")
+    write_card(card, classifier, out, summary, speed_x_realtime=measure_speed(classifier, repeats=1))
+    echo(f"wrote {out} ({out.stat().st_size / 1024:.1f} KiB) and {card}")
+    return out, card

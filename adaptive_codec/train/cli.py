@@ -84,5 +84,31 @@ def train_codec(
     typer.echo(f"stopped at step {trainer.step}; checkpoint in {run_dir}")
 
 
+@train_app.command("classifier")
+def train_classifier_command(
+    data: Annotated[Path, typer.Option(
+        "--data", help="One sub-folder per label, or a manifest CSV / folder with manifest.csv "
+        "(path,label[,group|source]). Trained on and cross-validated by recording group.")],
+    out: Annotated[Path, typer.Option(help="Artifact to write (.safetensors); the card goes "
+                                      "beside it as .md unless --card.")] = Path("classifier.safetensors"),
+    extra: Annotated[Optional[list[Path]], typer.Option(
+        "--extra", help="More training data (same layouts), never scored.")] = None,
+    card: Annotated[Optional[Path], typer.Option(help="Where to write the Markdown card.")] = None,
+    model: Annotated[str, typer.Option(help="logreg or mlp.")] = "logreg",
+    max_files_per_label: Annotated[Optional[int], typer.Option(
+        help="Cap per label on each --extra source.")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
+) -> None:
+    """Train the content classifier on your own labels (custom classes welcome)."""
+    from ..cli import handle_errors
+    from .classifier import run_training
+
+    handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
+                                max_files_per_label=max_files_per_label, folds=folds,
+                                cache_dir=cache_dir, force=force, echo=typer.echo)
+
+
 def main() -> None:
     train_app()

@@ -1,0 +1,177 @@
+"""Benchmark of the content classifier on the developers' corpus.
+
+Prints (and with ``--out`` writes):
+
+* grouped cross-validation on window level (no recording in both train and
+  test): accuracy, macro-F1, confusion matrix, per-class precision/recall/F1;
+* the corpus' mixed files: share of time labelled correctly and median
+  boundary error, each file classified by a model trained WITHOUT the
+  recordings it was made from (held out by group, like the CV);
+* features + inference speed as a multiple of real time on one core;
+* artifact size and load time.
+
+The estimator parameters and the training sources are read from the
+artifact's own metadata, so the numbers describe the shipped recipe.
+
+Usage (from the repository root)::
+
+    python benchmarks/classifier.py --out benchmarks/results/classifier.txt
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, as the target says; must be set before numpy is imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier  # noqa: E402
+from adaptive_codec.routing import RoutingConfig, classify_file  # noqa: E402
+from adaptive_codec.train.classifier import (  # noqa: E402
+    Dataset,
+    grouped_cv,
+    load_labelled_files,
+    measure_speed,
+    prepare_training_data,
+)
+
+
+def _reference(path: Path) -> list[tuple[float, float, str]]:
+    with open(path, newline="") as f:
+        return [(float(r["start_s"]), float(r["end_s"]), r["label"]) for r in csv.DictReader(f)]
+
+
+def _label_grid(segments, grid: np.ndarray) -> np.ndarray:
+    labels = np.empty(len(grid), dtype=object)
+    for start, end, label in segments:
+        labels[(grid >= start) & (grid < end)] = label
+    labels[grid >= segments[-1][1]] = segments[-1][2]
+    return labels
+
+
+def mixed_file_scores(corpus: Path, template: ContentClassifier, data, config: RoutingConfig):
+    """Per mixed file: (name, time accuracy, boundary errors, segments)."""
+    from sklearn.base import clone
+
+    group_of_path = {str(f.path.relative_to(corpus)): f.group for f in load_labelled_files(corpus)}
+    with open(corpus / "manifest.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] == "mixed"]
+    results = []
+    for row in rows:
+        parts = row["source"].split(" of: ", 1)[1].split("; ")
+        held_out = {group_of_path[p.strip()] for p in parts if p.strip() in group_of_path}
+        train = data.main.subset(~np.isin(data.main.groups, list(held_out)))
+        if data.extra is not None:
+            train = Dataset.concatenate([train, data.extra])
+        model = clone(template).fit(train.X, train.y)
+        path = corpus / row["path"]
+        predicted = [(s.start_s, s.end_s, s.label) for s in classify_file(path, model, config=config)]
+        reference = _reference(path.with_name(path.stem + ".segments.csv"))
+        grid = np.arange(0, reference[-1][1], 0.01)
+        accuracy = float(np.mean(_label_grid(predicted, grid) == _label_grid(reference, grid)))
+        cuts = np.array([s[0] for s in predicted[1:]])
+        errors = [float(np.min(np.abs(cuts - r[0]))) if len(cuts) else float(r[0]) for r in reference[1:]]
+        results.append((row["path"], accuracy, errors, predicted, len(held_out)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument("--classifier", type=Path, default=REPO / "classifiers" / DEFAULT_ARTIFACT)
+    parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache" / "classifier-features")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    shipped = ContentClassifier.load(args.classifier)
+    meta = ContentClassifier.read_metadata(args.classifier)
+    training = meta.get("training", {})
+    template = ContentClassifier(**{k: v for k, v in shipped.get_params().items()})
+    extra = tuple(e["source"] for e in training.get("extra", []))
+    say(f"# Content classifier benchmark: {args.classifier.name}")
+    say(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+        f"threads=1; corpus: {args.corpus}")
+    say(f"model: {shipped.model}, params {meta['params']}")
+    say(f"training sources: {args.corpus} (cross-validated) + {list(extra) or 'nothing else'} (training only)")
+    say()
+
+    start = time.perf_counter()
+    data = prepare_training_data(
+        args.corpus, extra=extra, config=shipped.config_, silence_dbfs=shipped.silence_dbfs,
+        max_seconds_per_file=training.get("max_seconds_per_file", 30.0),
+        max_files_per_label=training.get("max_files_per_label"), cache_dir=args.cache_dir,
+    )
+    report, _ = grouped_cv(template, data.main, extra=data.extra)
+    say("## Grouped cross-validation (window level, corpus recordings held out)")
+    say(report.format())
+    say(f"target: accuracy >= 0.97 {'MET' if report.accuracy >= 0.97 else 'NOT MET'}, "
+        f"macro-F1 >= 0.96 {'MET' if report.macro_f1 >= 0.96 else 'NOT MET'}")
+    say()
+
+    say("## Mixed files (model trained without the recordings each file is made of)")
+    routing = RoutingConfig()
+    say(f"routing: switch_penalty={routing.switch_penalty}, min_segment_s={routing.min_segment_s}")
+    scored = mixed_file_scores(args.corpus, template, data, routing)
+    total_time, correct_time, all_errors = 0.0, 0.0, []
+    for name, accuracy, errors, predicted, n_held in scored:
+        duration = predicted[-1][1]
+        total_time += duration
+        correct_time += accuracy * duration
+        all_errors += errors
+        say(f"{name}: {accuracy:6.1%} of time correct, boundary errors {', '.join(f'{e:.2f}' for e in errors)} s, "
+            f"{len(predicted)} segments predicted ({n_held} recordings held out)")
+    time_accuracy = correct_time / total_time
+    median_error = float(np.median(all_errors))
+    say(f"overall: {time_accuracy:.1%} of time correct (target >= 95% {'MET' if time_accuracy >= 0.95 else 'NOT MET'}), "
+        f"median boundary error {median_error:.2f} s (target <= 0.5 s {'MET' if median_error <= 0.5 else 'NOT MET'}), "
+        f"{len(all_errors)} boundaries")
+    say()
+
+    say("## Speed, size, load time (shipped artifact)")
+    synthetic = measure_speed(shipped, seconds=60.0, sample_rate_hz=44100)
+    mixed_paths = [args.corpus / name for name, *_ in scored]
+    audio_s = sum(r[3][-1][1] for r in scored)
+    begin = time.perf_counter()
+    for path in mixed_paths:
+        classify_file(path, shipped)
+    real = audio_s / (time.perf_counter() - begin)
+    say(f"features + inference, 60 s of 44.1 kHz audio in memory: {synthetic:.0f}x real time (one thread)")
+    say(f"decode + features + inference + routing, the {len(mixed_paths)} mixed FLAC files ({audio_s:.0f} s, 16 kHz): "
+        f"{real:.0f}x real time")
+    say(f"target >= 200x: {'MET' if synthetic >= 200 else 'NOT MET'}")
+    size = args.classifier.stat().st_size
+    loads = []
+    for _ in range(5):
+        begin = time.perf_counter()
+        ContentClassifier.load(args.classifier)
+        loads.append(time.perf_counter() - begin)
+    say(f"artifact: {size / 1024:.1f} KiB (target <= 2048 KiB {'MET' if size <= 2 * 1024 * 1024 else 'NOT MET'}), "
+        f"load {np.median(loads) * 1000:.1f} ms (target < 1 s {'MET' if np.median(loads) < 1 else 'NOT MET'})")
+    say(f"benchmark wall time: {time.perf_counter() - start:.0f} s")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
