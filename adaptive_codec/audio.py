@@ -394,11 +394,25 @@ def save_audio(
             sf.write(tmp_name, arr.T, int(sample_rate_hz), format=fmt, subtype=subtype)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
             raise AudioError(f"{p}: could not write audio ({exc})") from exc
+        # mkstemp creates the file private (0600); give it the mode a plain
+        # open() would have, or keep the mode of the file being replaced.
+        os.chmod(tmp_name, _mode_for(p))
         os.replace(tmp_name, p)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return p
+
+
+def _mode_for(path: Path) -> int:
+    """Permission bits for a new file at ``path``: existing file's, else umask's."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # reading the umask means setting it; put it back
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def resample(audio: Any, sr_from: int, sr_to: int) -> Any:

@@ -205,6 +205,13 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, example_clip):
         save_audio(target, np.full(10, np.nan), 16000)
     assert sorted(os.listdir(target.parent)) == ["x.flac"]
     np.testing.assert_allclose(load_audio(target)[0], _pcm16(audio * 0.5), atol=1e-7)
+    # Not the private 0600 of the temporary file: what open() would have made.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    target.chmod(0o640)
+    save_audio(target, audio, 16000)
+    assert target.stat().st_mode & 0o777 == 0o640
 
 
 def test_save_clips_instead_of_wrapping(tmp_path):

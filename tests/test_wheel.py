@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from adaptive_codec import resources
+from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.profiles import ENV_VAR
 
 # What a source distribution is made of; everything else (.venv, runs/, .git)
@@ -134,3 +136,17 @@ def test_installed_cli_finds_its_data(installed: Path, tmp_path: Path):
     assert 'base = "speech"' in examples.stdout
     mixed = _run([exe, "examples", "--path", "mixed"], cwd=tmp_path, env=_env()).stdout.strip()
     assert Path(mixed).resolve().is_relative_to(venv) and Path(mixed).is_file()
+
+
+def test_resources_in_the_source_checkout(repo_root: Path):
+    assert resources.profiles_dir() == repo_root / "profiles"
+    assert resources.examples_dir() == repo_root / "examples"
+    assert resources.weights_dir() == repo_root / "adaptive_codec" / "weights"
+    assert resources.example_path("mixed") == repo_root / "examples" / "mixed.flac"
+    with pytest.raises(AdaptiveCodecError, match="unknown example 'jazz'; available: speech"):
+        resources.example_path("jazz")
+    if (repo_root / "classifiers").is_dir():
+        assert resources.classifiers_dir() == repo_root / "classifiers"
+    else:
+        with pytest.raises(AdaptiveCodecError, match="shipped classifiers not found"):
+            resources.classifiers_dir()
