@@ -346,6 +346,10 @@ from .train.cli import train_app  # noqa: E402 - after handle_errors, which it u
 
 app.add_typer(train_app, name="train")
 
+from .cli_codec import register as _register_codec_commands  # noqa: E402
+
+_register_codec_commands(app)
+
 
 # -- entry point --------------------------------------------------------------
 
