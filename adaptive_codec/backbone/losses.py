@@ -115,8 +115,11 @@ class ReconstructionLoss(nn.Module):
             peak = p_ref.reshape(batch, -1).amax(-1).clamp_min(1e-10)[:, None, None]
 
             # STFT: spectral convergence (dominated by loud cells) + floored log magnitude.
+            # The denominator's floor (about -100 dBFS per cell) keeps a
+            # near-silent reference from turning tiny errors into huge ratios.
+            cells = m_ref[0].numel()
             sc = torch.linalg.vector_norm((m_est - m_ref).reshape(batch, -1), dim=-1) / (
-                torch.linalg.vector_norm(m_ref.reshape(batch, -1), dim=-1) + 1e-7
+                torch.linalg.vector_norm(m_ref.reshape(batch, -1), dim=-1) + 1e-5 * cells**0.5
             )
             log_mag = _per_example_mean(
                 (_log_floor(p_est, peak, self.floor_db) - _log_floor(p_ref, peak, self.floor_db)).abs()

@@ -181,10 +181,10 @@ class CropSampler:
         audio, labels = [], []
         for _ in range(batch_size):
             label = self.labels[self.rng.integers(len(self.labels))]
-            for _attempt in range(4):
+            for _attempt in range(50):
                 crop = self._crop(label)
                 rms = float(np.sqrt(np.mean(crop**2)) + 1e-12)
-                if rms > 10 ** (-55 / 20):
+                if rms > 10 ** (-50 / 20):
                     break
             # Level augmentation: real archives come at every loudness.
             target_db = self.rng.uniform(-38.0, -14.0)
