@@ -36,7 +36,7 @@ def test_opus_round_trip_length_rate_and_alignment(speech, kbps):
     # Time-aligned (pre-skip removed) and intelligible.
     assert stoi(x, y, sr) > 0.7  # JFK (old, noisy recording): ~0.77 at 6 kbps, ~0.91 at 12
     lag = np.argmax(np.correlate(y[sr : sr + 4000], x[sr - 200 : sr + 4200], "valid")) - 200
-    assert lag == 0
+    assert abs(lag) <= 8  # < 0.2 ms: no pre-skip offset (312 samples at 48 kHz)
 
 
 def test_flac_is_lossless_at_16_bit(speech):
