@@ -165,3 +165,31 @@ def test_custom_profile_embeds_and_decodes_without_its_toml(codec, speech, tmp_p
     # The plain codec (no --profiles-dir) decodes it: the profile table is in the stream.
     y, _ = codec.decode(blob)
     assert y.shape == audio[0].shape
+
+
+def test_train_profile_writes_a_conditioning_the_codec_uses(codec, tmp_path):
+    """`train profile`: tune a custom profile's embedding, then encode with it."""
+    from adaptive_codec.audio import save_audio
+    from adaptive_codec.profiles import ProfileRegistry
+    from adaptive_codec.train.profile import profile_for_tuning, tune_profile
+
+    data = tmp_path / "data"
+    data.mkdir()
+    audio, info = load_audio(example_path("speech"))
+    for i in range(2):  # two short files: one to tune on, one held out
+        part = audio[0, i * 2 * info.sample_rate_hz : (i + 1) * 2 * info.sample_rate_hz]
+        save_audio(data / f"talk{i}.flac", part, info.sample_rate_hz)
+    toml = tmp_path / "talk.toml"
+    toml.write_text('name = "talk"\nbase = "speech"\nlabels = ["talk"]\nbitrate_kbps = 3.0\n'
+                    'conditioning = "talk.safetensors"\n[loss_weights]\nmel = 1.0\n')
+    profile, target = profile_for_tuning(toml)  # talk.safetensors does not exist yet
+    result = tune_profile(codec, profile, data, target, steps=2, batch_size=2, progress=False)
+    assert result.output == tmp_path / "talk.safetensors" and result.output.exists()
+    assert result.steps == 2 and result.kept in ("tuned", "base")
+    user = AdaptiveCodec(codec.backbone, codec.weights_meta, ProfileRegistry.default([tmp_path]))
+    blob = user.encode(np.zeros(4800, np.float32) + 0.01, 24000, profile="talk")
+    entry = read_header(blob).profiles[0]
+    assert entry.name == "talk" and entry.prior_id == 0
+    from safetensors.numpy import load_file
+
+    np.testing.assert_array_equal(entry.conditioning, load_file(str(result.output))["embedding"])

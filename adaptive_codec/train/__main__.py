@@ -1,5 +1,7 @@
-"""``python -m adaptive_codec.train …`` (also under torchrun)."""
+"""``python -m adaptive_codec.train …`` (also under torchrun): the ``train`` command group."""
 
-from .cli import main
+import sys
 
-main()
+from ..cli import main
+
+sys.exit(main(["train", *sys.argv[1:]]))

@@ -27,7 +27,7 @@ from sklearn.base import clone
 
 from adaptive_codec.classifier import ContentClassifier
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, file_window_features, window_features
+from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -71,18 +71,21 @@ class Dataset:
     y : np.ndarray [shape=(n_windows,)], str labels
     groups : np.ndarray [shape=(n_windows,)], str group ids
     level_dbfs : np.ndarray [shape=(n_windows,)]
+    augmented : np.ndarray [shape=(n_windows,)], bool
+        True for windows of a narrow-band copy (trained on, never scored).
     """
 
     X: np.ndarray
     y: np.ndarray
     groups: np.ndarray
     level_dbfs: np.ndarray
+    augmented: np.ndarray
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, mask: np.ndarray) -> Dataset:
-        return Dataset(self.X[mask], self.y[mask], self.groups[mask], self.level_dbfs[mask])
+        return Dataset(self.X[mask], self.y[mask], self.groups[mask], self.level_dbfs[mask], self.augmented[mask])
 
     @staticmethod
     def concatenate(parts: list[Dataset]) -> Dataset:
@@ -91,6 +94,7 @@ class Dataset:
             np.concatenate([p.y for p in parts]),
             np.concatenate([p.groups for p in parts]),
             np.concatenate([p.level_dbfs for p in parts]),
+            np.concatenate([p.augmented for p in parts]),
         )
 
 
@@ -181,26 +185,42 @@ def load_labelled_files(data: str | Path, *, max_files_per_label: int | None = N
     return sorted(files, key=lambda f: str(f.path))
 
 
-def _excerpt_features(path: Path, config: FeatureConfig, max_seconds: float | None, excerpt_s: float):
-    """Features of a whole file, or of evenly spread excerpts of a long one."""
-    import soundfile as sf
+#: Rate of the narrow-band (telephone-like) training copies.
+NARROWBAND_HZ = 8000
 
-    if max_seconds is None:
-        return file_window_features(path, config=config)
+
+def _excerpt_features(
+    path: Path, config: FeatureConfig, max_seconds: float | None, excerpt_s: float, narrowband: bool
+) -> tuple[WindowFeatures, WindowFeatures]:
+    """Features of a file (or of evenly spread excerpts of a long one), and of
+    its 8 kHz copy when ``narrowband`` (empty otherwise or for <= 8 kHz files).
+    """
+    import soundfile as sf
+    import soxr
+
+    n_features = len(feature_names(config))
     with sf.SoundFile(str(path)) as f:
         sr, n = f.samplerate, f.frames
-        if n <= max_seconds * sr:
-            data = f.read(dtype="float32", always_2d=True)
-            return window_features(data.T, sample_rate_hz=sr, config=config)
-        n_pieces = max(1, int(max_seconds // excerpt_s))
-        length = int(excerpt_s * sr)
-        starts = np.linspace(0, n - length, n_pieces + 2)[1:-1].astype(int)  # skip intro/outro
-        parts = []
-        for start in starts:
-            f.seek(int(start))
-            data = f.read(length, dtype="float32", always_2d=True)
-            parts.append(window_features(data.T, sample_rate_hz=sr, config=config))
-    return WindowFeatures.concatenate(parts, len(feature_names(config)))
+        if max_seconds is None or n <= max_seconds * sr:
+            pieces = [f.read(dtype="float32", always_2d=True)]
+        else:
+            n_pieces = max(1, int(max_seconds // excerpt_s))
+            length = int(excerpt_s * sr)
+            pieces = []
+            for start in np.linspace(0, n - length, n_pieces + 2)[1:-1].astype(int):  # skip intro/outro
+                f.seek(int(start))
+                pieces.append(f.read(length, dtype="float32", always_2d=True))
+    full, narrow = [], []
+    for piece in pieces:
+        mono = piece.mean(axis=1)
+        full.append(window_features(mono, sample_rate_hz=sr, config=config))
+        # Band limit must not tell the classes apart: every class is also
+        # seen through a telephone-band copy (our 8 kHz speech sources would
+        # otherwise teach "narrow band means speech").
+        if narrowband and sr > NARROWBAND_HZ:
+            low = soxr.resample(mono, sr, NARROWBAND_HZ, quality="HQ")
+            narrow.append(window_features(low, sample_rate_hz=NARROWBAND_HZ, config=config))
+    return WindowFeatures.concatenate(full, n_features), WindowFeatures.concatenate(narrow, n_features)
 
 
 def build_dataset(
@@ -209,6 +229,7 @@ def build_dataset(
     config: FeatureConfig = FeatureConfig(),
     max_seconds_per_file: float | None = None,
     excerpt_s: float = 10.0,
+    narrowband: bool = False,
     cache_dir: str | Path | None = None,
     progress=None,
 ) -> Dataset:
@@ -223,6 +244,9 @@ def build_dataset(
         to this many seconds (keeps long music tracks from dominating).
     excerpt_s : float
         Length of those excerpts.
+    narrowband : bool
+        Also add windows of an 8 kHz copy of every file (flagged
+        ``augmented``), so that bandwidth is not learnt as a class cue.
     cache_dir : str or Path, optional
         Folder for per-file feature caches (npz without pickle), keyed by path,
         file size/mtime and configuration.
@@ -246,23 +270,26 @@ def build_dataset(
         if cache:
             stat = item.path.stat()
             ident = (f"{item.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{FEATURE_VERSION}|{config}"
-                     f"|{max_seconds_per_file}|{excerpt_s}")
+                     f"|{max_seconds_per_file}|{excerpt_s}|{narrowband}")
             key = cache / (hashlib.sha1(ident.encode()).hexdigest() + ".npz")
         if key is not None and key.exists():
             with np.load(key, allow_pickle=False) as z:
-                values, level = z["values"], z["level_dbfs"]
+                values, level, augmented = z["values"], z["level_dbfs"], z["augmented"]
         else:
             try:
-                feats = _excerpt_features(item.path, config, max_seconds_per_file, excerpt_s)
+                full, narrow = _excerpt_features(item.path, config, max_seconds_per_file, excerpt_s, narrowband)
             except (AdaptiveCodecError, sf.LibsndfileError, RuntimeError, ValueError) as exc:
                 # One unreadable file must not sink a long training run.
                 print(f"warning: skipping {item.path}: {exc}")
                 continue
-            values, level = feats.values, feats.level_dbfs
+            values = np.concatenate([full.values, narrow.values])
+            level = np.concatenate([full.level_dbfs, narrow.level_dbfs])
+            augmented = np.arange(len(values)) >= len(full)
             if key is not None:
-                np.savez(key, values=values, level_dbfs=level)
+                np.savez(key, values=values, level_dbfs=level, augmented=augmented)
         n = len(values)
-        parts.append(Dataset(values, np.full(n, item.label, dtype=object), np.full(n, item.group, dtype=object), level))
+        parts.append(Dataset(values, np.full(n, item.label, dtype=object), np.full(n, item.group, dtype=object),
+                             level, augmented))
     if not parts:
         raise AdaptiveCodecError("none of the training audio could be read")
     ds = Dataset.concatenate(parts)
@@ -352,7 +379,8 @@ def grouped_cv(
     -------
     report : CVReport
     predicted : np.ndarray [shape=(len(data),)]
-        Out-of-fold prediction of every window.
+        Out-of-fold prediction of every window (``report`` counts only the
+        windows that are not ``augmented``).
     """
     from sklearn.model_selection import GroupKFold
 
@@ -367,10 +395,11 @@ def grouped_cv(
             X, y = np.concatenate([X, extra.X]), np.concatenate([y, extra.y])
         predicted[test] = clone(estimator).fit(X, y).predict(data.X[test])
     predicted = predicted.astype(str)
-    labels = sorted(set(data.y) | set(predicted))
+    scored = ~data.augmented  # narrow-band copies are trained on, never scored
+    labels = sorted(set(data.y) | set(predicted[scored]))
     index = {label: i for i, label in enumerate(labels)}
     confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    np.add.at(confusion, ([index[v] for v in data.y], [index[v] for v in predicted]), 1)
+    np.add.at(confusion, ([index[v] for v in data.y[scored]], [index[v] for v in predicted[scored]]), 1)
     return CVReport(labels, confusion, n_splits, n_groups), predicted
 
 
@@ -413,6 +442,7 @@ def prepare_training_data(
     silence_dbfs: float = -60.0,
     max_seconds_per_file: float | None = 30.0,
     max_files_per_label: int | None = None,
+    narrowband: bool = True,
     cache_dir: str | Path | None = None,
     progress=None,
 ) -> TrainingData:
@@ -425,12 +455,14 @@ def prepare_training_data(
     def dataset(source, cap):
         files = load_labelled_files(source, max_files_per_label=cap)
         ds = build_dataset(files, config=config, max_seconds_per_file=max_seconds_per_file,
-                           cache_dir=cache_dir, progress=progress)
+                           narrowband=narrowband, cache_dir=cache_dir, progress=progress)
         return files, ds.subset(ds.level_dbfs >= silence_dbfs)
 
     def describe(source, files, ds):
+        original = ds.y[~ds.augmented]
         return {"source": str(source), "files": len(files), "windows": {k: int(v) for k, v in
-                zip(*np.unique(ds.y, return_counts=True))}, "groups": len(set(ds.groups))}
+                zip(*np.unique(original, return_counts=True))}, "narrowband_windows": int(ds.augmented.sum()),
+                "groups": len(set(ds.groups))}
 
     files, main = dataset(data, None)
     if len(set(main.y)) < 2:
@@ -442,6 +474,7 @@ def prepare_training_data(
         "extra": [describe(source, f, ds) for source, (f, ds) in zip(extra, extras)],
         "max_seconds_per_file": max_seconds_per_file,
         "max_files_per_label": max_files_per_label,
+        "narrowband": narrowband,
     }
     return TrainingData(main, extra_ds, summary)
 
@@ -453,6 +486,7 @@ def train_classifier(
     estimator: ContentClassifier | None = None,
     max_seconds_per_file: float | None = 30.0,
     max_files_per_label: int | None = None,
+    narrowband: bool = True,
     n_splits: int = 5,
     cache_dir: str | Path | None = None,
     progress=None,
@@ -475,6 +509,8 @@ def train_classifier(
         Cap per file (evenly spread excerpts).
     max_files_per_label : int, optional
         Cap per label and source (for huge pools).
+    narrowband : bool
+        Also train on 8 kHz copies of every file (see :func:`build_dataset`).
     n_splits : int
         CV folds.
     cache_dir : path, optional
@@ -494,7 +530,7 @@ def train_classifier(
     data_set = prepare_training_data(
         data, extra=extra, config=estimator.config_, silence_dbfs=estimator.silence_dbfs,
         max_seconds_per_file=max_seconds_per_file, max_files_per_label=max_files_per_label,
-        cache_dir=cache_dir, progress=progress,
+        narrowband=narrowband, cache_dir=cache_dir, progress=progress,
     )
     report, _ = grouped_cv(estimator, data_set.main, extra=data_set.extra, n_splits=n_splits)
     everything = Dataset.concatenate([data_set.main] + ([data_set.extra] if data_set.extra is not None else []))
@@ -544,7 +580,9 @@ def write_card(path: str | Path, classifier: ContentClassifier, artifact: str | 
         *[data_line(d) + " (training only, never scored)" for d in summary["extra"]],
         "",
         f"Long files contribute evenly spread 10 s excerpts up to {summary['max_seconds_per_file']} s per file; "
-        "windows below the silence gate are not used.",
+        "windows below the silence gate are not used."
+        + (" Every file is also used as an 8 kHz (telephone-band) copy, for training only, so that bandwidth "
+           "is not a class cue." if summary.get("narrowband") else ""),
         "",
         "## Features",
         "",
@@ -587,6 +625,7 @@ def run_training(
     model: str = "logreg",
     max_files_per_label: int | None = None,
     folds: int = 5,
+    narrowband: bool = True,
     cache_dir: Path | None = None,
     force: bool = False,
     echo=print,
@@ -613,7 +652,8 @@ def run_training(
     try:
         classifier, report, summary = train_classifier(
             data, extra=extra, estimator=ContentClassifier(model=model), n_splits=folds,
-            max_files_per_label=max_files_per_label, cache_dir=cache_dir, progress=files_seen.append,
+            max_files_per_label=max_files_per_label, narrowband=narrowband, cache_dir=cache_dir,
+            progress=files_seen.append,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise AdaptiveCodecError(f"cannot train on {data}: {exc}") from exc

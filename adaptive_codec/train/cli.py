@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..cli import cli_state, handle_errors
+
 train_app = typer.Typer(help="Train the codec backbone, the classifier or a profile.",
                         no_args_is_help=True)
 
@@ -20,6 +22,7 @@ def _cache_for(data_dir: Path, kind: str, cache_root: Path) -> Path:
 
 
 @train_app.command("codec")
+@handle_errors
 def train_codec(
     data: Annotated[list[Path], typer.Option(
         "--data", help="Corpus folder(s) with manifest.csv (path,label,source,…). Split by "
@@ -40,12 +43,10 @@ def train_codec(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default from config).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
-    profiles_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra profile folders.")] = None,
 ) -> None:
     """Train (or continue training) the shared backbone codec."""
     import torch
 
-    from ..profiles import ProfileRegistry
     from ..resources import weights_dir
     from .codec import CodecTrainer, TrainConfig
     from .codec_data import build_cache, corpus_clips, pool_clips
@@ -71,7 +72,7 @@ def train_codec(
             (cache / "done").touch()
         caches.append(str(cache))
     cfg.caches = caches
-    registry = ProfileRegistry.default(profiles_dirs=profiles_dir or ())
+    registry = cli_state().registry()
     held_out = HeldOutSet.from_corpus(data[0])
     init = None if from_scratch else (init_weights or weights_dir() / "backbone.safetensors")
     if init is not None and not Path(init).exists():
@@ -98,6 +99,8 @@ def train_classifier_command(
     max_files_per_label: Annotated[Optional[int], typer.Option(
         help="Cap per label on each --extra source.")] = None,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    narrowband: Annotated[bool, typer.Option(
+        help="Also train on 8 kHz copies so bandwidth is no class cue.")] = True,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
@@ -106,9 +109,34 @@ def train_classifier_command(
     from .classifier import run_training
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
-                                max_files_per_label=max_files_per_label, folds=folds,
+                                max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
                                 cache_dir=cache_dir, force=force, echo=typer.echo)
 
 
-def main() -> None:
-    train_app()
+@train_app.command("profile")
+@handle_errors
+def train_profile(
+    profile: Annotated[Path, typer.Argument(metavar="FILE.toml", help="The custom profile to tune.")],
+    data: Annotated[Path, typer.Option("--data", help="Audio file or folder of the profile's content.")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Conditioning file to write (default: the profile's 'conditioning').")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 150,
+    max_minutes: Annotated[float, typer.Option(help="Stop after this much wall time.")] = 10.0,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+) -> None:
+    """Fine-tune a custom profile's conditioning embedding (backbone frozen)."""
+    import torch
+
+    from ..codec import AdaptiveCodec
+    from .profile import profile_for_tuning, tune_profile
+
+    torch.set_num_threads(threads)
+    prof, target = profile_for_tuning(profile)
+    codec = AdaptiveCodec.default(profiles_dirs=cli_state().profiles_dirs)
+    result = tune_profile(codec, prof, data, out or target, steps=steps, max_minutes=max_minutes)
+    typer.echo(
+        f"{prof.name}: {result.steps} steps in {result.seconds:.0f} s on {result.n_train_files} "
+        f"file(s); held-out loss ({result.n_heldout_files} file(s)) {result.heldout_loss_before:.4f}"
+        f" -> {result.heldout_loss_after:.4f}; kept the {result.kept} embedding; wrote {result.output}")
+    if target is None:
+        typer.echo(f"add  conditioning = \"{result.output}\"  to {profile} to use it")
