@@ -55,11 +55,13 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
     model : {"logreg", "mlp"}
         Multinomial logistic regression, or an MLP with one hidden layer.
     C : float
-        Inverse L2 strength of the logistic regression.
+        Inverse L2 strength of the logistic regression. Strong regularisation
+        (0.01) scored best under grouped cross-validation: with ~500 features
+        and few recordings per class, a looser fit learns the recordings.
     hidden_units : int
         Hidden layer width of the MLP.
     alpha : float
-        L2 strength of the MLP.
+        L2 strength of the MLP (1.0 measured best, for the same reason).
     max_iter : int
         Optimiser iterations.
     class_weight : {"balanced", None}
@@ -78,9 +80,9 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         model: str = "logreg",
-        C: float = 1.0,
+        C: float = 0.01,
         hidden_units: int = 32,
-        alpha: float = 1e-3,
+        alpha: float = 1.0,
         max_iter: int = 1000,
         class_weight: str | None = "balanced",
         silence_dbfs: float = -60.0,

@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", type=Path, default=REPO / "classifiers" / DEFAULT_ARTIFACT)
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache" / "classifier-features")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--update-card", type=Path, metavar="CARD",
+                        help="rewrite this model card (classifiers/README.md) with the report appended")
     args = parser.parse_args(argv)
 
     lines: list[str] = []
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     data = prepare_training_data(
         args.corpus, extra=extra, config=shipped.config_, silence_dbfs=shipped.silence_dbfs,
         max_seconds_per_file=training.get("max_seconds_per_file", 30.0),
-        max_files_per_label=training.get("max_files_per_label"), cache_dir=args.cache_dir,
+        max_files_per_label=training.get("max_files_per_label"), narrowband=training.get("narrowband", False),
+        cache_dir=args.cache_dir,
     )
     report, _ = grouped_cv(template, data.main, extra=data.extra)
     say("## Grouped cross-validation (window level, corpus recordings held out)")
@@ -170,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if args.update_card:
+        from adaptive_codec.train.classifier import write_card
+
+        section = ("## Benchmark (`benchmarks/classifier.py`)\n\n"
+                   "Mixed files, speed and load time as measured by the benchmark:\n\n```\n"
+                   + "\n".join(lines) + "\n```\n")
+        write_card(args.update_card, shipped, args.classifier, training, speed_x_realtime=synthetic,
+                   extra_sections=section)
     return 0
 
 
