@@ -120,7 +120,7 @@ def info(
     duration = header.duration_s
     frame_rate = header.frame_rate_hz
     seconds: dict[str, float] = {}
-    for seg in header.segments:
+    for seg in header.segments_for_channel(0):
         seconds[seg.label] = seconds.get(seg.label, 0.0) + (seg.end_frame - seg.start_frame) / frame_rate
     per_class = {
         label: {"seconds": seconds.get(label, 0.0), "payload_bytes": round(b),
@@ -137,15 +137,18 @@ def info(
             {"start_s": s.start_frame / frame_rate, "end_s": s.end_frame / frame_rate,
              "label": s.label, "profile": header.profiles[s.profile_index].name, "n_q": s.n_q,
              "confidence": s.confidence}
-            for s in header.segments
+            for s in header.segments_for_channel(0)
         ],
+        "side_n_q": ([s.n_q for s in header.segments_for_channel(1)]
+                     if header.stereo_mode == "mid_side" else None),
         "per_class": per_class,
     }
     if format is InfoFormat.json:
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(f"{input}: {size} bytes, {summary['kbps']:.2f} kbps, {duration:.2f} s, "
-               f"{header.channels} ch @ {header.original_sample_rate_hz} Hz, weights {header.weights_id}")
+               f"{header.channels} ch ({header.stereo_mode}) @ {header.original_sample_rate_hz} Hz, "
+               f"weights {header.weights_id}")
     typer.echo("  start_s    end_s  label       profile     n_q  conf")
     for s in summary["segments"]:
         typer.echo(f"  {s['start_s']:7.2f} {s['end_s']:8.2f}  {s['label']:10s}  {s['profile']:10s} "
@@ -219,12 +222,35 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    "--scheduler", metavar="local|ADDRESS",
+    help="Encode on Dask: 'local' starts a LocalCluster, an address (tcp://host:8786) uses a "
+         "running cluster. Failing files are reported and skipped (exit 1).")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", min=1, help="Workers of the local Dask cluster (implies --scheduler local).")]
+
+
 def _encoded_members(files: list[tuple[Path, str]], profile: str, bitrate: float | None,
-                     jobs: int, threads: int) -> Iterator[tuple[str, bytes, dict]]:
-    """Encode in order (1 job) or in a process pool, yielding members in input order."""
+                     jobs: int, threads: int, scheduler: str | None = None,
+                     workers: int | None = None, failures: list | None = None
+                     ) -> Iterator[tuple[str, bytes, dict]]:
+    """Encode in order (1 job), in a process pool or on Dask, yielding members in input order.
+
+    With ``scheduler`` or ``workers`` the Dask back end runs; files it cannot
+    encode are skipped and appended to ``failures``.
+    """
     from tqdm import tqdm
 
     dirs = list(cli_state().profiles_dirs)
+    if scheduler is not None or workers is not None:
+        from .distributed import DaskArchiveEncoder, dask_client
+
+        with dask_client(scheduler or "local", workers) as client:
+            encoder = DaskArchiveEncoder(client, files, profile, bitrate, dirs)
+            yield from encoder.members()
+        if failures is not None:
+            failures.extend(encoder.failures)
+        return
     bar = tqdm(total=len(files), unit="file", desc="encode", disable=None, file=__import__("sys").stderr)
     if jobs <= 1:
         _worker_init(threads)
@@ -265,14 +291,28 @@ def archive_create(
     bitrate: Annotated[Optional[float], typer.Option("--bitrate", metavar="KBPS")] = None,
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Encode files into a new .aca archive; print routing, sizes and ratios."""
     from .archive import create_archive
 
     _check_output(output, force)
     files = _expand_inputs(inputs, recursive)
-    entries = create_archive(output, _encoded_members(files, profile, bitrate, jobs, threads))
+    failures: list = []
+    entries = create_archive(output, _encoded_members(files, profile, bitrate, jobs, threads,
+                                                      scheduler, workers, failures))
     _summarise(output, entries)
+    _report_failures(failures)
+
+
+def _report_failures(failures: list) -> None:
+    """List the files the Dask back end skipped; exit 1 if there were any."""
+    for f in failures:
+        typer.echo(f"failed: {f.path}: {f.message}", err=True)
+    if failures:
+        fail(f"{len(failures)} file(s) failed and were skipped: "
+             + ", ".join(str(f.path) for f in failures))
 
 
 def _summarise(output: Path, entries) -> None:
@@ -297,6 +337,8 @@ def archive_append(
     profile: Annotated[str, typer.Option("--profile", "-p")] = "auto",
     bitrate: Annotated[Optional[float], typer.Option("--bitrate", metavar="KBPS")] = None,
     threads: ThreadsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Encode more files into an existing archive (replaced atomically)."""
     from .archive import append_to_archive, list_archive
@@ -306,8 +348,11 @@ def archive_append(
     clash = [n for _, n in files if n in existing]
     if clash:
         fail(f"{archive} already has a member {clash[0]!r}")
-    entries = append_to_archive(archive, _encoded_members(files, profile, bitrate, jobs, threads))
+    failures: list = []
+    entries = append_to_archive(archive, _encoded_members(files, profile, bitrate, jobs, threads,
+                                                          scheduler, workers, failures))
     _summarise(archive, entries)
+    _report_failures(failures)
 
 
 @archive_app.command("list")

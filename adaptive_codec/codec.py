@@ -29,6 +29,10 @@ from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
 from .profiles import Profile, ProfileRegistry
 
 _CONDITIONING_KEY = "embedding"
+#: Side below this fraction of the mid's RMS (-60 dB) is not coded at all.
+SIDE_SILENT_RATIO = 1e-3
+#: The side channel gets the mid's depth divided by this (at least 1 level).
+SIDE_DEPTH_DIVISOR = 2
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,15 @@ class AdaptiveCodec:
         n_frames = self.backbone.mdct.n_frames(n_internal)
         plan = self.plan(x, sample_rate_hz, n_frames, profile, bitrate_kbps)
 
+        # Two channels are coded as mid/side: the side usually needs far fewer
+        # levels, and a dual-mono file (side below -60 dB) spends none on it.
+        mid_side = x.shape[0] == 2
+        side_scale = None
+        if mid_side:
+            x = np.stack([(x[0] + x[1]) / 2, (x[0] - x[1]) / 2])
+            mid_rms = float(np.sqrt(np.mean(x[0].astype(np.float64) ** 2)))
+            side_rms = float(np.sqrt(np.mean(x[1].astype(np.float64) ** 2)))
+            side_scale = 0 if side_rms <= SIDE_SILENT_RATIO * mid_rms else 1
         entries: list = []
         index: dict[str, int] = {}
         for seg in plan:
@@ -220,17 +233,19 @@ class AdaptiveCodec:
             weights_sha256=self.weights_meta["sha256"],
             entropy_model_digest=self.entropy_model.digest(),
             profiles=entries,
-            segments=[SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], s.n_q,
-                                   s.label, s.confidence) for s in plan],
-            stereo_mode="mono" if x.shape[0] == 1 else "independent",
+            segments=_segment_table(plan, index, side_scale),
+            stereo_mode="mid_side" if mid_side else ("mono" if x.shape[0] == 1 else "independent"),
             chunk_frames=self.chunk_frames,
         )
         cond = self._frame_conditioning(header, 0)
-        max_levels = max(s.n_q for s in plan)
         with AcxWriter(target, header) as writer:
             for ch in range(x.shape[0]):
-                signal = _to_internal(x[ch], sample_rate_hz, cfg.sample_rate_hz)
-                codes = encode_signal(self.backbone, signal, cond, max_levels)
+                max_levels = max(s.n_q for s in header.segments_for_channel(ch))
+                if max_levels == 0:
+                    codes = np.zeros((1, n_frames), np.int16)
+                else:
+                    signal = _to_internal(x[ch], sample_rate_hz, cfg.sample_rate_hz)
+                    codes = encode_signal(self.backbone, signal, cond, max_levels)
                 for a in range(0, n_frames, self.chunk_frames):
                     b = min(n_frames, a + self.chunk_frames)
                     depths, priors, _ = header.frame_layout(ch, a, b)
@@ -287,10 +302,18 @@ class AdaptiveCodec:
                 codes[:, lo:hi] = decode_frames(self.entropy_model, chunk.data, depths, priors,
                                                 header.max_levels)
                 depth_all[ch, lo:hi] = depths
-            cond = self._frame_conditioning(header, ch)
-            internal = decode_signal(self.backbone, codes, depth_all[ch], cond, n_internal,
-                                     block_range=(a, b))
+            if not any(seg.n_q for seg in header.segments_for_channel(ch)):
+                internal = np.zeros(max(0, min(n_internal, b * hop) - a * hop), np.float32)
+            else:
+                cond = self._frame_conditioning(header, ch)
+                internal = decode_signal(self.backbone, codes, depth_all[ch], cond, n_internal,
+                                         block_range=(a, b))
             channels.append(_from_internal(internal, cfg.sample_rate_hz, sr))
+        if header.stereo_mode == "mid_side":
+            mid, side = channels
+            channels = [mid + side, mid - side]
+        elif header.stereo_mode not in ("mono", "independent"):
+            raise FormatError(f"unsupported stereo mode {header.stereo_mode!r}")
         # Map the synthesised internal range back onto original-rate samples.
         first = int(round(a * hop * sr / cfg.sample_rate_hz))
         s0 = int(round(start_s * sr))
@@ -323,6 +346,22 @@ class AdaptiveCodec:
                                   f"conditioning has {vec.size} values, backbone needs {cond.shape[1]}")
             cond[seg.start_frame : seg.end_frame] = torch.from_numpy(vec)
         return cond
+
+
+def _segment_table(plan: list[PlannedSegment], index: dict[str, int], side_scale: int | None) -> list:
+    """Segment rows: shared by all channels, or mid (channel 0) + side (channel 1) rows."""
+    from .bitstream import SegmentEntry
+
+    if side_scale is None:
+        return [SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], s.n_q,
+                             s.label, s.confidence) for s in plan]
+    rows = []
+    for ch in (0, 1):
+        for s in plan:
+            n_q = s.n_q if ch == 0 else side_scale * max(1, s.n_q // SIDE_DEPTH_DIVISOR)
+            rows.append(SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], n_q,
+                                     s.label, s.confidence, channel=ch))
+    return rows
 
 
 def load_conditioning(profile: Profile, cond_dim: int) -> tuple[np.ndarray, int]:

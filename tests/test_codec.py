@@ -193,3 +193,20 @@ def test_train_profile_writes_a_conditioning_the_codec_uses(codec, tmp_path):
     from safetensors.numpy import load_file
 
     np.testing.assert_array_equal(entry.conditioning, load_file(str(result.output))["embedding"])
+
+
+def test_stereo_is_mid_side_and_dual_mono_spends_nothing_on_side(codec, speech):
+    audio, sr = speech
+    dual = np.stack([audio[0], audio[0]])
+    blob = codec.encode(dual, sr, profile="speech")
+    header = read_header(blob)
+    assert header.stereo_mode == "mid_side"
+    assert [s.n_q for s in header.segments_for_channel(1)] == [0]
+    y, _ = codec.decode(blob)
+    np.testing.assert_array_equal(y[0], y[1])
+    mono_size = len(codec.encode(audio[0], sr, profile="speech"))
+    assert len(blob) < 1.1 * mono_size + 200
+
+    wide = np.stack([audio[0], np.roll(audio[0], 4000)])
+    header = read_header(codec.encode(wide, sr, profile="speech"))
+    assert [s.n_q for s in header.segments_for_channel(1)] == [4]
