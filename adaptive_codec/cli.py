@@ -336,7 +336,8 @@ def classify(
 # app.add_typer(archive_app, name="archive"); commands create|list|extract|verify.
 
 # -- bench (owner: benchmarks) ---------------------------------------------------
-# `bench CORPUS --out DIR [--baselines opus,codec2,flac]`.
+# `bench CORPUS --out DIR [--baselines opus,codec2,flac]`: adaptive_codec/bench/cli.py,
+# registered at the bottom of this section list (after handle_errors exists).
 
 # -- train (owner: training) ------------------------------------------------------
 # A sub-app `train` with commands codec|classifier|profile. Register the group
@@ -349,6 +350,10 @@ app.add_typer(train_app, name="train")
 from .cli_codec import register as _register_codec_commands  # noqa: E402
 
 _register_codec_commands(app)
+
+from .bench.cli import register as _register_bench_command  # noqa: E402
+
+_register_bench_command(app)
 
 
 # -- entry point --------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""The ``adaptive-codec bench`` command (registered by :mod:`adaptive_codec.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..cli import cli_state, fail, handle_errors
+
+__all__ = ["bench", "register"]
+
+
+def bench(
+    corpus: Annotated[Path, typer.Argument(
+        metavar="CORPUS", help="Folder with one sub-folder per class, or a manifest CSV "
+                               "(path,label[,segments]).")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")],
+    baselines: Annotated[Optional[str], typer.Option(
+        "--baselines", metavar="LIST", help="Comma-separated: opus,codec2,flac (default: the config's).")] = None,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Smoke run: 1 clip per class, 4 s excerpts, one bitrate (6 kbps); "
+                 "--config keys refine it.")] = False,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", metavar="FILE", help="Benchmark config TOML (bitrate ladder, profiles, "
+                                         "baselines, metrics, clip caps).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Keep DIR/results.csv and skip the rows it already has.")] = False,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="Worker processes (1 torch thread each).")] = 1,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite the results of an earlier run in DIR.")] = False,
+) -> None:
+    """Per-class benchmark of the adaptive codec against Opus, Codec2 and FLAC.
+
+    Writes results.csv, summary.csv, bd_rate.csv, routing.csv,
+    routing_accuracy.csv, meta.json, report.md and a self-contained
+    report.html (figures, audio snippets) into DIR.
+    """
+    from .config import QUICK_OVERRIDES, BenchConfig
+    from .runner import run_bench
+
+    if not corpus.exists():
+        fail(f"{corpus}: no such file or folder")
+    if out.exists() and not out.is_dir():
+        fail(f"{out}: exists and is not a folder")
+    if (out / "results.csv").exists() and not (resume or force):
+        fail(f"{out} already holds a benchmark (use --resume to continue it or --force to start over)")
+    base = BenchConfig().replace(**QUICK_OVERRIDES) if quick else BenchConfig()
+    cfg = BenchConfig.from_toml(config, base=base) if config else base
+    if baselines is not None:
+        names = tuple(b.strip() for b in baselines.split(",") if b.strip())
+        cfg = cfg.replace(baselines=names)
+    run = run_bench(corpus, out, cfg, resume=resume, jobs=jobs,
+                    profiles_dirs=tuple(str(p) for p in cli_state().profiles_dirs), quick=quick)
+    for note in run.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"{run.n_clips} clips, {run.n_rows_run} rows in {run.wall_s:.0f} s; "
+               f"report: {out / 'report.html'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bench`` to the main CLI app."""
+    app.command("bench")(handle_errors(bench))

@@ -1,0 +1,402 @@
+"""``adaptive-codec bench``: code every clip with every system, score, time, write results.
+
+Per clip (mono downmix, excerpt per the config) and per job (system x
+nominal bitrate) one row of ``results.csv`` (columns :data:`RESULT_COLUMNS`):
+
+* ``bitrate_kbps`` from the stored bytes (``n_bytes * 8 / duration_s``),
+  never the nominal rate;
+* ``encode_x_realtime`` / ``decode_x_realtime``: seconds of audio per second
+  of wall time in this process (``torch`` limited to 1 thread; with
+  ``--jobs N`` the processes share the CPU, so speeds are then lower bounds);
+* ``peak_rss_mib``: the process's peak resident memory during that encode and
+  decode (Linux: ``VmHWM`` after resetting it; elsewhere the lifetime peak);
+* one column per metric (:mod:`~adaptive_codec.bench.metrics`); PESQ/STOI on
+  ``speech`` clips only; no quality metrics for lossless baselines;
+* ``routed_profiles``: share of the clip's time per profile (adaptive systems).
+
+Rows are appended as clips finish, so ``--resume`` skips every (clip, system,
+nominal bitrate) already written without an error. Files with reference
+segments also add rows to ``routing.csv`` (:data:`ROUTING_COLUMNS`): the
+reference timeline and the one ``adaptive-auto`` coded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import BenchConfig
+from .corpus import BenchClip, read_segments, select_clips
+from .systems import AdaptiveSystem, Job, build_systems, jobs_for
+
+__all__ = ["RESULT_COLUMNS", "ROUTING_COLUMNS", "run_bench", "machine_info", "versions",
+           "git_revision", "peak_rss_mib", "reset_peak_rss"]
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "clip", "label", "duration_s", "sample_rate_hz", "system", "kind", "nominal_kbps",
+    "bitrate_kbps", "n_bytes", "encode_x_realtime", "decode_x_realtime", "peak_rss_mib",
+    "visqol", "pesq_wb", "stoi", "mel_distance_db", "stft_distance", "si_sdr_db",
+    "loudness_diff_lu", "routed_profiles", "error",
+)
+ROUTING_COLUMNS: tuple[str, ...] = ("clip", "source", "start_s", "end_s", "label", "profile")
+SNIPPET_SYSTEMS = ("adaptive-auto", "opus")
+
+
+# -- memory, versions, machine ----------------------------------------------------
+
+
+def reset_peak_rss() -> None:
+    """Reset the process's peak-RSS counter (Linux ``clear_refs``; no-op elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process since the last reset, in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("adaptive-codec", "torch", "torchaudio", "numpy", "librosa", "av", "pesq",
+                 "pystoi", "pyloudnorm", "visqol-python", "soundfile", "pandas", "matplotlib"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        import av
+
+        lib = av.library_versions.get("libavcodec")
+        out["libavcodec"] = ".".join(map(str, lib)) if lib else "?"
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    return out
+
+
+def git_revision() -> str:
+    """``<commit>[+dirty]`` of the source checkout, or ``unknown`` (installed wheel)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, memory and OS of this machine."""
+    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+                break
+    except OSError:
+        info["cpu"] = platform.processor()
+    return info
+
+
+# -- one clip -----------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...]) -> None:
+    """Load the codec and build the systems once per process (1 torch thread)."""
+    import torch
+
+    from ..codec import AdaptiveCodec
+
+    torch.set_num_threads(1)
+    codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
+    systems, notes = build_systems(config, codec, codec.registry)
+    _WORKER.update(config=config, codec=codec, systems=systems, notes=notes)
+
+
+def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any]:
+    from ..audio import load_audio, to_mono
+
+    audio, info = load_audio(clip.path)
+    x = to_mono(audio)
+    sr = info.sample_rate_hz
+    limit = config.max_seconds_mixed if clip.segments is not None else config.max_seconds
+    if limit > 0:
+        x = x[: int(round(limit * sr))]
+    ref = None
+    if clip.segments is not None:
+        dur = x.size / sr
+        ref = read_segments(clip.segments)
+        ref = ref[ref.start_s < dur].copy()
+        ref["end_s"] = ref["end_s"].clip(upper=dur)
+    return np.ascontiguousarray(x, np.float32), sr, ref
+
+
+def _share_of_profiles(plan: list, n_frames: int) -> str:
+    shares: dict[str, float] = {}
+    for seg in plan:
+        shares[seg.profile.name] = shares.get(seg.profile.name, 0.0) + (seg.end_frame - seg.start_frame)
+    total = max(1, sum(shares.values()) if n_frames <= 0 else n_frames)
+    return ";".join(f"{k}:{v / total:.2f}" for k, v in sorted(shares.items()))
+
+
+def _write_snippet(path: Path, audio: np.ndarray, sr: int, seconds: float) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = int(round(seconds * sr)) if seconds > 0 else audio.size
+    tmp = path.with_name(path.name + ".tmp")
+    sf.write(tmp, np.clip(audio[:n], -1, 1), sr, format="FLAC", subtype="PCM_16")
+    tmp.replace(path)
+
+
+def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: bool
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of ``results.csv`` and ``routing.csv`` for one clip (in a worker)."""
+    from .metrics import METRICS
+
+    config: BenchConfig = _WORKER["config"]
+    systems = _WORKER["systems"]
+    rows: list[dict[str, Any]] = []
+    routing: list[dict[str, Any]] = []
+    base = {"clip": clip.clip_id, "label": clip.label}
+    try:
+        x, sr, ref = _load_clip(clip, config)
+        if x.size < int(0.5 * sr):
+            raise ValueError(f"clip shorter than 0.5 s ({x.size / sr:.2f} s)")
+    except Exception as exc:  # noqa: BLE001 - one bad file becomes error rows, not a crash
+        message = f"{type(exc).__name__}: {exc}"
+        return [{**base, "system": j.system, "kind": j.kind, "nominal_kbps": j.nominal_kbps,
+                 "error": message} for j in jobs], []
+    duration = x.size / sr
+    base.update(duration_s=round(duration, 4), sample_rate_hz=sr)
+    rung = min(config.bitrates_kbps, key=lambda b: abs(b - config.snippet_kbps))
+    snippet_dir = Path(out_dir) / "snippets" if out_dir else None
+    stem = "__".join(Path(clip.clip_id).with_suffix("").parts[-2:])
+    if snippet and snippet_dir is not None:
+        _write_snippet(snippet_dir / f"{stem}__original.flac", x, sr, config.snippet_seconds)
+    if ref is not None:
+        routing += [{"clip": clip.clip_id, "source": "reference", "start_s": float(r.start_s),
+                     "end_s": float(r.end_s), "label": r.label, "profile": ""}
+                    for r in ref.itertuples()]
+    for job in jobs:
+        system = systems[job.system]
+        row: dict[str, Any] = {**base, "system": job.system, "kind": job.kind,
+                               "nominal_kbps": job.nominal_kbps, "error": ""}
+        try:
+            reset_peak_rss()
+            t0 = time.perf_counter()
+            data = system.encode(x, sr, job.nominal_kbps)
+            t1 = time.perf_counter()
+            y = system.decode(data, sr, x.size)
+            t2 = time.perf_counter()
+            row["peak_rss_mib"] = round(peak_rss_mib(), 1)
+            row.update(n_bytes=len(data), bitrate_kbps=len(data) * 8 / duration / 1000,
+                       encode_x_realtime=duration / max(t1 - t0, 1e-9),
+                       decode_x_realtime=duration / max(t2 - t1, 1e-9))
+        except Exception as exc:  # noqa: BLE001 - record, keep going
+            row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            rows.append(row)
+            continue
+        if isinstance(system, AdaptiveSystem):
+            frames = int(round(duration * _WORKER["codec"].frame_rate_hz))
+            row["routed_profiles"] = _share_of_profiles(system.last_plan, frames)
+            if (job.system == "adaptive-auto" and ref is not None
+                    and job.nominal_kbps == float(config.bitrates_kbps[0])):
+                fr = _WORKER["codec"].frame_rate_hz
+                routing += [{"clip": clip.clip_id, "source": "predicted",
+                             "start_s": seg.start_frame / fr,
+                             "end_s": min(duration, seg.end_frame / fr),
+                             "label": seg.label, "profile": seg.profile.name}
+                            for seg in system.last_plan]
+        problems = []
+        if job.kind != "lossless":
+            for key in config.metrics:
+                metric = METRICS[key]
+                if metric.speech_only and clip.label != "speech":
+                    continue
+                try:
+                    row[metric.column] = metric.function(x, y, sr)
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"{key}: {type(exc).__name__}: {exc}")
+        row["error"] = "; ".join(problems)
+        if (snippet and snippet_dir is not None and job.nominal_kbps == rung
+                and job.system in (*SNIPPET_SYSTEMS, f"adaptive-{clip.label}")):
+            _write_snippet(snippet_dir / f"{stem}__{job.system}.flac", y, sr, config.snippet_seconds)
+        rows.append(row)
+    return rows, routing
+
+
+def _run_clip_task(args: tuple) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return run_clip(*args)
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def _key(clip: str, system: str, nominal: Any) -> tuple[str, str, str]:
+    try:
+        value = float(nominal)
+    except (TypeError, ValueError):
+        value = math.nan
+    return clip, system, "" if math.isnan(value) else f"{value:g}"
+
+
+def _finished_keys(results: Path) -> set[tuple[str, str, str]]:
+    if not results.is_file():
+        return set()
+    import pandas as pd
+
+    frame = pd.read_csv(results, keep_default_na=True)
+    ok = frame[frame["error"].isna() | (frame["error"].astype(str).str.strip() == "")]
+    done = set()
+    for row in ok.itertuples(index=False):
+        if not (isinstance(row.bitrate_kbps, float) and math.isnan(row.bitrate_kbps)):
+            done.add(_key(row.clip, row.system, row.nominal_kbps))
+    return done
+
+
+def _append(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        fh.flush()
+
+
+def _dedupe(path: Path, keys: list[str]) -> None:
+    """Keep the last row per key (a resumed job replaces its failed row)."""
+    import pandas as pd
+
+    if not path.is_file():
+        return
+    frame = pd.read_csv(path, keep_default_na=True)
+    frame["_key"] = ["|".join("" if pd.isna(v) else str(v) for v in row)
+                     for row in frame[keys].itertuples(index=False)]
+    frame = frame.drop_duplicates("_key", keep="last").drop(columns="_key")
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+@dataclass
+class BenchRun:
+    """What :func:`run_bench` did."""
+
+    out_dir: Path
+    n_clips: int
+    n_rows_run: int
+    wall_s: float
+    notes: list[str]
+
+
+def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
+              resume: bool = False, jobs: int = 1, profiles_dirs: tuple[str, ...] = (),
+              progress: bool = True, quick: bool = False) -> BenchRun:
+    """Run the benchmark and write every output file in ``out_dir`` (see the module docstring)."""
+    from tqdm import tqdm
+
+    from .report import write_report
+
+    start = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clips, how = select_clips(Path(corpus), split=config.split,
+                              max_clips_per_class=config.max_clips_per_class,
+                              max_mixed_files=config.max_mixed_files, seed=config.seed)
+    results, routing_csv = out / "results.csv", out / "routing.csv"
+    if not resume:
+        for stale in (results, routing_csv):
+            stale.unlink(missing_ok=True)
+    _init_worker(config, tuple(map(str, profiles_dirs)))
+    systems, notes, codec = _WORKER["systems"], list(_WORKER["notes"]), _WORKER["codec"]
+    done = _finished_keys(results) if resume else set()
+    seen_labels: set[str] = set()
+    tasks = []
+    for clip in clips:
+        todo = [j for j in jobs_for(clip.label, systems, config)
+                if _key(clip.clip_id, j.system, j.nominal_kbps) not in done]
+        snippet = clip.label not in seen_labels
+        seen_labels.add(clip.label)
+        if todo:
+            tasks.append((clip, todo, str(out), snippet))
+    meta = {
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus": str(Path(corpus).resolve()), "selection": how, "n_clips": len(clips),
+        "config": config.to_dict(), "quick": quick, "jobs": jobs, "resume": resume,
+        "git_revision": git_revision(), "versions": versions(), "machine": machine_info(),
+        "weights": dict(codec.weights_meta),
+        "backbone_parameters": int(sum(p.numel() for p in codec.backbone.parameters())),
+        "systems": list(systems), "notes": notes, "torch_threads_per_process": 1,
+    }
+    n_rows = sum(len(t[1]) for t in tasks)
+    bar = tqdm(total=n_rows, unit="row", desc="bench", disable=not progress, file=sys.stderr)
+
+    def collect(result: tuple[list, list]) -> None:
+        rows, routes = result
+        _append(results, RESULT_COLUMNS, rows)
+        if routes:
+            _append(routing_csv, ROUTING_COLUMNS, routes)
+        bar.update(len(rows))
+
+    if jobs <= 1:
+        for task in tasks:
+            bar.set_postfix_str(task[0].clip_id[-40:])
+            collect(run_clip(*task))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                                 initargs=(config, tuple(map(str, profiles_dirs)))) as pool:
+            futures = [pool.submit(_run_clip_task, task) for task in tasks]
+            for future in as_completed(futures):
+                collect(future.result())
+    bar.close()
+    if not results.exists():
+        _append(results, RESULT_COLUMNS, [])
+    if not routing_csv.exists():
+        _append(routing_csv, ROUTING_COLUMNS, [])
+    _dedupe(results, ["clip", "system", "nominal_kbps"])
+    _dedupe(routing_csv, ["clip", "source", "start_s"])
+    meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta["wall_s"] = round(time.time() - start, 1)
+    meta["rows_run_this_time"] = n_rows
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_report(out)
+    return BenchRun(out, len(clips), n_rows, time.time() - start, notes)

@@ -1,0 +1,230 @@
+"""`adaptive-codec bench`: every output file with its documented columns, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adaptive_codec.bench.config import BenchConfig
+from adaptive_codec.bench.corpus import select_clips
+from adaptive_codec.bench.report import (BD_COLUMNS, ROUTING_ACCURACY_COLUMNS, SUMMARY_COLUMNS,
+                                         routing_accuracy)
+from adaptive_codec.bench.runner import RESULT_COLUMNS, ROUTING_COLUMNS
+from adaptive_codec.cli import main
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+OUTPUT_FILES = ("results.csv", "summary.csv", "bd_rate.csv", "routing.csv", "routing_accuracy.csv",
+                "meta.json", "report.md", "report.html")
+
+# Narrows --quick to what a fast test can afford: one forced profile, cheap metrics,
+# 2 s excerpts and 8 s of the mixed example.
+FAST_CONFIG = """
+profiles = ["speech"]
+baselines = ["opus", "flac"]
+metrics = ["mel_distance", "stft_distance", "si_sdr", "loudness_diff"]
+bd_metrics = ["mel_distance"]
+max_seconds = 2.0
+max_seconds_mixed = 8.0
+snippet_seconds = 1.0
+"""
+
+
+@pytest.fixture()
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "examples.csv"
+    path.write_text("path,label\n"
+                    f"{EXAMPLES_DIR / 'speech.flac'},speech\n"
+                    f"{EXAMPLES_DIR / 'mixed.flac'},mixed\n")
+    return path
+
+
+def _bench(tmp_path: Path, manifest: Path, *extra: str) -> tuple[int, Path]:
+    config = tmp_path / "fast.toml"
+    config.write_text(FAST_CONFIG)
+    out = tmp_path / "out"
+    code = main(["bench", str(manifest), "--out", str(out), "--quick", "--config", str(config),
+                 *extra])
+    return code, out
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("bench")
+    path = tmp / "examples.csv"
+    path.write_text("path,label\n"
+                    f"{EXAMPLES_DIR / 'speech.flac'},speech\n"
+                    f"{EXAMPLES_DIR / 'mixed.flac'},mixed\n")
+    code, out = _bench(tmp, path)
+    assert code == 0
+    return out
+
+
+def test_quick_writes_every_file_with_documented_columns(quick_run):
+    out = quick_run
+    for name in OUTPUT_FILES:
+        assert (out / name).is_file(), name
+    results = pd.read_csv(out / "results.csv")
+    assert tuple(results.columns) == RESULT_COLUMNS
+    assert tuple(pd.read_csv(out / "summary.csv").columns) == SUMMARY_COLUMNS
+    assert tuple(pd.read_csv(out / "bd_rate.csv").columns) == BD_COLUMNS
+    assert tuple(pd.read_csv(out / "routing.csv").columns) == ROUTING_COLUMNS
+    assert tuple(pd.read_csv(out / "routing_accuracy.csv").columns) == ROUTING_ACCURACY_COLUMNS
+    # one row per clip x system x bitrate; FLAC once per clip
+    assert len(results) == 2 * 4
+    assert set(results.system) == {"adaptive-auto", "adaptive-speech", "opus", "flac"}
+    assert results.error.isna().all(), results.error.dropna().tolist()
+    lossy = results[results.system != "flac"]
+    assert (lossy.nominal_kbps == 6.0).all() and results[results.system == "flac"].nominal_kbps.isna().all()
+    # actual bitrate from bytes
+    expected = results.n_bytes * 8 / results.duration_s / 1000
+    assert (results.bitrate_kbps - expected).abs().max() < 1e-6
+    assert set(results.duration_s) == {2.0, 8.0}
+    assert lossy.mel_distance_db.notna().all() and lossy.visqol.isna().all()
+    assert (results.encode_x_realtime > 0).all() and (results.peak_rss_mib > 0).all()
+    routing = pd.read_csv(out / "routing.csv")
+    assert set(routing.source) == {"reference", "predicted"}
+
+
+def test_meta_and_reports(quick_run):
+    meta = json.loads((quick_run / "meta.json").read_text())
+    for key in ("git_revision", "versions", "machine", "config", "weights", "selection",
+                "backbone_parameters", "wall_s"):
+        assert key in meta
+    assert meta["config"]["bitrates_kbps"] == [6.0] and meta["quick"] is True
+    html = (quick_run / "report.html").read_text()
+    assert "data:image/png;base64," in html and "data:audio/flac;base64," in html
+    assert "<script" not in html
+    md = (quick_run / "report.md").read_text()
+    assert "figures/rate_quality_speech.png" in md and "Routing accuracy" in md
+    assert (quick_run / "figures" / "routing_timelines.png").is_file()
+
+
+def test_resume_skips_finished_rows(quick_run, capsys):
+    manifest = quick_run.parent / "examples.csv"
+    config = quick_run.parent / "fast.toml"
+    code = main(["bench", str(manifest), "--out", str(quick_run), "--quick", "--config", str(config),
+                 "--resume"])
+    assert code == 0
+    assert "0 rows" in capsys.readouterr().out
+    assert len(pd.read_csv(quick_run / "results.csv")) == 8
+
+
+def test_existing_results_need_resume_or_force(quick_run, capsys):
+    manifest = quick_run.parent / "examples.csv"
+    assert main(["bench", str(manifest), "--out", str(quick_run), "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--resume" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda tmp: tmp / "missing", "no such file or folder"),
+    (lambda tmp: (tmp / "bad.csv").write_text("file,class\nx.flac,speech\n") and tmp / "bad.csv",
+     "lacks column"),
+    (lambda tmp: (tmp / "gone.csv").write_text("path,label\nnope.flac,speech\n") and tmp / "gone.csv",
+     "audio file not found"),
+    (lambda tmp: (tmp / "loose").mkdir() or shutil.copy(EXAMPLES_DIR / "speech.flac", tmp / "loose")
+     and tmp / "loose", "no audio files in class sub-folders"),
+])
+def test_bad_input_is_one_line_error(tmp_path, capsys, setup, message):
+    corpus = setup(tmp_path)
+    assert main(["bench", str(corpus), "--out", str(tmp_path / "o"), "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("bitrate_kbps = [6]", "unknown key"),
+    ("bitrates_kbps = [-1]", "positive"),
+    ("metrics = [\"mos\"]", "unknown metric"),
+    ("baselines = [\"mp3\"]", "unknown baseline"),
+    ("bitrates_kbps = [", "invalid TOML"),
+])
+def test_bad_config_is_one_line_error(tmp_path, capsys, manifest, text, message):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_unknown_baseline_option(tmp_path, capsys, manifest):
+    assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--baselines", "opus,mp3"]) == 1
+    assert "unknown baseline 'mp3'" in capsys.readouterr().err
+
+
+def test_folder_input_classes_from_subfolders_and_caps(tmp_path):
+    for label in ("speech", "music"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            shutil.copy(EXAMPLES_DIR / f"{label}.flac", tmp_path / label / f"{label}{i}.flac")
+    (tmp_path / "mixed").mkdir()
+    shutil.copy(EXAMPLES_DIR / "mixed.flac", tmp_path / "mixed" / "m.flac")
+    shutil.copy(EXAMPLES_DIR / "mixed.segments.csv", tmp_path / "mixed" / "m.segments.csv")
+    clips, how = select_clips(tmp_path, max_clips_per_class=2)
+    assert [c.label for c in clips] == ["music", "music", "speech", "speech", "mixed"]
+    assert clips[-1].segments is not None and "all clips" in how
+    again, _ = select_clips(tmp_path, max_clips_per_class=2)
+    assert [c.clip_id for c in again] == [c.clip_id for c in clips]  # seeded
+
+
+def test_corpus_auto_split_uses_held_out_clips(corpus_dir):
+    from adaptive_codec.train.codec_data import corpus_clips
+
+    clips, how = select_clips(corpus_dir)
+    held = {str(c.path.relative_to(corpus_dir)) for c in corpus_clips(corpus_dir, "test")}
+    plain = [c for c in clips if c.segments is None]
+    assert plain and all(c.clip_id in held for c in plain)
+    assert "held-out" in how
+
+
+def test_config_quick_is_refined_by_file(tmp_path):
+    from adaptive_codec.bench.config import QUICK_OVERRIDES
+
+    path = tmp_path / "c.toml"
+    path.write_text("max_seconds = 1.5\n[opus]\nvbr = \"off\"\n")
+    cfg = BenchConfig.from_toml(path, base=BenchConfig().replace(**QUICK_OVERRIDES))
+    assert cfg.max_seconds == 1.5 and cfg.bitrates_kbps == (6.0,) and cfg.opus == {"vbr": "off"}
+
+
+def test_routing_accuracy_by_time():
+    routing = pd.DataFrame([
+        ("a", "reference", 0.0, 4.0, "speech", ""), ("a", "reference", 4.0, 10.0, "music", ""),
+        ("a", "predicted", 0.0, 5.0, "speech", "speech"), ("a", "predicted", 5.0, 10.0, "music", "music"),
+    ], columns=list(ROUTING_COLUMNS))
+    acc = routing_accuracy(routing)
+    assert acc.label_accuracy.iloc[0] == pytest.approx(0.9, abs=0.002)
+
+
+@pytest.mark.slow
+def test_console_script_quick_all_metrics(tmp_path, manifest):
+    """The real console script, --quick with every metric (ViSQOL, PESQ, STOI)."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "adaptive_codec", "bench", str(manifest), "--out",
+                           str(out), "--quick"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = pd.read_csv(out / "results.csv")
+    speech = results[(results.label == "speech") & (results.system != "flac")]
+    assert speech.visqol.notna().all() and speech.pesq_wb.notna().all() and speech.stoi.notna().all()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+def test_report_html_opens_in_headless_chromium(quick_run, tmp_path):
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
+                           "--window-size=1280,2000", (quick_run / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert "Uncaught" not in proc.stderr
