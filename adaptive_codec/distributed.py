@@ -1,0 +1,373 @@
+"""Dask back end for archives at cluster scale (``archive create --scheduler``).
+
+The client expands the inputs, submits one task per file and writes the
+archive itself (atomically, members in input order); workers return encoded
+``.acx`` bytes. A file longer than one processing piece
+(:data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, 18 s) is
+split so that its pieces run on several workers at once:
+
+1. ``_prepare_long`` (one task) loads, classifies and resamples the file and
+   records exactly the tensors that single-process encoding would feed the
+   backbone, piece by piece (through :class:`_PieceBackbone`, which stands in
+   for the backbone inside :meth:`AdaptiveCodec.encode_to`);
+2. ``_encode_piece`` (one task per piece and channel) runs the backbone on one
+   recorded piece;
+3. ``_assemble_long`` runs :meth:`AdaptiveCodec.encode_to` again with the
+   recorded plan (no classification) and the pieces' codes replayed in order.
+
+Pieces are aligned with the bitstream's chunks and are the same tensors as in
+single-process mode, so the archive is byte-identical to ``--jobs 1`` (on the
+same machine type). Codec errors (a corrupt file) fail only their file, are
+not retried and are reported; other exceptions are retried ``retries`` times,
+and tasks of a worker that dies are rescheduled by Dask.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AdaptiveCodecError
+
+#: Memory limit of each worker of a LocalCluster (Dask pauses, then restarts, a worker above it).
+DEFAULT_MEMORY_LIMIT = "3GiB"
+#: Times a task that raised something other than a codec error is retried.
+DEFAULT_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """A codec error raised in a task, returned instead of raised (never retried)."""
+
+    message: str
+
+
+@dataclass
+class FileFailure:
+    """An input that could not be encoded (reported and skipped)."""
+
+    path: Path
+    name: str
+    message: str
+
+
+# -- cluster -------------------------------------------------------------------
+
+@contextmanager
+def dask_client(scheduler: str = "local", workers: int | None = None,
+                memory_limit: str = DEFAULT_MEMORY_LIMIT, processes: bool = True) -> Iterator[Any]:
+    """A Dask client: a new ``LocalCluster`` for ``"local"``, else a scheduler address.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``"local"`` or an address such as ``tcp://10.0.0.5:8786``.
+    workers : int, optional
+        Workers of the local cluster (default: CPU count); one thread each,
+        since the codec runs one torch thread per worker.
+    memory_limit : str
+        Per-worker memory limit of the local cluster.
+    processes : bool
+        Workers as processes (default) or threads of this process.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        n = workers or os.cpu_count() or 1
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                          memory_limit=memory_limit, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
+
+
+# -- worker side -----------------------------------------------------------------
+
+_CODECS: dict[tuple[str, ...], Any] = {}
+
+
+def _codec(profiles_dirs: Sequence[str]):
+    """The worker's codec (loaded once per process and profile folders)."""
+    import torch
+
+    from .codec import AdaptiveCodec
+
+    key = tuple(str(d) for d in profiles_dirs)
+    if key not in _CODECS:
+        torch.set_num_threads(1)  # one worker = one thread; oversubscription is 10x slower
+        _CODECS[key] = AdaptiveCodec.default(profiles_dirs=key)
+    return _CODECS[key]
+
+
+def member_metadata(path: Path, info, plan, frame_rate_hz: float) -> dict:
+    """Archive metadata of one member (the same fields as ``--jobs`` mode)."""
+    total = sum(s.end_frame - s.start_frame for s in plan) or 1
+    mix: dict[str, float] = {}
+    for s in plan:
+        mix[s.label] = mix.get(s.label, 0.0) + (s.end_frame - s.start_frame) / total
+    return {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
+            "class_mix": mix, "source_name": path.name, "sample_rate_hz": info.sample_rate_hz,
+            "channels": info.channels,
+            "segments": [[round(s.start_frame / frame_rate_hz, 3),
+                          round(s.end_frame / frame_rate_hz, 3), s.label, s.profile.name]
+                         for s in plan]}
+
+
+def _encode_file(path: Path, profile: str, bitrate: float | None,
+                 profiles_dirs: Sequence[str]) -> tuple[bytes, dict] | TaskError:
+    """Task: one whole file → (``.acx`` bytes, metadata)."""
+    from .audio import load_audio
+
+    try:
+        codec = _codec(profiles_dirs)
+        audio, info = load_audio(path)
+        buf = io.BytesIO()
+        plan = codec.encode_to(buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
+        return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz)
+    except AdaptiveCodecError as exc:
+        return TaskError(str(exc))
+
+
+class _PieceBackbone:
+    """Stands in for the backbone in ``encode_to``: records or replays ``encode_codes``.
+
+    Parameters
+    ----------
+    real : Backbone
+        Everything but ``encode_codes`` is delegated to it.
+    replay : list of torch.Tensor, optional
+        Codes to return, in call order; without it, calls are recorded as
+        ``(audio (1, samples), cond (1, frames, cond_dim), n_q)`` and zeros returned.
+    """
+
+    def __init__(self, real, replay: list | None = None) -> None:
+        self._real = real
+        self._replay = None if replay is None else list(replay)
+        self.recorded: list[tuple[Any, Any, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def encode_codes(self, audio, cond, n_q: int):
+        import torch
+
+        if self._replay is None:
+            self.recorded.append((audio.clone(), cond.clone(), int(n_q)))
+            frames = self._real.mdct.n_frames(audio.shape[-1])
+            return torch.zeros((audio.shape[0], n_q, frames), dtype=torch.long)
+        if not self._replay:
+            raise RuntimeError("replayed encoding asked for more pieces than were recorded")
+        return self._replay.pop(0)
+
+    def unused(self) -> int:
+        return len(self._replay or [])
+
+
+def _proxy_codec(codec, backbone: _PieceBackbone, plan=None):
+    proxy = copy.copy(codec)
+    proxy.backbone = backbone
+    if plan is not None:
+        proxy.plan = lambda *args, **kwargs: plan
+    return proxy
+
+
+@dataclass
+class _Prepared:
+    """A long file's recorded plan, metadata and backbone inputs (stays on its worker)."""
+
+    plan: list
+    meta: dict
+    pieces: list = field(repr=False)
+
+
+def _prepare_long(path: Path, profile: str, bitrate: float | None,
+                  profiles_dirs: Sequence[str]) -> _Prepared | TaskError:
+    """Task: load, classify and record the backbone inputs of a long file."""
+    from .audio import load_audio
+
+    try:
+        codec = _codec(profiles_dirs)
+        audio, info = load_audio(path)
+        recorder = _PieceBackbone(codec.backbone)
+        plan = _proxy_codec(codec, recorder).encode_to(
+            io.BytesIO(), audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
+        return _Prepared(plan, member_metadata(path, info, plan, codec.frame_rate_hz), recorder.recorded)
+    except AdaptiveCodecError as exc:
+        return TaskError(str(exc))
+
+
+def _head(prepared: _Prepared | TaskError) -> tuple[list, dict, int] | TaskError:
+    """Task: the small part of a prepared file (plan, metadata, number of pieces)."""
+    if isinstance(prepared, TaskError):
+        return prepared
+    return prepared.plan, prepared.meta, len(prepared.pieces)
+
+
+def _take_piece(prepared: _Prepared, i: int) -> tuple[Any, Any, int]:
+    """Task: one recorded piece (runs where the prepared file is; moves only the piece)."""
+    return prepared.pieces[i]
+
+
+def _encode_piece(piece: tuple[Any, Any, int], profiles_dirs: Sequence[str]):
+    """Task: backbone codes ``(1, n_q, frames)`` of one recorded piece."""
+    import torch
+
+    audio, cond, n_q = piece
+    with torch.no_grad():
+        return _codec(profiles_dirs).backbone.encode_codes(audio, cond, n_q)
+
+
+def _assemble_long(path: Path, profile: str, bitrate: float | None, profiles_dirs: Sequence[str],
+                   head: tuple[list, dict, int], *codes) -> tuple[bytes, dict] | TaskError:
+    """Task: encode the file again with the recorded plan and the pieces' codes."""
+    from .audio import load_audio
+
+    plan, meta, _ = head
+    try:
+        codec = _codec(profiles_dirs)
+        audio, info = load_audio(path)
+        replay = _PieceBackbone(codec.backbone, replay=list(codes))
+        buf = io.BytesIO()
+        _proxy_codec(codec, replay, plan).encode_to(
+            buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
+    except AdaptiveCodecError as exc:
+        return TaskError(str(exc))
+    if replay.unused():
+        raise RuntimeError(f"{path}: {replay.unused()} encoded piece(s) were not used")
+    return buf.getvalue(), meta
+
+
+# -- client side -------------------------------------------------------------------
+
+class DaskArchiveEncoder:
+    """Encode files on a Dask cluster; :meth:`members` feeds ``create_archive``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    files : list of (Path, str)
+        Inputs and their member names, in archive order.
+    profile : str
+        ``auto``, a profile name or a profile TOML path.
+    bitrate_kbps : float, optional
+    profiles_dirs : sequence of str
+        User profile folders (must be readable by the workers).
+    retries : int
+        Retries of a task that raised something other than a codec error.
+    split_long_files : bool
+        Split files longer than one processing piece across workers.
+    on_file_done : callable, optional
+        Called with the member name whenever a file finishes (or fails).
+    """
+
+    def __init__(self, client, files: list[tuple[Path, str]], profile: str = "auto",
+                 bitrate_kbps: float | None = None, profiles_dirs: Sequence[str] = (),
+                 retries: int = DEFAULT_RETRIES, split_long_files: bool = True,
+                 on_file_done: Callable[[str], None] | None = None) -> None:
+        self.client = client
+        self.files = list(files)
+        self.args = (profile, bitrate_kbps, [str(d) for d in profiles_dirs])
+        self.retries = retries
+        self.split_long_files = split_long_files
+        self.on_file_done = on_file_done
+        self.failures: list[FileFailure] = []
+
+    def _submit(self, func, *args, **kwargs):
+        return self.client.submit(func, *args, retries=self.retries, pure=False, **kwargs)
+
+    def _is_long(self, path: Path) -> bool:
+        from .audio import audio_info
+        from .backbone.streaming import CHUNK_FRAMES
+
+        try:
+            info = audio_info(path)
+        except AdaptiveCodecError:
+            return False  # the file task reports it
+        # 75 frames/s at the internal rate: longer than one piece (+1 s of slack).
+        return info.duration_s > CHUNK_FRAMES / 75 + 1
+
+    def members(self) -> Iterator[tuple[str, bytes, dict]]:
+        """Yield ``(name, acx_bytes, metadata)`` in input order; failures go to :attr:`failures`.
+
+        Raises
+        ------
+        AdaptiveCodecError
+            When no input could be encoded (so no empty archive is written).
+        """
+        from distributed import as_completed
+        from tqdm import tqdm
+
+        role: dict[Any, tuple[str, int]] = {}  # future -> (kind, file index)
+        futures = []
+        for i, (path, _) in enumerate(self.files):
+            if self.split_long_files and self._is_long(path):
+                prepared = self._submit(_prepare_long, path, *self.args)
+                fut = self._submit(_head, prepared)
+                role[fut] = ("head", i)
+                role[prepared] = ("prepared", i)  # keeps it alive until its pieces are taken
+            else:
+                fut = self._submit(_encode_file, path, *self.args)
+                role[fut] = ("file", i)
+            futures.append(fut)
+        prepared_of = {i: f for f, (k, i) in role.items() if k == "prepared"}
+        done: dict[int, tuple[bytes, dict] | None] = {}
+        bar = tqdm(total=len(self.files), unit="file", desc="encode", disable=None,
+                   file=__import__("sys").stderr)
+        pending = as_completed(futures, with_results=False)
+        next_out = 0
+        for fut in pending:
+            kind, i = role.pop(fut)
+            result = self._result(fut, i)
+            if kind == "head" and not isinstance(result, _Failed):
+                assemble = self._submit_pieces(i, result, prepared_of.pop(i))
+                role[assemble] = ("file", i)
+                pending.add(assemble)
+                continue
+            prepared_of.pop(i, None)
+            done[i] = None if isinstance(result, _Failed) else result
+            bar.update(1)
+            if self.on_file_done is not None:
+                self.on_file_done(self.files[i][1])
+            while next_out in done:
+                item = done.pop(next_out)
+                if item is not None:
+                    yield self.files[next_out][1], item[0], item[1]
+                next_out += 1
+        bar.close()
+        if self.failures and len(self.failures) == len(self.files):
+            raise AdaptiveCodecError(f"no input could be encoded (first: {self.failures[0].message})")
+
+    def _submit_pieces(self, i: int, head, prepared):
+        path = self.files[i][0]
+        _, _, n_pieces = head
+        dirs = self.args[2]
+        codes = [self._submit(_encode_piece, self._submit(_take_piece, prepared, k), dirs)
+                 for k in range(n_pieces)]
+        return self._submit(_assemble_long, path, *self.args, head, *codes)
+
+    def _result(self, fut, i: int):
+        path, name = self.files[i]
+        try:
+            result = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a task that failed after its retries
+            result = TaskError(f"{type(exc).__name__}: {exc}")
+        if isinstance(result, TaskError):
+            self.failures.append(FileFailure(path, name, result.message))
+            return _Failed()
+        return result
+
+
+class _Failed:
+    """Marker of a file whose task failed (already recorded in ``failures``)."""
+
+
+__all__ = ["DaskArchiveEncoder", "FileFailure", "TaskError", "dask_client", "member_metadata",
+           "DEFAULT_MEMORY_LIMIT", "DEFAULT_RETRIES"]
