@@ -39,7 +39,7 @@ __all__ = [
 
 #: Bumped whenever the meaning or order of the feature vector changes; a saved
 #: classifier records it and refuses to load against a different version.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 # Floor added before logarithms: -100 dB re full scale, far below any real
 # recording, so silence gives finite (and constant) features.
@@ -219,7 +219,8 @@ def _base_names(config: FeatureConfig) -> list[str]:
         [f"{n}_mean" for n in frame]
         + [f"{n}_std" for n in frame]
         + [f"mfcc_delta_{i}_std" for i in range(1, config.n_mfcc + 1)]
-        + ["flux_mean", "flux_std", "energy_std_db", "low_energy_ratio", "modulation_4hz", "onset_periodicity"]
+        + ["flux_mean", "flux_std", "energy_std_db", "low_energy_ratio", "modulation_4hz", "onset_periodicity",
+           "spectral_stationarity", "chroma_flux"]
     )
 
 
@@ -373,6 +374,17 @@ def _window_stats(
     # Rhythmic regularity: best normalised autocorrelation of the flux at
     # beat-like lags (0.2-0.5 s); music is periodic, speech and ambience less.
     onset_periodicity = _periodicity(flux, config)
+    # Sustained notes keep the spectral shape and pitch class from frame to
+    # frame; syllables and noise bursts do not (sung vs spoken voice).
+    if length > 1:
+        shape = win[: config.n_mels]
+        a, b = shape[..., :-1], shape[..., 1:]
+        cosine = (a * b).sum(axis=0) / (np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0)) + _EPS)
+        stationarity = cosine.mean(axis=-1)
+        first_chroma = config.n_mels + config.n_mfcc
+        chroma_flux = np.abs(np.diff(win[first_chroma : first_chroma + 12], axis=-1)).sum(axis=0).mean(axis=-1)
+    else:
+        stationarity = chroma_flux = np.zeros(len(starts), np.float32)
     values = np.hstack(
         [
             mean,
@@ -384,9 +396,11 @@ def _window_stats(
             low_energy[:, None],
             modulation[:, None],
             onset_periodicity[:, None],
+            stationarity[:, None],
+            chroma_flux[:, None],
         ]
     ).astype(np.float32)
-    assert values.shape[1] == len(_base_names(config)) == 2 * n_frame + config.n_mfcc + 6
+    assert values.shape[1] == len(_base_names(config)) == 2 * n_frame + config.n_mfcc + 8
     return values, level_dbfs
 
 
