@@ -44,45 +44,71 @@ def train_codec(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
 ) -> None:
-    """Train (or continue training) the shared backbone codec."""
+    """Train (or continue training) the shared backbone codec.
+
+    Under ``torchrun --nproc_per_node=N`` every process trains on its own
+    crops with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0
+    builds the caches and writes checkpoints, logs, evaluations and exports.
+    """
     import torch
 
-    from ..resources import weights_dir
-    from .codec import CodecTrainer, TrainConfig
-    from .codec_data import build_cache, corpus_clips, pool_clips
-    from .codec_eval import HeldOutSet
+    from .codec import TrainConfig
+    from .ddp import init_from_env, shutdown
 
     cfg = TrainConfig.from_toml(config) if config else TrainConfig()
     if threads is not None:
         cfg.threads = threads
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    dist_ctx, device = init_from_env(device)
+    try:
+        _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scratch, export,
+                     max_steps, max_minutes, device, cache_dir, dist_ctx)
+    finally:
+        shutdown()
+
+
+def _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scratch, export,
+                 max_steps, max_minutes, device, cache_dir, dist_ctx) -> None:
+    from ..resources import weights_dir
+    from .codec import CodecTrainer
+    from .codec_data import build_cache, corpus_clips, pool_clips
+    from .codec_eval import HeldOutSet
+
+    main = dist_ctx.is_main
     caches = []
     for d in data:
         cache = _cache_for(d, "train", cache_dir)
-        if not (cache / "done").exists():
+        if main and not (cache / "done").exists():
             build_cache(corpus_clips(d, "train"), cache)
             (cache / "done").touch()
         caches.append(str(cache))
     for d in extra or []:
         cache = _cache_for(d, f"all{extra_hours:g}", cache_dir)
-        if not (cache / "done").exists():
+        if main and not (cache / "done").exists():
             cap = {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}
             build_cache(pool_clips(d, cap), cache)
             (cache / "done").touch()
         caches.append(str(cache))
+    if dist_ctx.active:
+        import torch.distributed
+
+        torch.distributed.barrier()  # the other ranks wait for rank 0's caches
     cfg.caches = caches
     registry = cli_state().registry()
-    held_out = HeldOutSet.from_corpus(data[0])
+    held_out = HeldOutSet.from_corpus(data[0]) if main else None
     init = None if from_scratch else (init_weights or weights_dir() / "backbone.safetensors")
     if init is not None and not Path(init).exists():
         init = None
     trainer = CodecTrainer(run_dir, cfg, registry, init_weights=init, device=device,
-                           held_out=held_out)
-    typer.echo(f"training from step {trainer.step} on {device}; data hours "
-               + ", ".join(f"{k} {v:.2f}" for k, v in trainer.sampler.hours().items()))
+                           held_out=held_out, dist=dist_ctx)
+    if main:
+        typer.echo(f"training from step {trainer.step} on {device} x {dist_ctx.world_size} "
+                   "process(es); data hours "
+                   + ", ".join(f"{k} {v:.2f}" for k, v in trainer.sampler.hours().items()))
     trainer.run(max_steps, max_minutes, export_to=export)
-    typer.echo(f"stopped at step {trainer.step}; checkpoint in {run_dir}")
+    if main:
+        typer.echo(f"stopped at step {trainer.step}; checkpoint in {run_dir}")
 
 
 @train_app.command("classifier")

@@ -5,6 +5,12 @@ optimizer, sampler position and step; a constant learning rate means a run
 that stops and resumes trains exactly like one long run. Every example
 carries its class, and its loss uses that profile's ``[loss_weights]`` and
 ``rate_lambda`` from the profile TOML.
+
+Under ``torchrun`` (see :mod:`adaptive_codec.train.ddp`) the model is wrapped
+in ``DistributedDataParallel``: every rank draws its own crops (seed offset by
+rank), gradients are averaged, and only rank 0 writes checkpoints, logs,
+evaluations and the exported weights. One process (rank 0 of 1) trains
+exactly as before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from ..backbone.model import Backbone, BackboneConfig
 from ..backbone.weights import export_weights, load_weights
 from .codec_data import CropSampler
 from .codec_eval import HeldOutSet, evaluate
+from .ddp import DistContext
+
+#: Sampler seed offset between ranks (rank 0 keeps the single-process seed).
+RANK_SEED_STRIDE = 100_003
 
 
 @dataclass
@@ -64,6 +74,19 @@ def _profile_weights(names: tuple[str, ...], registry) -> tuple[torch.Tensor, to
     return weights, lambdas
 
 
+class _TrainForward(torch.nn.Module):
+    """Everything a step computes from parameters, in one ``forward`` (what DDP wraps)."""
+
+    def __init__(self, model: Backbone) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor, ids: torch.Tensor, n_q: torch.Tensor):
+        cond = self.model.frame_conditioning(ids)
+        out = self.model(audio, cond, n_q)
+        return out, self.model.prior_logits[ids]  # prior (B, L, K)
+
+
 class CodecTrainer:
     """Owns model, optimizer, data and logs of one training directory.
 
@@ -78,12 +101,17 @@ class CodecTrainer:
     init_weights : Path, optional
         Shipped safetensors weights to start from when there is no checkpoint.
     device : str
+    dist : DistContext, optional
+        Rank and world size under ``torchrun`` (default: one process).
     """
 
     def __init__(self, run_dir, config, registry, init_weights=None, device="cpu",
-                 backbone_config: BackboneConfig | None = None, held_out: HeldOutSet | None = None):
+                 backbone_config: BackboneConfig | None = None, held_out: HeldOutSet | None = None,
+                 dist: DistContext | None = None):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dist = dist or DistContext()
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cfg = config
         self.device = torch.device(device)
         torch.manual_seed(config.seed)
@@ -114,11 +142,16 @@ class CodecTrainer:
         self.weights, self.lambdas = _profile_weights(self.model.config.profiles, registry)
         self.weights, self.lambdas = self.weights.to(self.device), self.lambdas.to(self.device)
         crop = int(round(config.crop_s * self.model.config.sample_rate_hz))
-        self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=config.seed + self.step)
+        seed = config.seed + self.step + RANK_SEED_STRIDE * self.dist.rank
+        self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=seed)
         self.held_out = held_out
         self.needs_kmeans = state is None and init_weights is None
+        self.forward = _TrainForward(self.model)  # wrapped in DDP by run() when distributed
 
     def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (rank 0 only)."""
+        if not self.dist.is_main:
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -148,12 +181,10 @@ class CodecTrainer:
 
     def train_step(self) -> dict[str, float]:
         audio, ids, n_q = self._batch()
-        cond = self.model.frame_conditioning(ids)
-        out = self.model(audio, cond, n_q)
+        out, prior = self.forward(audio, ids, n_q)
         terms = self.loss(out.audio, audio)
         recon = combine(terms, self.weights, ids)
         q = out.quantized
-        prior = self.model.prior_logits[ids]  # (B, L, K)
         soft_bits, hard_bits = rate_bits(q.soft_assignments, q.codes, prior, n_q)
         frame_rate = self.model.config.frame_rate_hz
         rate_kbps = soft_bits * frame_rate / 1000
@@ -170,7 +201,9 @@ class CodecTrainer:
         self.opt.step()
         self.step += 1
         if self.step % self.cfg.dead_code_every == 0:
+            self.dist.all_reduce_usage(self.model.quantizer)
             self.model.quantizer.replace_dead_codes()
+            self.dist.broadcast_parameters(self.model)
         row = {k: float(v.detach().mean()) for k, v in terms.items()}
         row.update(
             loss=float(loss.detach()), grad_norm=float(grad_norm),
@@ -188,29 +221,32 @@ class CodecTrainer:
         if self.needs_kmeans:
             self._kmeans_init()
             self.needs_kmeans = False
+        self.forward = self.dist.wrap(self.forward, self.device)  # syncs rank 0's parameters
+        main = self.dist.is_main
         deadline = time.monotonic() + max_minutes * 60
         log_path = self.run_dir / "log.csv"
-        bar = tqdm(total=max_steps, initial=self.step, disable=not progress, unit="step")
+        bar = tqdm(total=max_steps, initial=self.step, disable=not (progress and main), unit="step")
         sums: dict[str, float] = {}
         count = 0
-        while self.step < max_steps and time.monotonic() < deadline:
+        # Ranks agree on stopping, so none waits forever in a gradient all-reduce.
+        while self.step < max_steps and not self.dist.any_rank(time.monotonic() >= deadline):
             row = self.train_step()
             for k, v in row.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
             bar.update(1)
-            if self.step % 50 == 0:
+            if self.step % 50 == 0 and main:
                 avg = {k: v / count for k, v in sums.items()}
                 _append_csv(log_path, {"step": self.step, "time": time.time(), **avg})
                 bar.set_postfix(loss=f"{avg['loss']:.3f}", mel=f"{avg['mel']:.3f}")
                 sums, count = {}, 0
             if self.step % self.cfg.checkpoint_every == 0:
                 self.save_checkpoint()
-            if self.held_out is not None and self.step % self.cfg.eval_every == 0:
+            if main and self.held_out is not None and self.step % self.cfg.eval_every == 0:
                 self._evaluate()
         bar.close()
         self.save_checkpoint()
-        if export_to is not None:
+        if export_to is not None and main:
             export_weights(self.model, export_to, steps=self.step)
 
     def _evaluate(self) -> None:
