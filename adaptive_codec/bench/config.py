@@ -147,6 +147,6 @@ QUICK_OVERRIDES: dict[str, Any] = {
     "max_clips_per_class": 1,
     "max_seconds": 4.0,
     "max_mixed_files": 1,
-    "max_seconds_mixed": 16.0,
+    "max_seconds_mixed": 12.0,
     "snippet_seconds": 3.0,
 }

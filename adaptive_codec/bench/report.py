@@ -151,6 +151,7 @@ def _style(system: str) -> dict[str, Any]:
 
 def _rate_quality_figures(summary: pd.DataFrame) -> dict[str, bytes]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -169,6 +170,9 @@ def _rate_quality_figures(summary: pd.DataFrame) -> dict[str, bytes]:
                 if rate.size:
                     ax.plot(rate, quality, label=system, **_style(system))
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xticks(sorted({round(float(r), 1) for r in part.bitrate_kbps}))
             ax.set_xlabel("actual bitrate (kbps, from bytes)")
             ax.set_ylabel(col)
             ax.grid(alpha=0.3)
@@ -201,7 +205,7 @@ def _routing_figure(routing: pd.DataFrame) -> bytes | None:
                                label=s.label if s.label not in seen else None)
                 seen.add(s.label)
             ticks.append(y + 0.4)
-            names.append(f"{Path(clip).stem} {source[:4]}")
+            names.append(f"{Path(clip).stem} {'reference' if source == 'reference' else 'coded'}")
     ax.set_yticks(ticks)
     ax.set_yticklabels(names, fontsize=7)
     ax.set_xlabel("time (s)")
@@ -261,9 +265,28 @@ def _speed_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def _headline_table(summary: pd.DataFrame) -> pd.DataFrame:
     cols = ["label", "system", "nominal_kbps", "bitrate_kbps", "visqol", "pesq_wb", "stoi",
-            "mel_distance_db", "si_sdr_db", "n_clips"]
+            "mel_distance_db", "si_sdr_db", "loudness_diff_lu", "n_clips"]
     present = [c for c in cols if c in summary and (c in cols[:4] or summary[c].notna().any())]
     return summary[present]
+
+
+def _headline_bd(bd: pd.DataFrame) -> pd.DataFrame:
+    """Per class: adaptive-auto vs the best fixed profile and vs Opus, on ViSQOL."""
+    rows = []
+    part = bd[(bd.test == "adaptive-auto") & (bd.metric == "visqol")]
+    for label in sorted(part.label.unique()):
+        sel = part[part.label == label]
+        best = sel[sel.anchor.str.startswith("best fixed profile")]
+        opus = sel[sel.anchor == "opus"]
+        rows.append({
+            "label": label,
+            "vs best fixed profile": best.anchor.iloc[0].removeprefix("best fixed profile ")
+            if len(best) else "",
+            "BD-rate vs best fixed profile (%)": best.bd_rate_percent.iloc[0] if len(best) else math.nan,
+            "BD-rate vs Opus (%)": opus.bd_rate_percent.iloc[0] if len(opus) else math.nan,
+            "BD-ViSQOL vs Opus": opus.bd_quality.iloc[0] if len(opus) else math.nan,
+        })
+    return pd.DataFrame(rows)
 
 
 def write_report(out_dir: str | Path) -> None:
@@ -294,6 +317,8 @@ def write_report(out_dir: str | Path) -> None:
     headline = _headline_table(summary)
 
     sections: list[tuple[str, str, Any]] = [
+        ("Headline: BD-rate of adaptive routing (ViSQOL unless noted; negative = fewer bits)",
+         "table", _headline_bd(bd)),
         ("Rate-quality per class", "table", headline),
         ("BD-rate (negative: the test system needs fewer bits for the same quality; "
          "curves of mean actual kbps vs mean quality, cubic fit, rows with >= 2 rungs)", "table",
@@ -322,6 +347,9 @@ def _about(meta: dict[str, Any]) -> list[tuple[str, str]]:
         ("config", json.dumps(meta.get("config", {}), sort_keys=True)),
         ("notes", "; ".join(meta.get("notes", [])) or "none"),
         ("bitrates", "actual, from the stored bytes (.acx file; Opus in Ogg; FLAC file)"),
+        ("reading the metrics", "steer by PESQ-WB/STOI (speech) and ViSQOL; ViSQOL normalises "
+                                "level (a 40 dB quieter copy scores 4.73), so check loudness_diff_lu; "
+                                "SI-SDR is near meaningless for generative codecs at low rates"),
     ]
     return items
 

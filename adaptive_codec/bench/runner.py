@@ -382,8 +382,12 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
             bar.set_postfix_str(task[0].clip_id[-40:])
             collect(run_clip(*task))
     else:
+        import multiprocessing
+
+        # spawn, not fork: a forked torch/OpenMP runtime can hang in the child.
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                 initargs=(config, tuple(map(str, profiles_dirs)))) as pool:
+                                 initargs=(config, tuple(map(str, profiles_dirs))),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_run_clip_task, task) for task in tasks]
             for future in as_completed(futures):
                 collect(future.result())
