@@ -43,6 +43,7 @@ from adaptive_codec.profiles import ProfileRegistry  # noqa: E402
 from adaptive_codec.routing import RoutingConfig, classify_file  # noqa: E402
 from adaptive_codec.train.classifier import (  # noqa: E402
     Dataset,
+    build_dataset,
     grouped_cv,
     load_labelled_files,
     measure_speed,
@@ -94,12 +95,50 @@ def mixed_file_scores(corpus: Path, template: ContentClassifier, data, config: R
     return results
 
 
+_CARD_NOTES = """\
+## Recipe (reproduce)
+
+```
+adaptive-codec train classifier --data ../shared/corpus --out classifiers/content-v1.safetensors \\
+    --card classifiers/README.md --cache-dir .cache/classifier-features --force
+python benchmarks/classifier.py --ood ../shared/train-pool --ood ~/.cache/adaptive-codec/train-pool \\
+    --out benchmarks/results/classifier.txt --update-card classifiers/README.md
+```
+
+## Choices, measured
+
+- Model: logistic regression with strong L2 (C=0.01). A one-hidden-layer MLP and gradient boosting
+  scored the same or lower under grouped CV and cost more; a linear model is also the least likely
+  to learn single recordings.
+- Training data: the corpus only (plus 8 kHz copies). Adding the train-pool (Debian game audio,
+  GitHub speech) lowered grouped CV on the corpus by 1-1.5 points and, trained on corpus + Debian,
+  the held-out GitHub speech fell from 93 % to 87 %; the pools are therefore used as out-of-domain
+  tests below instead.
+- Band limit 7 kHz and 8 kHz training copies: without them the model learned "16 kHz source =
+  speech" (most corpus speech is 16 kHz, music/ambient 44.1 kHz) and called a 16 kHz traffic
+  recording speech.
+- Temporal context +-2 windows: grouped CV 92.8 % -> 95.5 %; +-4 windows scored 96.0 % but blurred
+  boundaries in the mixed files (median error 0.94 s), +-1 window 94.4 %.
+
+## Known weaknesses
+
+- Songs with vocals (e.g. `pibble`) are heard as speech; ticking clocks, typing and crows as
+  speech or music; music remote from the corpus' game/classical soundtracks (Debian game metal,
+  8 kHz music-on-hold) is recognised only ~77 % of the time.
+- Targets not reached: window accuracy >= 97 % / macro-F1 >= 0.96 and >= 95 % of mixed-file time
+  (see the numbers below).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
     parser.add_argument("--classifier", type=Path, default=REPO / "classifiers" / DEFAULT_ARTIFACT)
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache" / "classifier-features")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--ood", type=Path, action="append", default=[], metavar="DIR",
+                        help="labelled data the shipped model never saw (repeatable): out-of-domain check")
+    parser.add_argument("--ood-files-per-label", type=int, default=300)
     parser.add_argument("--switch-penalty", type=float, default=RoutingConfig.switch_penalty)
     parser.add_argument("--min-segment", type=float, default=RoutingConfig.min_segment_s)
     parser.add_argument("--update-card", type=Path, metavar="CARD",
@@ -159,6 +198,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{'MET' if median_error <= 0.5 else 'NOT MET'}), {len(all_errors)} boundaries")
     say()
 
+    for ood in args.ood:
+        say(f"## Out-of-domain check: shipped model on {ood} (never trained on)")
+        files = load_labelled_files(ood, max_files_per_label=args.ood_files_per_label)
+        ds = build_dataset(files, config=shipped.config_, max_seconds_per_file=30.0, cache_dir=args.cache_dir)
+        ds = ds.subset(ds.level_dbfs >= shipped.silence_dbfs)
+        predicted = shipped.predict(ds.X)
+        per_class = ", ".join(f"{label} {np.mean(predicted[ds.y == label] == label):.1%} of {np.sum(ds.y == label)}"
+                              for label in sorted(set(ds.y)))
+        say(f"{len(files)} files: window accuracy {np.mean(predicted == ds.y):.1%} (recall: {per_class})")
+        say()
+
     say("## Speed, size, load time (shipped artifact)")
     synthetic = measure_speed(shipped, seconds=60.0, sample_rate_hz=44100)
     mixed_paths = [args.corpus / name for name, *_ in scored]
@@ -186,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_card:
         from adaptive_codec.train.classifier import write_card
 
-        section = ("## Benchmark (`benchmarks/classifier.py`)\n\n"
-                   "Mixed files, speed and load time as measured by the benchmark:\n\n```\n"
+        section = (_CARD_NOTES + "\n## Benchmark (`benchmarks/classifier.py`)\n\n"
+                   "Grouped CV, mixed files, out-of-domain check, speed and load time as measured:\n\n```\n"
                    + "\n".join(lines) + "\n```\n")
         write_card(args.update_card, shipped, args.classifier, training, speed_x_realtime=synthetic,
                    extra_sections=section)

@@ -591,7 +591,9 @@ def write_card(path: str | Path, classifier: ContentClassifier, artifact: str | 
         f"{config.sample_rate_hz} Hz: mean and std of {config.n_mels}-band mel shape, MFCC 1-{config.n_mfcc}, "
         "chroma, spectral contrast, flatness, rolloff, centroid, bandwidth, zero-crossing rate, harmonicity, "
         "chroma peak; std of MFCC deltas; spectral flux mean/std, energy std, low-energy-frame ratio, "
-        "4 Hz modulation energy, onset periodicity (`adaptive_codec/features.py`).",
+        "4 Hz modulation energy, onset periodicity, spectral stationarity, chroma flux; all spectra limited to "
+        f"{config.fmax_hz:g} Hz; plus mean and std of all of these over +-{config.context_windows} neighbouring "
+        "windows (temporal context) (`adaptive_codec/features.py`).",
         "",
         "## Model",
         "",
