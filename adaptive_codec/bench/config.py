@@ -9,9 +9,9 @@ Example ``bench.toml`` (every key optional; these are the defaults)::
     metrics = ["visqol", "pesq_wb", "stoi", "mel_distance", "stft_distance", "si_sdr", "loudness_diff"]
     split = "auto"              # "auto": held-out clips when the corpus manifest has a source column
     max_clips_per_class = 3     # 0 = every clip
-    max_seconds = 10.0          # excerpt of each labelled clip from its start; 0 = whole clip
+    max_seconds = 8.0           # excerpt of each labelled clip from its start; 0 = whole clip
     max_mixed_files = 2         # files with reference segments (routing); 0 = all
-    max_seconds_mixed = 0.0     # 0 = whole file
+    max_seconds_mixed = 30.0    # 0 = whole file
     bd_metrics = ["visqol", "pesq_wb"]
     snippet_seconds = 5.0
     snippet_kbps = 6.0
@@ -57,9 +57,9 @@ class BenchConfig:
                                 "si_sdr", "loudness_diff")
     split: str = "auto"  # "auto" | "all" | "test" (held-out by source recording)
     max_clips_per_class: int = 3  # 0 = all
-    max_seconds: float = 10.0  # excerpt length of labelled clips; 0 = whole clip
+    max_seconds: float = 8.0  # excerpt length of labelled clips; 0 = whole clip
     max_mixed_files: int = 2  # files with .segments.csv; 0 = all
-    max_seconds_mixed: float = 0.0  # 0 = whole file
+    max_seconds_mixed: float = 30.0  # first 30 s of each mixed file; 0 = whole file
     bd_metrics: tuple[str, ...] = ("visqol", "pesq_wb")  # quality axes of the BD-rate table
     snippet_seconds: float = 5.0  # audio examples in the report
     snippet_kbps: float = 6.0  # rung (nearest) whose decodings become snippets
