@@ -134,3 +134,45 @@ def test_classify_mixed_example_matches_reference(example_clip):
     predicted = [(s.start_s, s.end_s, s.label) for s in segments]
     correct = np.mean([label_at(t, predicted) == label_at(t, reference) for t in grid])
     assert correct >= 0.85
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier
+    from tests.conftest import REPO_ROOT
+
+    if not (REPO_ROOT / "classifiers" / DEFAULT_ARTIFACT).is_file():
+        pytest.skip("shipped classifier not built yet")
+    return ContentClassifier.default()
+
+
+def test_audio_shorter_than_one_window_is_one_labelled_segment(shipped, example_clip):
+    from adaptive_codec.routing import classify
+
+    audio, sr = example_clip("speech")
+    segments = classify(audio[:, : int(0.4 * sr)], sr, shipped)
+    assert len(segments) == 1
+    assert segments[0].start_s == 0.0 and segments[0].end_s == pytest.approx(0.4, abs=1e-3)
+    assert segments[0].label in shipped.labels_
+
+
+@pytest.mark.parametrize("level", [0.0, 1e-5])  # digital silence and -100 dBFS hiss
+def test_silence_is_labelled_silence_and_served_by_ambient(shipped, level):
+    from adaptive_codec.routing import classify
+
+    rng = np.random.default_rng(0)
+    audio = (level * rng.standard_normal(5 * 16000)).astype(np.float32)
+    segments = classify(audio, 16000, shipped)
+    assert [s.label for s in segments] == ["silence"]
+    assert route(segments, ProfileRegistry.default())[0][1].name == "ambient"
+
+
+def test_silent_gap_inside_speech_becomes_its_own_segment(shipped, example_clip):
+    from adaptive_codec.routing import classify
+
+    audio, sr = example_clip("speech")
+    mono = audio.mean(axis=0)
+    gap = np.zeros(5 * sr, np.float32)
+    segments = classify(np.concatenate([mono, gap, mono]), sr, shipped)
+    assert [s.label for s in segments] == ["speech", "silence", "speech"]
+    assert segments[1].start_s == pytest.approx(11.0, abs=0.75)
