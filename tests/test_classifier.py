@@ -16,6 +16,9 @@ from tests.conftest import REPO_ROOT
 
 N_FEATURES = len(feature_names(FeatureConfig()))
 
+# The MLP checks fit with few iterations on purpose (speed); not converging is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 def _toy(n: int = 300, seed: int = 0, n_features: int = N_FEATURES, classes=("ambient", "music", "speech")):
     rng = np.random.default_rng(seed)
