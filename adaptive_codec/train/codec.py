@@ -47,7 +47,9 @@ class TrainConfig:
     quantizer_dropout: float = 0.5  # share of examples with a random depth
     commitment_weight: float = 0.25
     codebook_weight: float = 1.0
-    prior_weight: float = 0.01  # trains the entropy prior on the hard codes
+    prior_weight: float = 0.0  # gradient on the prior (0: priors come from code counts)
+    prior_every: int = 50  # steps between entropy-prior refreshes from code counts
+    prior_decay: float = 0.98  # count decay per refresh (window ~ 2,500 steps)
     dead_code_every: int = 200  # steps between dead-code replacement
     eval_every: int = 500
     checkpoint_every: int = 250
@@ -130,6 +132,13 @@ class CodecTrainer:
         else:
             self.model = Backbone(backbone_config)
         self.model.to(self.device).train()
+        # Code counts behind the entropy priors. Shipped weights store only
+        # log(counts + 0.5), which is inverted here so a resumed run keeps them.
+        if state is not None and "code_counts" in state:
+            self.code_counts = state["code_counts"].to(self.device)
+        else:
+            self.code_counts = (self.model.prior_logits.detach().exp() - 0.5).clamp_min(0)
+        self._new_counts = torch.zeros_like(self.code_counts)
         self.loss = ReconstructionLoss(self.model.config.sample_rate_hz).to(self.device)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=config.learning_rate,
@@ -157,6 +166,7 @@ class CodecTrainer:
             "optimizer": self.opt.state_dict(),
             "step": self.step,
             "backbone_config": json.dumps(self.model.config.to_dict()),
+            "code_counts": self.code_counts,
         }
         tmp = self.run_dir / "checkpoint.pt.tmp"
         torch.save(state, tmp)
@@ -179,6 +189,29 @@ class CodecTrainer:
         latent = self.model.encoder(self.model.analysis(audio), cond)
         self.model.quantizer.kmeans_init(latent)
 
+    @torch.no_grad()
+    def _count_codes(self, codes: torch.Tensor, ids: torch.Tensor, n_q: torch.Tensor) -> None:
+        """Add this batch's used codes to the per-(profile, level) counts."""
+        _, levels, frames = codes.shape
+        k = self.model.config.codebook_size
+        level_idx = torch.arange(levels, device=codes.device)[None, :, None]
+        flat = (ids[:, None, None] * levels + level_idx) * k + codes  # (B, L, T)
+        used = (level_idx < n_q[:, None, None]).expand(-1, -1, frames)
+        self._new_counts += torch.bincount(
+            flat[used].flatten(), minlength=self._new_counts.numel()).view_as(self._new_counts)
+
+    @torch.no_grad()
+    def _refresh_priors(self) -> None:
+        """Entropy priors = smoothed, decayed code frequencies (the ideal code lengths).
+
+        Counting is exact and fast; learning the prior by gradient at the
+        backbone's small learning rate would take far longer to converge.
+        """
+        self.dist.all_reduce_sum(self._new_counts)
+        self.code_counts.mul_(self.cfg.prior_decay).add_(self._new_counts)
+        self._new_counts.zero_()
+        self.model.prior_logits.data.copy_(torch.log(self.code_counts + 0.5))
+
     def train_step(self) -> dict[str, float]:
         audio, ids, n_q = self._batch()
         out, prior = self.forward(audio, ids, n_q)
@@ -200,6 +233,9 @@ class CodecTrainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.step += 1
+        self._count_codes(q.codes, ids, n_q)
+        if self.step % self.cfg.prior_every == 0:
+            self._refresh_priors()
         if self.step % self.cfg.dead_code_every == 0:
             self.dist.all_reduce_usage(self.model.quantizer)
             self.model.quantizer.replace_dead_codes()

@@ -72,6 +72,14 @@ class DistContext:
         for level in quantizer.levels:
             dist.all_reduce(level.usage, op=dist.ReduceOp.SUM)
 
+    def all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        """Sum ``tensor`` over ranks in place (no-op in a single process)."""
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
     def broadcast_parameters(self, module: torch.nn.Module) -> None:
         """Copy rank 0's parameters and buffers to every rank (after a random re-seed)."""
         if not self.active:
