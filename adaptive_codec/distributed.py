@@ -274,15 +274,19 @@ class DaskArchiveEncoder:
         User profile folders (must be readable by the workers).
     retries : int
         Retries of a task that raised something other than a codec error.
-    split_long_files : bool
-        Split files longer than one processing piece across workers.
+    split_long_files : bool, optional
+        Split files longer than one processing piece (18 s) across workers:
+        always (True), never (False), or, by default, only a file longer than
+        half the audio per worker (it would otherwise finish long after the
+        rest). Splitting costs some CPU (the file is loaded twice), and with
+        many files per worker it gains nothing.
     on_file_done : callable, optional
         Called with the member name whenever a file finishes (or fails).
     """
 
     def __init__(self, client, files: list[tuple[Path, str]], profile: str = "auto",
                  bitrate_kbps: float | None = None, profiles_dirs: Sequence[str] = (),
-                 retries: int = DEFAULT_RETRIES, split_long_files: bool = True,
+                 retries: int = DEFAULT_RETRIES, split_long_files: bool | None = None,
                  on_file_done: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.files = list(files)
@@ -295,16 +299,25 @@ class DaskArchiveEncoder:
     def _submit(self, func, *args, **kwargs):
         return self.client.submit(func, *args, retries=self.retries, pure=False, **kwargs)
 
-    def _is_long(self, path: Path) -> bool:
+    def _files_to_split(self) -> set[int]:
+        """Indices of the files whose pieces get their own tasks."""
         from .audio import audio_info
         from .backbone.streaming import CHUNK_FRAMES
 
-        try:
-            info = audio_info(path)
-        except AdaptiveCodecError:
-            return False  # the file task reports it
+        if self.split_long_files is False:
+            return set()
+        durations = []
+        for path, _ in self.files:
+            try:
+                durations.append(audio_info(path).duration_s)
+            except AdaptiveCodecError:
+                durations.append(0.0)  # its file task reports the problem
         # 75 frames/s at the internal rate: longer than one piece (+1 s of slack).
-        return info.duration_s > CHUNK_FRAMES / 75 + 1
+        threshold = CHUNK_FRAMES / 75 + 1
+        if self.split_long_files is None:
+            slots = max(1, sum(self.client.nthreads().values()))  # worker threads
+            threshold = max(threshold, sum(durations) / slots / 2)
+        return {i for i, d in enumerate(durations) if d > threshold}
 
     def members(self) -> Iterator[tuple[str, bytes, dict]]:
         """Yield ``(name, acx_bytes, metadata)`` in input order; failures go to :attr:`failures`.
@@ -319,8 +332,9 @@ class DaskArchiveEncoder:
 
         role: dict[Any, tuple[str, int]] = {}  # future -> (kind, file index)
         futures = []
+        split = self._files_to_split()
         for i, (path, _) in enumerate(self.files):
-            if self.split_long_files and self._is_long(path):
+            if i in split:
                 prepared = self._submit(_prepare_long, path, *self.args)
                 fut = self._submit(_head, prepared)
                 role[fut] = ("head", i)

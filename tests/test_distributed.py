@@ -122,3 +122,12 @@ def test_killed_worker_still_gives_complete_archive(tmp_path, reference_archive)
         create_archive(tmp_path / "out.aca", encoder.members())
     assert killed and not encoder.failures
     assert (tmp_path / "out.aca").read_bytes() == reference_archive.read_bytes()
+
+
+def test_only_a_file_much_longer_than_the_rest_is_split(thread_cluster):
+    # 68 s over 2 workers: mixed.flac (41 s) exceeds half the audio per worker (17 s).
+    assert DaskArchiveEncoder(thread_cluster, _files())._files_to_split() == {1}
+    assert DaskArchiveEncoder(thread_cluster, _files(), split_long_files=False)._files_to_split() == set()
+    # With 16 more 11 s files (217 s, 54 s per worker) it is not.
+    many = _files()[1:2] + [(p, f"{k}.acx") for k, p in enumerate([_inputs()[3]] * 16)]
+    assert DaskArchiveEncoder(thread_cluster, many)._files_to_split() == set()
