@@ -100,7 +100,7 @@ _CARD_NOTES = """\
 
 ```
 adaptive-codec train classifier --data ../shared/corpus --out classifiers/content-v1.safetensors \\
-    --card classifiers/README.md --cache-dir .cache/classifier-features --force
+    --card classifiers/README.md --cache-dir .cache/classifier-features --noisy-speech --force
 python benchmarks/classifier.py --ood ../shared/train-pool --ood ~/.cache/adaptive-codec/train-pool \\
     --out benchmarks/results/classifier.txt --update-card classifiers/README.md
 ```
@@ -117,6 +117,11 @@ python benchmarks/classifier.py --ood ../shared/train-pool --ood ~/.cache/adapti
 - Band limit 7 kHz and 8 kHz training copies: without them the model learned "16 kHz source =
   speech" (most corpus speech is 16 kHz, music/ambient 44.1 kHz) and called a 16 kHz traffic
   recording speech.
+- Speech mixed into ambient recordings (5-20 dB SNR) as extra training: out-of-domain speech with
+  ambient noise at 10 dB SNR went from 78 % to 90 % called speech (5 dB: 53 % -> 85 %), the Debian
+  pool from 79.0 % to 80.3 % and the GitHub speech from 92.9 % to 93.8 %, at a cost on the corpus:
+  grouped CV 95.7 % -> 95.1 %, mixed files 88.1 % -> 86.4 % of time. Shipped with it, because
+  real recordings are rarely clean and the classifier is judged on recordings it has not heard.
 - Temporal context +-2 windows: grouped CV 92.8 % -> 95.5 %; +-4 windows scored 96.0 % but blurred
   boundaries in the mixed files (median error 0.94 s), +-1 window 94.4 %.
 
@@ -128,6 +133,36 @@ python benchmarks/classifier.py --ood ../shared/train-pool --ood ~/.cache/adapti
 - Targets not reached: window accuracy >= 97 % / macro-F1 >= 0.96 and >= 95 % of mixed-file time
   (see the numbers below).
 """
+
+
+def _speech_in_noise(classifier: ContentClassifier, sources: list[Path], snr_db: float) -> str:
+    """Share of windows still called speech when OOD speech gets OOD ambient noise at ``snr_db``."""
+    import soundfile as sf
+    import soxr
+
+    from adaptive_codec.features import window_features
+
+    files = [f for source in sources for f in load_labelled_files(source)]
+    speech = [f for f in files if f.label == "speech"][::6][:60]
+    noise = [f for f in files if f.label == "ambient" and sf.info(str(f.path)).duration > 5][:60]
+    if not speech or not noise:
+        return f"{snr_db:g} dB SNR: skipped (needs speech and ambient files in --ood)"
+    rng = np.random.default_rng(0)
+
+    def load(path):
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return soxr.resample(audio.mean(axis=1), sr, 16000)
+
+    labels = []
+    for item in speech:
+        clean, bed = load(item.path), load(noise[rng.integers(len(noise))].path)
+        bed = np.tile(bed, len(clean) // max(1, len(bed)) + 1)[: len(clean)]
+        gain = np.sqrt(np.mean(clean**2) / (np.mean(bed**2) + 1e-12) / 10 ** (snr_db / 10))
+        feats = window_features(clean + gain * bed, sample_rate_hz=16000, config=classifier.config_)
+        labels.append(np.array(classifier.labels_)[classifier.window_probabilities(feats).argmax(axis=1)])
+    labels = np.concatenate(labels)
+    shares = ", ".join(f"{k} {np.mean(labels == k):.1%}" for k in classifier.labels_ if np.any(labels == k))
+    return f"{snr_db:g} dB SNR, {len(speech)} speech files: {shares}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         args.corpus, extra=extra, config=shipped.config_, silence_dbfs=shipped.silence_dbfs,
         max_seconds_per_file=training.get("max_seconds_per_file", 30.0),
         max_files_per_label=training.get("max_files_per_label"), narrowband=training.get("narrowband", False),
+        noisy_speech=training.get("noisy_speech", False),
         cache_dir=args.cache_dir,
     )
     report, _ = grouped_cv(template, data.main, extra=data.extra)
@@ -207,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         per_class = ", ".join(f"{label} {np.mean(predicted[ds.y == label] == label):.1%} of {np.sum(ds.y == label)}"
                               for label in sorted(set(ds.y)))
         say(f"{len(files)} files: window accuracy {np.mean(predicted == ds.y):.1%} (recall: {per_class})")
+        say()
+
+    if args.ood:
+        say("## Speech in background sound (out-of-domain files: speech mixed with ambient)")
+        for snr in (20.0, 10.0, 5.0):
+            say(_speech_in_noise(shipped, args.ood, snr))
         say()
 
     say("## Speed, size, load time (shipped artifact)")

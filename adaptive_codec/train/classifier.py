@@ -25,6 +25,7 @@ from adaptive_codec.train.classifier_data import (
     build_dataset,
     group_of,
     load_labelled_files,
+    noisy_copies,
 )
 
 __all__ = [
@@ -190,6 +191,7 @@ def prepare_training_data(
     max_seconds_per_file: float | None = 30.0,
     max_files_per_label: int | None = None,
     narrowband: bool = True,
+    noisy_speech: bool = False,
     cache_dir: str | Path | None = None,
     progress=None,
 ) -> TrainingData:
@@ -208,10 +210,14 @@ def prepare_training_data(
     def describe(source, files, ds):
         original = ds.y[~ds.augmented]
         return {"source": str(source), "files": len(files), "windows": {k: int(v) for k, v in
-                zip(*np.unique(original, return_counts=True))}, "narrowband_windows": int(ds.augmented.sum()),
+                zip(*np.unique(original, return_counts=True))}, "augmented_windows": int(ds.augmented.sum()),
                 "groups": len(set(ds.groups))}
 
     files, main = dataset(data, None)
+    if noisy_speech:
+        noisy = noisy_copies(files, config=config, max_seconds=max_seconds_per_file or 30.0, progress=progress)
+        if noisy is not None:
+            main = Dataset.concatenate([main, noisy.subset(noisy.level_dbfs >= silence_dbfs)])
     if len(set(main.y)) < 2:
         raise AdaptiveCodecError(f"{data}: need at least two labels with audible audio, got {sorted(set(main.y))}")
     extras = [dataset(source, max_files_per_label) for source in extra]
@@ -222,6 +228,7 @@ def prepare_training_data(
         "max_seconds_per_file": max_seconds_per_file,
         "max_files_per_label": max_files_per_label,
         "narrowband": narrowband,
+        "noisy_speech": noisy_speech,
     }
     return TrainingData(main, extra_ds, summary)
 
@@ -234,6 +241,7 @@ def train_classifier(
     max_seconds_per_file: float | None = 30.0,
     max_files_per_label: int | None = None,
     narrowband: bool = True,
+    noisy_speech: bool = False,
     n_splits: int = 5,
     cache_dir: str | Path | None = None,
     progress=None,
@@ -258,6 +266,9 @@ def train_classifier(
         Cap per label and source (for huge pools).
     narrowband : bool
         Also train on 8 kHz copies of every file (see :func:`build_dataset`).
+    noisy_speech : bool
+        Also train on speech files mixed with ambient files at 5-20 dB SNR
+        (see :func:`noisy_copies`; needs labels ``speech`` and ``ambient``).
     n_splits : int
         CV folds.
     cache_dir : path, optional
@@ -277,7 +288,7 @@ def train_classifier(
     data_set = prepare_training_data(
         data, extra=extra, config=estimator.config_, silence_dbfs=estimator.silence_dbfs,
         max_seconds_per_file=max_seconds_per_file, max_files_per_label=max_files_per_label,
-        narrowband=narrowband, cache_dir=cache_dir, progress=progress,
+        narrowband=narrowband, noisy_speech=noisy_speech, cache_dir=cache_dir, progress=progress,
     )
     report, _ = grouped_cv(estimator, data_set.main, extra=data_set.extra, n_splits=n_splits)
     everything = Dataset.concatenate([data_set.main] + ([data_set.extra] if data_set.extra is not None else []))
@@ -329,7 +340,9 @@ def write_card(path: str | Path, classifier: ContentClassifier, artifact: str | 
         f"Long files contribute evenly spread 10 s excerpts up to {summary['max_seconds_per_file']} s per file; "
         "windows below the silence gate are not used."
         + (" Every file is also used as an 8 kHz (telephone-band) copy, for training only, so that bandwidth "
-           "is not a class cue." if summary.get("narrowband") else ""),
+           "is not a class cue." if summary.get("narrowband") else "")
+        + (" Every speech file is also mixed with a random ambient file at 5-20 dB SNR (training only), so "
+           "that speech in background sound stays speech." if summary.get("noisy_speech") else ""),
         "",
         "## Features",
         "",
@@ -375,6 +388,7 @@ def run_training(
     max_files_per_label: int | None = None,
     folds: int = 5,
     narrowband: bool = True,
+    noisy_speech: bool = False,
     cache_dir: Path | None = None,
     force: bool = False,
     echo=print,
@@ -401,7 +415,8 @@ def run_training(
     try:
         classifier, report, summary = train_classifier(
             data, extra=extra, estimator=ContentClassifier(model=model), n_splits=folds,
-            max_files_per_label=max_files_per_label, narrowband=narrowband, cache_dir=cache_dir,
+            max_files_per_label=max_files_per_label, narrowband=narrowband, noisy_speech=noisy_speech,
+            cache_dir=cache_dir,
             progress=files_seen.append,
         )
     except (ValueError, FileNotFoundError) as exc:

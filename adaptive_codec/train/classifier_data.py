@@ -26,7 +26,7 @@ from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
 
 __all__ = ["AUDIO_SUFFIXES", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset", "group_of",
-           "load_labelled_files"]
+           "load_labelled_files", "noisy_copies"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
@@ -277,4 +277,77 @@ def build_dataset(
     ds = Dataset.concatenate(parts)
     ds.y = ds.y.astype(str)
     ds.groups = ds.groups.astype(str)
+    return ds
+
+
+def _load_mono(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        sr = f.samplerate
+        data = f.read(int(max_seconds * sr), dtype="float32", always_2d=True)
+    return data.mean(axis=1), sr
+
+
+def noisy_copies(
+    files: list[LabelledFile],
+    *,
+    config: FeatureConfig = FeatureConfig(),
+    target_label: str = "speech",
+    noise_label: str = "ambient",
+    snr_db: tuple[float, float] = (5.0, 20.0),
+    max_seconds: float = 30.0,
+    seed: int = 0,
+    progress=None,
+) -> Dataset | None:
+    """Windows of ``target_label`` files mixed with ``noise_label`` files (flagged augmented).
+
+    Real recordings of speech come with background sound; our clean training
+    speech alone taught the model "speech in traffic = ambient". Each target
+    file is mixed with a random noise file at a random SNR in ``snr_db`` and
+    keeps its label and recording group.
+
+    Cross-validation note: a noise recording may appear under a target file
+    while its own group is held out; it then appears labelled ``target_label``,
+    which can only make its held-out score worse, never better.
+
+    Returns
+    -------
+    Dataset or None
+        None when either label is missing.
+    """
+    import soxr
+
+    targets = [f for f in files if f.label == target_label]
+    noises = [f for f in files if f.label == noise_label]
+    if not targets or not noises:
+        return None
+    rng = np.random.default_rng(seed)
+    sr_out = config.sample_rate_hz
+    parts = []
+    for item in targets:
+        if progress is not None:
+            progress(item)
+        noise_item = noises[rng.integers(len(noises))]
+        try:
+            target, sr_t = _load_mono(item.path, max_seconds)
+            noise, sr_n = _load_mono(noise_item.path, max_seconds)
+        except Exception as exc:  # noqa: BLE001 - a bad file only loses its augmented copy
+            print(f"warning: skipping noisy copy of {item.path}: {exc}")
+            continue
+        target = soxr.resample(target, sr_t, sr_out) if sr_t != sr_out else target
+        noise = soxr.resample(noise, sr_n, sr_out) if sr_n != sr_out else noise
+        if len(noise) == 0 or len(target) == 0:
+            continue
+        noise = np.tile(noise, len(target) // len(noise) + 1)[: len(target)]
+        snr = rng.uniform(*snr_db)
+        gain = np.sqrt(np.mean(target**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
+        feats = window_features(target + gain * noise, sample_rate_hz=sr_out, config=config)
+        n = len(feats)
+        parts.append(Dataset(feats.values, np.full(n, item.label, dtype=object), np.full(n, item.group, dtype=object),
+                             feats.level_dbfs, np.ones(n, bool)))
+    if not parts:
+        return None
+    ds = Dataset.concatenate(parts)
+    ds.y, ds.groups = ds.y.astype(str), ds.groups.astype(str)
     return ds

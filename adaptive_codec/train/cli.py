@@ -127,6 +127,8 @@ def train_classifier_command(
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     narrowband: Annotated[bool, typer.Option(
         help="Also train on 8 kHz copies so bandwidth is no class cue.")] = True,
+    noisy_speech: Annotated[bool, typer.Option(
+        help="Also train on speech mixed with ambient files at 5-20 dB SNR.")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
@@ -136,7 +138,7 @@ def train_classifier_command(
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
                                 max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
-                                cache_dir=cache_dir, force=force, echo=typer.echo)
+                                noisy_speech=noisy_speech, cache_dir=cache_dir, force=force, echo=typer.echo)
 
 
 @train_app.command("profile")
