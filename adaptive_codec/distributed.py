@@ -10,8 +10,10 @@ split so that its pieces run on several workers at once:
    records exactly the tensors that single-process encoding would feed the
    backbone, piece by piece (through :class:`_PieceBackbone`, which stands in
    for the backbone inside :meth:`AdaptiveCodec.encode_to`);
-2. ``_encode_piece`` (one task per piece and channel) runs the backbone on one
-   recorded piece;
+2. ``_encode_pieces`` (one task per group of consecutive pieces) runs the
+   backbone on recorded pieces; a file gets about as many groups as its share
+   of the work in worker slots (two tasks per slot in all), so few long files
+   keep many workers busy without flooding the scheduler;
 3. ``_assemble_long`` runs :meth:`AdaptiveCodec.encode_to` again with the
    recorded plan (no classification) and the pieces' codes replayed in order.
 
@@ -223,22 +225,22 @@ def _head(prepared: _Prepared | TaskError) -> tuple[list, dict, int] | TaskError
     return prepared.plan, prepared.meta, len(prepared.pieces)
 
 
-def _take_piece(prepared: _Prepared, i: int) -> tuple[Any, Any, int]:
-    """Task: one recorded piece (runs where the prepared file is; moves only the piece)."""
-    return prepared.pieces[i]
+def _take_pieces(prepared: _Prepared, start: int, stop: int) -> list[tuple[Any, Any, int]]:
+    """Task: recorded pieces ``start:stop`` (runs where the prepared file is; moves only them)."""
+    return prepared.pieces[start:stop]
 
 
-def _encode_piece(piece: tuple[Any, Any, int], profiles_dirs: Sequence[str]):
-    """Task: backbone codes ``(1, n_q, frames)`` of one recorded piece."""
+def _encode_pieces(pieces: list[tuple[Any, Any, int]], profiles_dirs: Sequence[str]) -> list:
+    """Task: backbone codes ``(1, n_q, frames)`` of recorded pieces, in order."""
     import torch
 
-    audio, cond, n_q = piece
+    backbone = _codec(profiles_dirs).backbone
     with torch.no_grad():
-        return _codec(profiles_dirs).backbone.encode_codes(audio, cond, n_q)
+        return [backbone.encode_codes(audio, cond, n_q) for audio, cond, n_q in pieces]
 
 
 def _assemble_long(path: Path, profile: str, bitrate: float | None, profiles_dirs: Sequence[str],
-                   head: tuple[list, dict, int], *codes) -> tuple[bytes, dict] | TaskError:
+                   head: tuple[list, dict, int], *groups: list) -> tuple[bytes, dict] | TaskError:
     """Task: encode the file again with the recorded plan and the pieces' codes."""
     from .audio import load_audio
 
@@ -246,7 +248,7 @@ def _assemble_long(path: Path, profile: str, bitrate: float | None, profiles_dir
     try:
         codec = _codec(profiles_dirs)
         audio, info = load_audio(path)
-        replay = _PieceBackbone(codec.backbone, replay=list(codes))
+        replay = _PieceBackbone(codec.backbone, replay=[c for group in groups for c in group])
         buf = io.BytesIO()
         _proxy_codec(codec, replay, plan).encode_to(
             buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
@@ -299,25 +301,29 @@ class DaskArchiveEncoder:
     def _submit(self, func, *args, **kwargs):
         return self.client.submit(func, *args, retries=self.retries, pure=False, **kwargs)
 
-    def _files_to_split(self) -> set[int]:
-        """Indices of the files whose pieces get their own tasks."""
+    def _files_to_split(self) -> dict[int, int]:
+        """``{file index: piece groups}`` of the files to split (at least 2 groups each)."""
         from .audio import audio_info
         from .backbone.streaming import CHUNK_FRAMES
 
         if self.split_long_files is False:
-            return set()
+            return {}
         durations = []
         for path, _ in self.files:
             try:
                 durations.append(audio_info(path).duration_s)
             except AdaptiveCodecError:
                 durations.append(0.0)  # its file task reports the problem
-        # 75 frames/s at the internal rate: longer than one piece (+1 s of slack).
-        threshold = CHUNK_FRAMES / 75 + 1
-        if self.split_long_files is None:
-            slots = max(1, sum(self.client.nthreads().values()))  # worker threads
-            threshold = max(threshold, sum(durations) / slots / 2)
-        return {i for i, d in enumerate(durations) if d > threshold}
+        slots = max(1, sum(self.client.nthreads().values()))  # worker threads
+        total = sum(durations) or 1.0
+        out = {}
+        for i, d in enumerate(durations):
+            pieces = int(d * 75 // CHUNK_FRAMES) + 1  # 75 frames/s; per channel
+            # Forced: every piece its own task; default: the file's share of 2 tasks per slot.
+            groups = pieces if self.split_long_files else min(pieces, round(2 * slots * d / total))
+            if groups >= 2:
+                out[i] = groups
+        return out
 
     def members(self) -> Iterator[tuple[str, bytes, dict]]:
         """Yield ``(name, acx_bytes, metadata)`` in input order; failures go to :attr:`failures`.
@@ -327,18 +333,22 @@ class DaskArchiveEncoder:
         AdaptiveCodecError
             When no input could be encoded (so no empty archive is written).
         """
+        import sys
+
         from distributed import as_completed
         from tqdm import tqdm
 
         role: dict[Any, tuple[str, int]] = {}  # future -> (kind, file index)
         futures = []
         split = self._files_to_split()
+        groups_of: dict[int, int] = {}
         for i, (path, _) in enumerate(self.files):
             if i in split:
                 prepared = self._submit(_prepare_long, path, *self.args)
                 fut = self._submit(_head, prepared)
                 role[fut] = ("head", i)
                 role[prepared] = ("prepared", i)  # keeps it alive until its pieces are taken
+                groups_of[i] = split[i]
             else:
                 fut = self._submit(_encode_file, path, *self.args)
                 role[fut] = ("file", i)
@@ -346,14 +356,15 @@ class DaskArchiveEncoder:
         prepared_of = {i: f for f, (k, i) in role.items() if k == "prepared"}
         done: dict[int, tuple[bytes, dict] | None] = {}
         bar = tqdm(total=len(self.files), unit="file", desc="encode", disable=None,
-                   file=__import__("sys").stderr)
+                   file=sys.stderr)
         pending = as_completed(futures, with_results=False)
+        del futures  # a finished file's bytes are released once the client has them
         next_out = 0
         for fut in pending:
             kind, i = role.pop(fut)
             result = self._result(fut, i)
             if kind == "head" and not isinstance(result, _Failed):
-                assemble = self._submit_pieces(i, result, prepared_of.pop(i))
+                assemble = self._submit_pieces(i, result, prepared_of.pop(i), groups_of[i])
                 role[assemble] = ("file", i)
                 pending.add(assemble)
                 continue
@@ -371,12 +382,15 @@ class DaskArchiveEncoder:
         if self.failures and len(self.failures) == len(self.files):
             raise AdaptiveCodecError(f"no input could be encoded (first: {self.failures[0].message})")
 
-    def _submit_pieces(self, i: int, head, prepared):
+    def _submit_pieces(self, i: int, head, prepared, groups: int):
+        """Submit the piece groups of file ``i`` and the task that assembles them."""
         path = self.files[i][0]
-        _, _, n_pieces = head
+        n_pieces = head[2]  # recorded backbone calls, all channels
+        groups = max(1, min(groups, n_pieces))
+        bounds = [round(k * n_pieces / groups) for k in range(groups + 1)]
         dirs = self.args[2]
-        codes = [self._submit(_encode_piece, self._submit(_take_piece, prepared, k), dirs)
-                 for k in range(n_pieces)]
+        codes = [self._submit(_encode_pieces, self._submit(_take_pieces, prepared, a, b), dirs)
+                 for a, b in zip(bounds, bounds[1:])]
         return self._submit(_assemble_long, path, *self.args, head, *codes)
 
     def _result(self, fut, i: int):

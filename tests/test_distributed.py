@@ -125,9 +125,16 @@ def test_killed_worker_still_gives_complete_archive(tmp_path, reference_archive)
 
 
 def test_only_a_file_much_longer_than_the_rest_is_split(thread_cluster):
-    # 68 s over 2 workers: mixed.flac (41 s) exceeds half the audio per worker (17 s).
-    assert DaskArchiveEncoder(thread_cluster, _files())._files_to_split() == {1}
-    assert DaskArchiveEncoder(thread_cluster, _files(), split_long_files=False)._files_to_split() == set()
-    # With 16 more 11 s files (217 s, 54 s per worker) it is not.
+    # 68 s, 2 workers, 4 tasks: mixed.flac (41 s, 3 pieces) gets round(4 * 41 / 68) = 2 groups.
+    assert DaskArchiveEncoder(thread_cluster, _files())._files_to_split() == {1: 2}
+    assert DaskArchiveEncoder(thread_cluster, _files(), split_long_files=True)._files_to_split() == {1: 3}
+    assert DaskArchiveEncoder(thread_cluster, _files(), split_long_files=False)._files_to_split() == {}
+    # With 16 more 11 s files (217 s in all) its share is under 2 tasks: not split.
     many = _files()[1:2] + [(p, f"{k}.acx") for k, p in enumerate([_inputs()[3]] * 16)]
-    assert DaskArchiveEncoder(thread_cluster, many)._files_to_split() == set()
+    assert DaskArchiveEncoder(thread_cluster, many)._files_to_split() == {}
+
+
+def test_every_piece_its_own_task_is_byte_identical(tmp_path, reference_archive, thread_cluster):
+    encoder = DaskArchiveEncoder(thread_cluster, _files()[1:2], split_long_files=True)
+    create_archive(tmp_path / "out.aca", encoder.members())
+    assert read_member(tmp_path / "out.aca", "mixed.acx") == read_member(reference_archive, "mixed.acx")
