@@ -214,7 +214,8 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
                 arrays[f"model.layer{i}.weight"] = w
                 arrays[f"model.layer{i}.bias"] = b
             extra = {"n_layers": model.n_layers_, "activation": model.activation, "out_activation": model.out_activation_}
-        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+        # float64 (a few KiB more) so that a loaded classifier predicts exactly what was saved.
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}
         return arrays, extra
 
     def save(self, path: str | os.PathLike, *, training: dict | None = None) -> Path:
