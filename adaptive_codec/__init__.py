@@ -47,4 +47,27 @@ __all__ = [
     "FormatError",
     "ModelError",
     "ProfileError",
+    # codec, classifier, routing (imported on first use: they pull in torch / sklearn)
+    "AdaptiveCodec",
+    "ContentClassifier",
+    "Segment",
+    "Backbone",
+    "BackboneConfig",
 ]
+
+_LAZY = {
+    "AdaptiveCodec": ".codec",
+    "ContentClassifier": ".classifier",
+    "Segment": ".routing",
+    "Backbone": ".backbone.model",
+    "BackboneConfig": ".backbone.model",
+}
+
+
+def __getattr__(name: str):
+    # PEP 562: heavy parts load on first use, so `import adaptive_codec` stays fast.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'adaptive_codec' has no attribute {name!r}")

@@ -61,11 +61,12 @@ class AdaptiveCodec:
         Needed only for ``profile="auto"``; loaded lazily from the shipped
         artifact when not given.
     chunk_frames : int
-        Frames per entropy-coded chunk (75 frames = 1 s).
+        Frames per entropy-coded chunk (450 frames = 6 s: the unit of range
+        decoding; longer chunks cost fewer header bytes).
     """
 
     def __init__(self, backbone, weights_meta: dict[str, str], registry: ProfileRegistry,
-                 classifier=None, chunk_frames: int = 225) -> None:
+                 classifier=None, chunk_frames: int = 450) -> None:
         from .entropy import EntropyModel
 
         self.backbone = backbone
@@ -224,7 +225,7 @@ class AdaptiveCodec:
             if seg.profile.name not in index:
                 prior, vec = self._prior_and_vector(seg.profile)
                 index[seg.profile.name] = len(entries)
-                entries.append(ProfileEntry(seg.profile.name, prior, _jsonable(seg.profile.to_dict()), vec))
+                entries.append(ProfileEntry(seg.profile.name, prior, _stream_parameters(seg.profile), vec))
         header = AcxHeader(
             original_sample_rate_hz=int(sample_rate_hz), channels=int(x.shape[0]),
             length_samples=int(x.shape[-1]), internal_sample_rate_hz=cfg.sample_rate_hz,
@@ -400,8 +401,15 @@ def _merge(plan: list[PlannedSegment]) -> list[PlannedSegment]:
     return out
 
 
-def _jsonable(d: dict) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if v is not None}
+def _stream_parameters(profile: Profile) -> dict:
+    """What a stream records of a profile: enough to describe it, nothing training-only.
+
+    Decoding needs only the conditioning vector and prior id (stored beside
+    these); loss weights and descriptions would cost bytes in every file.
+    """
+    keys = ("bitrate_kbps", "n_q", "labels", "base")
+    d = profile.to_dict()
+    return {k: (list(d[k]) if k == "labels" else d[k]) for k in keys if d.get(k) not in (None, [], ())}
 
 
 def _resampled_length(n: int, sr_from: int, sr_to: int) -> int:
