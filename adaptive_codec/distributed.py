@@ -3,8 +3,9 @@
 The client expands the inputs, submits one task per file and writes the
 archive itself (atomically, members in input order); workers return encoded
 ``.acx`` bytes. A file longer than one processing piece
-(:data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, 18 s) is
-split so that its pieces run on several workers at once:
+(:data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, 18 s) whose
+single task would leave workers idle (few long files) is split so that its
+pieces run on several workers at once:
 
 1. ``_prepare_long`` (one task) loads, classifies and resamples the file and
    records exactly the tensors that single-process encoding would feed the

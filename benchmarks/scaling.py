@@ -184,6 +184,11 @@ def main() -> None:
                     long_rows.append((n, split, wall, cpu_long))
                 if n == max(WORKER_COUNTS):
                     overhead = scheduler_overhead(client)
+        used = [cpu_serial / t_serial] + [cpu[n] / results[n] for n in WORKER_COUNTS]
+        if max(used) < 1.5:
+            say(f"note: the encoding processes obtained only {min(used):.2f}-{max(used):.2f} CPU cores in "
+                "every mode (the machine was saturated by other jobs), so 2 workers cannot beat 1 here; "
+                "the CPU cost per second of audio is what scales, see the projection")
         say(f"cluster start + worker warm-up (not in the walls above): "
             + ", ".join(f"{n} worker(s) {s:.1f} s" for n, s in startup.items()))
         say()
