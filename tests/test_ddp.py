@@ -93,7 +93,9 @@ def test_two_process_ddp_step_matches_single_process(tmp_path):
     single.train_step()
     expected = _params(single)
 
-    mp.spawn(_rank_main, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    # fork: the children inherit the imported modules (spawn re-imports torch and librosa).
+    mp.start_processes(_rank_main, args=(_free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
 
     got = torch.load(tmp_path / "ddp_params.pt", weights_only=True)
     moved = 0
@@ -110,3 +112,43 @@ def test_two_process_ddp_step_matches_single_process(tmp_path):
     assert (run / "checkpoint.pt").is_file()
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["step"] == 3
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_checkpoint_and_resume(tmp_path, corpus_dir):
+    """The real command under ``torchrun --nproc_per_node=2`` on a 12-clip corpus subset."""
+    import csv
+    import subprocess
+    import sys
+
+    from adaptive_codec.train.codec_data import is_held_out
+
+    rows = list(csv.DictReader((corpus_dir / "manifest.csv").open()))
+    picked, count = [], {}
+    for row in rows:
+        key = (row["label"], is_held_out(row["source"]))
+        if row["label"] in ("speech", "music", "ambient") and count.get(key, 0) < 2:
+            count[key] = count.get(key, 0) + 1
+            picked.append({**row, "path": str(corpus_dir / row["path"])})
+    data = tmp_path / "corpus"
+    data.mkdir()
+    with (data / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+    (tmp_path / "train.toml").write_text(
+        "[train]\nbatch_size = 2\ncrop_s = 0.5\neval_every = 100000\ncheckpoint_every = 100000\n")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "adaptive_codec.train", "codec", "--data", str(data), "--run-dir", str(run),
+           "--config", str(tmp_path / "train.toml"), "--cache-dir", str(tmp_path / "cache"),
+           "--device", "cpu", "--threads", "1", "--max-minutes", "0.1"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "x 2 process(es)" in first.stdout and (run / "checkpoint.pt").is_file()
+    step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"training from step {step} " in second.stdout
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] > step
