@@ -96,7 +96,7 @@ def dask_client(scheduler: str = "local", workers: int | None = None,
         n = workers or os.cpu_count() or 1
         with dask.config.set(TORCH_FRIENDLY_DASK_CONFIG), \
                 LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                             memory_limit=memory_limit, dashboard_address=None) as cluster, \
+                             memory_limit=memory_limit, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client
     else:

@@ -54,7 +54,7 @@ def thread_cluster():
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 
@@ -103,7 +103,6 @@ def test_cli_reports_failed_file_and_exits_1(tmp_path, reference_archive, thread
     assert read_member(out, "ambient.acx") == read_member(reference_archive, "ambient.acx")
 
 
-@pytest.mark.slow
 def test_killed_worker_still_gives_complete_archive(tmp_path, reference_archive):
     killed: list[int] = []
 
