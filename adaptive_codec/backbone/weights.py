@@ -53,6 +53,7 @@ def export_weights(model: Backbone, path: Path, *, steps: int, version: str | No
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -273,7 +273,7 @@ class CodecTrainer:
             bar.update(1)
             if self.step % 50 == 0 and main:
                 avg = {k: v / count for k, v in sums.items()}
-                _append_csv(log_path, {"step": self.step, "time": time.time(), **avg})
+                _append_csv(log_path, {"step": self.step, "time": int(time.time()), **avg})
                 bar.set_postfix(loss=f"{avg['loss']:.3f}", mel=f"{avg['mel']:.3f}")
                 sums, count = {}, 0
             if self.step % self.cfg.checkpoint_every == 0:
@@ -289,7 +289,7 @@ class CodecTrainer:
         self.model.eval()
         metrics = evaluate(self.model, self.held_out, n_q=self.cfg.eval_n_q)
         self.model.train()
-        _append_csv(self.run_dir / "eval.csv", {"step": self.step, "time": time.time(), **metrics})
+        _append_csv(self.run_dir / "eval.csv", {"step": self.step, "time": int(time.time()), **metrics})
 
 
 def _append_csv(path: Path, row: dict) -> None:

@@ -1,0 +1,206 @@
+"""Archive benchmark: sizes, entropy-coding savings, container overhead, speed, memory.
+
+On ../shared/corpus: all ``mixed/`` files plus the codec's held-out clips of
+each class (split by source recording, never trained on), at their original
+rates and channel counts, routed with ``profile="auto"``:
+
+* total archive size vs the original files, vs FLAC (16-bit, re-encoded
+  here) and vs Opus (PyAV libopus) at the lowest ladder bitrate whose mean
+  ViSQOL (audio mode, 48 kHz) on these files reaches ours ("matched quality");
+* bits saved by entropy coding: actual payload vs fixed-length indices
+  (``depth x log2(codebook) bits`` per frame), per class;
+* container overhead: everything in the archive that is not entropy-coded
+  payload, as a share of the archive;
+* throughput (x real time, whole pipeline: decode input, classify, encode,
+  write) with 1 and 2 encoder processes, and peak RSS.
+
+Usage::
+
+    python benchmarks/archive.py --out benchmarks/results/archive.txt
+    python benchmarks/archive.py --max-per-class 2 --no-opus      # quick look
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # one thread per process: oversubscription is 10x slower here
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from adaptive_codec.audio import audio_info, load_audio  # noqa: E402
+from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
+
+OPUS_LADDER_KBPS = (6, 8, 10, 12, 16, 20, 24, 32)
+
+
+def pick_files(corpus: Path, per_class: int) -> list[Path]:
+    files = sorted((corpus / "mixed").glob("*.flac"))
+    for label in CLASSES:
+        held = [c.path for c in corpus_clips(corpus, "test") if c.label == label]
+        files += held[:per_class]
+    return files
+
+
+def run_create(out: Path, files: list[Path], jobs: int) -> float:
+    cmd = [sys.executable, "-m", "adaptive_codec", "archive", "create", str(out), *map(str, files),
+           "--jobs", str(jobs), "--force"]
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"archive create failed: {done.stderr.strip()}")
+    return time.monotonic() - t0
+
+
+def entropy_savings(archive: Path) -> tuple[dict[str, list[float]], int]:
+    """Per class [actual payload bits, fixed-length bits]; and total payload bytes."""
+    from adaptive_codec.archive import list_archive, read_member
+    from adaptive_codec.bitstream import read_acx
+
+    per_class: dict[str, list[float]] = {}
+    payload = 0
+    for entry in list_archive(archive):
+        stream = read_acx(read_member(archive, entry.name))
+        bits_per_index = np.log2(stream.codebook_size)
+        for chunk in stream.chunks:
+            payload += len(chunk.data)
+            depths, _, _ = stream.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
+            fixed = float(depths.sum()) * bits_per_index
+            if fixed == 0:
+                continue
+            # Split the chunk's bits over its segments by their share of fixed bits.
+            for seg in stream.segments_for_channel(chunk.channel):
+                lo, hi = max(seg.start_frame, chunk.start_frame), min(seg.end_frame, chunk.end_frame)
+                if lo < hi:
+                    seg_fixed = (hi - lo) * seg.n_q * bits_per_index
+                    acc = per_class.setdefault(seg.label, [0.0, 0.0])
+                    acc[0] += len(chunk.data) * 8 * seg_fixed / fixed
+                    acc[1] += seg_fixed
+    return per_class, payload
+
+
+def flac_bytes(files: list[Path]) -> int:
+    import soundfile as sf
+
+    total = 0
+    for f in files:
+        audio, info = load_audio(f)
+        buf = io.BytesIO()
+        sf.write(buf, audio.T, info.sample_rate_hz, format="FLAC", subtype="PCM_16")
+        total += len(buf.getvalue())
+    return total
+
+
+def mean_visqol_ours(archive: Path, files: list[Path]) -> float:
+    from adaptive_codec.archive import read_member
+    from adaptive_codec.bench.metrics import visqol
+    from adaptive_codec.codec import AdaptiveCodec
+
+    codec = AdaptiveCodec.default()
+    scores = []
+    for f in files:
+        audio, info = load_audio(f)
+        decoded, sr = codec.decode(read_member(archive, f.with_suffix(".acx").name))
+        scores.append(visqol(audio, decoded, sr))
+    return float(np.mean(scores))
+
+
+def opus_at_matched_quality(files: list[Path], target: float) -> tuple[float, int, float]:
+    """(bitrate, total bytes, mean ViSQOL) of the cheapest ladder rate reaching ``target``."""
+    from adaptive_codec.bench.baselines import make_baseline
+    from adaptive_codec.bench.metrics import visqol
+
+    opus = make_baseline("opus")
+    last = None
+    for kbps in OPUS_LADDER_KBPS:
+        total, scores = 0, []
+        for f in files:
+            audio, info = load_audio(f)
+            data = opus.encode(audio, info.sample_rate_hz, kbps)
+            decoded = opus.decode(data, info.sample_rate_hz, audio.shape[-1])
+            total += len(data)
+            scores.append(visqol(audio, decoded, info.sample_rate_hz))
+        last = (float(kbps), total, float(np.mean(scores)))
+        if last[2] >= target:
+            return last
+    return last
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument("--max-per-class", type=int, default=6,
+                        help="held-out clips per class (plus every mixed file)")
+    parser.add_argument("--no-opus", action="store_true", help="skip the Opus matched-quality search")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    args = parser.parse_args()
+    if not (args.corpus / "manifest.csv").exists():
+        raise SystemExit(f"error: corpus not found at {args.corpus} (pass --corpus)")
+
+    files = pick_files(args.corpus, args.max_per_class)
+    infos = [audio_info(f) for f in files]
+    duration = sum(i.duration_s for i in infos)
+    original = sum(f.stat().st_size for f in files)
+    lines = [f"# archive benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+             f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
+             f"load average at start {os.getloadavg()[0]:.1f}",
+             f"files: {len(files)} ({sum('mixed' in str(f) for f in files)} mixed + held-out clips), "
+             f"{duration / 60:.1f} min of audio, original {original} bytes", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        speeds = {}
+        for jobs in (1, 2):
+            out = Path(tmp) / f"bench{jobs}.aca"
+            speeds[jobs] = duration / run_create(out, files, jobs)
+        archive = Path(tmp) / "bench1.aca"
+        size = archive.stat().st_size
+        flac = flac_bytes(files)
+        per_class, payload = entropy_savings(archive)
+        overhead = (size - payload) / size
+        lines += [
+            f"archive: {size} bytes = {size * 8 / duration / 1000:.2f} kbps actual",
+            f"ratio vs original files: {original / size:.1f}x; vs FLAC 16-bit ({flac} bytes): "
+            f"{flac / size:.1f}x",
+            f"container overhead (everything but entropy-coded payload): {overhead:.2%}",
+            "", "entropy coding vs fixed-length indices, per class:",
+        ]
+        total_actual = total_fixed = 0.0
+        for label, (actual, fixed) in sorted(per_class.items()):
+            total_actual += actual
+            total_fixed += fixed
+            lines.append(f"  {label:8s} saved {1 - actual / fixed:6.1%}  "
+                         f"({actual / 8:.0f} of {fixed / 8:.0f} bytes)")
+        lines.append(f"  {'all':8s} saved {1 - total_actual / max(total_fixed, 1):6.1%}")
+        lines += ["", f"throughput (whole pipeline, subprocess incl. start-up): "
+                      f"1 job {speeds[1]:.1f}x real time, 2 jobs {speeds[2]:.1f}x real time"]
+        if not args.no_opus:
+            ours = mean_visqol_ours(archive, files)
+            kbps, opus_bytes, opus_q = opus_at_matched_quality(files, ours)
+            verdict = "reaches" if opus_q >= ours else "never reaches (ladder top)"
+            lines += ["", f"mean ViSQOL (audio mode): ours {ours:.3f}; Opus {verdict} it at {kbps:g} kbps "
+                          f"(ViSQOL {opus_q:.3f}, {opus_bytes} bytes = {opus_bytes / size:.2f}x our size)"]
+    rss_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    lines.append(f"peak RSS (largest single process): {rss_mb:.0f} MiB")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
