@@ -190,6 +190,7 @@ def _expand_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, str]
 def _encode_one(path: Path, profile: str, bitrate: float | None, profiles_dirs) -> tuple[bytes, dict]:
     from .audio import load_audio
     from .codec import AdaptiveCodec
+    from .distributed import member_metadata
 
     codec = _WORKER_CODEC.get(tuple(profiles_dirs))
     if codec is None:
@@ -200,17 +201,7 @@ def _encode_one(path: Path, profile: str, bitrate: float | None, profiles_dirs) 
 
     buf = io.BytesIO()
     plan = codec.encode_to(buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
-    total = sum(s.end_frame - s.start_frame for s in plan) or 1
-    mix: dict[str, float] = {}
-    for s in plan:
-        mix[s.label] = mix.get(s.label, 0.0) + (s.end_frame - s.start_frame) / total
-    meta = {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
-            "class_mix": mix, "source_name": path.name, "sample_rate_hz": info.sample_rate_hz,
-            "channels": info.channels,
-            "segments": [[round(s.start_frame / codec.frame_rate_hz, 3),
-                          round(s.end_frame / codec.frame_rate_hz, 3), s.label, s.profile.name]
-                         for s in plan]}
-    return buf.getvalue(), meta
+    return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz, audio)
 
 
 _WORKER_CODEC: dict = {}
@@ -325,6 +316,10 @@ def _summarise(output: Path, entries) -> None:
     dur = sum(e.duration_s for e in entries)
     typer.echo(f"{output}: {len(entries)} members, {size} bytes ({size * 8 / max(dur, 1e-9) / 1000:.2f} kbps "
                f"over {dur:.1f} s); inputs {orig} bytes, ratio {orig / max(size, 1):.1f}x")
+    flac = [e.metadata.get("flac_size_bytes") for e in entries]
+    if all(isinstance(f, int) for f in flac):
+        typer.echo(f"  vs FLAC 16-bit of the same audio: {sum(flac)} bytes, ratio "
+                   f"{sum(flac) / max(size, 1):.1f}x")
 
 
 @archive_app.command("append")

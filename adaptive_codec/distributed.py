@@ -122,18 +122,34 @@ def _codec(profiles_dirs: Sequence[str]):
     return _CODECS[key]
 
 
-def member_metadata(path: Path, info, plan, frame_rate_hz: float) -> dict:
-    """Archive metadata of one member (the same fields as ``--jobs`` mode)."""
+def member_metadata(path: Path, info, plan, frame_rate_hz: float, audio=None) -> dict:
+    """Archive metadata of one member (every mode: ``--jobs`` and Dask).
+
+    With ``audio`` (float32 ``(channels, samples)``) the size of a 16-bit FLAC
+    of the input is recorded too, the lossless reference `archive` reports.
+    """
     total = sum(s.end_frame - s.start_frame for s in plan) or 1
     mix: dict[str, float] = {}
     for s in plan:
         mix[s.label] = mix.get(s.label, 0.0) + (s.end_frame - s.start_frame) / total
-    return {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
+    meta = {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
             "class_mix": mix, "source_name": path.name, "sample_rate_hz": info.sample_rate_hz,
             "channels": info.channels,
             "segments": [[round(s.start_frame / frame_rate_hz, 3),
                           round(s.end_frame / frame_rate_hz, 3), s.label, s.profile.name]
                          for s in plan]}
+    if audio is not None:
+        meta["flac_size_bytes"] = flac_size_bytes(audio, info.sample_rate_hz)
+    return meta
+
+
+def flac_size_bytes(audio, sample_rate_hz: int) -> int:
+    """Bytes of a 16-bit FLAC of ``audio`` ``(channels, samples)`` (libsndfile defaults)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio.T, sample_rate_hz, format="FLAC", subtype="PCM_16")
+    return len(buf.getvalue())
 
 
 def _encode_file(path: Path, profile: str, bitrate: float | None,
@@ -146,7 +162,7 @@ def _encode_file(path: Path, profile: str, bitrate: float | None,
         audio, info = load_audio(path)
         buf = io.BytesIO()
         plan = codec.encode_to(buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
-        return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz)
+        return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz, audio)
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
 
@@ -214,7 +230,7 @@ def _prepare_long(path: Path, profile: str, bitrate: float | None,
         recorder = _PieceBackbone(codec.backbone)
         plan = _proxy_codec(codec, recorder).encode_to(
             io.BytesIO(), audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
-        return _Prepared(plan, member_metadata(path, info, plan, codec.frame_rate_hz), recorder.recorded)
+        return _Prepared(plan, member_metadata(path, info, plan, codec.frame_rate_hz, audio), recorder.recorded)
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
 
