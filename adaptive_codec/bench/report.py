@@ -40,7 +40,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     *QUALITY_COLUMNS, "encode_x_realtime", "decode_x_realtime", "peak_rss_mib",
 )
 BD_COLUMNS: tuple[str, ...] = ("label", "metric", "test", "anchor", "bd_rate_percent",
-                               "bd_quality", "test_points", "anchor_points")
+                               "bd_quality", "test_points", "anchor_points", "monotone")
 ROUTING_ACCURACY_COLUMNS: tuple[str, ...] = ("clip", "duration_s", "label_accuracy",
                                              "reference_segments", "predicted_segments")
 _PLOT_METRICS = ("visqol", "pesq_wb", "stoi", "mel_distance_db")
@@ -75,7 +75,15 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 def _curve(summary: pd.DataFrame, label: str, system: str, column: str) -> tuple[np.ndarray, np.ndarray]:
     part = summary[(summary.label == label) & (summary.system == system)]
     part = part[part["bitrate_kbps"].notna() & part[column].notna()].sort_values("bitrate_kbps")
+    # Rungs that gave the same stream size (Opus' floor) are one point, not two.
+    part = part.drop_duplicates(subset="bitrate_kbps")
     return part["bitrate_kbps"].to_numpy(float), part[column].to_numpy(float)
+
+
+def _monotone(quality: np.ndarray, higher_is_better: bool) -> bool:
+    """Quality strictly improves with rate (BD-rate is only meaningful then)."""
+    steps = np.diff(quality) * (1.0 if higher_is_better else -1.0)
+    return bool(quality.size >= 2 and np.all(steps > 0))
 
 
 def bd_table(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -104,9 +112,12 @@ def bd_table(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
                     "bd_rate_percent": bd_rate_percent(ra, sign * qa, rt, sign * qt),
                     "bd_quality": bd_quality(ra, qa, rt, qt),
                     "test_points": len(rt), "anchor_points": len(ra),
+                    "monotone": _monotone(qt, metric.higher_is_better)
+                    and _monotone(qa, metric.higher_is_better),
                 }
                 rows.append(row)
-                if test == "adaptive-auto" and anchor in profiles and math.isfinite(row["bd_rate_percent"]):
+                if (test == "adaptive-auto" and anchor in profiles and row["monotone"]
+                        and math.isfinite(row["bd_rate_percent"])):
                     vs_profiles.append(row)
             if vs_profiles:
                 # The best single fixed profile is the one auto saves least against.
@@ -230,6 +241,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return ""
+        if abs(value) < 1e-6:
+            return "0"
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
 
@@ -271,17 +284,20 @@ def _headline_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _headline_bd(bd: pd.DataFrame) -> pd.DataFrame:
-    """Per class: adaptive-auto vs the best fixed profile and vs Opus, on ViSQOL."""
+    """Per class: adaptive-auto vs the best fixed profile and vs Opus, on ViSQOL.
+
+    Only monotone curve pairs count (see :func:`bd_table`); "n/a" otherwise.
+    """
     rows = []
     part = bd[(bd.test == "adaptive-auto") & (bd.metric == "visqol")]
     for label in sorted(part.label.unique()):
         sel = part[part.label == label]
         best = sel[sel.anchor.str.startswith("best fixed profile")]
-        opus = sel[sel.anchor == "opus"]
+        opus = sel[(sel.anchor == "opus") & sel.monotone.astype(bool)]
         rows.append({
             "label": label,
-            "vs best fixed profile": best.anchor.iloc[0].removeprefix("best fixed profile ")
-            if len(best) else "",
+            "best fixed profile": best.anchor.iloc[0].removeprefix("best fixed profile (")
+            .rstrip(")") if len(best) else "n/a (no monotone curves)",
             "BD-rate vs best fixed profile (%)": best.bd_rate_percent.iloc[0] if len(best) else math.nan,
             "BD-rate vs Opus (%)": opus.bd_rate_percent.iloc[0] if len(opus) else math.nan,
             "BD-ViSQOL vs Opus": opus.bd_quality.iloc[0] if len(opus) else math.nan,
@@ -317,11 +333,15 @@ def write_report(out_dir: str | Path) -> None:
     headline = _headline_table(summary)
 
     sections: list[tuple[str, str, Any]] = [
-        ("Headline: BD-rate of adaptive routing (ViSQOL unless noted; negative = fewer bits)",
+        ("Headline: BD-rate of adaptive routing on ViSQOL (negative = fewer bits; "
+         "monotone curves only)",
          "table", _headline_bd(bd)),
         ("Rate-quality per class", "table", headline),
         ("BD-rate (negative: the test system needs fewer bits for the same quality; "
-         "curves of mean actual kbps vs mean quality, cubic fit, rows with >= 2 rungs)", "table",
+         "curves of mean actual kbps vs mean quality, cubic fit, rows with >= 2 rungs; "
+         "monotone = False: a curve's quality does not rise with rate, so its BD-rate is "
+         "a fitting artefact, not a measurement; nearly flat curves make BD-rate "
+         "ill-conditioned, so read bd_quality beside it)", "table",
          bd[bd.bd_rate_percent.notna() | bd.bd_quality.notna()]),
         ("Speed (x real time, one thread per process) and peak memory", "table", speed),
         ("Routing accuracy on mixed files", "table", accuracy),
