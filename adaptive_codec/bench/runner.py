@@ -6,8 +6,9 @@ nominal bitrate) one row of ``results.csv`` (columns :data:`RESULT_COLUMNS`):
 * ``bitrate_kbps`` from the stored bytes (``n_bytes * 8 / duration_s``),
   never the nominal rate;
 * ``encode_x_realtime`` / ``decode_x_realtime``: seconds of audio per second
-  of wall time in this process (``torch`` limited to 1 thread; with
-  ``--jobs N`` the processes share the CPU, so speeds are then lower bounds);
+  of wall time in this process (torch, BLAS and OpenMP limited to 1 thread,
+  systems warmed up once; with ``--jobs N`` the processes share the CPU, so
+  speeds are then lower bounds);
 * ``peak_rss_mib``: the process's peak resident memory during that encode and
   decode (Linux: ``VmHWM`` after resetting it; elsewhere the lifetime peak);
 * one column per metric (:mod:`~adaptive_codec.bench.metrics`); PESQ/STOI on
@@ -137,16 +138,54 @@ def machine_info() -> dict[str, Any]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...]) -> None:
-    """Load the codec and build the systems once per process (1 torch thread)."""
+#: Thread-pool variables pinned to 1 for worker processes (read at library load).
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _single_thread() -> None:
+    """One thread for torch, BLAS and OpenMP in this process.
+
+    Measured here: with BLAS/OpenMP pools left at the core count, busy-waiting
+    threads made the codec ~10x slower between metric computations on a
+    shared 2-core machine; speeds are "on one core" only with this.
+    """
     import torch
 
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _WORKER["thread_limits"] = threadpool_limits(1)  # kept alive for the process
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        pass
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except (ImportError, ValueError):
+        pass
+
+
+def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...]) -> None:
+    """Load the codec and build the systems once per process (1 thread), then warm up.
+
+    The warm-up (1 s of quiet noise through every adaptive system) loads the
+    classifier and fills caches, so the first timed row is not slower than the rest.
+    """
     from ..codec import AdaptiveCodec
 
-    torch.set_num_threads(1)
+    _single_thread()
     codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
     systems, notes = build_systems(config, codec, codec.registry)
     _WORKER.update(config=config, codec=codec, systems=systems, notes=notes)
+    noise = (1e-2 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    for system in systems.values():
+        if isinstance(system, AdaptiveSystem):
+            try:
+                system.decode(system.encode(noise, 16000, config.bitrates_kbps[0]), 16000, noise.size)
+            except Exception:  # noqa: BLE001 - a broken system reports itself in its rows
+                pass
 
 
 def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any]:
@@ -384,6 +423,9 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
     else:
         import multiprocessing
 
+        # Children read these when their libraries load (before _init_worker runs).
+        for var in _THREAD_ENV:
+            os.environ[var] = "1"
         # spawn, not fork: a forked torch/OpenMP runtime can hang in the child.
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                  initargs=(config, tuple(map(str, profiles_dirs))),
