@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from adaptive_codec.audio import audio_info, load_audio  # noqa: E402
+from adaptive_codec.audio import audio_info, load_audio, to_mono  # noqa: E402
 from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
 
 OPUS_LADDER_KBPS = (6, 8, 10, 12, 16, 20, 24, 32)
@@ -115,7 +115,8 @@ def mean_visqol_ours(archive: Path, files: list[Path]) -> float:
     for f in files:
         audio, info = load_audio(f)
         decoded, sr = codec.decode(read_member(archive, f.with_suffix(".acx").name))
-        scores.append(visqol(audio, decoded, sr))
+        # ViSQOL compares mono signals: the downmix of both sides.
+        scores.append(visqol(to_mono(audio), to_mono(decoded), sr))
     return float(np.mean(scores))
 
 
@@ -133,7 +134,7 @@ def opus_at_matched_quality(files: list[Path], target: float) -> tuple[float, in
             data = opus.encode(audio, info.sample_rate_hz, kbps)
             decoded = opus.decode(data, info.sample_rate_hz, audio.shape[-1])
             total += len(data)
-            scores.append(visqol(audio, decoded, info.sample_rate_hz))
+            scores.append(visqol(to_mono(audio), to_mono(decoded), info.sample_rate_hz))
         last = (float(kbps), total, float(np.mean(scores)))
         if last[2] >= target:
             return last
