@@ -252,3 +252,10 @@ def test_bd_table_flags_non_monotone_curves_and_picks_best_profile():
     # Opus: duplicate 5 kbps rung merged (3 points), quality falls at the top -> flagged.
     assert get[("adaptive-auto", "opus")].anchor_points == 3
     assert not get[("adaptive-auto", "opus")].monotone
+
+
+def test_shipped_bench_configs_parse(repo_root):
+    configs = sorted((repo_root / "benchmarks").glob("*.toml"))
+    assert configs
+    for path in configs:
+        BenchConfig.from_toml(path)
