@@ -107,37 +107,25 @@ class ConvNeXtBlock(nn.Module):
         return x + self.gamma * h
 
 
-class Encoder(nn.Module):
-    def __init__(self, cfg: BackboneConfig) -> None:
+class ConvNeXtStack(nn.Module):
+    """Linear in → FiLM-conditioned ConvNeXt blocks → LayerNorm → linear out.
+
+    The encoder (MDCT features → latent) and the decoder (latent → MDCT
+    coefficients) are both one of these, on ``(batch, frames, channels)``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, n_blocks: int, cfg: BackboneConfig) -> None:
         super().__init__()
-        self.inp = nn.Linear(cfg.hop + 1, cfg.dim)
+        self.inp = nn.Linear(in_dim, cfg.dim)
         self.blocks = nn.ModuleList(
             ConvNeXtBlock(cfg.dim, cfg.kernel_size, cfg.mlp_ratio, cfg.cond_dim)
-            for _ in range(cfg.encoder_blocks)
+            for _ in range(n_blocks)
         )
         self.norm = nn.LayerNorm(cfg.dim)
-        self.out = nn.Linear(cfg.dim, cfg.latent_dim)
+        self.out = nn.Linear(cfg.dim, out_dim)
 
-    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = self.inp(features)
-        for block in self.blocks:
-            x = block(x, cond)
-        return self.out(self.norm(x))
-
-
-class Decoder(nn.Module):
-    def __init__(self, cfg: BackboneConfig) -> None:
-        super().__init__()
-        self.inp = nn.Linear(cfg.latent_dim, cfg.dim)
-        self.blocks = nn.ModuleList(
-            ConvNeXtBlock(cfg.dim, cfg.kernel_size, cfg.mlp_ratio, cfg.cond_dim)
-            for _ in range(cfg.decoder_blocks)
-        )
-        self.norm = nn.LayerNorm(cfg.dim)
-        self.out = nn.Linear(cfg.dim, cfg.hop)
-
-    def forward(self, latent: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = self.inp(latent)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
         for block in self.blocks:
             x = block(x, cond)
         return self.out(self.norm(x))
@@ -174,9 +162,9 @@ class Backbone(nn.Module):
         self.mdct = MDCT(cfg.hop)
         self.profile_embedding = nn.Embedding(len(cfg.profiles), cfg.cond_dim)
         nn.init.normal_(self.profile_embedding.weight, std=0.5)
-        self.encoder = Encoder(cfg)
+        self.encoder = ConvNeXtStack(cfg.hop + 1, cfg.latent_dim, cfg.encoder_blocks, cfg)
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_levels, cfg.codebook_size, cfg.code_dim)
-        self.decoder = Decoder(cfg)
+        self.decoder = ConvNeXtStack(cfg.latent_dim, cfg.hop, cfg.decoder_blocks, cfg)
         # Fixed output scale: the decoder predicts compressed coefficients
         # in a unit range; this expands them back to MDCT amplitudes.
         self.out_scale = nn.Parameter(torch.tensor(1.0))
