@@ -7,6 +7,7 @@ handling (one-line errors, exit 1) and shared profile registry.
 from __future__ import annotations
 
 import enum
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -189,22 +190,13 @@ def _expand_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, str]
 
 def _encode_one(path: Path, profile: str, bitrate: float | None, profiles_dirs) -> tuple[bytes, dict]:
     from .audio import load_audio
-    from .codec import AdaptiveCodec
-    from .distributed import member_metadata
+    from .distributed import cached_codec, member_metadata
 
-    codec = _WORKER_CODEC.get(tuple(profiles_dirs))
-    if codec is None:
-        codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
-        _WORKER_CODEC[tuple(profiles_dirs)] = codec
+    codec = cached_codec(profiles_dirs)
     audio, info = load_audio(path)
-    import io
-
     buf = io.BytesIO()
     plan = codec.encode_to(buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
     return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz, audio)
-
-
-_WORKER_CODEC: dict = {}
 
 
 def _worker_init(threads: int) -> None:

@@ -109,17 +109,25 @@ def dask_client(scheduler: str = "local", workers: int | None = None,
 _CODECS: dict[tuple[str, ...], Any] = {}
 
 
-def _codec(profiles_dirs: Sequence[str]):
-    """The worker's codec (loaded once per process and profile folders)."""
-    import torch
+def cached_codec(profiles_dirs: Sequence[str]):
+    """This process's codec, loaded once per process and profile folders.
 
+    Shared by Dask workers and the ``--jobs`` process pool of ``archive``.
+    """
     from .codec import AdaptiveCodec
 
     key = tuple(str(d) for d in profiles_dirs)
     if key not in _CODECS:
-        torch.set_num_threads(1)  # one worker = one thread; oversubscription is 10x slower
         _CODECS[key] = AdaptiveCodec.default(profiles_dirs=key)
     return _CODECS[key]
+
+
+def _codec(profiles_dirs: Sequence[str]):
+    """The Dask worker's codec, on one thread."""
+    import torch
+
+    torch.set_num_threads(1)  # one worker = one thread; oversubscription is 10x slower
+    return cached_codec(profiles_dirs)
 
 
 def member_metadata(path: Path, info, plan, frame_rate_hz: float, audio=None) -> dict:
