@@ -230,30 +230,6 @@ def test_report_html_opens_in_headless_chromium(quick_run, tmp_path):
     assert "Uncaught" not in proc.stderr
 
 
-def test_bd_table_flags_non_monotone_curves_and_picks_best_profile():
-    from adaptive_codec.bench.report import bd_table
-
-    def rows(system, kind, rates, visqol):
-        return [{"label": "mixed", "system": system, "kind": kind, "nominal_kbps": r,
-                 "bitrate_kbps": r, "visqol": q} for r, q in zip(rates, visqol)]
-
-    rates = [1.5, 3.0, 6.0, 12.0]
-    summary = pd.DataFrame(
-        rows("adaptive-auto", "adaptive", rates, [2.0, 2.5, 3.0, 3.5])
-        + rows("adaptive-speech", "profile", [r * 1.25 for r in rates], [2.0, 2.5, 3.0, 3.5])
-        + rows("adaptive-music", "profile", [r * 2.0 for r in rates], [2.0, 2.5, 3.0, 3.5])
-        + rows("opus", "baseline", [5.0, 5.0, 6.0, 12.0], [2.2, 2.2, 2.9, 2.8]))
-    bd = bd_table(summary, ["visqol"])
-    get = {(r.test, r.anchor): r for r in bd.itertuples()}
-    assert get[("adaptive-auto", "adaptive-speech")].bd_rate_percent == pytest.approx(-20.0)
-    assert get[("adaptive-auto", "adaptive-music")].bd_rate_percent == pytest.approx(-50.0)
-    best = get[("adaptive-auto", "best fixed profile (adaptive-speech)")]
-    assert best.bd_rate_percent == pytest.approx(-20.0) and best.monotone
-    # Opus: duplicate 5 kbps rung merged (3 points), quality falls at the top -> flagged.
-    assert get[("adaptive-auto", "opus")].anchor_points == 3
-    assert not get[("adaptive-auto", "opus")].monotone
-
-
 def test_shipped_bench_configs_parse(repo_root):
     configs = sorted((repo_root / "benchmarks").glob("*.toml"))
     assert configs
