@@ -214,20 +214,71 @@ def test_console_script_quick_all_metrics(tmp_path, manifest):
     assert speech.visqol.notna().all() and speech.pesq_wb.notna().all() and speech.stoi.notna().all()
 
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless HTML check needs Debian's chromium (apt install chromium)")
+
+# Appended to a copy of the page: at "load" (every image has loaded or failed by
+# then) it counts images that did not decode and audio snippets whose type the
+# browser cannot play (they are preload="none", so nothing else would show it),
+# and logs one line the test reads back.
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const brokenImages = images.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  const audios = [...document.querySelectorAll("audio")];
+  const unplayable = audios.filter(a => {
+    const type = a.src.startsWith("data:") ? a.src.slice(5, a.src.indexOf(";")) : "";
+    return !type || a.canPlayType(type) === "";
+  }).length;
+  console.log(`REPORT-CHECK images=${images.length} broken_images=${brokenImages} ` +
+              `audio=${audios.length} broken_audio=${unplayable}`);
+});
+</script>"""
+
+
+def _render(page: Path, tmp_path: Path) -> tuple[Path, list[str], dict[str, int]]:
+    """Screenshot ``page`` (with the probe) in headless chromium: (png, console lines, probe counts)."""
+    probed = tmp_path / f"probed-{page.name}"
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"),
+                      encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                           "--enable-logging=stderr", "--v=0",
+                           f"--screenshot={shot}", "--window-size=1280,2000", probed.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    checks = [line for line in console if "REPORT-CHECK" in line]
+    assert len(checks) == 1, proc.stderr[-2000:]
+    counts = {k: int(v) for k, v in
+              (item.split("=") for item in checks[0].split('"')[1].split()[1:])}
+    return shot, [line for line in console if "REPORT-CHECK" not in line], counts
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@needs_chromium
 def test_report_html_opens_in_headless_chromium(quick_run, tmp_path):
-    shot = tmp_path / "shot.png"
-    proc = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-                           "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
-                           "--window-size=1280,2000", (quick_run / "report.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    shot, console, counts = _render(quick_run / "report.html", tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000
-    assert "Uncaught" not in proc.stderr
+    assert console == []  # no JavaScript error, no console message at all
+    assert counts["images"] >= 2 and counts["broken_images"] == 0
+    assert counts["audio"] >= 1 and counts["broken_audio"] == 0
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_headless_check_catches_a_broken_page(tmp_path):
+    # The same check on a page with a missing image and a script error must fail.
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><img src='missing.png'>"
+                    "<audio src='data:audio/x-nonsense;base64,AAAA'></audio>"
+                    "<script>notDefined();</script></body></html>")
+    _, console, counts = _render(page, tmp_path)
+    assert any("Uncaught ReferenceError" in line for line in console)
+    assert counts["images"] == 1 and counts["broken_images"] == 1
+    assert counts["audio"] == 1 and counts["broken_audio"] == 1
 
 
 def test_shipped_bench_configs_parse(repo_root):

@@ -353,7 +353,8 @@ def _write_html(out: Path, meta, sections, figures, snippets) -> None:
              "table{border-collapse:collapse;font-size:12px;margin-bottom:1em}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
              "th{background:#f0f0f0}dt{font-weight:bold}dd{margin:0 0 .4em 1em;font-size:13px}"
-             "img{max-width:100%}.snip{display:inline-block;margin:4px 12px 4px 0;font-size:12px}",
+             "img{max-width:100%}.snip{display:inline-block;margin:4px 12px 4px 0;font-size:12px}"
+             "p.text{max-width:1000px;font-size:14px}",
              "</style></head><body><h1>adaptive-codec benchmark</h1><dl>"]
     parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in _about(meta)]
     parts.append("</dl>")
