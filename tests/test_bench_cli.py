@@ -90,6 +90,23 @@ def test_quick_writes_every_file_with_documented_columns(quick_run):
     assert (results.encode_x_realtime > 0).all() and (results.peak_rss_mib > 0).all()
     routing = pd.read_csv(out / "routing.csv")
     assert set(routing.source) == {"reference", "predicted"}
+    # The mixed excerpt (8 s) is centred on the first class change (ambient -> speech at 10 s).
+    mixed = results[results.label == "mixed"]
+    assert (mixed.excerpt_start_s == 6.0).all() and (results[results.label == "speech"].excerpt_start_s == 0).all()
+    ref = routing[(routing.source == "reference")]
+    assert ref[["start_s", "end_s", "label"]].values.tolist() == [[0.0, 4.0, "ambient"], [4.0, 8.0, "speech"]]
+
+
+def test_identical_decodes_reuse_their_scores(quick_run):
+    # On the speech clip, adaptive-auto routes everything to the speech profile: the
+    # same stream, so the same decode; it is scored once and the other row reuses it.
+    results = pd.read_csv(quick_run / "results.csv")
+    speech = results[results.label == "speech"].set_index("system")
+    auto, forced = speech.loc["adaptive-auto"], speech.loc["adaptive-speech"]
+    assert auto.n_bytes == forced.n_bytes
+    assert auto.mel_distance_db == forced.mel_distance_db and auto.si_sdr_db == forced.si_sdr_db
+    assert sorted([auto.metrics_wall_s, forced.metrics_wall_s])[0] == 0
+    assert speech.loc["opus"].metrics_wall_s > 0
 
 
 def test_meta_and_reports(quick_run):
@@ -114,6 +131,60 @@ def test_resume_skips_finished_rows(quick_run, capsys):
     assert code == 0
     assert "0 rows" in capsys.readouterr().out
     assert len(pd.read_csv(quick_run / "results.csv")) == 8
+
+
+def test_resume_refuses_another_config(quick_run, capsys, tmp_path):
+    manifest = quick_run.parent / "examples.csv"
+    config = tmp_path / "other.toml"
+    config.write_text((quick_run.parent / "fast.toml").read_text().replace(
+        "max_seconds = 2.0", "max_seconds = 3.0"))
+    before = (quick_run / "results.csv").read_bytes()
+    assert main(["bench", str(manifest), "--out", str(quick_run), "--quick", "--config", str(config),
+                 "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot resume") and "config differs in max_seconds" in err
+    assert err.count("\n") == 1
+    assert (quick_run / "results.csv").read_bytes() == before  # untouched
+
+
+def test_force_starts_over_without_stale_files(tmp_path, manifest):
+    code, out = _bench(tmp_path, manifest)
+    assert code == 0
+    stale = out / "snippets" / "old__clip__opus.flac"
+    stale.write_bytes(b"stale")
+    (out / "results.csv").write_text((out / "results.csv").read_text() + "old/clip.flac,speech\n")
+    code, _ = _bench(tmp_path, manifest, "--force")
+    assert code == 0
+    assert not stale.exists()
+    assert "old/clip.flac" not in set(pd.read_csv(out / "results.csv")["clip"])
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_the_rows_of_jobs_1(quick_run, tmp_path, manifest):
+    # Two spawned workers: same rows, bytes and scores as the in-process run.
+    code, out = _bench(tmp_path, manifest, "--jobs", "2")
+    assert code == 0
+    keys = ["clip", "system", "nominal_kbps"]
+    one = pd.read_csv(quick_run / "results.csv").sort_values(keys).reset_index(drop=True)
+    two = pd.read_csv(out / "results.csv").sort_values(keys).reset_index(drop=True)
+    same = ["clip", "system", "nominal_kbps", "n_bytes", "mel_distance_db", "si_sdr_db",
+            "excerpt_start_s"]
+    pd.testing.assert_frame_equal(one[same], two[same])
+    assert json.loads((out / "meta.json").read_text())["jobs"] == 2
+
+
+def test_excerpt_centred_on_first_class_change():
+    from adaptive_codec.bench.runner import excerpt_start_s
+
+    ref = pd.DataFrame({"start_s": [0.0, 10.0, 16.0], "end_s": [10.0, 16.0, 24.0],
+                        "label": ["ambient", "speech", "music"]})
+    assert excerpt_start_s(ref, 8.0, 24.0) == 6.0
+    assert excerpt_start_s(ref, 22.0, 24.0) == 0.0  # clamped at the start
+    assert excerpt_start_s(ref.assign(start_s=[0.0, 20.0, 22.0]), 6.0, 24.0) == 17.0
+    assert excerpt_start_s(ref.assign(start_s=[0.0, 23.0, 23.5]), 6.0, 24.0) == 18.0  # clamped at the end
+    assert excerpt_start_s(ref, 0.0, 24.0) == 0.0 and excerpt_start_s(ref, 30.0, 24.0) == 0.0
+    same = ref.assign(label=["speech"] * 3)  # no change: from the start
+    assert excerpt_start_s(same, 8.0, 24.0) == 0.0
 
 
 def test_existing_results_need_resume_or_force(quick_run, capsys):
@@ -145,6 +216,9 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, setup, message):
     ("metrics = [\"mos\"]", "unknown metric"),
     ("baselines = [\"mp3\"]", "unknown baseline"),
     ("bitrates_kbps = [", "invalid TOML"),
+    ("[opus]\nbitrate = 6", "unknown option(s) bitrate"),
+    ("[opus]\nvbr = \"sometimes\"", "vbr must be one of"),
+    ("profiles = [\"podcastx\"]", "unknown profile 'podcastx'"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, capsys, manifest, text, message):
     config = tmp_path / "c.toml"

@@ -100,8 +100,22 @@ class OpusBaseline(Baseline):
     name = "opus"
     SAMPLE_RATE_HZ = 48_000
 
+    APPLICATIONS = ("audio", "voip", "lowdelay")
+    FRAME_DURATIONS_MS = (2.5, 5.0, 10.0, 20.0, 40.0, 60.0)
+    VBR_MODES = ("on", "off", "constrained")
+
     def __init__(self, application: str = "audio", frame_duration_ms: float = 20.0,
                  vbr: str = "on") -> None:
+        # Checked here so a bad [opus] table is a config error, not one error row per clip.
+        if application not in self.APPLICATIONS:
+            raise ValueError(f"application must be one of {', '.join(self.APPLICATIONS)}, "
+                             f"got {application!r}")
+        if frame_duration_ms not in self.FRAME_DURATIONS_MS:
+            raise ValueError(f"frame_duration_ms must be one of "
+                             f"{', '.join(f'{d:g}' for d in self.FRAME_DURATIONS_MS)}, "
+                             f"got {frame_duration_ms!r}")
+        if vbr not in self.VBR_MODES:
+            raise ValueError(f"vbr must be one of {', '.join(self.VBR_MODES)}, got {vbr!r}")
         self.application = application
         self.frame_duration_ms = frame_duration_ms
         self.vbr = vbr

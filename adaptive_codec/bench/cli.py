@@ -26,9 +26,11 @@ def bench(
         "--config", metavar="FILE", help="Benchmark config TOML (bitrate ladder, profiles, "
                                          "baselines, metrics, clip caps).")] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="Keep DIR/results.csv and skip the rows it already has.")] = False,
+        "--resume", help="Continue the run in DIR: skip the rows it already has (same corpus, "
+                         "weights and config required).")] = False,
     jobs: Annotated[int, typer.Option(
-        "--jobs", min=1, help="Worker processes (1 torch thread each).")] = 1,
+        "--jobs", min=1, help="Worker processes (1 torch thread each; speeds are then "
+                       "lower bounds, the processes share the CPU).")] = 1,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite the results of an earlier run in DIR.")] = False,
 ) -> None:

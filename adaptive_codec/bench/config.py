@@ -26,6 +26,7 @@ Example ``bench.toml`` (every key optional; these are the defaults)::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,16 @@ class BenchConfig:
                 raise bad(key, f"must be a number >= 0, got {value!r}")
         if not isinstance(self.opus, dict):
             raise bad("opus", "must be a table of Opus options")
+        from .baselines import OpusBaseline
+
+        try:
+            OpusBaseline(**self.opus)
+        except TypeError:
+            known = ", ".join(inspect.signature(OpusBaseline).parameters)
+            unknown = ", ".join(sorted(set(self.opus) - set(inspect.signature(OpusBaseline).parameters)))
+            raise bad("opus", f"unknown option(s) {unknown}; known: {known}") from None
+        except ValueError as exc:
+            raise bad("opus", str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

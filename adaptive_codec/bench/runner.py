@@ -1,7 +1,11 @@
 """``adaptive-codec bench``: code every clip with every system, score, time, write results.
 
 Per clip (mono downmix, excerpt per the config) and per job (system x
-nominal bitrate) one row of ``results.csv`` (columns :data:`RESULT_COLUMNS`):
+nominal bitrate) one row of ``results.csv`` (columns :data:`RESULT_COLUMNS`).
+A labelled clip's excerpt starts at 0 s; a mixed file's excerpt is centred on
+its first reference class change (so every excerpt contains a switch), and
+``excerpt_start_s`` says where it starts.
+
 
 * ``bitrate_kbps`` from the stored bytes (``n_bytes * 8 / duration_s``),
   never the nominal rate;
@@ -12,11 +16,17 @@ nominal bitrate) one row of ``results.csv`` (columns :data:`RESULT_COLUMNS`):
 * ``peak_rss_mib``: the process's peak resident memory during that encode and
   decode (Linux: ``VmHWM`` after resetting it; elsewhere the lifetime peak);
 * one column per metric (:mod:`~adaptive_codec.bench.metrics`); PESQ/STOI on
-  ``speech`` clips only; no quality metrics for lossless baselines;
+  ``speech`` clips only; no quality metrics for lossless baselines. A decode
+  identical to one already scored for the clip (e.g. ``adaptive-auto`` and
+  the clip's own profile, Opus at two rungs below its floor) reuses its
+  scores; ``metrics_wall_s`` (seconds spent scoring the row) is then 0;
 * ``routed_profiles``: share of the clip's time per profile (adaptive systems).
 
 Rows are appended as clips finish, so ``--resume`` skips every (clip, system,
-nominal bitrate) already written without an error. Files with reference
+nominal bitrate) already written without an error. ``meta.json`` is written
+when a run starts; a resumed run must have the same corpus, weights and
+config (keys :data:`RESUME_FREE_KEYS` excepted), else its rows would not be
+comparable. Files with reference
 segments also add rows to ``routing.csv`` (:data:`ROUTING_COLUMNS`): the
 reference timeline and the one ``adaptive-auto`` coded.
 """
@@ -24,6 +34,7 @@ reference timeline and the one ``adaptive-auto`` coded.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -32,6 +43,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,21 +51,28 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import AdaptiveCodecError
 from .config import BenchConfig
 from .corpus import BenchClip, read_segments, select_clips
 from .systems import AdaptiveSystem, Job, build_systems, jobs_for
 
-__all__ = ["RESULT_COLUMNS", "ROUTING_COLUMNS", "run_bench", "machine_info", "versions",
+__all__ = ["BenchRunError", "RESULT_COLUMNS", "RESUME_FREE_KEYS", "ROUTING_COLUMNS", "run_bench", "machine_info", "versions",
            "git_revision", "peak_rss_mib", "reset_peak_rss"]
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "clip", "label", "duration_s", "sample_rate_hz", "system", "kind", "nominal_kbps",
-    "bitrate_kbps", "n_bytes", "encode_x_realtime", "decode_x_realtime", "peak_rss_mib",
-    "visqol", "pesq_wb", "stoi", "mel_distance_db", "stft_distance", "si_sdr_db",
-    "loudness_diff_lu", "routed_profiles", "error",
+    "clip", "label", "excerpt_start_s", "duration_s", "sample_rate_hz", "system", "kind",
+    "nominal_kbps", "bitrate_kbps", "n_bytes", "encode_x_realtime", "decode_x_realtime",
+    "peak_rss_mib", "visqol", "pesq_wb", "stoi", "mel_distance_db", "stft_distance", "si_sdr_db",
+    "loudness_diff_lu", "metrics_wall_s", "routed_profiles", "error",
 )
 ROUTING_COLUMNS: tuple[str, ...] = ("clip", "source", "start_s", "end_s", "label", "profile")
 SNIPPET_SYSTEMS = ("adaptive-auto", "opus")
+#: Config keys a ``--resume`` may change: they shape the report and snippets, not the rows.
+RESUME_FREE_KEYS = ("bd_metrics", "snippet_seconds", "snippet_kbps")
+
+
+class BenchRunError(AdaptiveCodecError):
+    """A benchmark run cannot start or continue (e.g. ``--resume`` with another config)."""
 
 
 # -- memory, versions, machine ----------------------------------------------------
@@ -167,11 +186,12 @@ def _single_thread() -> None:
         pass
 
 
-def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...]) -> None:
+def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: bool = True) -> None:
     """Load the codec and build the systems once per process (1 thread), then warm up.
 
     The warm-up (1 s of quiet noise through every adaptive system) loads the
-    classifier and fills caches, so the first timed row is not slower than the rest.
+    classifier and fills caches, so the first timed row is not slower than the
+    rest; a process that times nothing (the parent of ``--jobs N``) skips it.
     """
     from ..codec import AdaptiveCodec
 
@@ -179,6 +199,8 @@ def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...]) -> None:
     codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
     systems, notes = build_systems(config, codec, codec.registry)
     _WORKER.update(config=config, codec=codec, systems=systems, notes=notes)
+    if not warm_up:
+        return
     noise = (1e-2 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
     for system in systems.values():
         if isinstance(system, AdaptiveSystem):
@@ -188,22 +210,53 @@ def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...]) -> None:
                 pass
 
 
-def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any]:
+def excerpt_start_s(reference, seconds: float, duration_s: float) -> float:
+    """Start of a ``seconds`` long excerpt centred on the first class change of ``reference``.
+
+    Parameters
+    ----------
+    reference : pandas.DataFrame
+        Reference segments (``start_s, end_s, label``) of a mixed file.
+    seconds : float
+        Excerpt length; 0 (whole file) or not shorter than the file gives 0.
+    duration_s : float
+        The file's length.
+
+    Returns
+    -------
+    float
+        In ``[0, duration_s - seconds]``; 0 when the labels never change.
+    """
+    if seconds <= 0 or seconds >= duration_s:
+        return 0.0
+    ordered = reference.sort_values("start_s")
+    labels, starts = ordered["label"].tolist(), ordered["start_s"].tolist()
+    changes = [t for prev, label, t in zip(labels, labels[1:], starts[1:]) if label != prev]
+    if not changes:
+        return 0.0
+    return float(min(max(changes[0] - seconds / 2, 0.0), duration_s - seconds))
+
+
+def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any, float]:
+    """Mono excerpt, sample rate, reference segments (excerpt time) or None, excerpt start (s)."""
     from ..audio import load_audio, to_mono
 
     audio, info = load_audio(clip.path)
     x = to_mono(audio)
     sr = info.sample_rate_hz
     limit = config.max_seconds_mixed if clip.segments is not None else config.max_seconds
+    ref = read_segments(clip.segments) if clip.segments is not None else None
+    start_s = excerpt_start_s(ref, limit, x.size / sr) if ref is not None else 0.0
+    first = int(round(start_s * sr))
     if limit > 0:
-        x = x[: int(round(limit * sr))]
-    ref = None
-    if clip.segments is not None:
+        x = x[first:first + int(round(limit * sr))]
+    if ref is not None:
         dur = x.size / sr
-        ref = read_segments(clip.segments)
-        ref = ref[ref.start_s < dur].copy()
+        ref = ref.assign(start_s=ref.start_s - first / sr, end_s=ref.end_s - first / sr)
+        ref = ref[(ref.end_s > 0) & (ref.start_s < dur)].copy()
+        ref["start_s"] = ref["start_s"].clip(lower=0.0)
         ref["end_s"] = ref["end_s"].clip(upper=dur)
-    return np.ascontiguousarray(x, np.float32), sr, ref
+    return np.ascontiguousarray(x, np.float32), sr, ref, first / sr
 
 
 def _share_of_profiles(plan: list, n_frames: int) -> str:
@@ -235,7 +288,7 @@ def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: boo
     routing: list[dict[str, Any]] = []
     base = {"clip": clip.clip_id, "label": clip.label}
     try:
-        x, sr, ref = _load_clip(clip, config)
+        x, sr, ref, start_s = _load_clip(clip, config)
         if x.size < int(0.5 * sr):
             raise ValueError(f"clip shorter than 0.5 s ({x.size / sr:.2f} s)")
     except Exception as exc:  # noqa: BLE001 - one bad file becomes error rows, not a crash
@@ -243,7 +296,8 @@ def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: boo
         return [{**base, "system": j.system, "kind": j.kind, "nominal_kbps": j.nominal_kbps,
                  "error": message} for j in jobs], []
     duration = x.size / sr
-    base.update(duration_s=round(duration, 4), sample_rate_hz=sr)
+    base.update(excerpt_start_s=round(start_s, 4), duration_s=round(duration, 4), sample_rate_hz=sr)
+    scored: dict[bytes, tuple[dict[str, float], list[str]]] = {}  # decode digest -> scores
     rung = min(config.bitrates_kbps, key=lambda b: abs(b - config.snippet_kbps))
     snippet_dir = Path(out_dir) / "snippets" if out_dir else None
     stem = "__".join(Path(clip.clip_id).with_suffix("").parts[-2:])
@@ -283,16 +337,28 @@ def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: boo
                              "end_s": min(duration, seg.end_frame / fr),
                              "label": seg.label, "profile": seg.profile.name}
                             for seg in system.last_plan]
-        problems = []
+        problems: list[str] = []
         if job.kind != "lossless":
-            for key in config.metrics:
-                metric = METRICS[key]
-                if metric.speech_only and clip.label != "speech":
-                    continue
-                try:
-                    row[metric.column] = metric.function(x, y, sr)
-                except Exception as exc:  # noqa: BLE001
-                    problems.append(f"{key}: {type(exc).__name__}: {exc}")
+            # Metrics are deterministic in (reference, decode): an identical decode
+            # (auto routed wholly to the clip's own profile; Opus below its floor)
+            # reuses the scores instead of paying for ViSQOL again.
+            digest = hashlib.blake2b(np.ascontiguousarray(y, np.float32).tobytes(),
+                                     digest_size=16).digest()
+            t3 = time.perf_counter()
+            if digest not in scored:
+                values: dict[str, float] = {}
+                for key in config.metrics:
+                    metric = METRICS[key]
+                    if metric.speech_only and clip.label != "speech":
+                        continue
+                    try:
+                        values[metric.column] = metric.function(x, y, sr)
+                    except Exception as exc:  # noqa: BLE001
+                        problems.append(f"{key}: {type(exc).__name__}: {exc}")
+                scored[digest] = (values, problems)
+            values, problems = scored[digest]
+            row.update(values)
+            row["metrics_wall_s"] = round(time.perf_counter() - t3, 3)
         row["error"] = "; ".join(problems)
         if (snippet and snippet_dir is not None and job.nominal_kbps == rung
                 and job.system in (*SNIPPET_SYSTEMS, f"adaptive-{clip.label}")):
@@ -356,6 +422,49 @@ def _dedupe(path: Path, keys: list[str]) -> None:
     tmp.replace(path)
 
 
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _clear_outputs(out: Path) -> None:
+    """Remove an earlier run's files (a fresh run must not report stale rows or snippets)."""
+    for name in ("results.csv", "routing.csv", "meta.json"):
+        (out / name).unlink(missing_ok=True)
+    for folder, pattern in (("snippets", "*.flac"), ("figures", "*.png")):
+        if (out / folder).is_dir():
+            for path in (out / folder).glob(pattern):
+                path.unlink()
+
+
+def _check_resumable(out: Path, corpus: str, config: BenchConfig, weights: dict[str, Any]) -> None:
+    """Refuse to add rows to a run made from another corpus, weights or config."""
+    meta_path = out / "meta.json"
+    if not (out / "results.csv").is_file():
+        return  # nothing to resume: a fresh run
+    if not meta_path.is_file():
+        raise BenchRunError(f"{out}: results.csv without meta.json; cannot tell how its rows "
+                            "were made (use --force to start over)")
+    try:
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BenchRunError(f"{meta_path}: unreadable ({exc}); use --force to start over") from None
+    problems = []
+    if old.get("corpus") != corpus:
+        problems.append(f"corpus was {old.get('corpus')}")
+    old_weights = old.get("weights", {}).get("weights_id")
+    if old_weights != weights.get("weights_id"):
+        problems.append(f"weights were {old_weights}, now {weights.get('weights_id')}")
+    new_cfg, old_cfg = config.to_dict(), old.get("config", {})
+    changed = sorted(k for k in new_cfg if k not in RESUME_FREE_KEYS and old_cfg.get(k) != new_cfg[k])
+    if changed:
+        problems.append("config differs in " + ", ".join(changed))
+    if problems:
+        raise BenchRunError(f"cannot resume {out}: {'; '.join(problems)} (rerun with the same "
+                            "corpus, --quick and --config, or use --force to start over)")
+
+
 @dataclass
 class BenchRun:
     """What :func:`run_bench` did."""
@@ -377,16 +486,19 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
 
     start = time.time()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     clips, how = select_clips(Path(corpus), split=config.split,
                               max_clips_per_class=config.max_clips_per_class,
                               max_mixed_files=config.max_mixed_files, seed=config.seed)
-    results, routing_csv = out / "results.csv", out / "routing.csv"
-    if not resume:
-        for stale in (results, routing_csv):
-            stale.unlink(missing_ok=True)
-    _init_worker(config, tuple(map(str, profiles_dirs)))
+    # The parent of a worker pool times nothing: no warm-up there.
+    _init_worker(config, tuple(map(str, profiles_dirs)), warm_up=jobs <= 1)
     systems, notes, codec = _WORKER["systems"], list(_WORKER["notes"]), _WORKER["codec"]
+    results, routing_csv = out / "results.csv", out / "routing.csv"
+    corpus_id = str(Path(corpus).resolve())
+    if resume:
+        _check_resumable(out, corpus_id, config, dict(codec.weights_meta))
+    else:
+        _clear_outputs(out)
+    out.mkdir(parents=True, exist_ok=True)
     done = _finished_keys(results) if resume else set()
     seen_labels: set[str] = set()
     tasks = []
@@ -399,13 +511,16 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
             tasks.append((clip, todo, str(out), snippet))
     meta = {
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "corpus": str(Path(corpus).resolve()), "selection": how, "n_clips": len(clips),
+        "finished_utc": None,
+        "corpus": corpus_id, "selection": how, "n_clips": len(clips),
         "config": config.to_dict(), "quick": quick, "jobs": jobs, "resume": resume,
         "git_revision": git_revision(), "versions": versions(), "machine": machine_info(),
         "weights": dict(codec.weights_meta),
         "backbone_parameters": int(sum(p.numel() for p in codec.backbone.parameters())),
         "systems": list(systems), "notes": notes, "torch_threads_per_process": 1,
     }
+    # Written now, so an interrupted run can be resumed and checked against it.
+    _write_json(out / "meta.json", meta)
     n_rows = sum(len(t[1]) for t in tasks)
     bar = tqdm(total=n_rows, unit="row", desc="bench", disable=not progress, file=sys.stderr)
 
@@ -431,8 +546,13 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
                                  initargs=(config, tuple(map(str, profiles_dirs))),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_run_clip_task, task) for task in tasks]
-            for future in as_completed(futures):
-                collect(future.result())
+            try:
+                for future in as_completed(futures):
+                    collect(future.result())
+            except BrokenProcessPool:
+                raise BenchRunError(
+                    f"a worker process died (out of memory? try fewer --jobs); the rows "
+                    f"finished so far are in {results}: continue with --resume") from None
     bar.close()
     if not results.exists():
         _append(results, RESULT_COLUMNS, [])
@@ -443,6 +563,6 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
     meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     meta["wall_s"] = round(time.time() - start, 1)
     meta["rows_run_this_time"] = n_rows
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    _write_json(out / "meta.json", meta)
     write_report(out)
     return BenchRun(out, len(clips), n_rows, time.time() - start, notes)
