@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -360,3 +361,35 @@ def test_shipped_bench_configs_parse(repo_root):
     assert configs
     for path in configs:
         BenchConfig.from_toml(path)
+
+
+def test_full_corpus_config_fits_20_minutes(repo_root, corpus_dir):
+    """Issue 7: the committed full-corpus config must stay within 20 minutes.
+
+    An estimate, not a run (that takes the 20 minutes): the config's scored
+    seconds of audio x rows, at the wall time per scored audio-second-row of
+    the run committed under benchmarks/results/bench-corpus (same machine).
+    """
+    import soundfile as sf
+
+    cfg = BenchConfig.from_toml(repo_root / "benchmarks" / "bench_full_corpus.toml")
+    clips, _ = select_clips(corpus_dir, split=cfg.split, max_clips_per_class=cfg.max_clips_per_class,
+                            max_mixed_files=cfg.max_mixed_files, seed=cfg.seed)
+    assert len({c.label for c in clips}) == 4 and sum(c.segments is not None for c in clips) == 10
+    rungs, systems = len(cfg.bitrates_kbps), 1 + 3 + 1  # auto, 3 profiles, Opus
+    scored = 0.0
+    for clip in clips:
+        limit = cfg.max_seconds_mixed if clip.segments is not None else cfg.max_seconds
+        seconds = min(sf.info(str(clip.path)).duration, limit or math.inf)
+        # Opus gives one stream at 1.5 and 3 kbps; on a labelled clip auto = its own profile.
+        reused = 1 + (rungs if clip.segments is None else 0)
+        scored += seconds * (systems * rungs - reused)
+    committed = repo_root / "benchmarks" / "results" / "bench-corpus"
+    meta = json.loads((committed / "meta.json").read_text())
+    rows = pd.read_csv(committed / "results.csv")
+    rows = rows[rows.kind != "lossless"]
+    if "metrics_wall_s" in rows:
+        rows = rows[rows.metrics_wall_s > 0]
+    s_per_audio_row = meta["wall_s"] / rows.duration_s.sum()
+    assert scored * s_per_audio_row <= 20 * 60 * 0.9  # 10 % margin for coding, start-up, report
+
