@@ -129,3 +129,14 @@ def test_registry_columns_are_unique_and_callable():
     columns = [m.column for m in M.METRICS.values()]
     assert len(set(columns)) == len(columns)
     assert {k for k, m in M.METRICS.items() if m.speech_only} == {"pesq_wb", "stoi"}
+
+
+def test_training_eval_mel_distance_is_the_bench_metric_in_bels():
+    # train.codec_eval logs the same distance in log10 units (bels): a 6.02 dB gain
+    # change on white noise is 0.602 there; argument order is (estimate, reference).
+    from adaptive_codec.train.codec_eval import mel_distance
+
+    noise = _noise(24000, 8).astype(np.float32)
+    assert mel_distance(0.5 * noise, noise, 24000) == pytest.approx(2 * math.log10(2), abs=0.001)
+    quieter_ref = mel_distance(noise, 0.1 * noise, 24000)  # floor follows the *reference*
+    assert quieter_ref == pytest.approx(M.mel_distance_db(0.1 * noise, noise, 24000) / 10)
