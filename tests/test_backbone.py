@@ -158,3 +158,117 @@ def test_load_weights_rejects_other_files(tmp_path):
     bad.write_bytes(b"not safetensors at all")
     with pytest.raises(ValueError, match="safetensors"):
         load_weights(bad)
+
+
+# -- inference path == the model's plain math ---------------------------------------
+
+
+def _reference_stack(stack, x, cond):
+    """ConvNeXtStack.forward written plainly: Conv1d, LayerNorm, FiLM, MLP, residual."""
+    x = stack.inp(x)
+    for blk in stack.blocks:
+        h = blk.dwconv(x.transpose(1, 2)).transpose(1, 2)
+        scale, shift = blk.film(cond).chunk(2, dim=-1)
+        h = torch.nn.functional.layer_norm(h, (h.shape[-1],)) * (1 + scale) + shift
+        x = x + blk.gamma * blk.pw2(torch.nn.functional.gelu(blk.pw1(h)))
+    return stack.out(stack.norm(x))
+
+
+def _reference_mdct(audio, basis, hop):
+    n = audio.shape[-1]
+    total = (-(-n // hop) + 2) * hop
+    frames = torch.nn.functional.pad(audio, (hop, total - n - hop)).unfold(-1, 2 * hop, hop)
+    return torch.einsum("btn,kn->bkt", frames, basis)
+
+
+def _reference_imdct(coef, basis, hop, n):
+    frames = torch.einsum("bkt,kn->bnt", coef, basis)
+    out = torch.nn.functional.fold(frames, output_size=(1, (frames.shape[-1] + 1) * hop),
+                                   kernel_size=(1, 2 * hop), stride=(1, hop))
+    return out[:, 0, 0, hop : hop + n]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from adaptive_codec.resources import weights_dir
+
+    torch.set_num_threads(1)
+    return load_weights(weights_dir() / "backbone.safetensors")[0]
+
+
+def test_inference_path_matches_plain_math(shipped, speech_24k):
+    """The fast block (2-D conv view, addcmul, one FiLM row, NumPy argmax, frame-major
+    MDCT) computes what the plain formulas compute, with the shipped weights."""
+    model, hop = shipped, shipped.config.hop
+    x = torch.from_numpy(speech_24k[:36000])[None]
+    frames = model.mdct.n_frames(x.shape[-1])
+    cond = model.profile_vector("music").detach()[None, None].expand(1, frames, -1)
+    with torch.no_grad():
+        coef = _reference_mdct(x, model.mdct.basis, hop).transpose(1, 2)
+        p = model.config.compress_exponent
+        feats = torch.cat([coef.sign() * (coef.abs() + 1e-8).pow(p),
+                           torch.log10(coef.pow(2).mean(-1, keepdim=True) + 1e-10) / 5], dim=-1)
+        torch.testing.assert_close(model.analysis(x), feats, atol=1e-5, rtol=1e-5)
+        latent = _reference_stack(model.encoder, feats, cond)
+        torch.testing.assert_close(model.encoder(feats, cond), latent, atol=1e-4, rtol=1e-4)
+        residual, ref_codes = latent, []
+        for level in model.quantizer.levels[:8]:
+            z = torch.nn.functional.normalize(level.in_proj(residual), dim=-1)
+            idx = (z @ level.normalized_codebook().T).argmax(-1)
+            residual = residual - level.decode(idx)
+            ref_codes.append(idx)
+        ref_codes = torch.stack(ref_codes, dim=1)
+        codes = model.encode_codes(x, cond, 8)
+        # A near-tie may flip on float rounding; anything more is a bug.
+        assert (codes == ref_codes).float().mean() > 0.999
+        decoded = _reference_stack(model.decoder, model.quantizer.decode(codes), cond)
+        ref_audio = _reference_imdct(model.synthesis_coefficients(decoded), model.mdct.basis, hop,
+                                     x.shape[-1])
+        audio = model.decode_codes(codes, cond, x.shape[-1])
+    assert float(ref_audio.abs().max()) > 1e-3
+    torch.testing.assert_close(audio, ref_audio, atol=1e-5, rtol=1e-4)
+
+
+def test_conditioning_switch_inside_a_piece_matches_plain_math(shipped, speech_24k):
+    """Per-frame FiLM (a profile switch inside the piece) takes the general path."""
+    model = shipped
+    x = torch.from_numpy(speech_24k[:24000])[None]
+    frames = model.mdct.n_frames(x.shape[-1])
+    cond = model.profile_vector("speech").detach()[None, None].repeat(1, frames, 1)
+    cond[:, frames // 2 :] = model.profile_vector("ambient").detach()
+    with torch.no_grad():
+        feats = model.analysis(x)
+        torch.testing.assert_close(model.encoder(feats, cond), _reference_stack(model.encoder, feats, cond),
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_chunked_encoder_is_independent_of_block_sizes(speech_24k):
+    from adaptive_codec.backbone.streaming import ChunkedEncoder
+
+    torch.manual_seed(0)
+    model = Backbone(TINY).eval()
+    audio = speech_24k[:30001]
+    frames = model.mdct.n_frames(audio.size)
+    cond = model.profile_vector("music").detach()[None].expand(frames, -1)
+    whole = encode_signal(model, audio, cond, 4, chunk_frames=23)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        enc = ChunkedEncoder(model, audio.size, cond, 4, chunk_frames=23)
+        cuts = np.sort(rng.choice(audio.size, size=7, replace=False))
+        for piece in np.split(audio, cuts):
+            enc.push(piece)
+        np.testing.assert_array_equal(enc.finish(), whole)
+    enc = ChunkedEncoder(model, audio.size, cond, 4)
+    with pytest.raises(ValueError, match="announced"):
+        enc.push(np.zeros(audio.size + 1, np.float32))
+
+
+def test_decode_masked_with_mixed_depths_equals_per_frame_sums():
+    model = Backbone(TINY).eval()
+    codes = torch.randint(0, TINY.codebook_size, (1, TINY.n_levels, 12))
+    depths = torch.tensor([[1, 1, 3, 3, 2, 2, 2, 0, 1, 3, 3, 3]])
+    out = model.quantizer.decode_masked(codes, depths)
+    for t in range(12):
+        d = int(depths[0, t])
+        want = model.quantizer.decode(codes[:, :d, t : t + 1]) if d else torch.zeros(1, 1, TINY.latent_dim)
+        torch.testing.assert_close(out[:, t : t + 1], want, atol=1e-6, rtol=1e-6)

@@ -63,12 +63,25 @@ class MDCT(nn.Module):
             ``frames = ceil(samples / hop) + 1``; the signal is padded with
             ``hop`` zeros in front and zeros up to a whole frame at the end.
         """
+        return self.frames(audio).transpose(1, 2)
+
+    def frames(self, audio: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` in frame-major layout, as the backbone consumes it.
+
+        Parameters
+        ----------
+        audio : torch.Tensor [shape=(batch, samples)]
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, frames, hop)]
+        """
         hop = self.hop
         n = audio.shape[-1]
         total = (math.ceil(n / hop) + 2) * hop
         padded = F.pad(audio, (hop, total - n - hop))
-        frames = padded.unfold(-1, 2 * hop, hop)  # (B, T, 2*hop)
-        return torch.einsum("btn,kn->bkt", frames, self.basis)
+        windows = padded.unfold(-1, 2 * hop, hop)  # (B, T, 2*hop)
+        return windows @ self.basis.T
 
     def inverse(self, coefficients: torch.Tensor, n_samples: int) -> torch.Tensor:
         """Inverse MDCT with overlap-add.
@@ -83,14 +96,24 @@ class MDCT(nn.Module):
         -------
         torch.Tensor [shape=(batch, n_samples)]
         """
+        return self.inverse_frames(coefficients.transpose(1, 2), n_samples)
+
+    def inverse_frames(self, coefficients: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """:meth:`inverse` of frame-major coefficients, as the decoder produces them.
+
+        Parameters
+        ----------
+        coefficients : torch.Tensor [shape=(batch, frames, hop)]
+        n_samples : int
+            Length of the original signal; the output is cut to it.
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, n_samples)]
+        """
         hop = self.hop
-        frames = torch.einsum("bkt,kn->bnt", coefficients, self.basis)  # (B, 2*hop, T)
-        n_frames = frames.shape[-1]
-        out_len = (n_frames + 1) * hop
-        audio = F.fold(
-            frames,
-            output_size=(1, out_len),
-            kernel_size=(1, 2 * hop),
-            stride=(1, hop),
-        )
-        return audio[:, 0, 0, hop : hop + n_samples]
+        windows = coefficients @ self.basis  # (B, T, 2*hop)
+        # Frames overlap by exactly one hop, so overlap-add is the first half
+        # of each frame plus the second half of the frame before it.
+        blocks = F.pad(windows[..., :hop], (0, 0, 0, 1)) + F.pad(windows[..., hop:], (0, 0, 1, 0))
+        return blocks.reshape(blocks.shape[0], -1)[:, hop : hop + n_samples]

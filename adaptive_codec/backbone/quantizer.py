@@ -61,9 +61,13 @@ class VectorQuantizer(nn.Module):
         return F.normalize(self.codebook, dim=-1)
 
     def encode(self, residual: torch.Tensor) -> torch.Tensor:
-        """Indices ``(batch, frames)`` of the nearest codewords."""
-        z = F.normalize(self.in_proj(residual), dim=-1)
-        return (z @ self.normalized_codebook().T).argmax(-1)
+        """Indices ``(batch, frames)`` of the nearest codewords (highest cosine similarity).
+
+        The projected residual is not normalised here: scaling it by its
+        (positive) length does not change which codeword is nearest, so only
+        :meth:`forward` pays for the normalisation its losses need.
+        """
+        return _argmax_last(self.in_proj(residual) @ self.normalized_codebook().T)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``(batch, frames, dim)`` of indices ``(batch, frames)``."""
@@ -178,15 +182,21 @@ class ResidualVQ(nn.Module):
 
     @torch.no_grad()
     def decode_masked(self, codes: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
-        """Latent from indices ``(batch, levels, frames)`` with a depth per frame.
+        """Latent ``(batch, frames, dim)`` from indices ``(batch, levels, frames)`` with a depth per frame.
 
         ``depths`` ``(batch, frames)``: frame ``t`` sums its first ``depths[t]``
         levels, so segments coded at different bitrates decode in one pass.
+        Levels no frame uses are skipped, and a level every frame uses is
+        added without a mask (multiplying by 1 changes nothing).
         """
-        out = 0
-        for i in range(codes.shape[1]):
-            active = (depths > i).to(torch.float32)[..., None]
-            out = out + self.levels[i].decode(codes[:, i]) * active
+        used = min(codes.shape[1], int(depths.max())) if depths.numel() else 0
+        out = torch.zeros(codes.shape[0], codes.shape[2], self.levels[0].out_proj.out_features,
+                          device=codes.device)
+        for i in range(used):
+            z = self.levels[i].decode(codes[:, i])
+            if bool((depths <= i).any()):
+                z = z * (depths > i).to(z.dtype)[..., None]
+            out = out + z
         return out
 
     @torch.no_grad()
@@ -219,3 +229,13 @@ class ResidualVQ(nn.Module):
         for level, samples in zip(self.levels, self._last_inputs):
             total += level.replace_dead_codes(samples, min_usage)
         return total
+
+
+def _argmax_last(scores: torch.Tensor) -> torch.Tensor:
+    """``scores.argmax(-1)``; on the CPU NumPy's (SIMD) argmax, ~10x faster than torch's.
+
+    Both return the first index of the maximum, so ties resolve the same way.
+    """
+    if scores.device.type == "cpu" and not scores.requires_grad:
+        return torch.from_numpy(scores.numpy().argmax(-1))
+    return scores.argmax(-1)

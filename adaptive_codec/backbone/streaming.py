@@ -40,7 +40,85 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + size)
 
 
-@torch.no_grad()
+class ChunkedEncoder:
+    """RVQ indices of a mono internal-rate signal that arrives block by block.
+
+    The signal is cut into pieces of ``chunk_frames`` frames plus context
+    exactly as :func:`encode_signal` cuts a whole signal, whatever the block
+    sizes, so the codes are the same; samples no later piece needs are
+    dropped, so memory is one piece (plus the codes) at any length.
+
+    Parameters
+    ----------
+    model : Backbone
+    n_samples : int
+        Length of the whole signal (internal rate): the frame count and the
+        last piece depend on it.
+    cond : torch.Tensor [shape=(frames, cond_dim)]
+        Profile conditioning of every frame.
+    max_levels : int
+        Levels to compute (the largest depth any frame uses).
+    chunk_frames : int
+        Frames coded per backbone call.
+    """
+
+    def __init__(self, model: Backbone, n_samples: int, cond: torch.Tensor, max_levels: int,
+                 chunk_frames: int = CHUNK_FRAMES) -> None:
+        self.model = model
+        self.n_samples = int(n_samples)
+        self.cond = cond
+        self.max_levels = max_levels
+        self.chunk_frames = chunk_frames
+        self.total_frames = n_frames(model, self.n_samples)
+        self.codes = np.zeros((max_levels, self.total_frames), dtype=np.int16)
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # signal index of _buffer[0]
+        self._received = 0
+        self._next_frame = 0  # first frame whose codes are not computed yet
+
+    def push(self, samples: np.ndarray) -> None:
+        """Append the next ``samples`` ``(n,)`` and code every piece they complete."""
+        if self._received + samples.shape[-1] > self.n_samples:
+            raise ValueError(f"more than the announced {self.n_samples} samples")
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float32)])
+        self._received += samples.shape[-1]
+        self._code_ready_pieces()
+
+    def finish(self) -> np.ndarray:
+        """Code the remaining pieces; returns the codes ``(max_levels, frames)``, int16."""
+        if self._received != self.n_samples:
+            raise ValueError(f"got {self._received} of the announced {self.n_samples} samples")
+        self._code_ready_pieces()
+        return self.codes
+
+    @torch.inference_mode()
+    def _code_ready_pieces(self) -> None:
+        hop = self.model.config.hop
+        ctx = context_frames(self.model)
+        total = self.total_frames
+        while self._next_frame < total:
+            a = self._next_frame
+            b = min(total, a + self.chunk_frames)
+            fa = max(0, a - ctx - 1)  # first frame whose samples we feed
+            fb = min(total, b + ctx)
+            # Frame t covers samples [(t-1)·hop, (t+1)·hop); feeding samples from
+            # fa·hop makes local frame j equal global frame fa + j.
+            lo, hi = fa * hop, min(self.n_samples, (fb + 1) * hop)
+            if hi > self._received:
+                return
+            piece = self._buffer[lo - self._buffer_start : hi - self._buffer_start]
+            x = torch.from_numpy(np.ascontiguousarray(piece))[None]
+            frames = self.model.mdct.n_frames(piece.shape[-1])
+            c = _fit(self.cond[fa : fa + frames][None], frames)
+            local = self.model.encode_codes(x, c, self.max_levels)
+            self.codes[:, a:b] = local[0, :, a - fa : b - fa].numpy()
+            self._next_frame = b
+            keep_from = max(0, b - ctx - 1) * hop  # where the next piece starts
+            self._buffer = self._buffer[keep_from - self._buffer_start :]
+            self._buffer_start = keep_from
+
+
+@torch.inference_mode()
 def encode_signal(
     model: Backbone,
     audio: np.ndarray,
@@ -48,7 +126,7 @@ def encode_signal(
     max_levels: int,
     chunk_frames: int = CHUNK_FRAMES,
 ) -> np.ndarray:
-    """RVQ indices of a mono internal-rate signal, chunk by chunk.
+    """RVQ indices of a whole mono internal-rate signal, chunk by chunk.
 
     Parameters
     ----------
@@ -64,24 +142,12 @@ def encode_signal(
     -------
     np.ndarray [shape=(max_levels, frames)], int16
     """
-    hop = model.config.hop
-    total = n_frames(model, audio.shape[-1])
-    ctx = context_frames(model)
-    codes = np.zeros((max_levels, total), dtype=np.int16)
-    for a, b in _chunks(total, chunk_frames):
-        fa = max(0, a - ctx - 1)  # first frame whose samples we feed
-        fb = min(total, b + ctx)
-        # Frame t covers samples [(t-1)·hop, (t+1)·hop); feeding samples from
-        # fa·hop makes local frame j equal global frame fa + j.
-        piece = audio[fa * hop : (fb + 1) * hop]
-        x = torch.from_numpy(np.ascontiguousarray(piece, dtype=np.float32))[None]
-        c = cond[fa : fa + model.mdct.n_frames(piece.shape[-1])][None]
-        local = model.encode_codes(x, _fit(c, model.mdct.n_frames(piece.shape[-1])), max_levels)
-        codes[:, a:b] = local[0, :, a - fa : b - fa].numpy()
-    return codes
+    encoder = ChunkedEncoder(model, audio.shape[-1], cond, max_levels, chunk_frames)
+    encoder.push(audio)
+    return encoder.finish()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_signal(
     model: Backbone,
     codes: np.ndarray,
@@ -126,8 +192,8 @@ def decode_signal(
         d = torch.from_numpy(np.asarray(depths[fa:fb], dtype=np.int64))[None]
         latent = model.quantizer.decode_masked(c, d)
         decoded = model.decoder(latent, cond[fa:fb][None])
-        coef = model.synthesis_coefficients(decoded)[:, :, a - fa : b + 1 - fa]
-        piece = model.mdct.inverse(coef, (b - a) * hop)[0].numpy()
+        coef = model.synthesis_coefficients(decoded).transpose(1, 2)[:, a - fa : b + 1 - fa]
+        piece = model.mdct.inverse_frames(coef, (b - a) * hop)[0].numpy()
         end = min(n_samples, b * hop)
         out[a * hop - offset : end - offset] = piece[: end - a * hop]
     return out
