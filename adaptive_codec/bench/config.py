@@ -11,7 +11,7 @@ Example ``bench.toml`` (every key optional; these are the defaults)::
     max_clips_per_class = 3     # 0 = every clip
     max_seconds = 8.0           # excerpt of each labelled clip from its start; 0 = whole clip
     max_mixed_files = 2         # files with reference segments (routing); 0 = all
-    max_seconds_mixed = 30.0    # 0 = whole file
+    max_seconds_mixed = 30.0    # centred on the file's first class change; 0 = whole file
     bd_metrics = ["visqol", "pesq_wb"]
     snippet_seconds = 5.0
     snippet_kbps = 6.0
@@ -60,8 +60,9 @@ class BenchConfig:
     max_clips_per_class: int = 3  # 0 = all
     max_seconds: float = 8.0  # excerpt length of labelled clips; 0 = whole clip
     max_mixed_files: int = 2  # files with .segments.csv; 0 = all
-    max_seconds_mixed: float = 30.0  # first 30 s of each mixed file; 0 = whole file
+    max_seconds_mixed: float = 30.0  # excerpt centred on the first class change; 0 = whole file
     bd_metrics: tuple[str, ...] = ("visqol", "pesq_wb")  # quality axes of the BD-rate table
+    # (bd_metrics and snippet_* may change on --resume: they shape the report, not the rows)
     snippet_seconds: float = 5.0  # audio examples in the report
     snippet_kbps: float = 6.0  # rung (nearest) whose decodings become snippets
     seed: int = 0  # clip sampling

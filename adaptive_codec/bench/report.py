@@ -204,8 +204,10 @@ def _html_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "<p><em>(none)</em></p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
+    # Text (names, notes) reads left-aligned; numbers stay right-aligned.
+    body = "".join("<tr>" + "".join(
+        f"<td{' class=t' if isinstance(v, str) else ''}>{html.escape(_fmt(v))}</td>" for v in row)
+        + "</tr>" for row in frame.itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -354,7 +356,7 @@ def _write_html(out: Path, meta, sections, figures, snippets) -> None:
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
              "th{background:#f0f0f0}dt{font-weight:bold}dd{margin:0 0 .4em 1em;font-size:13px}"
              "img{max-width:100%}.snip{display:inline-block;margin:4px 12px 4px 0;font-size:12px}"
-             "p.text{max-width:1000px;font-size:14px}",
+             "p.text{max-width:1000px;font-size:14px}td.t{text-align:left}",
              "</style></head><body><h1>adaptive-codec benchmark</h1><dl>"]
     parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in _about(meta)]
     parts.append("</dl>")
