@@ -8,6 +8,7 @@ systems    the adaptive codec (auto routing or one forced profile) behind the sa
 bd_rate    Bjøntegaard delta rate / quality between two rate-quality curves
 comparison the BD-rate table, per-class headline and the mixed-file routing target
 corpus     which clips a benchmark runs on (folder or manifest CSV)
+environment peak memory, package versions, git revision and machine of a run
 runner     ``adaptive-codec bench``: code, score and time every clip x system x bitrate
 report     summary.csv, BD-rate table, report.md and a self-contained report.html
 cli        the ``bench`` command

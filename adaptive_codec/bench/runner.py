@@ -26,9 +26,9 @@ Rows are appended as clips finish, so ``--resume`` skips every (clip, system,
 nominal bitrate) already written without an error. ``meta.json`` is written
 when a run starts; a resumed run must have the same corpus, weights and
 config (keys :data:`RESUME_FREE_KEYS` excepted), else its rows would not be
-comparable. Files with reference
-segments also add rows to ``routing.csv`` (:data:`ROUTING_COLUMNS`): the
-reference timeline and the one ``adaptive-auto`` coded.
+comparable. Files with reference segments also add rows to ``routing.csv``
+(:data:`ROUTING_COLUMNS`): the reference timeline and the one
+``adaptive-auto`` coded.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ import hashlib
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -54,10 +52,12 @@ import numpy as np
 from ..errors import AdaptiveCodecError
 from .config import BenchConfig
 from .corpus import BenchClip, read_segments, select_clips
+from .environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
 from .systems import AdaptiveSystem, Job, build_systems, jobs_for
 
-__all__ = ["BenchRunError", "RESULT_COLUMNS", "RESUME_FREE_KEYS", "ROUTING_COLUMNS", "run_bench", "machine_info", "versions",
-           "git_revision", "peak_rss_mib", "reset_peak_rss"]
+# The environment helpers stay importable from here (benchmarks/codec_quality.py uses them).
+__all__ = ["BenchRunError", "RESULT_COLUMNS", "RESUME_FREE_KEYS", "ROUTING_COLUMNS", "run_bench",
+           "git_revision", "machine_info", "peak_rss_mib", "reset_peak_rss", "versions"]
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "clip", "label", "excerpt_start_s", "duration_s", "sample_rate_hz", "system", "kind",
@@ -73,83 +73,6 @@ RESUME_FREE_KEYS = ("bd_metrics", "snippet_seconds", "snippet_kbps")
 
 class BenchRunError(AdaptiveCodecError):
     """A benchmark run cannot start or continue (e.g. ``--resume`` with another config)."""
-
-
-# -- memory, versions, machine ----------------------------------------------------
-
-
-def reset_peak_rss() -> None:
-    """Reset the process's peak-RSS counter (Linux ``clear_refs``; no-op elsewhere)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process since the last reset, in MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape the numbers."""
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for dist in ("adaptive-codec", "torch", "torchaudio", "numpy", "librosa", "av", "pesq",
-                 "pystoi", "pyloudnorm", "visqol-python", "soundfile", "pandas", "matplotlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    try:
-        import av
-
-        lib = av.library_versions.get("libavcodec")
-        out["libavcodec"] = ".".join(map(str, lib)) if lib else "?"
-    except Exception:  # noqa: BLE001 - informational only
-        pass
-    return out
-
-
-def git_revision() -> str:
-    """``<commit>[+dirty]`` of the source checkout, or ``unknown`` (installed wheel)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, memory and OS of this machine."""
-    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
-                            "cpu_count": os.cpu_count()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        info["cpu"] = platform.processor()
-    return info
 
 
 # -- one clip -----------------------------------------------------------------------
