@@ -1,24 +1,35 @@
-"""Entropy coding of residual-VQ indices.
+"""Entropy coding of residual-VQ indices with a small context model.
 
-Every RVQ index of every frame is coded with a categorical distribution chosen
-by the frame's *prior id* (the built-in profile family: 0 speech, 1 music,
-2 ambient, ...) and the RVQ level. The distributions are stored as **integer
-frequencies** that sum to exactly ``2 ** precision_bits`` with every symbol at
-least 1, so
+Every coded RVQ index ``x[l, f]`` (level ``l``, frame ``f``) is coded with a
+categorical distribution chosen by three integers:
 
-* any index ``0 <= i < codebook_size`` is codable, even one never seen in
-  training, and
-* the coder sees exactly the same numbers on every machine, which makes
-  decoding bit-identical everywhere (the idea of EnCodec's
-  ``build_stable_quantized_cdf``; floating-point softmax is evaluated once, when
-  the table is built, and only the integers are shipped).
+* the frame's **prior id** ``p`` (the built-in profile family its segment's
+  profile codes with: 0 speech, 1 music, 2 ambient, ...);
+* the **level** ``l``;
+* a **context** ``c``: at level 0 the group of the *previous frame's* level-0
+  index, at level ``l >= 1`` the group of the *same frame's* level ``l - 1``
+  index. ``context_of[l]`` maps a codebook index to its group (groups are
+  clusters of codewords with similar successor statistics, fitted on
+  training audio); a level-0 frame with no coded predecessor in its chunk
+  uses ``start_context``.
 
-The coder is ``constriction``'s range coder (a queue: symbols are decoded in the
-order they were encoded). Within one call the symbols are grouped by model,
-``(prior_id, level)`` in ascending order and frames in ascending order inside a
-group, so that each group is one vectorised constriction call; the decoder
-knows ``depths`` and ``prior_ids`` (from the bitstream's segment table) and so
-rebuilds the same order.
+Conditioning on the previous level is what makes residual VQ codes
+compressible: which residual is left depends on the codeword just used. On
+held-out corpus clips it saves about three times the bits of per-level
+static priors (docs/TRAINING.md, "Entropy tables").
+
+The distributions are **integer frequencies** summing to exactly
+``2 ** precision_bits`` with every symbol at least 1, so any index is codable
+(even one never seen in training) and the coder sees the same numbers on
+every machine: decoding is bit-identical everywhere (the idea of EnCodec's
+``build_stable_quantized_cdf``; floating-point work happens once, when the
+table is built, and only integers are shipped).
+
+The coder is ``constriction``'s range coder (a queue: symbols decode in the
+order they were encoded). Order inside one chunk: level 0 for every frame with
+depth >= 1 in ascending frame order, then level 1 for every frame with depth
+>= 2, and so on. Level 0 decodes frame by frame (its context is the previous
+frame); deeper levels have all their contexts once the level above is decoded.
 """
 
 from __future__ import annotations
@@ -26,7 +37,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,17 +48,22 @@ from .errors import FormatError
 
 __all__ = [
     "DEFAULT_PRECISION_BITS",
+    "TABLE_FORMAT",
     "EntropyModel",
     "quantize_probabilities",
     "encode_frames",
     "decode_frames",
     "fixed_length_bits",
     "ideal_bits",
+    "frame_bits",
+    "symbol_contexts",
 ]
 
 DEFAULT_PRECISION_BITS = 16  # 2**16 total frequency: a never-seen index costs <= 16 bits
 _MAX_PRECISION_BITS = 24  # constriction's categorical models work at 24-bit precision
 _ROUNDOFF = 2.0**-40  # float noise below this is removed before quantizing (stability)
+TABLE_FORMAT = "adaptive-codec-entropy/2"  # metadata "format" of a table file
+_MAX_CONTEXTS = 1 << 16
 
 
 def quantize_probabilities(probabilities: np.ndarray, precision_bits: int) -> np.ndarray:
@@ -82,81 +100,108 @@ def quantize_probabilities(probabilities: np.ndarray, precision_bits: int) -> np
     probs = np.floor(probs / _ROUNDOFF) * _ROUNDOFF
     scaled = probs * (total - k)
     base = np.floor(scaled)
-    freqs = base.astype(np.int64) + 1
-    remainder = total - freqs.sum(-1)  # in [0, K]
-    frac = scaled - base
-    flat_freqs = freqs.reshape(-1, k)
-    flat_frac = frac.reshape(-1, k)
-    flat_rem = np.asarray(remainder).reshape(-1)
-    for row in range(flat_freqs.shape[0]):
-        r = int(flat_rem[row])
-        if r:
-            order = np.argsort(-flat_frac[row], kind="stable")
-            flat_freqs[row, order[:r]] += 1
-    return flat_freqs.reshape(freqs.shape).astype(np.uint32)
+    freqs = (base.astype(np.int64) + 1).reshape(-1, k)
+    frac = (scaled - base).reshape(-1, k)
+    remainder = total - freqs.sum(-1)  # in [0, K] per row
+    # Rank fractional parts once for all rows (stable: ties to the lower index)
+    # and give one unit to each row's first `remainder` symbols.
+    order = np.argsort(-frac, axis=-1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(k)[None, :].repeat(len(order), 0), axis=-1)
+    freqs += rank < remainder[:, None]
+    return freqs.reshape(probs.shape).astype(np.uint32)
 
 
 @dataclass(eq=False)
 class EntropyModel:
-    """Integer categorical priors per (prior id, RVQ level).
+    """Integer categorical tables per (prior id, RVQ level, context).
 
     Parameters
     ----------
-    frequencies : np.ndarray [shape=(n_priors, n_levels, codebook_size), dtype=uint32]
-        Each row sums to ``2 ** precision_bits``; every entry >= 1.
+    frequencies : np.ndarray [shape=(n_priors, n_levels, n_contexts, codebook_size)]
+        Unsigned integers; each row sums to ``2 ** precision_bits``; every entry >= 1.
+    context_of : np.ndarray [shape=(n_levels, codebook_size)]
+        Context group of each conditioning index, in ``[0, n_contexts)``: at
+        level 0 of the previous frame's level-0 index, at level ``l >= 1`` of
+        the same frame's level ``l - 1`` index.
+    start_context : int
+        Context of a level-0 index whose previous frame is not coded in the chunk.
     precision_bits : int
         log2 of the row total.
     """
 
     frequencies: np.ndarray
+    context_of: np.ndarray
+    start_context: int = 0
     precision_bits: int = DEFAULT_PRECISION_BITS
     _models: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         freqs = np.asarray(self.frequencies)
-        if freqs.ndim != 3 or min(freqs.shape) < 1:
-            raise FormatError(f"entropy model: frequencies must have shape (priors, levels, K), got {freqs.shape}")
+        ctx = np.asarray(self.context_of)
+        if freqs.ndim != 4 or min(freqs.shape) < 1:
+            raise FormatError(f"entropy model: frequencies must have shape (priors, levels, contexts, K), got {freqs.shape}")
+        n_priors, n_levels, n_contexts, k = freqs.shape
         if not 1 <= int(self.precision_bits) <= _MAX_PRECISION_BITS:
             raise FormatError(f"entropy model: precision_bits must be in 1..{_MAX_PRECISION_BITS}, got {self.precision_bits}")
-        if not np.issubdtype(freqs.dtype, np.integer):
-            raise FormatError(f"entropy model: frequencies must be integers, got dtype {freqs.dtype}")
+        if (1 << int(self.precision_bits)) <= k:
+            raise FormatError(f"entropy model: 2**precision_bits must exceed the codebook size {k}")
+        if n_contexts > _MAX_CONTEXTS:
+            raise FormatError(f"entropy model: at most {_MAX_CONTEXTS} contexts, got {n_contexts}")
+        if not np.issubdtype(freqs.dtype, np.integer) or not np.issubdtype(ctx.dtype, np.integer):
+            raise FormatError("entropy model: frequencies and context maps must be integers")
         if np.any(freqs < 1):
             raise FormatError("entropy model: every frequency must be >= 1 (every symbol codable)")
-        sums = freqs.astype(np.int64).sum(-1)
-        if np.any(sums != (1 << int(self.precision_bits))):
+        if np.any(freqs.astype(np.int64).sum(-1) != (1 << int(self.precision_bits))):
             raise FormatError(f"entropy model: every row must sum to 2**{self.precision_bits}")
+        if ctx.shape != (n_levels, k):
+            raise FormatError(f"entropy model: context_of must have shape ({n_levels}, {k}), got {ctx.shape}")
+        if ctx.size and (ctx.min() < 0 or ctx.max() >= n_contexts):
+            raise FormatError(f"entropy model: context_of values must lie in 0..{n_contexts - 1}")
+        if not 0 <= int(self.start_context) < n_contexts:
+            raise FormatError(f"entropy model: start_context {self.start_context} out of range 0..{n_contexts - 1}")
         self.frequencies = freqs.astype(np.uint32)
+        self.context_of = ctx.astype(np.int64)
+        self.start_context = int(self.start_context)
         self.precision_bits = int(self.precision_bits)
 
     # -- construction -------------------------------------------------------
     @classmethod
-    def from_logits(cls, logits: Any, precision_bits: int = DEFAULT_PRECISION_BITS) -> "EntropyModel":
-        """Build from learned logits (softmax, then integer quantization).
+    def unconditional(cls, frequencies: np.ndarray, precision_bits: int = DEFAULT_PRECISION_BITS) -> "EntropyModel":
+        """A model without contexts from tables of shape ``(n_priors, n_levels, K)``."""
+        freqs = np.asarray(frequencies)
+        if freqs.ndim != 3:
+            raise FormatError(f"entropy model: unconditional frequencies must have shape (priors, levels, K), got {freqs.shape}")
+        return cls(freqs[:, :, None, :], np.zeros(freqs.shape[1:], np.int64), 0, precision_bits)
 
-        Parameters
-        ----------
-        logits : np.ndarray or torch.Tensor [shape=(n_priors, n_levels, K)]
-        precision_bits : int
+    @classmethod
+    def from_probabilities(cls, probabilities: np.ndarray, context_of: np.ndarray, start_context: int,
+                           precision_bits: int = DEFAULT_PRECISION_BITS) -> "EntropyModel":
+        """Quantize probability tables ``(n_priors, n_levels, n_contexts, K)`` into a model."""
+        probs = np.asarray(probabilities, dtype=np.float64)
+        if probs.ndim != 4:
+            raise ValueError(f"probabilities must have shape (priors, levels, contexts, K), got {probs.shape}")
+        return cls(quantize_probabilities(probs, precision_bits), context_of, start_context, precision_bits)
+
+    @classmethod
+    def from_logits(cls, logits: Any, precision_bits: int = DEFAULT_PRECISION_BITS) -> "EntropyModel":
+        """Unconditional model from learned logits ``(n_priors, n_levels, K)`` (softmax, then integers).
+
+        This is the fallback model of weights without a matching table file.
         """
         if hasattr(logits, "detach"):  # torch.Tensor, without importing torch here
             logits = logits.detach().cpu().double().numpy()
         arr = np.asarray(logits, dtype=np.float64)
         if arr.ndim != 3:
             raise ValueError(f"logits must have shape (n_priors, n_levels, K), got {arr.shape}")
-        arr = arr - arr.max(-1, keepdims=True)
-        probs = np.exp(arr)
-        return cls(quantize_probabilities(probs, precision_bits), precision_bits)
+        probs = np.exp(arr - arr.max(-1, keepdims=True))
+        return cls.unconditional(quantize_probabilities(probs, precision_bits), precision_bits)
 
     @classmethod
     def from_counts(cls, counts: np.ndarray, precision_bits: int = DEFAULT_PRECISION_BITS) -> "EntropyModel":
-        """Build from symbol counts of training codes, with add-one smoothing.
+        """Unconditional model from symbol counts ``(n_priors, n_levels, K)``, add-one smoothed.
 
         Integer arithmetic only, so the table is identical on every machine.
-
-        Parameters
-        ----------
-        counts : np.ndarray [shape=(n_priors, n_levels, K)], non-negative integers
-        precision_bits : int
         """
         c = np.asarray(counts)
         if c.ndim != 3 or np.any(c < 0):
@@ -170,19 +215,17 @@ class EntropyModel:
         # Python ints for the product: counts * 2**24 can overflow int64.
         scaled = c.astype(object) * (total - k)
         base = (scaled // row).astype(np.int64)
-        rem_num = (scaled % row).astype(np.float64) / row  # only ranks remainders
-        freqs = base + 1
-        remainder = total - freqs.sum(-1)
-        flat = freqs.reshape(-1, k)
-        flat_frac = rem_num.reshape(-1, k)
-        for i, r in enumerate(remainder.reshape(-1)):
+        rem = (scaled % row).astype(np.float64) / row  # only ranks remainders
+        freqs = (base + 1).reshape(-1, k)
+        flat_rem = rem.reshape(-1, k)
+        for i, r in enumerate((total - freqs.sum(-1)).tolist()):
             if r:
-                flat[i, np.argsort(-flat_frac[i], kind="stable")[: int(r)]] += 1
-        return cls(flat.reshape(freqs.shape).astype(np.uint32), precision_bits)
+                freqs[i, np.argsort(-flat_rem[i], kind="stable")[:r]] += 1
+        return cls.unconditional(freqs.reshape(c.shape), precision_bits)
 
     @classmethod
     def uniform(cls, n_priors: int, n_levels: int, codebook_size: int, precision_bits: int = DEFAULT_PRECISION_BITS) -> "EntropyModel":
-        """Uniform priors (the model an untrained backbone uses)."""
+        """Uniform tables (the model of an untrained backbone)."""
         return cls.from_counts(np.zeros((n_priors, n_levels, codebook_size), np.int64), precision_bits)
 
     # -- properties ---------------------------------------------------------
@@ -195,24 +238,37 @@ class EntropyModel:
         return int(self.frequencies.shape[1])
 
     @property
-    def codebook_size(self) -> int:
+    def n_contexts(self) -> int:
         return int(self.frequencies.shape[2])
 
+    @property
+    def codebook_size(self) -> int:
+        return int(self.frequencies.shape[3])
+
     def bits_table(self) -> np.ndarray:
-        """Cost in bits of each symbol, ``-log2(freq / 2**precision)``, shape (priors, levels, K)."""
+        """Cost in bits of each symbol, ``-log2(freq / 2**precision)``, shape (priors, levels, contexts, K)."""
         return self.precision_bits - np.log2(self.frequencies.astype(np.float64))
 
     # -- serialization ------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arrays (for safetensors / npz) and a JSON-able metadata dict; no pickle."""
+        """Arrays (for safetensors) and a JSON-able metadata dict; no pickle.
+
+        Frequencies are stored as uint16 when they fit (precision <= 16 bits).
+        """
+        dtype = np.uint16 if self.frequencies.max() <= np.iinfo(np.uint16).max else np.uint32
+        ctx_dtype = np.uint16 if self.n_contexts <= 1 << 16 else np.uint32
         meta = {
-            "format": "adaptive-codec-entropy-model",
-            "version": 1,
+            "format": TABLE_FORMAT,
             "precision_bits": self.precision_bits,
             "shape": list(self.frequencies.shape),
+            "start_context": self.start_context,
             "digest": self.digest(),
         }
-        return {"entropy_frequencies": self.frequencies.copy()}, meta
+        arrays = {
+            "entropy_frequencies": self.frequencies.astype(dtype),
+            "entropy_context_of": self.context_of.astype(ctx_dtype),
+        }
+        return arrays, meta
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "EntropyModel":
@@ -220,31 +276,94 @@ class EntropyModel:
         try:
             freqs = np.asarray(arrays["entropy_frequencies"])
             precision = int(meta["precision_bits"])
+            if freqs.ndim == 3:  # a table without contexts
+                model = cls.unconditional(freqs, precision)
+            else:
+                model = cls(freqs, np.asarray(arrays["entropy_context_of"]), int(meta["start_context"]), precision)
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"entropy model: missing or invalid field {exc}") from None
-        model = cls(freqs, precision)
         want = meta.get("digest")
         if want is not None and want != model.digest():
             raise FormatError(f"entropy model: digest mismatch (stored {str(want)[:16]}…, computed {model.digest()[:16]}…)")
         return model
 
+    def save(self, path: str | os.PathLike, *, weights_id: str, weights_sha256: str,
+             provenance: dict[str, Any] | None = None) -> Path:
+        """Write the tables as safetensors (atomically), tied to one backbone weights file.
+
+        Parameters
+        ----------
+        weights_id, weights_sha256 : str
+            The weights the tables were counted with; :meth:`load` callers
+            check them against the weights they use.
+        provenance : dict, optional
+            JSON-able build information (data, command, held-out results).
+        """
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        arrays, meta = self.to_arrays()
+        strings = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
+        strings.update(weights_id=weights_id, weights_sha256=weights_sha256,
+                       provenance=json.dumps(provenance or {}, sort_keys=True))
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            save_file(arrays, str(tmp), metadata=strings)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # shipped next to the weights: readable like them
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> tuple["EntropyModel", dict[str, Any]]:
+        """Read a table file written by :meth:`save`; returns the model and its metadata.
+
+        Raises
+        ------
+        FormatError
+            If the file is not an entropy table or fails its digest check.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                raw = dict(fh.metadata() or {})
+                arrays = {k: fh.get_tensor(k) for k in fh.keys()}
+        except (SafetensorError, OSError) as exc:
+            raise FormatError(f"{path}: not a readable entropy table ({exc})") from None
+        if raw.get("format") != TABLE_FORMAT:
+            raise FormatError(f"{path}: not an adaptive-codec entropy table (format {raw.get('format')!r}, expected {TABLE_FORMAT!r})")
+        try:
+            meta = {k: (v if k in ("format", "weights_id", "weights_sha256", "digest") else json.loads(v)) for k, v in raw.items()}
+        except ValueError:
+            raise FormatError(f"{path}: entropy table metadata is not valid JSON") from None
+        return cls.from_arrays(arrays, meta), meta
+
     def digest(self) -> str:
-        """SHA-256 (hex) of precision, shape and the little-endian uint32 tables."""
+        """SHA-256 (hex) of precision, shape, start context, context maps and tables (docs/FORMAT.md section 4)."""
         h = hashlib.sha256()
-        h.update(json.dumps({"precision_bits": self.precision_bits, "shape": list(self.frequencies.shape)}, sort_keys=True).encode())
+        head = {"precision_bits": self.precision_bits, "shape": list(self.frequencies.shape), "start_context": self.start_context}
+        h.update(json.dumps(head, sort_keys=True).encode())
+        h.update(self.context_of.astype("<u4").tobytes())
         h.update(self.frequencies.astype("<u4").tobytes())
         return h.hexdigest()
 
     # -- constriction models (cached) ------------------------------------------------
-    def _model(self, prior_id: int, level: int):
-        key = (prior_id, level)
+    def _model(self, prior_id: int, level: int, context: int):
+        key = (prior_id, level, context)
         model = self._models.get(key)
         if model is None:
             import constriction
 
             # Exact dyadic floats (freq / 2**precision) are the same on every
             # machine; perfect=False is constriction's deterministic fast path.
-            probs = self.frequencies[prior_id, level].astype(np.float64) / float(1 << self.precision_bits)
+            # Encoder and decoder must both build concrete models this way:
+            # constriction's model *family* quantizes differently.
+            probs = self.frequencies[prior_id, level, context].astype(np.float64) / float(1 << self.precision_bits)
             model = constriction.stream.model.Categorical(probs, perfect=False)
             self._models[key] = model
         return model
@@ -263,20 +382,38 @@ def _validate_layout(model: EntropyModel, depths: np.ndarray, prior_ids: np.ndar
     return depths, prior_ids
 
 
-def _groups(depths: np.ndarray, prior_ids: np.ndarray):
-    """Yield ``(prior_id, level, frame_indices)`` in the canonical coding order."""
-    if depths.size == 0:
-        return
-    for prior in np.unique(prior_ids):
-        frames_p = np.flatnonzero(prior_ids == prior)
-        for level in range(int(depths[frames_p].max())):
-            sel = frames_p[depths[frames_p] > level]
-            if sel.size:
-                yield int(prior), level, sel
+def _level0_contexts(model: EntropyModel, level0: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    """Context of every frame's level-0 index: its predecessor's group, or the start context."""
+    ctx = np.full(depths.size, model.start_context, np.int64)
+    if depths.size > 1:
+        has_prev = depths[:-1] > 0
+        ctx[1:][has_prev] = model.context_of[0, level0[:-1][has_prev]]
+    return ctx
+
+
+def symbol_contexts(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, level: int) -> np.ndarray:
+    """Context of every frame's index at ``level`` (meaningful where ``depths > level``).
+
+    Parameters
+    ----------
+    codes : np.ndarray [shape=(max_levels, n_frames)]
+        Indices; rows ``level - 1`` (and row 0 for ``level == 0``) must be valid
+        where they are coded.
+    depths : np.ndarray [shape=(n_frames,)]
+    level : int
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames,), dtype=int64]
+    """
+    if level == 0:
+        return _level0_contexts(model, np.asarray(codes[0]).astype(np.int64).clip(0, model.codebook_size - 1), depths)
+    prev = np.where(depths > level - 1, codes[level - 1], 0).astype(np.int64)
+    return model.context_of[level, prev.clip(0, model.codebook_size - 1)]
 
 
 def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, prior_ids: np.ndarray) -> bytes:
-    """Entropy-code the active RVQ indices of a run of frames.
+    """Entropy-code the active RVQ indices of a run of frames (one chunk).
 
     Parameters
     ----------
@@ -302,12 +439,18 @@ def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, pr
     depths, prior_ids = _validate_layout(model, depths, prior_ids, codes.shape[0], ValueError)
     if depths.size != codes.shape[1]:
         raise ValueError(f"codes have {codes.shape[1]} frames but depths has {depths.size}")
+    if depths.size == 0 or depths.max() == 0:
+        return b""
+    active = np.arange(codes.shape[0])[:, None] < depths[None, :]
+    used = codes[active]
+    if used.min() < 0 or used.max() >= model.codebook_size:
+        raise ValueError(f"code out of range 0..{model.codebook_size - 1}")
     encoder = constriction.stream.queue.RangeEncoder()
-    for prior, level, sel in _groups(depths, prior_ids):
-        symbols = codes[level, sel].astype(np.int64)
-        if symbols.min() < 0 or symbols.max() >= model.codebook_size:
-            raise ValueError(f"code out of range 0..{model.codebook_size - 1} at level {level}")
-        encoder.encode(symbols.astype(np.int32), model._model(prior, level))
+    for level in range(int(depths.max())):
+        sel = np.flatnonzero(depths > level)
+        ctx = symbol_contexts(model, codes, depths, level)[sel]
+        for symbol, prior, context in zip(codes[level, sel].tolist(), prior_ids[sel].tolist(), ctx.tolist()):
+            encoder.encode(symbol, model._model(prior, level, context))
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -351,14 +494,26 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
     # Each symbol costs at most precision_bits bits, so a short chunk cannot
     # make us decode a huge amount; the caller bounds n_frames.
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    priors = prior_ids.tolist()
     try:
-        for prior, level, sel in _groups(depths, prior_ids):
-            out[level, sel] = decoder.decode(model._model(prior, level), int(sel.size))
+        # Level 0: each frame's context is its decoded predecessor.
+        row = out[0]
+        prev_coded = False
+        for f, depth in enumerate(depths.tolist()):
+            if depth:
+                ctx = int(model.context_of[0, row[f - 1]]) if prev_coded else model.start_context
+                row[f] = decoder.decode(model._model(priors[f], 0, ctx))
+            prev_coded = depth > 0
+        for level in range(1, int(depths.max())):
+            sel = np.flatnonzero(depths > level)
+            ctx = model.context_of[level, out[level - 1, sel]]
+            values = [decoder.decode(model._model(priors[f], level, c)) for f, c in zip(sel.tolist(), ctx.tolist())]
+            out[level, sel] = values
     except Exception as exc:  # constriction reports invalid data as generic errors
         raise FormatError(f"entropy-coded payload is corrupt: {exc}") from None
     if not decoder.maybe_exhausted():
         raise FormatError("entropy-coded payload has trailing data after the last symbol")
-    if out.size and (out.min() < 0 or out.max() >= model.codebook_size):
+    if out.min() < 0 or out.max() >= model.codebook_size:
         raise FormatError("entropy-coded payload decodes to out-of-range indices")
     return out
 
@@ -368,12 +523,24 @@ def fixed_length_bits(depths: np.ndarray, codebook_size: int) -> int:
     return int(np.asarray(depths, dtype=np.int64).sum()) * math.ceil(math.log2(codebook_size))
 
 
-def ideal_bits(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, prior_ids: np.ndarray) -> float:
-    """Information content (bits) of the active indices under ``model`` (the coder's target size)."""
+def frame_bits(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, prior_ids: np.ndarray) -> np.ndarray:
+    """Information content (bits) of each frame's active indices under ``model``, as one chunk.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames,), dtype=float64]
+    """
     codes = np.asarray(codes)
     depths, prior_ids = _validate_layout(model, depths, prior_ids, codes.shape[0], ValueError)
     table = model.bits_table()
-    total = 0.0
-    for prior, level, sel in _groups(depths, prior_ids):
-        total += float(table[prior, level, codes[level, sel].astype(np.int64)].sum())
-    return total
+    out = np.zeros(depths.size)
+    for level in range(int(depths.max()) if depths.size else 0):
+        sel = np.flatnonzero(depths > level)
+        ctx = symbol_contexts(model, codes, depths, level)[sel]
+        out[sel] += table[prior_ids[sel], level, ctx, codes[level, sel].astype(np.int64)]
+    return out
+
+
+def ideal_bits(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, prior_ids: np.ndarray) -> float:
+    """Information content (bits) of the active indices under ``model`` (the coder's target size)."""
+    return float(frame_bits(model, codes, depths, prior_ids).sum())

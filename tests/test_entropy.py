@@ -12,6 +12,7 @@ from adaptive_codec.entropy import (
     fixed_length_bits,
     ideal_bits,
     quantize_probabilities,
+    symbol_contexts,
 )
 from adaptive_codec.errors import FormatError
 
@@ -19,9 +20,14 @@ K = 1024
 LEVELS = 8
 
 
-def _model(seed: int = 0, scale: float = 3.0) -> EntropyModel:
+def _model(seed: int = 0, scale: float = 3.0, contexts: int = 5) -> EntropyModel:
+    """Random tables with ``contexts`` context groups per level (1 = unconditional)."""
     rng = np.random.default_rng(seed)
-    return EntropyModel.from_logits(rng.normal(size=(3, LEVELS, K)) * scale)
+    if contexts == 1:
+        return EntropyModel.from_logits(rng.normal(size=(3, LEVELS, K)) * scale)
+    logits = rng.normal(size=(3, LEVELS, contexts, K)) * scale
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    return EntropyModel.from_probabilities(probs, rng.integers(0, contexts, (LEVELS, K)), contexts - 1)
 
 
 def _masked(codes: np.ndarray, depths: np.ndarray) -> np.ndarray:
@@ -39,9 +45,10 @@ def _masked(codes: np.ndarray, depths: np.ndarray) -> np.ndarray:
         (4, 64, [0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2]),
     ],
 )
-def test_round_trip(seed, n_frames, depth_choices, prior_choices):
+@pytest.mark.parametrize("contexts", [1, 5])
+def test_round_trip(seed, n_frames, depth_choices, prior_choices, contexts):
     rng = np.random.default_rng(seed)
-    model = _model(seed)
+    model = _model(seed, contexts=contexts)
     codes = rng.integers(0, K, (LEVELS, n_frames))
     depths = rng.choice(depth_choices, n_frames)
     priors = rng.choice(prior_choices, n_frames)
@@ -88,7 +95,7 @@ def test_deterministic_bytes():
 def test_integer_tables_sum_exactly_and_every_symbol_codable():
     model = EntropyModel.from_logits(np.concatenate([np.full((1, LEVELS, K), -1e4), np.zeros((2, LEVELS, K))]) + np.eye(K)[None, None, 0] * 2e4)
     freqs = model.frequencies
-    assert freqs.dtype == np.uint32
+    assert freqs.dtype == np.uint32 and freqs.shape == (3, LEVELS, 1, K)
     assert np.all(freqs.astype(np.int64).sum(-1) == 1 << model.precision_bits)
     assert freqs.min() >= 1
     # Every index, including ones with ~zero learned probability, round-trips.
@@ -113,7 +120,7 @@ def test_from_counts_add_one_smoothing():
     counts = np.zeros((3, 2, K), np.int64)
     counts[0, 0, 7] = 10_000
     model = EntropyModel.from_counts(counts)
-    f = model.frequencies
+    f = model.frequencies[:, :, 0]
     assert np.all(f.astype(np.int64).sum(-1) == 1 << 16)
     assert f[0, 0, 7] > 0.8 * (1 << 16)
     assert f.min() >= 1
@@ -154,9 +161,15 @@ def test_arrays_round_trip_and_digest_check():
     with pytest.raises(FormatError):
         EntropyModel.from_arrays(arrays, meta)
     bad = arrays["entropy_frequencies"].copy()
-    bad[0, 0, 0] += 1  # row no longer sums to 2**precision
+    bad[0, 0, 0, 0] += 1  # row no longer sums to 2**precision
     with pytest.raises(FormatError):
-        EntropyModel.from_arrays({"entropy_frequencies": bad}, {"precision_bits": 16})
+        EntropyModel.from_arrays({**arrays, "entropy_frequencies": bad}, {"precision_bits": 16, "start_context": 4})
+    with pytest.raises(FormatError):  # a context map pointing past the tables
+        EntropyModel.from_arrays({**arrays, "entropy_context_of": arrays["entropy_context_of"] + 5}, {"precision_bits": 16, "start_context": 4})
+    # Tables without contexts (shape (priors, levels, K)) still load.
+    flat = _model(3, contexts=1)
+    again = EntropyModel.from_arrays({"entropy_frequencies": flat.frequencies[:, :, 0]}, {"precision_bits": 16})
+    assert again.digest() == flat.digest()
 
 
 def test_from_logits_accepts_torch():
@@ -193,3 +206,68 @@ def test_decode_rejects_bad_data():
             assert out.shape == (LEVELS, 40)
         except FormatError:
             pass
+
+
+def test_contexts_follow_the_documented_rule():
+    model = _model(9)
+    codes = np.array([[5, 7, 9, 11], [1, 2, 3, 4]])
+    depths = np.array([2, 0, 1, 2])
+    ctx0 = symbol_contexts(model, codes, depths, 0)
+    # Frame 0 and frame 2 (after an uncoded frame) start fresh; frame 3 follows frame 2.
+    assert ctx0[0] == model.start_context and ctx0[2] == model.start_context
+    assert ctx0[3] == model.context_of[0, 9]
+    ctx1 = symbol_contexts(model, codes, depths, 1)
+    assert ctx1[0] == model.context_of[1, 5] and ctx1[3] == model.context_of[1, 11]
+
+
+def test_digest_covers_context_maps():
+    a = _model(4)
+    remapped = a.context_of.copy()
+    remapped[2, 0] = (remapped[2, 0] + 1) % a.n_contexts
+    b = EntropyModel(a.frequencies, remapped, a.start_context, a.precision_bits)
+    assert a.digest() != b.digest()
+    c = EntropyModel(a.frequencies, a.context_of, (a.start_context + 1) % a.n_contexts, a.precision_bits)
+    assert a.digest() != c.digest()
+
+
+def test_context_model_beats_static_priors_on_residual_structure():
+    """Codes whose level l depends on level l-1 (as residual VQ codes do) compress far better with contexts."""
+    rng = np.random.default_rng(11)
+    groups = 8
+    n = 4000
+    group_of = rng.integers(0, groups, K)
+    # Each group of the level above favours its own small set of 32 codes.
+    favoured = rng.integers(0, K, (groups, 32))
+    codes = np.zeros((LEVELS, n), np.int64)
+    codes[0] = rng.integers(0, K, n)
+    for level in range(1, LEVELS):
+        g = group_of[codes[level - 1]]
+        codes[level] = np.where(rng.random(n) < 0.9, favoured[g, rng.integers(0, 32, n)], rng.integers(0, K, n))
+    depths = np.full(n, LEVELS)
+    priors = np.zeros(n, np.int64)
+    counts = np.zeros((1, LEVELS, groups + 1, K))
+    ctx_of = np.tile(group_of, (LEVELS, 1))
+    model_shape = EntropyModel.from_probabilities(np.ones((1, LEVELS, groups + 1, K)), ctx_of, groups)
+    for level in range(LEVELS):
+        np.add.at(counts[0, level], (symbol_contexts(model_shape, codes, depths, level), codes[level]), 1)
+    contextual = EntropyModel.from_probabilities(counts + 0.1, ctx_of, groups)
+    static = EntropyModel.from_counts(counts.sum(2).astype(np.int64))
+    with_ctx = len(encode_frames(contextual, codes, depths, priors))
+    without = len(encode_frames(static, codes, depths, priors))
+    assert with_ctx < 0.75 * without
+    np.testing.assert_array_equal(decode_frames(contextual, encode_frames(contextual, codes, depths, priors), depths, priors, LEVELS), codes)
+    assert abs(8 * with_ctx - ideal_bits(contextual, codes, depths, priors)) < 0.01 * 8 * with_ctx + 64
+
+
+def test_table_file_round_trip(tmp_path):
+    model = _model(12)
+    path = model.save(tmp_path / "entropy.safetensors", weights_id="0.dev1+abcd", weights_sha256="ab" * 32,
+                      provenance={"minutes": 1.5})
+    again, meta = EntropyModel.load(path)
+    assert again.digest() == model.digest()
+    assert meta["weights_id"] == "0.dev1+abcd" and meta["weights_sha256"] == "ab" * 32
+    assert meta["provenance"] == {"minutes": 1.5}
+    assert again.frequencies.shape == (3, LEVELS, 5, K)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a table")
+    with pytest.raises(FormatError):
+        EntropyModel.load(tmp_path / "junk.safetensors")
