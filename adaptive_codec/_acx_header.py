@@ -1,8 +1,11 @@
-"""The HEAD chunk of an ``.acx`` file: dataclasses, (de)serialization, validation.
+"""The header of an ``.acx`` file: dataclasses, (de)serialization, validation.
 
 Split from :mod:`adaptive_codec.bitstream` to keep each module to one idea;
 import the public names from there. The byte layout is in docs/FORMAT.md
-("HEAD chunk"), field for field with the layouts below.
+("Header"), field for field with the layouts below. Sizes matter here: the
+header is paid once per file, and archives hold thousands of short files, so
+integers are varints, built-in profiles are referenced instead of embedded,
+and segment rows store lengths instead of positions.
 """
 
 from __future__ import annotations
@@ -18,39 +21,44 @@ import numpy as np
 from ._binary import Reader, Writer, json_depth_ok
 from .errors import FormatError
 
-NO_CHANNEL = 0xFFFF  # segment channel_index meaning "every channel"
+NO_CHANNEL = 0xFFFF  # SegmentEntry.to_dict() channel value meaning "every channel" (as in format 1)
+STEREO_MODES = ("mono", "independent", "mid_side")  # stereo_mode codes 0, 1, 2
+PROFILE_BUILTIN, PROFILE_EMBEDDED = 0, 1  # profile entry kinds
+SEGMENTS_SHARED, SEGMENTS_PER_CHANNEL = 0, 1  # segment table modes
+HASH_PREFIX_BYTES = 8  # weights hash and entropy-table digest are stored truncated to 64 bits
 
 HEADER_LAYOUT = [
-    ("original_sample_rate_hz", "u32"),
-    ("channels", "u16"),
-    ("length_samples", "u64"),
-    ("internal_sample_rate_hz", "u32"),
-    ("hop_samples", "u32"),
-    ("n_frames", "u32"),
-    ("chunk_frames", "u32"),
-    ("codebook_size", "u32"),
+    ("original_sample_rate_hz", "varint"),
+    ("channels", "varint"),
+    ("length_samples", "varint"),
+    ("internal_sample_rate_hz", "varint"),
+    ("hop_samples", "varint"),
+    ("n_frames", "varint"),
+    ("chunk_frames", "varint"),
+    ("codebook_size", "varint"),
     ("max_levels", "u8"),
-    ("stereo_mode", "str16"),
-    ("weights_id", "str16"),
-    ("weights_sha256", "bytes32"),
-    ("entropy_model_digest", "bytes32"),
-    ("profile_count", "u16"),
-]  # then profile_count profile entries, segment_count (u32), segment entries
-PROFILE_LAYOUT = [
-    ("name", "str16"),
+    ("stereo_mode", "u8"),
+    ("weights_version", "str8"),
+    ("weights_sha256_prefix", "bytes8"),
+    ("entropy_digest_prefix", "bytes8"),
+    ("profile_count", "varint"),
+]  # then profile entries, the label table and the segment table
+PROFILE_LAYOUT = [("kind", "u8"), ("name", "str8")]  # then the kind's fields
+BUILTIN_PROFILE_LAYOUT = [("embedding_index", "u8")]
+EMBEDDED_PROFILE_LAYOUT = [
     ("prior_id", "u8"),
-    ("parameters_json", "str32"),
-    ("conditioning_dim", "u16"),
+    ("parameters_json", "vstr"),
+    ("conditioning_dim", "varint"),
 ]  # then conditioning_dim float32 values
-SEGMENT_COUNT_LAYOUT = [("segment_count", "u32")]
+LABEL_TABLE_LAYOUT = [("extra_label_count", "varint")]  # then that many str8 labels
+SEGMENT_TABLE_LAYOUT = [("segment_mode", "u8")]  # then one table (shared) or one per channel
+SEGMENT_COUNT_LAYOUT = [("segment_count", "varint")]
 SEGMENT_LAYOUT = [
-    ("channel_index", "u16"),
-    ("start_frame", "u32"),
-    ("end_frame", "u32"),
-    ("profile_index", "u16"),
+    ("frame_count", "varint"),
+    ("profile_index", "varint"),
     ("n_q", "u8"),
-    ("confidence", "f32"),
-    ("label", "str16"),
+    ("label_ref", "varint"),
+    ("confidence_255", "u8"),
 ]
 
 # Sanity bounds: anything outside is rejected before it can size an allocation.
@@ -62,8 +70,10 @@ MAX_CODEBOOK_SIZE = 1 << 16
 MAX_LEVELS = 64
 MAX_CONDITIONING_DIM = 4096
 MAX_LENGTH_SAMPLES = 1 << 48
-MAX_NAME_CHARS = 256
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_N_FRAMES = (1 << 32) - 1
+MAX_NAME_BYTES = 255  # profile names, labels, weights_version (str8)
+MAX_PROFILES = 255
+_HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(eq=False)
@@ -77,22 +87,45 @@ class ProfileEntry:
     prior_id : int
         Entropy-model prior (built-in family) its frames are coded with.
     parameters : dict
-        The profile's parameters as JSON values (``str -> str | number | ...``).
+        The profile's parameters as JSON values (embedded profiles only; a
+        built-in profile is defined by the package that wrote the file).
     conditioning : np.ndarray [shape=(cond_dim,), dtype=float32]
-        The profile embedding the backbone is conditioned on.
+        The profile embedding (embedded profiles only; empty for built-ins,
+        whose embedding is row ``embedding_index`` of the named weights).
+    embedding_index : int or None
+        For a built-in profile, its row in the backbone's profile embedding
+        (and its prior id); ``None`` for an embedded (custom) profile.
     """
 
     name: str
     prior_id: int
     parameters: dict[str, Any] = field(default_factory=dict)
     conditioning: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    embedding_index: int | None = None
+
+    @classmethod
+    def builtin(cls, name: str, embedding_index: int) -> "ProfileEntry":
+        """A built-in profile: referenced by name and embedding row, nothing embedded."""
+        return cls(name, embedding_index, {}, np.zeros(0, np.float32), embedding_index)
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.embedding_index is not None
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, ProfileEntry)
-            and (self.name, self.prior_id, self.parameters) == (other.name, other.prior_id, other.parameters)
+            and (self.name, self.prior_id, self.parameters, self.embedding_index)
+            == (other.name, other.prior_id, other.parameters, other.embedding_index)
             and np.array_equal(np.asarray(self.conditioning, np.float32), np.asarray(other.conditioning, np.float32))
         )
+
+
+def quantize_confidence(value: float) -> float:
+    """``value`` clipped to 0..1 and rounded to the 1/255 grid the header stores."""
+    if not math.isfinite(value):
+        return value
+    return round(min(1.0, max(0.0, float(value))) * 255) / 255
 
 
 @dataclass
@@ -110,9 +143,9 @@ class SegmentEntry:
     label : str
         Content class the router assigned (e.g. ``"speech"``).
     confidence : float
-        Router confidence in ``label``, 0..1.
+        Router confidence in ``label``, 0..1, stored to 1/255.
     channel : int or None
-        Channel the row applies to; ``None`` (stored as 0xFFFF) means all channels.
+        Channel the row applies to; ``None`` means all channels.
     """
 
     start_frame: int
@@ -124,13 +157,13 @@ class SegmentEntry:
     channel: int | None = None
 
     def __post_init__(self) -> None:
-        # Stored as float32: round now so a written and re-read table compares equal.
-        self.confidence = float(np.float32(self.confidence))
+        # Stored as a byte: round now so a written and re-read table compares equal.
+        self.confidence = quantize_confidence(self.confidence)
 
 
 @dataclass(eq=False)
 class AcxHeader:
-    """Everything in the HEAD chunk. Units are in the names; frames are at the internal rate."""
+    """Everything in the header. Units are in the names; frames are at the internal rate."""
 
     original_sample_rate_hz: int
     channels: int
@@ -140,13 +173,13 @@ class AcxHeader:
     n_frames: int
     codebook_size: int
     max_levels: int
-    weights_id: str
-    weights_sha256: str  # 64 lowercase hex digits
-    entropy_model_digest: str  # 64 lowercase hex digits (EntropyModel.digest())
+    weights_version: str  # e.g. "0.dev1600"
+    weights_sha256_prefix: str  # first 16 hex digits of the weights file's SHA-256
+    entropy_digest_prefix: str  # first 16 hex digits of EntropyModel.digest()
     profiles: list[ProfileEntry] = field(default_factory=list)
     segments: list[SegmentEntry] = field(default_factory=list)
     stereo_mode: str = "mono"
-    chunk_frames: int = 225  # 3 s at 75 frames/s
+    chunk_frames: int = 450  # 6 s at 75 frames/s
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AcxHeader):
@@ -155,12 +188,22 @@ class AcxHeader:
         return all(getattr(self, n) == getattr(other, n) for n in names) and getattr(self, "chunks", None) == getattr(other, "chunks", None)
 
     @property
+    def weights_id(self) -> str:
+        """``<weights_version>+<16 hex of the weights' SHA-256>``, as the weights loader names them."""
+        return f"{self.weights_version}+{self.weights_sha256_prefix}"
+
+    @property
     def frame_rate_hz(self) -> float:
         return self.internal_sample_rate_hz / self.hop_samples
 
     @property
     def duration_s(self) -> float:
         return self.length_samples / self.original_sample_rate_hz
+
+    @property
+    def n_chunks(self) -> int:
+        """Number of DATA chunks: one per channel per ``chunk_frames`` span."""
+        return -(-self.n_frames // self.chunk_frames) * self.channels
 
     def segments_for_channel(self, channel: int) -> list[SegmentEntry]:
         """Segments that apply to ``channel``, sorted by start frame."""
@@ -190,7 +233,9 @@ class AcxHeader:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (conditioning vectors as lists), e.g. for ``info --format json``."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks")}
-        out["profiles"] = [dict(name=p.name, prior_id=p.prior_id, parameters=p.parameters, conditioning=[float(x) for x in p.conditioning]) for p in self.profiles]
+        out["weights_id"] = self.weights_id
+        out["profiles"] = [dict(name=p.name, prior_id=p.prior_id, builtin=p.is_builtin, parameters=p.parameters,
+                                conditioning=[float(x) for x in p.conditioning]) for p in self.profiles]
         out["segments"] = [asdict(s) for s in self.segments]
         return out
 
@@ -198,6 +243,10 @@ class AcxHeader:
 def _check(cond: bool, where: str, msg: str) -> None:
     if not cond:
         raise FormatError(f"{where}: {msg}")
+
+
+def _utf8_len(text: Any) -> int:
+    return len(text.encode("utf-8")) if isinstance(text, str) else MAX_NAME_BYTES + 1
 
 
 def validate_header(h: AcxHeader, where: str = "acx header") -> None:
@@ -213,37 +262,42 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
     _check(1 <= h.channels <= MAX_CHANNELS, where, f"channels {h.channels} out of range 1..{MAX_CHANNELS}")
     _check(0 <= h.length_samples <= MAX_LENGTH_SAMPLES, where, f"length_samples {h.length_samples} out of range")
     _check(1 <= h.hop_samples <= MAX_HOP_SAMPLES, where, f"hop_samples {h.hop_samples} out of range 1..{MAX_HOP_SAMPLES}")
-    _check(0 <= h.n_frames < 1 << 32, where, f"n_frames {h.n_frames} out of range")
+    _check(0 <= h.n_frames <= MAX_N_FRAMES, where, f"n_frames {h.n_frames} out of range")
     _check(1 <= h.chunk_frames <= MAX_CHUNK_FRAMES, where, f"chunk_frames {h.chunk_frames} out of range 1..{MAX_CHUNK_FRAMES}")
     _check(2 <= h.codebook_size <= MAX_CODEBOOK_SIZE, where, f"codebook_size {h.codebook_size} out of range 2..{MAX_CODEBOOK_SIZE}")
     _check(1 <= h.max_levels <= MAX_LEVELS, where, f"max_levels {h.max_levels} out of range 1..{MAX_LEVELS}")
-    for name in ("stereo_mode", "weights_id"):
+    _check(h.stereo_mode in STEREO_MODES, where, f"stereo_mode {h.stereo_mode!r} is not one of {', '.join(STEREO_MODES)}")
+    _check(_utf8_len(h.weights_version) <= MAX_NAME_BYTES, where, f"weights_version must be a string of at most {MAX_NAME_BYTES} UTF-8 bytes")
+    for name in ("weights_sha256_prefix", "entropy_digest_prefix"):
         value = getattr(h, name)
-        _check(isinstance(value, str) and len(value) <= MAX_NAME_CHARS, where, f"{name} must be a string of at most {MAX_NAME_CHARS} characters")
-    for name in ("weights_sha256", "entropy_model_digest"):
-        _check(isinstance(getattr(h, name), str) and bool(_HEX64.fullmatch(getattr(h, name))), where, f"{name} must be 64 lowercase hex digits")
-    _check(len(h.profiles) < 1 << 16, where, "too many profiles")
+        _check(isinstance(value, str) and bool(_HEX16.fullmatch(value)), where, f"{name} must be 16 lowercase hex digits")
+    _check(len(h.profiles) <= MAX_PROFILES, where, f"more than {MAX_PROFILES} profiles")
     seen: set[str] = set()
     for i, p in enumerate(h.profiles):
         pw = f"{where}: profile {i}"
-        _check(isinstance(p.name, str) and 1 <= len(p.name) <= MAX_NAME_CHARS, pw, "name must be 1..256 characters")
+        _check(isinstance(p.name, str) and 1 <= _utf8_len(p.name) <= MAX_NAME_BYTES, pw, f"name must be 1..{MAX_NAME_BYTES} UTF-8 bytes")
         _check(p.name not in seen, pw, f"duplicate profile name {p.name!r}")
         seen.add(p.name)
         _check(0 <= p.prior_id <= 255, pw, f"prior_id {p.prior_id} out of range 0..255")
+        if p.is_builtin:
+            _check(0 <= p.embedding_index <= 255 and p.prior_id == p.embedding_index, pw, "a built-in profile's prior_id is its embedding_index (0..255)")
+            _check(not p.parameters and np.asarray(p.conditioning).size == 0, pw, "a built-in profile carries no parameters or conditioning")
+            continue
         _check(isinstance(p.parameters, dict) and all(isinstance(k, str) for k in p.parameters), pw, "parameters must be a dict with string keys")
         _check(json_depth_ok(p.parameters), pw, "parameters nest too deeply")
         cond = np.asarray(p.conditioning)
         _check(cond.ndim == 1 and cond.size <= MAX_CONDITIONING_DIM, pw, f"conditioning must be a vector of at most {MAX_CONDITIONING_DIM} values")
         _check(bool(np.all(np.isfinite(cond))), pw, "conditioning has non-finite values")
-    _check(len(h.segments) < 1 << 32, where, "too many segments")
+    shared = [s.channel is None for s in h.segments]
+    _check(all(shared) or not any(shared), where, "segments must all be shared (channel None) or all per channel")
     for i, s in enumerate(h.segments):
         sw = f"{where}: segment {i}"
         _check(s.channel is None or 0 <= s.channel < h.channels, sw, f"channel {s.channel} out of range")
         _check(0 <= s.start_frame < s.end_frame <= h.n_frames, sw, f"frames {s.start_frame}..{s.end_frame} not inside 0..{h.n_frames}")
         _check(0 <= s.profile_index < len(h.profiles), sw, f"profile_index {s.profile_index} out of range 0..{len(h.profiles) - 1}")
         _check(0 <= s.n_q <= h.max_levels, sw, f"n_q {s.n_q} out of range 0..{h.max_levels}")
-        _check(math.isfinite(s.confidence), sw, "confidence is not finite")
-        _check(isinstance(s.label, str) and len(s.label) <= MAX_NAME_CHARS, sw, "label too long")
+        _check(math.isfinite(s.confidence) and 0 <= s.confidence <= 1, sw, "confidence is not in 0..1")
+        _check(isinstance(s.label, str) and _utf8_len(s.label) <= MAX_NAME_BYTES, sw, "label too long")
     for c in range(h.channels):
         at = 0
         for s in h.segments_for_channel(c):
@@ -252,24 +306,47 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
         _check(at == h.n_frames, where, f"channel {c}: segments cover frames 0..{at}, expected 0..{h.n_frames}")
 
 
+def _segment_tables(h: AcxHeader) -> tuple[int, list[list[SegmentEntry]]]:
+    if h.segments and h.segments[0].channel is not None:
+        return SEGMENTS_PER_CHANNEL, [h.segments_for_channel(c) for c in range(h.channels)]
+    return SEGMENTS_SHARED, [sorted(h.segments, key=lambda s: s.start_frame)]
+
+
 def serialize_header_body(h: AcxHeader) -> bytes:
-    """The HEAD chunk body (docs/FORMAT.md, "HEAD chunk")."""
+    """The header body (docs/FORMAT.md, "Header"); ``h`` must be valid."""
     w = Writer()
     values = {name: getattr(h, name, None) for name, _ in HEADER_LAYOUT}
-    values["weights_sha256"] = bytes.fromhex(h.weights_sha256)
-    values["entropy_model_digest"] = bytes.fromhex(h.entropy_model_digest)
+    values["stereo_mode"] = STEREO_MODES.index(h.stereo_mode)
+    values["weights_sha256_prefix"] = bytes.fromhex(h.weights_sha256_prefix)
+    values["entropy_digest_prefix"] = bytes.fromhex(h.entropy_digest_prefix)
     values["profile_count"] = len(h.profiles)
     w.fields(HEADER_LAYOUT, values)
     for p in h.profiles:
+        w.fields(PROFILE_LAYOUT, {"kind": PROFILE_BUILTIN if p.is_builtin else PROFILE_EMBEDDED, "name": p.name})
+        if p.is_builtin:
+            w.fields(BUILTIN_PROFILE_LAYOUT, {"embedding_index": p.embedding_index})
+            continue
         cond = np.asarray(p.conditioning, dtype="<f4")
         params = json.dumps(p.parameters, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        w.fields(PROFILE_LAYOUT, {"name": p.name, "prior_id": p.prior_id, "parameters_json": params, "conditioning_dim": cond.size})
+        w.fields(EMBEDDED_PROFILE_LAYOUT, {"prior_id": p.prior_id, "parameters_json": params, "conditioning_dim": cond.size})
         w.buf += cond.tobytes()
-    w.fields(SEGMENT_COUNT_LAYOUT, {"segment_count": len(h.segments)})
+    # Labels equal to a profile's name refer to it; the others are listed once.
+    names = [p.name for p in h.profiles]
+    extra: list[str] = []
     for s in h.segments:
-        row = asdict(s)
-        row["channel_index"] = NO_CHANNEL if s.channel is None else s.channel
-        w.fields(SEGMENT_LAYOUT, row)
+        if s.label not in names and s.label not in extra:
+            extra.append(s.label)
+    w.fields(LABEL_TABLE_LAYOUT, {"extra_label_count": len(extra)})
+    for label in extra:
+        w.field("str8", label, "label")
+    mode, tables = _segment_tables(h)
+    w.fields(SEGMENT_TABLE_LAYOUT, {"segment_mode": mode})
+    for rows in tables:
+        w.fields(SEGMENT_COUNT_LAYOUT, {"segment_count": len(rows)})
+        for s in rows:
+            ref = names.index(s.label) if s.label in names else len(names) + extra.index(s.label)
+            w.fields(SEGMENT_LAYOUT, {"frame_count": s.end_frame - s.start_frame, "profile_index": s.profile_index,
+                                      "n_q": s.n_q, "label_ref": ref, "confidence_255": round(s.confidence * 255)})
     return w.bytes()
 
 
@@ -283,26 +360,59 @@ def _parse_parameters(text: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _parse_profile(r: Reader, i: int, where: str) -> ProfileEntry:
+    head = r.fields(PROFILE_LAYOUT)
+    if head["kind"] == PROFILE_BUILTIN:
+        index = r.fields(BUILTIN_PROFILE_LAYOUT)["embedding_index"]
+        return ProfileEntry.builtin(head["name"], index)
+    if head["kind"] != PROFILE_EMBEDDED:
+        raise FormatError(f"{where}: profile {i} has unknown kind {head['kind']}")
+    p = r.fields(EMBEDDED_PROFILE_LAYOUT)
+    dim = p["conditioning_dim"]
+    if dim > MAX_CONDITIONING_DIM:
+        raise FormatError(f"{where}: profile {i} conditioning_dim {dim} exceeds {MAX_CONDITIONING_DIM}")
+    cond = np.frombuffer(r.take(4 * dim, f"profile {i} conditioning"), dtype="<f4").astype(np.float32)
+    return ProfileEntry(head["name"], p["prior_id"], _parse_parameters(p["parameters_json"], f"{where}: profile {i}"), cond)
+
+
 def parse_header_body(body: bytes, where: str, allow_trailing: bool = False) -> AcxHeader:
-    """Parse and validate a HEAD chunk body; every failure is a :class:`FormatError`."""
+    """Parse and validate a header body; every failure is a :class:`FormatError`."""
     r = Reader(body, where)
     v = r.fields(HEADER_LAYOUT)
-    profiles = []
-    for i in range(v.pop("profile_count")):
-        p = r.fields(PROFILE_LAYOUT)
-        cond = np.frombuffer(r.take(4 * p["conditioning_dim"], f"profile {i} conditioning"), dtype="<f4").astype(np.float32)
-        params = _parse_parameters(p["parameters_json"], f"{where}: profile {i}")
-        profiles.append(ProfileEntry(p["name"], p["prior_id"], params, cond))
+    n_profiles = v.pop("profile_count")
+    if n_profiles > MAX_PROFILES:
+        raise FormatError(f"{where}: profile_count {n_profiles} exceeds {MAX_PROFILES}")
+    profiles = [_parse_profile(r, i, where) for i in range(n_profiles)]
+    n_extra = r.fields(LABEL_TABLE_LAYOUT)["extra_label_count"]
+    if n_extra > r.remaining():  # each label takes at least one byte
+        raise FormatError(f"{where}: extra_label_count {n_extra} exceeds the header's size")
+    labels = [p.name for p in profiles] + [r.field("str8", "label") for _ in range(n_extra)]
+    mode = r.fields(SEGMENT_TABLE_LAYOUT)["segment_mode"]
+    if mode not in (SEGMENTS_SHARED, SEGMENTS_PER_CHANNEL):
+        raise FormatError(f"{where}: unknown segment_mode {mode}")
+    if v["stereo_mode"] >= len(STEREO_MODES):
+        raise FormatError(f"{where}: unknown stereo_mode code {v['stereo_mode']}")
+    if not 1 <= v["channels"] <= MAX_CHANNELS:
+        raise FormatError(f"{where}: channels {v['channels']} out of range 1..{MAX_CHANNELS}")
     segments = []
-    for _ in range(r.fields(SEGMENT_COUNT_LAYOUT)["segment_count"]):
-        # Each row is >= 19 bytes, so a huge count fails on the first short read.
-        s = r.fields(SEGMENT_LAYOUT)
-        raw_channel = s.pop("channel_index")
-        channel = None if raw_channel == NO_CHANNEL else raw_channel
-        segments.append(SegmentEntry(channel=channel, **s))
+    for table in range(v["channels"] if mode == SEGMENTS_PER_CHANNEL else 1):
+        count = r.fields(SEGMENT_COUNT_LAYOUT)["segment_count"]
+        if count > r.remaining() // 5:  # each row takes at least 5 bytes
+            raise FormatError(f"{where}: segment_count {count} exceeds the header's size")
+        at = 0
+        for _ in range(count):
+            s = r.fields(SEGMENT_LAYOUT)
+            if s["label_ref"] >= len(labels):
+                raise FormatError(f"{where}: segment label_ref {s['label_ref']} out of range 0..{len(labels) - 1}")
+            if s["confidence_255"] > 255 or s["frame_count"] > MAX_N_FRAMES:
+                raise FormatError(f"{where}: segment field out of range")
+            segments.append(SegmentEntry(at, at + s["frame_count"], s["profile_index"], s["n_q"], labels[s["label_ref"]],
+                                         s["confidence_255"] / 255, None if mode == SEGMENTS_SHARED else table))
+            at += s["frame_count"]
     r.expect_end(allow_trailing)
-    v["weights_sha256"] = v["weights_sha256"].hex()
-    v["entropy_model_digest"] = v["entropy_model_digest"].hex()
+    v["stereo_mode"] = STEREO_MODES[v["stereo_mode"]]
+    v["weights_sha256_prefix"] = v["weights_sha256_prefix"].hex()
+    v["entropy_digest_prefix"] = v["entropy_digest_prefix"].hex()
     header = AcxHeader(profiles=profiles, segments=segments, **v)
     validate_header(header, where)
     return header

@@ -1,6 +1,6 @@
 """Small binary primitives shared by the ``.acx`` and ``.aca`` formats.
 
-* :class:`Reader` reads little-endian fields from an in-memory buffer whose
+* :class:`Reader` reads little-endian fields (and LEB128 varints) from an in-memory buffer whose
   size was already bounded by the caller; every read checks the remaining
   length first, so a hostile length field can never make us allocate more
   than the buffer we already hold.
@@ -24,7 +24,8 @@ from .errors import FormatError
 
 Layout = Sequence[tuple[str, str]]
 
-# type name -> (struct code, size in bytes); strN = uintN byte length + UTF-8.
+# type name -> (struct code, size in bytes); strN = uintN byte length + UTF-8,
+# vstr = varint byte length + UTF-8; varint = unsigned LEB128, minimal, <= 10 bytes.
 _SCALARS = {
     "u8": ("<B", 1),
     "u16": ("<H", 2),
@@ -33,7 +34,8 @@ _SCALARS = {
     "f32": ("<f", 4),
     "f64": ("<d", 8),
 }
-_STRINGS = {"str16": "u16", "str32": "u32"}
+_STRINGS = {"str8": "u8", "str16": "u16", "str32": "u32", "vstr": "varint"}
+MAX_VARINT_BYTES = 10  # enough for any u64
 _MAX_JSON_DEPTH = 16
 
 
@@ -43,6 +45,43 @@ def crc32(*parts: bytes) -> int:
     for part in parts:
         value = zlib.crc32(part, value)
     return value & 0xFFFFFFFF
+
+
+def varint_bytes(value: int) -> bytes:
+    """Unsigned LEB128 encoding of ``0 <= value < 2**64`` (7 bits per byte, low bits first)."""
+    if not 0 <= value < 1 << 64:
+        raise FormatError(f"cannot write {value} as a varint (needs 0..2**64-1)")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def parse_varint(read_byte, where: str, what: str) -> int:
+    """Decode a varint from ``read_byte()`` (returns an int 0..255, or None at end of data).
+
+    Rejects encodings longer than 10 bytes, values of 2**64 or more and
+    non-minimal encodings (a final 0x00 byte after others), so every value has
+    exactly one byte form and CRCs cover canonical bytes.
+    """
+    value = 0
+    for i in range(MAX_VARINT_BYTES):
+        byte = read_byte()
+        if byte is None:
+            raise FormatError(f"{where}: truncated {what} (varint)")
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise FormatError(f"{where}: {what} is a non-minimal varint")
+            if value >= 1 << 64:
+                raise FormatError(f"{where}: {what} varint exceeds 64 bits")
+            return value
+    raise FormatError(f"{where}: {what} varint is longer than {MAX_VARINT_BYTES} bytes")
 
 
 def fixed_size(layout: Layout) -> int:
@@ -86,10 +125,23 @@ class Reader:
         self.pos += n
         return out
 
+    def _next_byte(self) -> int | None:
+        if self.pos >= len(self.buf):
+            return None
+        self.pos += 1
+        return self.buf[self.pos - 1]
+
     def field(self, kind: str, what: str) -> Any:
         if kind in _SCALARS:
             code, size = _SCALARS[kind]
             return struct.unpack(code, self.take(size, what))[0]
+        if kind == "varint":
+            at = self.pos
+            try:
+                return parse_varint(self._next_byte, self.where, what)
+            except FormatError:
+                self.pos = at
+                raise
         if kind in _STRINGS:
             n = self.field(_STRINGS[kind], what + " length")
             raw = self.take(n, what)
@@ -122,6 +174,8 @@ class Writer:
                 self.buf += struct.pack(code, value)
             except struct.error as exc:
                 raise FormatError(f"cannot write {what}={value!r} as {kind}: {exc}") from None
+        elif kind == "varint":
+            self.buf += varint_bytes(int(value))
         elif kind in _STRINGS:
             raw = value.encode("utf-8")
             self.field(_STRINGS[kind], len(raw), what + " length")
@@ -171,6 +225,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    # mkstemp creates the file private (0600); a finished file gets the usual
+    # permissions (0666 minus the umask), like any other file the user writes.
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)
+    except OSError:
+        pass
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

@@ -3,13 +3,15 @@
 ::
 
     preamble      "ACA1" major minor flags                        8 bytes
-    entry * n     local header (own CRC) + member data (data CRC)
-    index         "ACAI" entry_count entries... index_crc32
+    dictionary    "ACAD" length, the first member's .acx header, crc32
+    entry * n     "ACAE" name lengths, packed .acx header, rest of the member, entry_crc32
+    index         "ACAI" counts, zlib(index entries), index_crc32
     end record    "ACAZ" index_offset index_length entry_count end_crc32   28 bytes
 
-The central index at the end makes listing cheap and appends possible; the
-local headers repeat everything the index says, so ``extract(salvage=True)``
-can recover members by scanning when the index or end record is damaged.
+The central index at the end makes listing cheap and appends possible; each
+entry's local header names the member and its length, so
+``extract(salvage=True)`` can recover members by scanning when the index or
+end record is damaged.
 Every byte is under a CRC (the end record's CRC also covers the preamble), so
 :func:`verify_archive` detects any single-byte change. docs/FORMAT.md is the
 normative spec; the byte-level helpers live in :mod:`adaptive_codec._aca_format`.
@@ -20,6 +22,8 @@ so an interrupted ``create`` or ``append`` leaves the previous archive intact.
 
 from __future__ import annotations
 
+import io
+import itertools
 import mmap
 import os
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ._aca_format import (
+    DICTIONARY_LAYOUT,
     END_BYTES,
     END_LAYOUT,
     FORMAT_MAJOR,
@@ -36,19 +41,22 @@ from ._aca_format import (
     LOCAL_HEADER_LAYOUT,
     LOCAL_SIGNATURE,
     MAGIC,
+    MAX_INDEX_BYTES,
     MAX_METADATA_BYTES,
     MAX_NAME_BYTES,
     PREAMBLE_BYTES,
     PREAMBLE_LAYOUT,
+    MAX_DICTIONARY_BYTES,
     ArchiveEntry,
+    dictionary_record,
     entry_dict,
+    entry_record,
     entry_values,
     list_archive,
-    local_header,
     normalize_member_name,
     preamble,
-    read_data,
-    read_local,
+    read_dictionary,
+    read_entry,
     read_tail,
     write_tail,
 )
@@ -65,7 +73,9 @@ __all__ = [
     "PREAMBLE_BYTES",
     "MAX_NAME_BYTES",
     "MAX_METADATA_BYTES",
+    "MAX_INDEX_BYTES",
     "PREAMBLE_LAYOUT",
+    "DICTIONARY_LAYOUT",
     "LOCAL_HEADER_LAYOUT",
     "INDEX_HEAD_LAYOUT",
     "INDEX_ENTRY_LAYOUT",
@@ -101,19 +111,34 @@ class VerifyReport:
         return not self.problems
 
 
-def _write_members(fh: BinaryIO, members: Iterable[tuple[str, bytes, dict]], entries: list[dict[str, Any]], offset: int) -> int:
+def acx_header_length(data: bytes) -> int:
+    """Bytes of the ``.acx`` preamble and header at the start of ``data`` (0 if it is not an .acx).
+
+    That prefix is what members share (weights id, hashes, profile table) and
+    what the archive stores deflated against its dictionary.
+    """
+    from .bitstream import AcxReader
+
+    try:
+        with AcxReader(io.BytesIO(data)) as reader:
+            return reader.data_offset
+    except FormatError:
+        return 0
+
+
+def _write_members(fh: BinaryIO, members: Iterable[tuple[str, bytes, dict]], entries: list[dict[str, Any]],
+                   offset: int, dictionary: bytes) -> int:
     names = {e["name"] for e in entries}
     for name, data, info in members:
         name = normalize_member_name(name)
         if name in names:
             raise FormatError(f"duplicate member name {name!r}")
         names.add(name)
-        values = entry_values(name, bytes(data), info)
-        head = local_header(values)
-        fh.write(head)
-        fh.write(data)
-        entries.append({"local_header_offset": offset, **values})
-        offset += len(head) + len(data)
+        data = bytes(data)
+        record, crc = entry_record(name, data, dictionary, acx_header_length(data))
+        entries.append(entry_values(name, data, info, crc, len(record)))
+        fh.write(record)
+        offset += len(record)
     return offset
 
 
@@ -134,9 +159,20 @@ def create_archive(out_path: str | os.PathLike, members: Iterable[tuple[str, byt
     list[ArchiveEntry]
     """
     entries: list[dict[str, Any]] = []
+    members = iter(members)
+    first = next(members, None)
+    # The dictionary is the first member's .acx header: the next members
+    # share most of its bytes (weights id and hashes, rates, profile table).
+    dictionary = b""
+    if first is not None:
+        dictionary = bytes(first[1][: acx_header_length(bytes(first[1]))])
+        members = itertools.chain([first], members)
+    if len(dictionary) > MAX_DICTIONARY_BYTES:
+        dictionary = b""
     with atomic_write(out_path) as fh:
-        fh.write(preamble())
-        offset = _write_members(fh, members, entries, PREAMBLE_BYTES)
+        head = preamble() + dictionary_record(dictionary)
+        fh.write(head)
+        offset = _write_members(fh, members, entries, len(head), dictionary)
         write_tail(fh, entries, offset)
     return list_archive(out_path)
 
@@ -144,9 +180,11 @@ def create_archive(out_path: str | os.PathLike, members: Iterable[tuple[str, byt
 def append_to_archive(path: str | os.PathLike, members: Iterable[tuple[str, bytes, dict]]) -> list[ArchiveEntry]:
     """Add members to an existing archive; the new file replaces the old one atomically."""
     old = list_archive(path)
-    _, index_offset = read_tail(path)
+    _, index_offset, _ = read_tail(path)
     entries = [entry_dict(e) for e in old]
     with open(path, "rb") as src, atomic_write(path) as fh:
+        dictionary, _ = read_dictionary(src, index_offset, str(path))
+        src.seek(0)
         # Entries keep their offsets: same preamble, same bytes up to the index.
         left = index_offset
         while left:
@@ -155,7 +193,7 @@ def append_to_archive(path: str | os.PathLike, members: Iterable[tuple[str, byte
                 raise FormatError(f"{path}: archive shrank while appending")
             fh.write(block)
             left -= len(block)
-        offset = _write_members(fh, members, entries, index_offset)
+        offset = _write_members(fh, members, entries, index_offset, dictionary)
         write_tail(fh, entries, offset)
     return list_archive(path)
 
@@ -169,13 +207,15 @@ def read_member(path: str | os.PathLike, name: str) -> bytes:
     return _read_checked(path, entries[name])
 
 
-def _read_checked(path: str | os.PathLike, want: ArchiveEntry) -> bytes:
+def _read_checked(path: str | os.PathLike, want: ArchiveEntry, dictionary: bytes | None = None) -> bytes:
     with open(path, "rb") as fh:
         limit = os.fstat(fh.fileno()).st_size
-        local, _ = read_local(fh, want.header_offset, limit, str(path))
-        if (local.name, local.size_bytes, local.crc32, local.data_offset) != (want.name, want.size_bytes, want.crc32, want.data_offset):
-            raise FormatError(f"{path}: local header of {want.name!r} disagrees with the central index")
-        return read_data(fh, local, str(path))
+        if dictionary is None:
+            dictionary, _ = read_dictionary(fh, limit, str(path))
+        name, data, crc, length = read_entry(fh, want.header_offset, limit, dictionary, str(path))
+        if (name, len(data), crc, length) != (want.name, want.size_bytes, want.crc32, want.entry_bytes):
+            raise FormatError(f"{path}: entry of {want.name!r} disagrees with the central index")
+        return data
 
 
 def _scan_members(path: str | os.PathLike) -> Iterator[tuple[ArchiveEntry, bytes]]:
@@ -184,17 +224,21 @@ def _scan_members(path: str | os.PathLike) -> Iterator[tuple[ArchiveEntry, bytes
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             return
+        try:
+            dictionary: bytes | None = read_dictionary(fh, size, str(path))[0]
+        except FormatError:
+            dictionary = None  # members stored with a packed prefix are lost; the others are not
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             pos = mm.find(LOCAL_SIGNATURE, 0)
             while pos >= 0:
                 try:
-                    entry, _ = read_local(fh, pos, size, str(path))
-                    data = read_data(fh, entry, str(path))
+                    name, data, crc, length = read_entry(fh, pos, size, dictionary, str(path))
                 except FormatError:
                     pos = mm.find(LOCAL_SIGNATURE, pos + 1)
                     continue
+                entry = ArchiveEntry(name, len(data), crc, header_offset=pos, entry_bytes=length)
                 yield entry, data
-                pos = mm.find(LOCAL_SIGNATURE, entry.data_offset + entry.size_bytes)
+                pos = mm.find(LOCAL_SIGNATURE, entry.end_offset)
 
 
 def _safe_target(root: Path, name: str, force: bool) -> Path:
@@ -290,12 +334,12 @@ def verify_archive(path: str | os.PathLike, check_members: bool = False) -> Veri
         return report
     with open(path, "rb") as fh:
         limit = os.fstat(fh.fileno()).st_size
+        dictionary, _ = read_dictionary(fh, limit, str(path))  # list_archive checked it
         for want in entries:
             try:
-                local, _ = read_local(fh, want.header_offset, limit, str(path))
-                if local != want:
-                    raise FormatError(f"{path}: local header of {want.name!r} disagrees with the central index")
-                data = read_data(fh, local, str(path))
+                name, data, crc, length = read_entry(fh, want.header_offset, limit, dictionary, str(path))
+                if (name, len(data), crc, length) != (want.name, want.size_bytes, want.crc32, want.entry_bytes):
+                    raise FormatError(f"{path}: entry of {want.name!r} disagrees with the central index")
                 if check_members:
                     from .bitstream import read_acx
 

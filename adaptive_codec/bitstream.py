@@ -4,8 +4,13 @@ docs/FORMAT.md is the normative byte-level specification; this module follows
 it field by field (the layouts below are checked against its tables by
 tests/test_format_doc.py). In short::
 
-    preamble  "ACX1" major minor flags                         8 bytes
-    chunk     tag(4) body_length(u32) body crc32(u32)          HEAD, DATA..., ENDS
+    preamble  "ACX1" major minor flags                          8 bytes
+    header    header_length (varint) body crc32(u32)
+    chunk     coded_length (varint) coded bytes crc32(u32)      x n_chunks, then end of file
+
+Chunks come in a fixed order (for each ``chunk_frames`` span, channel 0, 1,
+...), so their position in time needs no bytes; each chunk's CRC also covers
+its index, so chunks cannot be swapped unnoticed.
 
 Layered API (after EnCodec's ``compress.py``): :func:`write_acx` /
 :func:`read_acx` on paths or file objects, :func:`to_bytes` as a thin wrapper,
@@ -23,6 +28,7 @@ from typing import Any, BinaryIO, Iterator
 
 from ._acx_header import (
     NO_CHANNEL,
+    STEREO_MODES,
     AcxHeader,
     ProfileEntry,
     SegmentEntry,
@@ -30,7 +36,7 @@ from ._acx_header import (
     serialize_header_body,
     validate_header,
 )
-from ._binary import Reader, Writer, atomic_write, crc32, stream_size
+from ._binary import MAX_VARINT_BYTES, Reader, Writer, atomic_write, crc32, parse_varint, stream_size, varint_bytes
 from .errors import FormatError
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "FORMAT_MAJOR",
     "FORMAT_MINOR",
     "NO_CHANNEL",
+    "STEREO_MODES",
     "AcxHeader",
     "AcxStream",
     "AcxChunk",
@@ -51,21 +58,20 @@ __all__ = [
     "read_header",
     "read_chunks_in_range",
     "chunk_spans",
+    "chunk_order",
 ]
 
 MAGIC = b"ACX1"
-FORMAT_MAJOR = 1  # incompatible changes bump this; readers reject other majors
-FORMAT_MINOR = 0  # compatible additions (ancillary chunks, trailing header fields)
+FORMAT_MAJOR = 2  # incompatible changes bump this; readers reject other majors
+FORMAT_MINOR = 0  # compatible additions (trailing header fields)
 MAX_CHUNK_BODY_BYTES = 1 << 26  # 64 MiB: far above a few seconds of any sane payload
+MAX_HEADER_BYTES = 1 << 24  # 16 MiB: 255 embedded profiles of 4096 floats fit easily
 
 PREAMBLE_LAYOUT = [("magic", "bytes4"), ("format_major", "u8"), ("format_minor", "u8"), ("flags", "u16")]
-CHUNK_FRAME_LAYOUT = [("tag", "bytes4"), ("body_length_bytes", "u32")]  # then body, then crc32 u32
-DATA_LAYOUT = [("channel_index", "u16"), ("start_frame", "u32"), ("frame_count", "u32")]  # then coded bytes
-ENDS_LAYOUT = [("data_chunk_count", "u32"), ("payload_total_bytes", "u64")]
+HEADER_FRAME_LAYOUT = [("header_length_bytes", "varint")]  # then body, then crc32 u32
+CHUNK_LAYOUT = [("coded_length_bytes", "varint")]  # then coded bytes, then crc32 u32
 PREAMBLE_BYTES = 8
-CHUNK_OVERHEAD_BYTES = 12  # tag + length + crc32
-
-TAG_HEAD, TAG_DATA, TAG_ENDS = b"HEAD", b"DATA", b"ENDS"
+CRC_BYTES = 4
 
 
 @dataclass
@@ -113,40 +119,44 @@ class AcxStream(AcxHeader):
 
 
 def chunk_spans(n_frames: int, chunk_frames: int) -> Iterator[tuple[int, int]]:
-    """The ``(start_frame, end_frame)`` of each DATA chunk a writer should emit per channel."""
+    """The ``(start_frame, end_frame)`` of each chunk span (one DATA chunk per channel each)."""
     for start in range(0, n_frames, chunk_frames):
         yield start, min(n_frames, start + chunk_frames)
 
 
+def chunk_order(header: AcxHeader) -> Iterator[tuple[int, int, int]]:
+    """``(channel, start_frame, n_frames)`` of every chunk, in file order."""
+    for start, end in chunk_spans(header.n_frames, header.chunk_frames):
+        for channel in range(header.channels):
+            yield channel, start, end - start
+
+
+def _chunk_crc(index: int, length_field: bytes, coded: bytes) -> int:
+    """CRC-32 of the chunk's index (u32 LE), its length field and its coded bytes."""
+    return crc32(index.to_bytes(4, "little"), length_field, coded)
+
+
 # --------------------------------------------------------------------------- writing
-def _chunk_bytes(tag: bytes, body: bytes, crc_prefix: bytes = b"") -> bytes:
-    """Frame a chunk; ``crc_prefix`` (the preamble, for HEAD) is covered by the CRC but not written."""
-    if len(body) > MAX_CHUNK_BODY_BYTES:
-        raise FormatError(f"{tag.decode()} chunk body of {len(body)} bytes exceeds the {MAX_CHUNK_BODY_BYTES}-byte limit")
-    head = tag + len(body).to_bytes(4, "little")
-    return head + body + crc32(crc_prefix, head, body).to_bytes(4, "little")
-
-
 def _preamble() -> bytes:
     w = Writer()
     w.fields(PREAMBLE_LAYOUT, {"magic": MAGIC, "format_major": FORMAT_MAJOR, "format_minor": FORMAT_MINOR, "flags": 0})
     return w.bytes()
 
 
-def _data_body(header: AcxHeader, chunk: AcxChunk) -> bytes:
-    _check_chunk(header, chunk.channel, chunk.start_frame, chunk.n_frames, "chunk to write")
-    w = Writer()
-    w.fields(DATA_LAYOUT, {"channel_index": chunk.channel, "start_frame": chunk.start_frame, "frame_count": chunk.n_frames})
-    return w.bytes() + bytes(chunk.data)
+def _header_bytes(header: AcxHeader) -> bytes:
+    """Preamble + header frame (length, body, CRC over preamble, length and body)."""
+    body = serialize_header_body(header)
+    if len(body) > MAX_HEADER_BYTES:
+        raise FormatError(f"header of {len(body)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
+    pre, length = _preamble(), varint_bytes(len(body))
+    return pre + length + body + crc32(pre, length, body).to_bytes(CRC_BYTES, "little")
 
 
-def _check_chunk(header: AcxHeader, channel: int, start: int, n: int, where: str) -> None:
-    if not 0 <= channel < header.channels:
-        raise FormatError(f"{where}: channel {channel} out of range 0..{header.channels - 1}")
-    if not 1 <= n <= header.chunk_frames:
-        raise FormatError(f"{where}: frame count {n} out of range 1..{header.chunk_frames}")
-    if start < 0 or start + n > header.n_frames:
-        raise FormatError(f"{where}: frames {start}..{start + n} exceed the file's {header.n_frames} frames")
+def _chunk_bytes(index: int, data: bytes) -> bytes:
+    if len(data) > MAX_CHUNK_BODY_BYTES:
+        raise FormatError(f"chunk {index} of {len(data)} bytes exceeds the {MAX_CHUNK_BODY_BYTES}-byte limit")
+    length = varint_bytes(len(data))
+    return length + data + _chunk_crc(index, length, data).to_bytes(CRC_BYTES, "little")
 
 
 class AcxWriter:
@@ -154,8 +164,9 @@ class AcxWriter:
 
     Use as a context manager. With a path the file appears atomically (temp
     file + rename) when the block exits without error; with a file object the
-    bytes go straight to it. Chunks of each channel must come in frame order
-    and, at close, cover all ``n_frames`` frames.
+    bytes go straight to it. Chunks must come in file order
+    (:func:`chunk_order`: for each span, channel 0, 1, ...) and, at close,
+    all of them must have been written.
     """
 
     def __init__(self, target: str | os.PathLike | BinaryIO, header: AcxHeader) -> None:
@@ -164,9 +175,8 @@ class AcxWriter:
         self._target = target
         self._ctx = None
         self._fh: BinaryIO | None = None
-        self._next_frame = [0] * header.channels
+        self._order = list(chunk_order(header))
         self._count = 0
-        self._payload = 0
 
     def __enter__(self) -> "AcxWriter":
         if isinstance(self._target, (str, os.PathLike)):
@@ -174,28 +184,25 @@ class AcxWriter:
             self._fh = self._ctx.__enter__()
         else:
             self._fh = self._target
-        pre = _preamble()
-        self._fh.write(pre + _chunk_bytes(TAG_HEAD, serialize_header_body(self.header), crc_prefix=pre))
+        self._fh.write(_header_bytes(self.header))
         return self
 
     def write_chunk(self, chunk: AcxChunk) -> None:
-        if chunk.channel < self.header.channels and chunk.start_frame != self._next_frame[chunk.channel]:
-            raise FormatError(f"chunk for channel {chunk.channel} starts at frame {chunk.start_frame}, expected {self._next_frame[chunk.channel]}")
-        body = _data_body(self.header, chunk)
+        if self._count >= len(self._order):
+            raise FormatError(f"chunk for channel {chunk.channel} at frame {chunk.start_frame}: the file has only {len(self._order)} chunks")
+        want = self._order[self._count]
+        if (chunk.channel, chunk.start_frame, chunk.n_frames) != want:
+            raise FormatError(f"chunk (channel {chunk.channel}, frames {chunk.start_frame}+{chunk.n_frames}) out of order: "
+                              f"expected channel {want[0]} at frame {want[1]} ({want[2]} frames)")
         assert self._fh is not None, "use AcxWriter as a context manager"
-        self._fh.write(_chunk_bytes(TAG_DATA, body))
-        self._next_frame[chunk.channel] = chunk.end_frame
+        self._fh.write(_chunk_bytes(self._count, bytes(chunk.data)))
         self._count += 1
-        self._payload += len(chunk.data)
 
     def _finish(self) -> None:
-        missing = [c for c, f in enumerate(self._next_frame) if f != self.header.n_frames]
-        if missing:
-            raise FormatError(f"channel {missing[0]} covers frames 0..{self._next_frame[missing[0]]} of {self.header.n_frames}")
-        w = Writer()
-        w.fields(ENDS_LAYOUT, {"data_chunk_count": self._count, "payload_total_bytes": self._payload})
-        assert self._fh is not None
-        self._fh.write(_chunk_bytes(TAG_ENDS, w.bytes()))
+        if self._count != len(self._order):
+            channel, start, _ = self._order[self._count]
+            raise FormatError(f"channel {channel} covers frames 0..{start} of {self.header.n_frames}: "
+                              f"{self._count} of {len(self._order)} chunks written")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -210,9 +217,11 @@ class AcxWriter:
 
 
 def write_acx(stream: AcxStream, target: str | os.PathLike | BinaryIO) -> None:
-    """Write ``stream`` to a path (atomically) or a binary file object."""
+    """Write ``stream`` to a path (atomically) or a binary file object; chunks in any order."""
+    position = {(channel, start): i for i, (channel, start, _) in enumerate(chunk_order(stream.header))}
+    chunks = sorted(stream.chunks, key=lambda c: position.get((c.channel, c.start_frame), len(position)))
     with AcxWriter(target, stream.header) as writer:
-        for chunk in stream.chunks:
+        for chunk in chunks:
             writer.write_chunk(chunk)
 
 
@@ -230,7 +239,8 @@ class AcxReader:
     Parameters
     ----------
     source : path, bytes or binary file object
-        Seekable sources are read lazily; unseekable ones are read into memory.
+        Seekable sources are read lazily from their current position (which
+        is where the file starts); unseekable ones are read into memory.
 
     Attributes
     ----------
@@ -258,6 +268,11 @@ class AcxReader:
             self.close()
             raise
 
+    @property
+    def data_offset(self) -> int:
+        """Bytes of preamble and header: where the first chunk starts, from the file's start."""
+        return self._data_start
+
     def close(self) -> None:
         if self._own:
             self._fh.close()
@@ -278,23 +293,23 @@ class AcxReader:
             raise FormatError(f"acx: truncated {what} at byte {at}: needs {n} bytes, file has {len(data)}")
         return data
 
-    def _read_frame(self) -> tuple[bytes, int, int]:
-        """Read a chunk's tag and length; return ``(tag, body_length, offset)`` after bounding it."""
+    def _read_length(self, what: str, limit: int) -> tuple[int, bytes, int]:
+        """Read a varint length field; return ``(value, its bytes, its offset)`` after bounding it."""
         at = self._pos()
-        head = self._read_exact(8, "chunk header")
-        tag, length = head[:4], int.from_bytes(head[4:], "little")
-        left = self._size - at - CHUNK_OVERHEAD_BYTES
-        if length > MAX_CHUNK_BODY_BYTES or length > left:
-            raise FormatError(f"acx: chunk {tag!r} at byte {at} declares {length} body bytes; only {max(left, 0)} remain (limit {MAX_CHUNK_BODY_BYTES})")
-        self._last_head = head
-        return tag, length, at
+        raw = bytearray()
 
-    def _read_body(self, tag: bytes, length: int, at: int, crc_prefix: bytes = b"") -> bytes:
-        body = self._read_exact(length, f"{tag!r} chunk body")
-        stored = int.from_bytes(self._read_exact(4, "chunk CRC"), "little")
-        if crc32(crc_prefix, self._last_head, body) != stored:
-            raise FormatError(f"acx: CRC mismatch in {tag!r} chunk at byte {at}")
-        return body
+        def next_byte() -> int | None:
+            b = self._fh.read(1) if len(raw) < MAX_VARINT_BYTES else b""
+            if not b:
+                return None
+            raw.append(b[0])
+            return b[0]
+
+        value = parse_varint(next_byte, f"acx: byte {at}", what)
+        left = self._size - self._pos() - CRC_BYTES
+        if value > limit or value > left:
+            raise FormatError(f"acx: {what} at byte {at} declares {value} bytes; only {max(left, 0)} remain (limit {limit})")
+        return value, bytes(raw), at
 
     def _read_head(self) -> AcxHeader:
         pre_bytes = self._read_exact(PREAMBLE_BYTES, "preamble")
@@ -302,89 +317,60 @@ class AcxReader:
         if pre["magic"] != MAGIC:
             raise FormatError(f"not an .acx file: magic {pre['magic']!r}, expected {MAGIC!r}")
         if pre["format_major"] != FORMAT_MAJOR:
-            raise FormatError(f"unsupported .acx format version {pre['format_major']}.{pre['format_minor']} (this reader supports {FORMAT_MAJOR}.x)")
+            raise FormatError(f"unsupported .acx format version {pre['format_major']}.{pre['format_minor']} "
+                              f"(this reader supports {FORMAT_MAJOR}.x; re-encode the source audio)")
         if pre["flags"] != 0:
             raise FormatError(f"acx: unknown flags 0x{pre['flags']:04x} in preamble")
         self.format_minor = pre["format_minor"]
-        tag, length, at = self._read_frame()
-        if tag != TAG_HEAD:
-            raise FormatError(f"acx: expected HEAD chunk at byte {at}, found {tag!r}")
-        body = self._read_body(tag, length, at, crc_prefix=pre_bytes)
-        header = parse_header_body(body, f"HEAD chunk at byte {at}", allow_trailing=self.format_minor > FORMAT_MINOR)
+        length, raw, at = self._read_length("header_length_bytes", MAX_HEADER_BYTES)
+        body = self._read_exact(length, "header")
+        stored = int.from_bytes(self._read_exact(CRC_BYTES, "header CRC"), "little")
+        if crc32(pre_bytes, raw, body) != stored:
+            raise FormatError(f"acx: CRC mismatch in the header at byte {at}")
+        header = parse_header_body(body, f"acx header at byte {at}", allow_trailing=self.format_minor > FORMAT_MINOR)
         self._data_start = self._pos()
         return header
 
-    def iter_chunks(self, start_frame: int = 0, end_frame: int | None = None, channels: list[int] | None = None, check_complete: bool = True) -> Iterator[AcxChunk]:
+    def iter_chunks(self, start_frame: int = 0, end_frame: int | None = None, channels: list[int] | None = None) -> Iterator[AcxChunk]:
         """Yield the DATA chunks overlapping ``[start_frame, end_frame)`` in file order.
 
-        Chunks outside the range are skipped without reading (or checking)
-        their bodies. With the full range and ``check_complete`` the whole
-        payload structure is checked (contiguous chunks per channel, the ENDS
-        record), so truncation at a chunk boundary is detected.
+        Chunks outside the range are skipped by their length field without
+        reading (or checking) their bytes, and reading stops after the last
+        span the range needs. A read of the whole range checks every CRC,
+        that every chunk is present and that nothing follows the last one.
         """
         h = self.header
         end_frame = h.n_frames if end_frame is None else end_frame
         full = start_frame <= 0 and end_frame >= h.n_frames and channels is None
         self._fh.seek(self._base + self._data_start)
-        next_frame = [0] * h.channels
-        count = payload = 0
-        while True:
-            if self._pos() >= self._size:
-                raise FormatError(f"acx: truncated: no ENDS chunk after {count} DATA chunks (byte {self._pos()})")
-            tag, length, at = self._read_frame()
-            if tag == TAG_DATA:
-                if length < 10:
-                    raise FormatError(f"acx: DATA chunk at byte {at} is too short ({length} bytes)")
-                # A full read checks the CRC before trusting any field; a range
-                # read peeks at the 10 fixed bytes to skip unwanted bodies.
-                body = self._read_body(tag, length, at) if full else self._read_exact(10, "DATA chunk fields")
-                fixed = Reader(body[:10], f"DATA chunk at byte {at}").fields(DATA_LAYOUT)
-                ch, s, n = fixed["channel_index"], fixed["start_frame"], fixed["frame_count"]
-                _check_chunk(h, ch, s, n, f"acx: DATA chunk at byte {at}")
-                if full and check_complete and s != next_frame[ch]:
-                    raise FormatError(f"acx: DATA chunk at byte {at} starts at frame {s}; channel {ch} continues at {next_frame[ch]}")
-                next_frame[ch] = s + n
-                count += 1
-                payload += length - 10
-                wanted = s < end_frame and s + n > start_frame and (channels is None or ch in channels)
-                if wanted:
-                    if not full:
-                        self._fh.seek(self._base + at + 8)
-                        body = self._read_body(tag, length, at)
-                    yield AcxChunk(ch, s, n, body[10:])
-                else:
-                    self._fh.seek(self._base + at + 8 + length + 4)
-                    if self._pos() > self._size:
-                        raise FormatError(f"acx: truncated DATA chunk at byte {at}")
-            elif tag == TAG_ENDS:
-                body = self._read_body(tag, length, at)
-                r = Reader(body, f"ENDS chunk at byte {at}")
-                ends = r.fields(ENDS_LAYOUT)
-                r.expect_end(allow_trailing=self.format_minor > FORMAT_MINOR)
-                if ends["data_chunk_count"] != count or ends["payload_total_bytes"] != payload:
-                    raise FormatError(f"acx: ENDS chunk at byte {at} records {ends['data_chunk_count']} chunks / {ends['payload_total_bytes']} bytes, found {count} / {payload}")
-                if self._pos() != self._size:
-                    raise FormatError(f"acx: {self._size - self._pos()} trailing bytes after the ENDS chunk")
-                if full and check_complete:
-                    short = [c for c, f in enumerate(next_frame) if f != h.n_frames]
-                    if short:
-                        raise FormatError(f"acx: channel {short[0]} payload ends at frame {next_frame[short[0]]} of {h.n_frames}")
+        for index, (ch, start, n) in enumerate(chunk_order(h)):
+            if start >= end_frame and not full:
                 return
-            elif tag[:1].islower() and self.format_minor > FORMAT_MINOR:
-                self._read_body(tag, length, at)  # ancillary chunk of a newer minor version: skip
-            else:
-                raise FormatError(f"acx: unknown chunk type {tag!r} at byte {at}")
+            if self._pos() >= self._size:
+                raise FormatError(f"acx: truncated: {index} of {h.n_chunks} chunks present (byte {self._pos()})")
+            length, raw, at = self._read_length(f"chunk {index} coded_length_bytes", MAX_CHUNK_BODY_BYTES)
+            wanted = start < end_frame and start + n > start_frame and (channels is None or ch in channels)
+            if not wanted:
+                self._fh.seek(self._base + self._pos() + length + CRC_BYTES)
+                continue
+            coded = self._read_exact(length, f"chunk {index}")
+            stored = int.from_bytes(self._read_exact(CRC_BYTES, "chunk CRC"), "little")
+            if _chunk_crc(index, raw, coded) != stored:
+                raise FormatError(f"acx: CRC mismatch in chunk {index} (channel {ch}, frame {start}) at byte {at}")
+            yield AcxChunk(ch, start, n, coded)
+        if full and self._pos() != self._size:
+            raise FormatError(f"acx: {self._size - self._pos()} trailing bytes after the last chunk")
 
 
 def read_acx(source: str | os.PathLike | bytes | BinaryIO) -> AcxStream:
-    """Read and fully check an ``.acx`` (every CRC, chunk coverage, ENDS record)."""
+    """Read and fully check an ``.acx`` (every CRC, every chunk present, nothing after the last)."""
     with AcxReader(source) as reader:
         chunks = list(reader.iter_chunks())
         return AcxStream.from_header(reader.header, chunks)
 
 
 def read_header(source: str | os.PathLike | bytes | BinaryIO) -> AcxHeader:
-    """Read only the preamble and HEAD chunk (for ``info``); the payload is not touched."""
+    """Read only the preamble and header (for ``info``); the payload is not touched."""
     with AcxReader(source) as reader:
         return reader.header
 

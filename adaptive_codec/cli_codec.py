@@ -299,10 +299,16 @@ def _report_failures(failures: list) -> None:
 
 
 def _summarise(output: Path, entries) -> None:
+    from .archive import read_member
+    from .bitstream import read_header
+
     _report_entries(entries)
     for e in entries:
-        for start, end, label, prof in e.metadata.get("segments", []):
-            typer.echo(f"  {e.name}: {start:7.2f}-{end:7.2f} s  {label:9s} -> {prof}")
+        header = read_header(read_member(output, e.name))  # routing is in each member's header
+        for s in header.segments_for_channel(0):
+            typer.echo(f"  {e.name}: {s.start_frame / header.frame_rate_hz:7.2f}-"
+                       f"{s.end_frame / header.frame_rate_hz:7.2f} s  {s.label:9s} -> "
+                       f"{header.profiles[s.profile_index].name}")
     orig = sum(e.original_size_bytes for e in entries)
     size = output.stat().st_size
     dur = sum(e.duration_s for e in entries)

@@ -7,15 +7,23 @@ channel is resampled to 24 kHz, encoded by the shared backbone in chunks,
 entropy-coded chunk by chunk and written as an ``.acx`` stream.
 
 Decoding needs no classifier and no profile files: the profile table in the
-stream carries every profile's parameters and conditioning vector. It does
-need the exact backbone weights the stream names; any other weights are a
-clear error, never garbage audio.
+stream names each built-in profile (whose embedding is in the weights) and
+carries every custom profile's parameters and conditioning vector. It does
+need the exact backbone weights and entropy tables the stream names; any
+others are a clear error, never garbage audio.
+
+The entropy tables (context model of the RVQ indices) live next to the
+weights in ``entropy.safetensors``, built for exactly those weights by
+``adaptive-codec train entropy``. Without a matching table the codec falls
+back to the weights' own per-level priors, with a warning: files are then
+about a quarter larger, and decode only with the same fallback.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +35,13 @@ import torch
 from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, resample, validate_audio
 from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
 from .profiles import Profile, ProfileRegistry
+
+#: File name of the entropy tables, next to the backbone weights they belong to.
+ENTROPY_TABLE_NAME = "entropy.safetensors"
+
+
+class EntropyTableWarning(UserWarning):
+    """The entropy tables next to the weights are missing or belong to other weights."""
 
 _CONDITIONING_KEY = "embedding"
 #: Side below this fraction of the mid's RMS (-30 dB) is not coded at all:
@@ -65,18 +80,24 @@ class AdaptiveCodec:
     chunk_frames : int
         Frames per entropy-coded chunk (450 frames = 6 s: the unit of range
         decoding; longer chunks cost fewer header bytes).
+    entropy_model : EntropyModel, optional
+        Tables to code RVQ indices with; by default the shipped
+        ``entropy.safetensors`` when it was built for these weights (see
+        :func:`entropy_model_for`).
     """
 
     def __init__(self, backbone, weights_meta: dict[str, str], registry: ProfileRegistry,
-                 classifier=None, chunk_frames: int = 450) -> None:
-        from .entropy import EntropyModel
-
+                 classifier=None, chunk_frames: int = 450, entropy_model=None) -> None:
         self.backbone = backbone
         self.weights_meta = dict(weights_meta)
         self.registry = registry
         self._classifier = classifier
         self.chunk_frames = chunk_frames
-        self.entropy_model = EntropyModel.from_logits(coding_prior_logits(backbone.prior_logits))
+        if entropy_model is None:
+            from .resources import weights_dir
+
+            entropy_model = entropy_model_for(backbone, self.weights_meta, weights_dir() / ENTROPY_TABLE_NAME)
+        self.entropy_model = entropy_model
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -98,7 +119,8 @@ class AdaptiveCodec:
             from .classifier import ContentClassifier
 
             clf = ContentClassifier.load(classifier)
-        return cls(model, meta, ProfileRegistry.default(profiles_dirs), classifier=clf)
+        entropy = entropy_model_for(model, meta, path.with_name(ENTROPY_TABLE_NAME))
+        return cls(model, meta, ProfileRegistry.default(profiles_dirs), classifier=clf, entropy_model=entropy)
 
     @property
     def classifier(self):
@@ -202,7 +224,7 @@ class AdaptiveCodec:
                   progress: Callable[[float], None] | None = None) -> list[PlannedSegment]:
         """Encode to a path (written atomically) or binary file object; returns the plan."""
         from .backbone.streaming import encode_signal
-        from .bitstream import AcxChunk, AcxHeader, AcxWriter, ProfileEntry, SegmentEntry
+        from .bitstream import AcxChunk, AcxHeader, AcxWriter, chunk_order
         from .entropy import encode_frames
 
         x = as_channels_first(audio)
@@ -225,38 +247,49 @@ class AdaptiveCodec:
         index: dict[str, int] = {}
         for seg in plan:
             if seg.profile.name not in index:
-                prior, vec = self._prior_and_vector(seg.profile)
                 index[seg.profile.name] = len(entries)
-                entries.append(ProfileEntry(seg.profile.name, prior, _stream_parameters(seg.profile), vec))
+                entries.append(self._profile_entry(seg.profile))
         header = AcxHeader(
             original_sample_rate_hz=int(sample_rate_hz), channels=int(x.shape[0]),
             length_samples=int(x.shape[-1]), internal_sample_rate_hz=cfg.sample_rate_hz,
             hop_samples=cfg.hop, n_frames=n_frames, codebook_size=cfg.codebook_size,
-            max_levels=cfg.n_levels, weights_id=self.weights_meta["weights_id"],
-            weights_sha256=self.weights_meta["sha256"],
-            entropy_model_digest=self.entropy_model.digest(),
+            max_levels=cfg.n_levels, weights_version=self.weights_meta["weights_id"].rsplit("+", 1)[0],
+            weights_sha256_prefix=self.weights_meta["sha256"][:16],
+            entropy_digest_prefix=self.entropy_model.digest()[:16],
             profiles=entries,
             segments=_segment_table(plan, index, side_scale),
             stereo_mode="mid_side" if mid_side else ("mono" if x.shape[0] == 1 else "independent"),
             chunk_frames=self.chunk_frames,
         )
         cond = self._frame_conditioning(header, 0)
+        # Codes of every channel first (small: levels x frames int16), then the
+        # chunks in file order (each time span: channel 0, 1, ...).
+        codes = []
+        for ch in range(x.shape[0]):
+            max_levels = max(s.n_q for s in header.segments_for_channel(ch))
+            if max_levels == 0:
+                codes.append(np.zeros((1, n_frames), np.int16))
+            else:
+                signal = _to_internal(x[ch], sample_rate_hz, cfg.sample_rate_hz)
+                codes.append(encode_signal(self.backbone, signal, cond, max_levels))
+            if progress is not None:
+                progress((ch + 1) / x.shape[0])
         with AcxWriter(target, header) as writer:
-            for ch in range(x.shape[0]):
-                max_levels = max(s.n_q for s in header.segments_for_channel(ch))
-                if max_levels == 0:
-                    codes = np.zeros((1, n_frames), np.int16)
-                else:
-                    signal = _to_internal(x[ch], sample_rate_hz, cfg.sample_rate_hz)
-                    codes = encode_signal(self.backbone, signal, cond, max_levels)
-                for a in range(0, n_frames, self.chunk_frames):
-                    b = min(n_frames, a + self.chunk_frames)
-                    depths, priors, _ = header.frame_layout(ch, a, b)
-                    data = encode_frames(self.entropy_model, codes[:, a:b], depths, priors)
-                    writer.write_chunk(AcxChunk(ch, a, b - a, data))
-                if progress is not None:
-                    progress((ch + 1) / x.shape[0])
+            for ch, a, n in chunk_order(header):
+                depths, priors, _ = header.frame_layout(ch, a, a + n)
+                data = encode_frames(self.entropy_model, codes[ch][:, a : a + n], depths, priors)
+                writer.write_chunk(AcxChunk(ch, a, n, data))
         return plan
+
+    def _profile_entry(self, profile: Profile):
+        """Profile-table row: a reference for a built-in, everything for a custom profile."""
+        from .bitstream import ProfileEntry
+
+        builtins = self.backbone.config.profiles
+        if profile.name in builtins and profile.conditioning is None:
+            return ProfileEntry.builtin(profile.name, builtins.index(profile.name))
+        prior, vec = self._prior_and_vector(profile)
+        return ProfileEntry(profile.name, prior, _stream_parameters(profile), vec)
 
     # -- decode ---------------------------------------------------------------
     def decode(self, source, start_s: float | None = None, end_s: float | None = None
@@ -269,13 +302,18 @@ class AdaptiveCodec:
             At the original sample rate and exact length (or the requested range).
         sample_rate_hz : int
         """
+        from .bitstream import AcxReader
+
+        # One reader for header and chunks: a file object is read from the
+        # position it was given at, once.
+        with AcxReader(bytes(source) if isinstance(source, (bytearray, memoryview)) else source) as reader:
+            return self._decode(reader, start_s, end_s)
+
+    def _decode(self, reader, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, int]:
         from .backbone.streaming import context_frames, decode_signal
-        from .bitstream import read_chunks_in_range, read_header
         from .entropy import decode_frames
 
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            source = bytes(source)
-        header = read_header(source)
+        header = reader.header
         self._check_compatible(header)
         cfg = self.backbone.config
         sr = header.original_sample_rate_hz
@@ -293,7 +331,7 @@ class AdaptiveCodec:
         b = min(-(-n_internal // hop), int(math.ceil((end_s + margin_s) * cfg.sample_rate_hz / hop)))
         ctx = context_frames(self.backbone)
         fa, fb = max(0, a - ctx), min(header.n_frames, b + 1 + ctx)
-        _, chunks = read_chunks_in_range(source, fa, fb)
+        chunks = list(reader.iter_chunks(fa, fb))
         codes = np.zeros((header.max_levels, header.n_frames), np.int16)
         depth_all = np.zeros((header.channels, header.n_frames), np.int64)
         channels = []
@@ -328,13 +366,16 @@ class AdaptiveCodec:
         return (out[0] if header.channels == 1 else out), sr
 
     def _check_compatible(self, header) -> None:
-        if header.weights_sha256 != self.weights_meta["sha256"]:
+        if header.weights_sha256_prefix != self.weights_meta["sha256"][:16]:
             raise FormatError(
                 f"stream was encoded with backbone weights {header.weights_id}; this installation "
                 f"has {self.weights_meta['weights_id']} - install the adaptive-codec version "
                 "that wrote it to decode it")
-        if header.entropy_model_digest != self.entropy_model.digest():
-            raise FormatError("stream's entropy model does not match the installed weights")
+        if header.entropy_digest_prefix != self.entropy_model.digest()[:16]:
+            raise FormatError(
+                f"stream was coded with entropy tables {header.entropy_digest_prefix}; this "
+                f"installation uses {self.entropy_model.digest()[:16]} with the same weights "
+                f"(a rebuilt or missing {ENTROPY_TABLE_NAME}?)")
         cfg = self.backbone.config
         if (header.hop_samples, header.internal_sample_rate_hz, header.codebook_size) != (
                 cfg.hop, cfg.sample_rate_hz, cfg.codebook_size):
@@ -343,7 +384,14 @@ class AdaptiveCodec:
     def _frame_conditioning(self, header, channel: int) -> torch.Tensor:
         cond = torch.zeros(header.n_frames, self.backbone.config.cond_dim)
         for seg in header.segments_for_channel(channel):
-            vec = np.asarray(header.profiles[seg.profile_index].conditioning, np.float32)
+            entry = header.profiles[seg.profile_index]
+            if entry.is_builtin:
+                if entry.embedding_index >= self.backbone.profile_embedding.weight.shape[0]:
+                    raise FormatError(f"profile {entry.name!r}: embedding row {entry.embedding_index} "
+                                      "is not in the backbone")
+                vec = self.backbone.profile_embedding.weight[entry.embedding_index].detach().numpy()
+            else:
+                vec = np.asarray(entry.conditioning, np.float32)
             if vec.size != cond.shape[1]:
                 raise FormatError(f"profile {header.profiles[seg.profile_index].name!r}: "
                                   f"conditioning has {vec.size} values, backbone needs {cond.shape[1]}")
@@ -360,10 +408,49 @@ PRIOR_UNIFORM_SHARE = 0.1
 
 
 def coding_prior_logits(prior_logits: torch.Tensor) -> torch.Tensor:
-    """Logits the range coder uses: learned priors mixed with a little uniform."""
+    """Logits of the fallback coder: learned priors mixed with a little uniform."""
     probs = torch.softmax(prior_logits.detach().double(), dim=-1)
     k = probs.shape[-1]
     return torch.log((1 - PRIOR_UNIFORM_SHARE) * probs + PRIOR_UNIFORM_SHARE / k)
+
+
+def entropy_model_for(backbone, weights_meta: dict[str, str], table: Path):
+    """The entropy tables at ``table`` if built for these weights, else the weights' own priors.
+
+    The fallback (per-level priors without contexts, from the weights'
+    ``prior_logits``) codes about a quarter more bytes; a warning
+    (:class:`EntropyTableWarning`) says so and how to rebuild the tables.
+
+    Raises
+    ------
+    ModelError
+        If a table built for these weights does not fit the backbone's shape.
+    """
+    from .entropy import EntropyModel
+
+    cfg = backbone.config
+    reason = None
+    if not Path(table).is_file():
+        reason = f"no entropy tables at {table}"
+    else:
+        try:
+            model, meta = EntropyModel.load(table)
+        except FormatError as exc:
+            reason = str(exc)
+        else:
+            if meta.get("weights_sha256") != weights_meta["sha256"]:
+                reason = (f"{table} was built for weights {meta.get('weights_id')}, "
+                          f"not {weights_meta['weights_id']}")
+            elif (model.n_priors, model.n_levels, model.codebook_size) != (
+                    len(cfg.profiles), cfg.n_levels, cfg.codebook_size):
+                raise ModelError(f"{table}: tables of shape {model.frequencies.shape} do not fit the "
+                                 f"backbone ({len(cfg.profiles)} profiles, {cfg.n_levels} levels, "
+                                 f"{cfg.codebook_size} codes)")
+            else:
+                return model
+    warnings.warn(f"{reason}: coding with the weights' static priors (larger files); build matching "
+                  "tables with `adaptive-codec train entropy`", EntropyTableWarning, stacklevel=3)
+    return EntropyModel.from_logits(coding_prior_logits(backbone.prior_logits))
 
 
 def _segment_table(plan: list[PlannedSegment], index: dict[str, int], side_scale: int | None) -> list:
@@ -443,4 +530,5 @@ def _from_internal(signal: np.ndarray, internal: int, sr: int) -> np.ndarray:
     return np.asarray(y, dtype=np.float32).reshape(-1)
 
 
-__all__ = ["AdaptiveCodec", "PlannedSegment", "INTERNAL_SAMPLE_RATE_HZ", "load_conditioning"]
+__all__ = ["AdaptiveCodec", "PlannedSegment", "INTERNAL_SAMPLE_RATE_HZ", "ENTROPY_TABLE_NAME", "EntropyTableWarning",
+           "entropy_model_for", "load_conditioning"]

@@ -140,12 +140,11 @@ def member_metadata(path: Path, info, plan, frame_rate_hz: float, audio=None) ->
     mix: dict[str, float] = {}
     for s in plan:
         mix[s.label] = mix.get(s.label, 0.0) + (s.end_frame - s.start_frame) / total
+    # Routing, sample rate and channels are in the member's .acx header: the
+    # archive index does not repeat them (container overhead, issue 6).
     meta = {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
-            "class_mix": mix, "source_name": path.name, "sample_rate_hz": info.sample_rate_hz,
-            "channels": info.channels,
-            "segments": [[round(s.start_frame / frame_rate_hz, 3),
-                          round(s.end_frame / frame_rate_hz, 3), s.label, s.profile.name]
-                         for s in plan]}
+            "class_mix": {label: round(share, 4) for label, share in mix.items()},
+            "source_name": path.name}
     if audio is not None:
         meta["flac_size_bytes"] = flac_size_bytes(audio, info.sample_rate_hz)
     return meta

@@ -6,16 +6,19 @@ import hashlib
 
 import numpy as np
 
-from adaptive_codec.bitstream import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_spans
+from adaptive_codec.bitstream import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_order
 from adaptive_codec.entropy import EntropyModel, encode_frames
 
 LEVELS = 8
 K = 1024
 
 
-def entropy_model(seed: int = 0) -> EntropyModel:
+def entropy_model(seed: int = 0, contexts: int = 9) -> EntropyModel:
+    """Random context-model tables (``contexts`` groups per level, the last one the start context)."""
     rng = np.random.default_rng(seed)
-    return EntropyModel.from_logits(rng.normal(size=(3, LEVELS, K)) * 3)
+    logits = rng.normal(size=(3, LEVELS, contexts, K)) * 3
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    return EntropyModel.from_probabilities(probs, rng.integers(0, contexts, (LEVELS, K)), contexts - 1)
 
 
 def make_stream(
@@ -26,21 +29,21 @@ def make_stream(
     model: EntropyModel | None = None,
     cond_dim: int = 32,
 ) -> tuple[AcxStream, np.ndarray, EntropyModel]:
-    """A stereo stream with a custom profile, shared and per-channel segments.
+    """A stream with a built-in and two custom profiles and per-channel segments.
 
     Returns the stream, the codes (channels, LEVELS, n_frames) and the model.
     """
     model = model or entropy_model(seed)
     rng = np.random.default_rng(seed)
     profiles = [
-        ProfileEntry("speech", 0, {"bitrate_kbps": 3.0, "description": "built-in"}, np.arange(cond_dim, dtype=np.float32) / 7),
+        ProfileEntry.builtin("speech", 0),
         ProfileEntry("podcast", 0, {"base": "speech", "bitrate_kbps": 4.5, "loss_weights": {"mel": 1.0}}, np.linspace(-1, 1, cond_dim, dtype=np.float32)),
-        ProfileEntry("music", 1, {"bitrate_kbps": 6}, np.ones(cond_dim, np.float32)),
+        ProfileEntry("orchestral", 1, {"bitrate_kbps": 6}, np.ones(cond_dim, np.float32)),
     ]
     cut = n_frames // 3
     segments = [
         SegmentEntry(0, cut, 1, 4, "podcast", 0.8, channel=0),
-        SegmentEntry(cut, n_frames, 2, 8, "music", 0.6, channel=0),
+        SegmentEntry(cut, n_frames, 2, 8, "music", 0.6, channel=0),  # label not a profile name
     ]
     for c in range(1, channels):
         segments.append(SegmentEntry(0, n_frames, 0, 3, "speech", 0.95, channel=c))
@@ -53,25 +56,24 @@ def make_stream(
         n_frames=n_frames,
         codebook_size=K,
         max_levels=LEVELS,
-        weights_id="0.dev1200+1a2b3c4d5e6f7a8b",
-        weights_sha256=hashlib.sha256(b"weights").hexdigest(),
-        entropy_model_digest=model.digest(),
+        weights_version="0.dev1200",
+        weights_sha256_prefix=hashlib.sha256(b"weights").hexdigest()[:16],
+        entropy_digest_prefix=model.digest()[:16],
         profiles=profiles,
         segments=segments,
-        stereo_mode="dual_mono" if channels > 1 else "mono",
+        stereo_mode="independent" if channels > 1 else "mono",
         chunk_frames=chunk_frames,
     )
     codes = rng.integers(0, K, (channels, LEVELS, n_frames))
     chunks = []
-    for start, end in chunk_spans(n_frames, chunk_frames):
-        for c in range(channels):
-            depths, priors, _ = header.frame_layout(c, start, end)
-            chunks.append(AcxChunk(c, start, end - start, encode_frames(model, codes[c, :, start:end], depths, priors)))
+    for c, start, n in chunk_order(header):
+        depths, priors, _ = header.frame_layout(c, start, start + n)
+        chunks.append(AcxChunk(c, start, n, encode_frames(model, codes[c, :, start : start + n], depths, priors)))
     return AcxStream.from_header(header, chunks), codes, model
 
 
 def tiny_stream() -> AcxStream:
-    """The worked example of docs/FORMAT.md: mono, 2 frames, one profile, one chunk."""
+    """The worked example of docs/FORMAT.md: mono, 2 frames, a built-in and a custom profile, one chunk."""
     model = EntropyModel.uniform(1, 1, 16, precision_bits=8)
     header = AcxHeader(
         original_sample_rate_hz=16000,
@@ -82,11 +84,11 @@ def tiny_stream() -> AcxStream:
         n_frames=2,
         codebook_size=16,
         max_levels=1,
-        weights_id="w1",
-        weights_sha256="11" * 32,
-        entropy_model_digest="22" * 32,
-        profiles=[ProfileEntry("speech", 0, {"n_q": 1}, np.array([0.5, -1.0], np.float32))],
-        segments=[SegmentEntry(0, 2, 0, 1, "speech", 1.0)],
+        weights_version="w1",
+        weights_sha256_prefix="11" * 8,
+        entropy_digest_prefix="22" * 8,
+        profiles=[ProfileEntry.builtin("speech", 0), ProfileEntry("lecture", 0, {"n_q": 1}, np.array([0.5, -1.0], np.float32))],
+        segments=[SegmentEntry(0, 1, 0, 1, "speech", 1.0), SegmentEntry(1, 2, 1, 1, "talk", 0.6)],
         stereo_mode="mono",
         chunk_frames=225,
     )

@@ -64,8 +64,8 @@ def test_append(archive):
     assert read_member(path, "late/extra.acx") == b"\x01\x02"
     assert all(read_member(path, n) == d for n, d, _ in members)
     # Old entries are byte-identical in place: only the index and end record moved.
-    old_index = list_archive(path)[2]
-    assert path.read_bytes()[: old_index.data_offset + old_index.size_bytes] == before[: old_index.data_offset + old_index.size_bytes]
+    old_end = list_archive(path)[2].end_offset
+    assert path.read_bytes()[:old_end] == before[:old_end]
     assert verify_archive(path).ok
     with pytest.raises(FormatError, match="duplicate"):
         append_to_archive(path, [("show/ep0.acx", b"", {})])
@@ -157,7 +157,7 @@ def test_salvage_after_index_damage(archive, tmp_path):
     assert not report.ok and "index" in report.problems[0]
     # Damage one member's data as well: salvage recovers the others.
     first = members[0][1]
-    at = bytes(data).index(first) + 40
+    at = bytes(data).index(first[-100:]) + 40  # in its payload (its header is stored packed)
     data[at] ^= 0x01
     path.write_bytes(bytes(data))
     out = tmp_path / "salvaged"
@@ -173,7 +173,7 @@ def test_verify_reports_member_damage(archive):
     path, members = archive
     entry = list_archive(path)[1]
     data = bytearray(path.read_bytes())
-    data[entry.data_offset + 3] ^= 0x10
+    data[entry.end_offset - 30] ^= 0x10
     path.write_bytes(bytes(data))
     report = verify_archive(path)
     assert not report.ok
@@ -209,16 +209,74 @@ def test_crafted_hostile_name_with_valid_crcs(tmp_path):
 
     from adaptive_codec import _aca_format as aca
 
-    values = aca.entry_values("x", b"evil", {})
-    values["name"] = "../escape"  # bypass the writer's normalisation
+    record, crc = aca.entry_record("../escape", b"evil")  # bypass the writer's normalisation
     buf = io.BytesIO()
-    buf.write(aca.preamble())
-    head = aca.local_header(values)
-    buf.write(head + b"evil")
-    aca.write_tail(buf, [{"local_header_offset": 8, **values}], 8 + len(head) + 4)
+    buf.write(aca.preamble() + aca.dictionary_record(b""))
+    buf.write(record)
+    aca.write_tail(buf, [aca.entry_values("../escape", b"evil", {}, crc, len(record))], buf.tell())
     path = tmp_path / "crafted.aca"
     path.write_bytes(buf.getvalue())
     for kwargs in ({}, {"salvage": True}):
         with pytest.raises(FormatError):
             extract_archive(path, tmp_path / "out" / "deeper", **kwargs)
     assert not (tmp_path / "out" / "escape").exists()
+
+
+def test_index_is_compressed_and_bounded(archive, tmp_path):
+    """Member metadata lives once, zlib-compressed; a declared size beyond deflate's ratio is refused."""
+    import zlib
+
+    from adaptive_codec import _aca_format as aca
+
+    path, members = archive
+    raw, offset, count = aca.read_tail(path)
+    assert count == 3 and b"class_mix" in raw
+    data = path.read_bytes()
+    assert data.count(b"class_mix") == 0  # compressed, and not repeated in local headers
+    with pytest.raises(FormatError, match="declares"):
+        aca.inflate_bounded(zlib.compress(b"x" * 100), 10**9, "test")
+    with pytest.raises(FormatError, match="declared"):
+        aca.inflate_bounded(zlib.compress(b"x" * 100), 99, "test")
+    bomb = zlib.compress(b"\0" * (1 << 20))
+    with pytest.raises(FormatError):
+        aca.inflate_bounded(bomb, 1000, "test")  # stops after 1001 bytes, never inflates the megabyte
+
+
+def test_format_1_archives_are_rejected_with_a_clear_error(tmp_path):
+    path = tmp_path / "old.aca"
+    path.write_bytes(b"ACA1\x01\x00\x00\x00" + bytes(40))
+    with pytest.raises(FormatError, match="version 1.0"):
+        list_archive(path)
+
+
+def test_acx_headers_are_packed_against_the_dictionary(tmp_path):
+    """Members share their .acx header: stored deflated against the first one's, restored exactly."""
+    from adaptive_codec import _aca_format as aca
+
+    members = archive_members(4)
+    path = tmp_path / "p.aca"
+    create_archive(path, members)
+    entries = list_archive(path)
+    with open(path, "rb") as fh:
+        dictionary, first = aca.read_dictionary(fh, path.stat().st_size, str(path))
+    assert dictionary == members[0][1][: len(dictionary)] and len(dictionary) > 50
+    assert entries[0].header_offset == first
+    for entry, (name, data, _) in zip(entries, members):
+        assert read_member(path, name) == data
+        # Stored smaller than header + data: the .acx header went in packed.
+        assert entry.entry_bytes < len(data) - 20
+    # A member that is no .acx is stored as it is.
+    append_to_archive(path, [("raw.bin", b"\x00" * 10, {})])
+    assert read_member(path, "raw.bin") == b"\x00" * 10 and verify_archive(path, check_members=False).ok
+
+
+def test_salvage_without_the_dictionary_keeps_unpacked_members(tmp_path):
+    path = tmp_path / "d.aca"
+    members = archive_members(2)
+    create_archive(path, members + [("plain.bin", b"plain bytes", {})])
+    data = bytearray(path.read_bytes())
+    data[14] ^= 0xFF  # inside the dictionary
+    path.write_bytes(bytes(data))
+    assert not verify_archive(path).ok
+    written = extract_archive(path, tmp_path / "out", salvage=True)
+    assert [p.name for p in written] == ["plain.bin"]  # the packed .acx members need the dictionary

@@ -25,6 +25,7 @@ from adaptive_codec.bitstream import (
     to_bytes,
     write_acx,
 )
+from adaptive_codec._binary import varint_bytes
 from adaptive_codec.entropy import decode_frames
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
@@ -45,6 +46,7 @@ def test_round_trip_bytes_path_and_fileobj(tmp_path):
     assert again == stream
     assert again.profiles[1].parameters["loss_weights"] == {"mel": 1.0}  # custom profile embedded
     assert again.profiles[1].conditioning.dtype == np.float32
+    assert again.profiles[0].is_builtin and again.profiles[0].conditioning.size == 0  # built-in: a reference
     path = tmp_path / "x.acx"
     write_acx(stream, path)
     assert path.read_bytes() == data
@@ -70,8 +72,7 @@ def test_header_only():
     assert header.duration_s == pytest.approx(stream.length_samples / 44100)
     assert header.frame_rate_hz == 75.0
     # read_header does not need the payload at all.
-    head_end = 8 + 12 + int.from_bytes(data[12:16], "little")
-    assert read_header(data[:head_end]) == header
+    assert read_header(data[:_header_end(data)]) == header
     assert header.to_dict()["profiles"][0]["name"] == "speech"
 
 
@@ -89,8 +90,8 @@ def test_range_read_returns_only_overlapping_chunks():
 def test_range_read_skips_bodies_of_other_chunks():
     stream, _, _ = make_stream(n_frames=1000, chunk_frames=225)
     data = bytearray(to_bytes(stream))
-    # Damage the last DATA chunk's body: a range read of the start never looks at it...
-    last = len(data) - 12 - 12 - 1
+    # Damage the last chunk's coded bytes: a range read of the start never looks at it...
+    last = len(data) - 4 - 1
     data[last] ^= 0xFF
     _, chunks = read_chunks_in_range(bytes(data), 0, 10)
     assert chunks
@@ -112,7 +113,7 @@ def test_streaming_writer(tmp_path):
             writer.write_chunk(stream.chunks[0])
     assert not (tmp_path / "short.acx").exists()
     assert not list(tmp_path.glob(".*.tmp"))
-    with pytest.raises(FormatError, match="expected 0"):
+    with pytest.raises(FormatError, match="out of order"):
         with AcxWriter(io.BytesIO(), stream.header) as writer:
             writer.write_chunk(stream.chunks[1])
 
@@ -127,21 +128,36 @@ def test_reader_iterates_lazily(tmp_path):
     assert got == stream.chunks
 
 
+def _header_span(data: bytes) -> tuple[int, int]:
+    """(start, end) of the header body: after the preamble and its varint length."""
+    value, shift, pos = 0, 0, 8
+    while True:
+        value |= (data[pos] & 0x7F) << shift
+        shift += 7
+        pos += 1
+        if not data[pos - 1] & 0x80:
+            return pos, pos + value
+
+
+def _header_end(data: bytes) -> int:
+    return _header_span(data)[1] + 4
+
+
 def _rewrite_head(data: bytes, patch) -> bytes:
-    """Apply ``patch`` to the HEAD body and fix its length and CRC (to test validation, not CRCs)."""
-    length = int.from_bytes(data[12:16], "little")
-    body = patch(bytearray(data[16 : 16 + length]))
-    head = b"HEAD" + len(body).to_bytes(4, "little")
-    crc = zlib.crc32(data[:8] + head + bytes(body)).to_bytes(4, "little")
-    return data[:8] + head + bytes(body) + crc + data[16 + length + 4 :]
+    """Apply ``patch`` to the header body and fix its length and CRC (to test validation, not CRCs)."""
+    start, end = _header_span(data)
+    body = bytes(patch(bytearray(data[start:end])))
+    length = varint_bytes(len(body))
+    crc = zlib.crc32(data[:8] + length + body).to_bytes(4, "little")
+    return data[:8] + length + body + crc + data[end + 4 :]
 
 
 def test_rejects_wrong_magic_version_flags():
     data = to_bytes(tiny_stream())
     with pytest.raises(FormatError, match="not an .acx"):
         read_acx(b"RIFF" + data[4:])
-    with pytest.raises(FormatError, match="version 2"):
-        read_acx(data[:4] + b"\x02" + data[5:])
+    with pytest.raises(FormatError, match="version 3"):
+        read_acx(data[:4] + b"\x03" + data[5:])
     with pytest.raises(FormatError, match="flags"):
         read_acx(data[:6] + b"\x01\x00" + data[8:])
 
@@ -168,19 +184,64 @@ def test_rejects_crc_truncation_and_trailing_bytes():
 
 def test_rejects_huge_declared_length_without_allocating():
     data = to_bytes(tiny_stream())
-    huge = data[:12] + struct.pack("<I", 0xFFFFFFF0) + data[16:]
+    start, _ = _header_span(data)
+    huge = data[:8] + varint_bytes(0xFFFFFFFFF0) + data[start:]
     with pytest.raises(FormatError, match="declares"):
         read_acx(huge)
+    end = _header_end(data)  # the chunk's length field
+    with pytest.raises(FormatError, match="declares"):
+        read_acx(data[:end] + varint_bytes(1 << 40) + data[end + 1 :])
+
+
+def test_rejects_overlong_and_non_minimal_varints():
+    data = to_bytes(tiny_stream())
+    start, _ = _header_span(data)
+    with pytest.raises(FormatError, match="non-minimal"):
+        read_acx(data[:8] + bytes([data[8] | 0x80, 0x00]) + data[start:])
+    with pytest.raises(FormatError, match="longer than"):
+        read_acx(data[:8] + b"\xff" * 11 + data[start:])
 
 
 def test_rejects_invalid_header_values():
     data = to_bytes(tiny_stream())
-    # original_sample_rate_hz = 0 (first header field)
+    # original_sample_rate_hz = 0 (first header field, a 2-byte varint for 16000)
     with pytest.raises(FormatError, match="original_sample_rate_hz"):
-        read_acx(_rewrite_head(data, lambda b: b"\0\0\0\0" + b[4:]))
-    # channels = 0
+        read_acx(_rewrite_head(data, lambda b: b"\0" + b[2:]))
+    # channels = 0 (the byte after it)
     with pytest.raises(FormatError, match="channels"):
-        read_acx(_rewrite_head(data, lambda b: b[:4] + b"\0\0" + b[6:]))
+        read_acx(_rewrite_head(data, lambda b: b[:2] + b"\0" + b[3:]))
+
+
+def test_swapped_chunks_fail_their_crc():
+    stream, _, _ = make_stream(n_frames=40, channels=2, chunk_frames=20)
+    # Two chunks with identical coded bytes: only the chunk index in the CRC tells them apart.
+    for c in stream.chunks:
+        c.data = stream.chunks[0].data
+    data = to_bytes(stream)
+    first = _header_end(data)
+    size = (len(data) - first) // 4
+    chunks = [data[first + i * size : first + (i + 1) * size] for i in range(4)]
+    swapped = data[:first] + chunks[1] + chunks[0] + chunks[2] + chunks[3]
+    with pytest.raises(FormatError, match="CRC mismatch in chunk 0"):
+        read_acx(swapped)
+
+
+def test_file_object_is_read_from_its_position():
+    stream, _, _ = make_stream(n_frames=100, channels=1)
+    data = to_bytes(stream)
+    fh = io.BytesIO(b"prefix" + data)
+    fh.seek(6)
+    assert read_acx(fh) == stream
+    fh.seek(6)
+    with AcxReader(fh) as reader:  # header, then chunks, through one reader
+        assert reader.header == stream.header
+        assert list(reader.iter_chunks()) == stream.chunks
+
+
+def test_format_1_files_are_rejected_with_a_clear_error():
+    old = b"ACX1\x01\x00\x00\x00HEAD" + bytes(40)
+    with pytest.raises(FormatError, match=r"version 1\.0 .*re-encode"):
+        read_acx(old)
 
 
 def test_writer_validates_segments():

@@ -44,6 +44,7 @@ with tempfile.TemporaryDirectory() as _d:
 
 SMALL_MEMBERS = [("a.acx", b"\x00\x01\x02\x03" * 4, {"duration_s": 1.0, "class_mix": {"speech": 1.0}}), ("d/b.acx", b"xyz", {})]
 TINY_ACX = to_bytes(tiny_stream())
+SMALL_ACX_MEMBERS = [("a.acx", TINY_ACX, {"duration_s": 0.04}), ("b.acx", TINY_ACX, {})]
 
 ALLOC_SLACK_BYTES = 4 << 20  # parsing may allocate a few MiB of working memory, never "huge"
 
@@ -170,9 +171,11 @@ def test_every_single_byte_change_of_acx_is_detected():
                 read_acx(bytes(bad))
 
 
-def test_verify_detects_every_single_byte_change(tmp_path):
+@pytest.mark.parametrize("members", ["raw", "acx"])
+def test_verify_detects_every_single_byte_change(tmp_path, members):
+    """Raw members are stored as they are; .acx members with a dictionary and packed headers."""
     path = tmp_path / "small.aca"
-    create_archive(path, SMALL_MEMBERS)
+    create_archive(path, SMALL_MEMBERS if members == "raw" else SMALL_ACX_MEMBERS)
     good = path.read_bytes()
     assert verify_archive(path).ok
     for pos in range(len(good)):

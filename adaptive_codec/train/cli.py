@@ -10,7 +10,7 @@ import typer
 
 from ..cli import cli_state, handle_errors
 
-train_app = typer.Typer(help="Train the codec backbone, the classifier or a profile.",
+train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
                         no_args_is_help=True)
 
 DEFAULT_CACHE = Path.home() / ".cache" / "adaptive-codec" / "codec-cache"
@@ -168,3 +168,73 @@ def train_profile(
         f" -> {result.heldout_loss_after:.4f}; kept the {result.kept} embedding; wrote {result.output}")
     if target is None:
         typer.echo(f"add  conditioning = \"{result.output}\"  to {profile} to use it")
+
+
+@train_app.command("entropy")
+@handle_errors
+def train_entropy(
+    data: Annotated[Optional[list[Path]], typer.Option(
+        "--data", help="Corpus folder(s) with manifest.csv: their training split is encoded "
+        "(cached like `train codec`); the first one's held-out split is scored before/after.")] = None,
+    extra: Annotated[Optional[list[Path]], typer.Option(
+        "--extra", help="More training folders with manifest.csv, used whole.")] = None,
+    cache: Annotated[Optional[list[Path]], typer.Option(
+        "--cache", help="Existing training-audio caches (<label>.npy + <label>.json) to use as they are.")] = None,
+    extra_hours: Annotated[float, typer.Option(
+        help="Cap per class (hours) when building an --extra cache.")] = 4.0,
+    weights: Annotated[Optional[Path], typer.Option(
+        help="Backbone weights (default: the shipped ones).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Table file to write (default: entropy.safetensors next to the weights).")] = None,
+    minutes_per_class: Annotated[float, typer.Option(
+        min=0.01, help="Training audio encoded per class (the build's run time follows it).")] = 12.0,
+    groups: Annotated[int, typer.Option(min=1, max=4096, help="Context groups per RVQ level.")] = 32,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+    cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
+) -> None:
+    """Build the entropy tables (context model of RVQ indices) for a backbone's weights.
+
+    Encodes capped training audio with the weights, fits context groups and
+    counts, and writes a safetensors table tied to those weights (the codec
+    ignores, with a warning, a table built for other weights). A few minutes
+    on one CPU core; deterministic for the same inputs and weights.
+    """
+    import torch
+
+    from ..codec import AdaptiveCodec
+    from ..errors import AdaptiveCodecError
+    from ..resources import weights_dir
+    from .codec_data import build_cache, corpus_clips, pool_clips
+    from .entropy import EntropyBuildConfig, build_entropy_tables
+
+    torch.set_num_threads(threads)
+    caches = []
+    for d in data or []:
+        c = _cache_for(d, "train", cache_dir)
+        if not (c / "done").exists():
+            build_cache(corpus_clips(d, "train"), c)
+            (c / "done").touch()
+        caches.append(c)
+    for d in extra or []:
+        c = _cache_for(d, f"all{extra_hours:g}", cache_dir)
+        if not (c / "done").exists():
+            build_cache(pool_clips(d, {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}), c)
+            (c / "done").touch()
+        caches.append(c)
+    caches += list(cache or [])
+    if not caches:
+        raise AdaptiveCodecError("no training audio: give --data, --extra or --cache")
+    missing = [c for c in caches if not Path(c).is_dir()]
+    if missing:
+        raise AdaptiveCodecError(f"{missing[0]}: no such cache folder")
+    weights_path = weights or weights_dir() / "backbone.safetensors"
+    import warnings
+
+    from ..codec import EntropyTableWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EntropyTableWarning)  # the table is what we are building
+        codec = AdaptiveCodec.default(weights=weights_path)
+    config = EntropyBuildConfig(minutes_per_class=minutes_per_class, groups=groups)
+    target = out or Path(weights_path).with_name("entropy.safetensors")
+    build_entropy_tables(codec, caches, target, config, held_out_corpus=(data or [None])[0], echo=typer.echo)

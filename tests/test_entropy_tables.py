@@ -1,0 +1,179 @@
+"""Entropy tables tied to weights: fitting, the `train entropy` build, loading, fallback, mismatch."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from adaptive_codec.codec import ENTROPY_TABLE_NAME, AdaptiveCodec, EntropyTableWarning, entropy_model_for
+from adaptive_codec.entropy import EntropyModel, decode_frames, encode_frames
+from adaptive_codec.errors import FormatError
+from adaptive_codec.train.entropy import EntropyBuildConfig, bits_per_index, fit_context_model
+
+K = 1024
+
+
+@pytest.fixture(scope="module")
+def codec():
+    torch.set_num_threads(1)
+    return AdaptiveCodec.default()
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory, example_clip):
+    """A training-audio cache (the layout `train codec` builds) from 3 s of each bundled example."""
+    from adaptive_codec.audio import save_audio
+    from adaptive_codec.train.codec_data import Clip, build_cache
+
+    root = tmp_path_factory.mktemp("entropy-cache")
+    clips = []
+    for label in ("speech", "music", "ambient"):
+        audio, sr = example_clip(label)
+        path = root / f"{label}.wav"
+        save_audio(path, audio[..., : 3 * sr], sr)
+        clips.append(Clip(path, label, f"example:{label}"))
+    build_cache(clips, root / "cache")
+    return root / "cache"
+
+
+def _markov_codes(rng, n_frames: int, levels: int, group_of: np.ndarray, favoured: np.ndarray) -> np.ndarray:
+    """Codes whose level l depends on level l-1's group, as residual VQ codes do."""
+    codes = np.zeros((levels, n_frames), np.int64)
+    codes[0] = rng.integers(0, K, n_frames)
+    for level in range(1, levels):
+        g = group_of[codes[level - 1]]
+        pick = favoured[g, rng.integers(0, favoured.shape[1], n_frames)]
+        codes[level] = np.where(rng.random(n_frames) < 0.8, pick, rng.integers(0, K, n_frames))
+    return codes
+
+
+def test_fit_finds_the_context_structure_and_generalises():
+    rng = np.random.default_rng(0)
+    levels, groups = 4, 8
+    group_of = rng.integers(0, groups, K)
+    favoured = rng.integers(0, K, (groups, 16))
+    train = [_markov_codes(rng, 8000, levels, group_of, favoured) for _ in range(4)]
+    held_out = [_markov_codes(rng, 1500, levels, group_of, favoured)]
+    books = [rng.normal(size=(K, 8)) for _ in range(levels)]
+    config = EntropyBuildConfig(groups=groups, cluster_rounds=10, kmeans_rounds=5)
+    model = fit_context_model({0: train}, 3, books, config)
+    assert model.frequencies.shape == (3, levels, groups + 1, K) and model.start_context == groups
+    static = EntropyModel.from_counts(np.stack([np.stack([np.bincount(np.concatenate([t[lv] for t in train]), minlength=K) for lv in range(levels)])] * 3))
+    with_ctx = bits_per_index(model, held_out, 0, levels)
+    without = bits_per_index(static, held_out, 0, levels)
+    assert with_ctx < without - 0.75  # contexts are worth most of a bit per index here
+    # A prior without data gets the all-class tables.
+    np.testing.assert_array_equal(model.frequencies[1], model.frequencies[2])
+
+
+def test_build_writes_a_table_the_codec_uses(codec, tiny_cache, tmp_path):
+    from adaptive_codec.train.entropy import build_entropy_tables
+
+    out = tmp_path / ENTROPY_TABLE_NAME
+    lines = []
+    config = EntropyBuildConfig(minutes_per_class=0.04, groups=4, cluster_rounds=3, kmeans_rounds=3)
+    provenance = build_entropy_tables(codec, [tiny_cache], out, config, echo=lines.append)
+    assert out.is_file() and lines and "wrote" in lines[-1]
+    assert set(provenance["training_minutes"]) == {"speech", "music", "ambient"}
+    model, meta = EntropyModel.load(out)
+    assert meta["weights_sha256"] == codec.weights_meta["sha256"]
+    assert meta["provenance"]["config"]["groups"] == 4
+    # Same weights: the codec takes the table; the stream names it and round-trips.
+    loaded = entropy_model_for(codec.backbone, codec.weights_meta, out)
+    assert loaded.digest() == model.digest()
+    user = AdaptiveCodec(codec.backbone, codec.weights_meta, codec.registry, entropy_model=loaded)
+    audio = np.random.default_rng(1).normal(0, 0.05, 24000).astype(np.float32)
+    blob = user.encode(audio, 24000, profile="music")
+    y, sr = user.decode(blob)
+    assert sr == 24000 and y.shape == audio.shape
+    # Deterministic: the same build gives the same table.
+    again = build_entropy_tables(codec, [tiny_cache], tmp_path / "again.safetensors", config, echo=lambda _: None)
+    assert EntropyModel.load(tmp_path / "again.safetensors")[0].digest() == model.digest()
+    assert again["training_minutes"] == provenance["training_minutes"]
+
+
+def test_table_for_other_weights_falls_back_with_a_warning(codec, tmp_path):
+    rng = np.random.default_rng(2)
+    shape = (3, codec.backbone.config.n_levels, 3, K)
+    model = EntropyModel.from_probabilities(rng.random(shape) + 0.1, rng.integers(0, 3, shape[1::2]), 2)
+    path = model.save(tmp_path / ENTROPY_TABLE_NAME, weights_id="0.dev1+0000", weights_sha256="00" * 32)
+    with pytest.warns(EntropyTableWarning, match="built for weights 0.dev1"):
+        fallback = entropy_model_for(codec.backbone, codec.weights_meta, path)
+    assert fallback.n_contexts == 1
+    with pytest.warns(EntropyTableWarning, match="no entropy tables"):
+        entropy_model_for(codec.backbone, codec.weights_meta, tmp_path / "missing.safetensors")
+    # A stream coded with the fallback is refused by a codec using the shipped table, clearly.
+    plain = AdaptiveCodec(codec.backbone, codec.weights_meta, codec.registry, entropy_model=fallback)
+    blob = plain.encode(np.zeros(4800, np.float32) + 0.01, 24000, profile="speech")
+    if codec.entropy_model.digest() != fallback.digest():
+        with pytest.raises(FormatError, match="entropy tables"):
+            codec.decode(blob)
+    assert plain.decode(blob)[0].shape == (4800,)
+
+
+def test_shipped_table_matches_the_shipped_weights(codec):
+    """The shipped entropy.safetensors was built for the shipped weights (else: rebuild it)."""
+    from adaptive_codec.resources import weights_dir
+
+    table = weights_dir() / ENTROPY_TABLE_NAME
+    assert table.is_file(), "run `adaptive-codec train entropy` (docs/TRAINING.md)"
+    _, meta = EntropyModel.load(table)
+    assert meta["weights_sha256"] == codec.weights_meta["sha256"], (
+        f"{table} is for {meta['weights_id']}, the weights are {codec.weights_meta['weights_id']}: "
+        "rebuild it with `adaptive-codec train entropy` (docs/TRAINING.md)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EntropyTableWarning)
+        AdaptiveCodec.default()
+    assert codec.entropy_model.n_contexts > 1
+
+
+def test_decode_reads_file_objects_from_their_position(codec, example_clip):
+    audio, sr = example_clip("speech")
+    blob = codec.encode(audio[..., : sr], sr, profile="speech")
+    expected, _ = codec.decode(blob)
+    got, got_sr = codec.decode(io.BytesIO(blob))
+    assert got_sr == sr
+    np.testing.assert_array_equal(got, expected)
+    fh = io.BytesIO(b"other data" + blob)
+    fh.seek(10)
+    np.testing.assert_array_equal(codec.decode(fh, start_s=0.2, end_s=0.6)[0], codec.decode(blob, start_s=0.2, end_s=0.6)[0])
+
+
+def test_real_codes_round_trip_through_the_shipped_tables(codec, example_clip):
+    """Codes of real audio, every depth the profiles use, decode bit-exactly."""
+    from adaptive_codec.backbone.streaming import encode_signal
+
+    audio, sr = example_clip("music")
+    from adaptive_codec.audio import resample, to_mono
+
+    x = np.asarray(resample(to_mono(audio)[: 2 * sr], sr, 24000), np.float32)
+    bb = codec.backbone
+    n = bb.mdct.n_frames(x.size)
+    codes = encode_signal(bb, x, bb.profile_embedding.weight[1].detach()[None].expand(n, -1), bb.config.n_levels)
+    depths = np.random.default_rng(3).choice([0, 1, 4, 8, 16], n)
+    priors = np.full(n, 1)
+    data = encode_frames(codec.entropy_model, codes, depths, priors)
+    out = decode_frames(codec.entropy_model, data, depths, priors, bb.config.n_levels)
+    mask = np.arange(bb.config.n_levels)[:, None] < depths[None]
+    np.testing.assert_array_equal(out, np.where(mask, codes, 0))
+
+
+def test_train_entropy_command(tiny_cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from adaptive_codec.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "table.safetensors"
+    result = runner.invoke(app, ["train", "entropy", "--cache", str(tiny_cache), "--minutes-per-class", "0.04",
+                                 "--groups", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and out.is_file()
+    assert EntropyModel.load(out)[0].n_contexts == 5
+    result = runner.invoke(app, ["train", "entropy", "--out", str(tmp_path / "none.safetensors")])
+    assert result.exit_code == 1 and "no training audio" in result.output
+    assert "Traceback" not in result.output
