@@ -83,6 +83,8 @@ class LossWeights:
         Spectral-contrast distance (texture, dynamic range of ambient sound).
     loudness : float
         Loudness-envelope distance.
+    phase : float
+        Phase-aware distance of compressed complex STFTs (waveform coherence).
     """
 
     waveform: float = 0.0
@@ -92,6 +94,7 @@ class LossWeights:
     chroma: float = 0.0
     contrast: float = 0.0
     loudness: float = 0.0
+    phase: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """Return ``{term: weight}`` for every term, zeros included."""

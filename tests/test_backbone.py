@@ -92,6 +92,20 @@ def test_losses_finite_on_silence_and_zero_for_identity():
     assert all(float(noisy[k].min()) > 0 for k in ("waveform", "mel", "stft"))
 
 
+def test_phase_term_sees_phase_that_magnitude_terms_miss(speech_24k):
+    """A polarity flip is inaudible to magnitude terms but maximal for ``phase``."""
+    loss = ReconstructionLoss()
+    x = torch.from_numpy(speech_24k[:24000]).float()[None]
+    flipped = loss(-x, x)
+    assert float(flipped["phase"]) == pytest.approx(2.0, abs=1e-3)
+    assert float(flipped["mel"]) < 1e-4 and float(flipped["stft"]) < 1e-4
+    # Level-invariant: the same relative error scores the same at any level.
+    shifted = torch.roll(x, 24, -1)
+    assert float(loss(shifted, x)["phase"]) == pytest.approx(
+        float(loss(0.01 * shifted, 0.01 * x)["phase"]), rel=1e-3)
+    assert 0.5 < float(loss(shifted, x)["phase"]) < 2.0
+
+
 def test_rate_bits_uniform_prior_is_log2_k():
     k, levels, frames = 64, 4, 10
     prior = torch.zeros(2, levels, k)

@@ -7,6 +7,13 @@ example's loss can use the weights of its own profile:
 Log-spectral terms floor the power relative to the reference's peak
 (``floor_db`` below it), never at an absolute tiny value: an absolute floor
 makes near-silent cells dominate and rewards matching noise nobody hears.
+
+Every term above except ``waveform`` and ``phase`` ignores phase. Trained on
+magnitudes alone, the codec matched spectra with incoherent phase (held-out
+speech SI-SDR about -35 dB, PESQ-WB stuck near 1.05), so ``phase`` compares
+*power-law compressed complex* STFTs (``|S|^0.3 · e^{jφ}``, as in speech
+enhancement), which is phase-aware, level-invariant and dominated by
+audible cells rather than by the loudest few.
 """
 
 from __future__ import annotations
@@ -28,7 +35,13 @@ LOSS_TERMS: tuple[str, ...] = (
     "chroma",
     "contrast",
     "loudness",
+    "phase",
 )
+
+#: Compression exponent of the ``phase`` term's complex spectra.
+PHASE_COMPRESSION = 0.3
+#: STFT sizes used by the ``phase`` term: phase matters most at short windows.
+PHASE_MAX_NFFT = 1024
 
 
 def _per_example_mean(x: torch.Tensor) -> torch.Tensor:
@@ -53,11 +66,14 @@ class _Resolution(nn.Module):
         bands = [(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])]
         self.band_bins = [torch.from_numpy(np.flatnonzero(b)) for b in bands if b.sum() >= 4]
 
-    def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(
+    def spectrum(self, audio: torch.Tensor) -> torch.Tensor:
+        """Complex STFT ``(B, F, T)``."""
+        return torch.stft(
             audio, self.n_fft, self.hop, window=self.window, return_complex=True, center=True
         )
-        return spec.abs().clamp_min(1e-9)  # (B, F, T)
+
+    def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.spectrum(audio).abs().clamp_min(1e-9)  # (B, F, T)
 
 
 def _log_floor(power: torch.Tensor, ref_peak: torch.Tensor, floor_db: float) -> torch.Tensor:
@@ -109,8 +125,20 @@ class ReconstructionLoss(nn.Module):
         terms = {k: zero for k in LOSS_TERMS}
         terms["waveform"] = _per_example_mean((estimate - reference).abs())
         n_res = len(self.resolutions)
+        n_phase = sum(1 for r in self.resolutions if r.n_fft <= PHASE_MAX_NFFT)
+        # Level-invariant phase term: both signals scaled by the reference's RMS
+        # (floored, so digital silence does not divide by zero).
+        rms = reference.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-4)
         for res in self.resolutions:
-            m_est, m_ref = res.magnitude(estimate), res.magnitude(reference)
+            s_est, s_ref = res.spectrum(estimate), res.spectrum(reference)
+            m_est, m_ref = s_est.abs().clamp_min(1e-9), s_ref.abs().clamp_min(1e-9)
+            if res.n_fft <= PHASE_MAX_NFFT:
+                c_est = _compress_complex(s_est / rms[:, :, None])
+                c_ref = _compress_complex(s_ref / rms[:, :, None])
+                terms["phase"] = terms["phase"] + (
+                    torch.linalg.vector_norm((c_est - c_ref).reshape(batch, -1), dim=-1)
+                    / (torch.linalg.vector_norm(c_ref.reshape(batch, -1), dim=-1) + 1e-3)
+                ) / n_phase
             p_est, p_ref = m_est.pow(2), m_ref.pow(2)
             peak = p_ref.reshape(batch, -1).amax(-1).clamp_min(1e-10)[:, None, None]
 
@@ -153,6 +181,12 @@ class ReconstructionLoss(nn.Module):
                 terms["chroma"] = _per_example_mean((c_est - c_ref).abs())
                 terms["contrast"] = _spectral_contrast_distance(res, p_est, p_ref, peak)
         return terms
+
+
+def _compress_complex(spec: torch.Tensor) -> torch.Tensor:
+    """``|S|^c · e^{jφ}`` with a smooth gradient at ``|S| = 0``."""
+    scale = (spec.real.pow(2) + spec.imag.pow(2) + 1e-6).pow((PHASE_COMPRESSION - 1) / 2)
+    return spec * scale
 
 
 def _dct_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
