@@ -9,8 +9,9 @@ values are kept, not clipped, except when writing an integer PCM file.
 
 Mono/stereo policy
 ------------------
-* The codec codes every channel separately and decodes to the input's channel
-  count, so stereo stays stereo (no mid/side tricks, no silent downmix).
+* The codec decodes to the input's channel count, so stereo stays stereo
+  (it codes two channels as mid/side, see :mod:`adaptive_codec.codec`; no
+  silent downmix).
 * The content classifier listens to the mono downmix (:func:`to_mono`), so all
   channels of a segment are routed to the same profile.
 * At most :data:`MAX_CHANNELS` channels are accepted.
@@ -52,6 +53,7 @@ __all__ = [
     "load_audio",
     "iter_audio_blocks",
     "save_audio",
+    "AudioWriter",
     "resample",
     "to_mono",
     "as_channels_first",
@@ -67,16 +69,6 @@ MAX_CHANNELS = 8
 MIN_SAMPLE_RATE_HZ = 8_000
 #: Highest rate libsndfile formats commonly use in practice (192 kHz masters).
 MAX_SAMPLE_RATE_HZ = 192_000
-
-# Resampler settings: the "kaiser_best" configuration from the torchaudio
-# resampling tutorial (very low aliasing, flat to ~95 % of Nyquist). The
-# extra cost over the default is small next to the codec itself.
-_RESAMPLE_KWARGS: dict[str, Any] = {
-    "lowpass_filter_width": 64,
-    "rolloff": 0.9475937167399596,
-    "resampling_method": "sinc_interp_kaiser",
-    "beta": 14.769656459379492,
-}
 
 # libsndfile's log says "data : 192000 (should be 95978)" when a WAV/AIFF
 # header promises more bytes than the file holds.
@@ -143,6 +135,18 @@ def _truncation_problem(f: sf.SoundFile) -> str | None:
     if "lacks an end-of-stream bit" in log:
         return "Ogg stream ends without its end-of-stream page"
     return None
+
+
+def _check_complete(p: Path, f: sf.SoundFile, declared: int, n_read: int) -> None:
+    """Raise AudioError if ``n_read`` decoded samples mean the file is truncated."""
+    problem = _truncation_problem(f)
+    # MP3 without a Xing/LAME header only has an estimated length; allow
+    # it to be off by a few percent before calling the file truncated.
+    expected = int(declared * 0.9) if f.format == "MP3" else declared
+    if problem is None and 0 < expected and n_read < expected:
+        problem = f"header declares {declared} samples but only {n_read} could be decoded"
+    if problem is not None:
+        raise AudioError(f"{p}: truncated audio file: {problem}")
 
 
 def _info_from(f: sf.SoundFile, n_samples: int) -> AudioInfo:
@@ -212,15 +216,7 @@ def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, AudioInfo]:
             data = f.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{p}: corrupt or truncated audio ({exc})") from exc
-        problem = _truncation_problem(f)
-        # MP3 without a Xing/LAME header only has an estimated length; allow
-        # it to be off by a few percent before calling the file truncated.
-        expected = int(declared * 0.9) if f.format == "MP3" else declared
-        if problem is None and 0 < expected and data.shape[0] < expected:
-            problem = (f"header declares {declared} samples but only {data.shape[0]} "
-                       "could be decoded")
-        if problem is not None:
-            raise AudioError(f"{p}: truncated audio file: {problem}")
+        _check_complete(p, f, declared, data.shape[0])
         info = _info_from(f, data.shape[0])
     audio = np.ascontiguousarray(data.T)
     validate_audio(audio, info.sample_rate_hz, name=str(p))
@@ -246,23 +242,28 @@ def iter_audio_blocks(
     Raises
     ------
     AudioError
-        As :func:`load_audio`; NaN/inf is checked per block.
+        As :func:`load_audio`; NaN/inf is checked per block, truncation
+        after the last block (so the blocks before it have been yielded).
     """
     if block_samples <= 0:
         raise ValueError(f"block_samples must be positive, got {block_samples}")
     p = _check_path(path)
     with _open(p) as f:
         validate_audio(np.zeros((f.channels, 1), np.float32), f.samplerate, name=str(p))
-        if f.frames == 0:
+        declared = f.frames
+        if declared == 0:
             raise AudioError(f"{p}: audio is empty (0 samples)")
+        n_read = 0
         try:
             for block in f.blocks(blocksize=block_samples, dtype="float32", always_2d=True):
                 out = np.ascontiguousarray(block.T)
                 if not np.isfinite(out).all():
                     raise AudioError(f"{p}: audio contains NaN or infinite samples")
+                n_read += out.shape[1]
                 yield out
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{p}: corrupt or truncated audio ({exc})") from exc
+        _check_complete(p, f, declared, n_read)
 
 
 def as_channels_first(audio: Any) -> np.ndarray:
@@ -375,33 +376,94 @@ def save_audio(
     p = Path(path)
     arr = as_channels_first(audio)
     validate_audio(arr, sample_rate_hz, name=str(p))
-    suffix = p.suffix.lower().lstrip(".")
-    fmt = {"opus": "OGG", "oga": "OGG", "aif": "AIFF"}.get(suffix, suffix.upper())
-    if suffix == "opus" and subtype is None:
-        subtype = "OPUS"
-    if fmt not in sf.available_formats():
-        raise AudioError(f"{p}: unsupported output format {p.suffix!r}")
-    effective = subtype or sf.default_subtype(fmt) or ""
-    if effective.startswith("PCM") or effective in ("ULAW", "ALAW"):
+    with AudioWriter(p, sample_rate_hz, arr.shape[0], subtype=subtype) as writer:
+        writer.write(arr)
+    return p
+
+
+class AudioWriter:
+    """Write audio block by block, atomically: temporary file, renamed at the end.
+
+    A context manager: the file appears under ``path`` only when the block
+    exits without an exception; otherwise the partial file is removed.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination; the container comes from the suffix, as in :func:`save_audio`.
+    sample_rate_hz : int
+    channels : int
+    subtype : str, optional
+        libsndfile subtype; default: the container's default.
+
+    Raises
+    ------
+    AudioError
+        Unknown container, bad rate or channel count, or the writer failed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate_hz: int, channels: int, *,
+                 subtype: str | None = None) -> None:
+        self.path = p = Path(path)
+        validate_audio(np.zeros((channels, 1), np.float32), sample_rate_hz, name=str(p))
+        suffix = p.suffix.lower().lstrip(".")
+        self._format = {"opus": "OGG", "oga": "OGG", "aif": "AIFF"}.get(suffix, suffix.upper())
+        if suffix == "opus" and subtype is None:
+            subtype = "OPUS"
+        if self._format not in sf.available_formats():
+            raise AudioError(f"{p}: unsupported output format {p.suffix!r}")
+        effective = subtype or sf.default_subtype(self._format) or ""
         # libsndfile wraps around instead of clipping when converting loud
         # floats to integers; clip so a 1.01 peak does not become a click.
-        arr = np.clip(arr, -1.0, 1.0)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+        self._clip = effective.startswith("PCM") or effective in ("ULAW", "ALAW")
+        self.sample_rate_hz, self.channels, self._subtype = int(sample_rate_hz), int(channels), subtype
+        self.samples_written = 0
+        self._file: sf.SoundFile | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> "AudioWriter":
+        p = self.path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.close(fd)
         try:
-            sf.write(tmp_name, arr.T, int(sample_rate_hz), format=fmt, subtype=subtype)
+            self._file = sf.SoundFile(self._tmp, "w", samplerate=self.sample_rate_hz,
+                                      channels=self.channels, format=self._format, subtype=self._subtype)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            os.unlink(self._tmp)
             raise AudioError(f"{p}: could not write audio ({exc})") from exc
-        # mkstemp creates the file private (0600); give it the mode a plain
-        # open() would have, or keep the mode of the file being replaced.
-        os.chmod(tmp_name, _mode_for(p))
-        os.replace(tmp_name, p)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return p
+        return self
+
+    def write(self, block: Any) -> None:
+        """Append ``block`` ``(channels, samples)`` (or ``(samples,)`` for mono)."""
+        arr = as_channels_first(block)
+        if arr.shape[0] != self.channels:
+            raise AudioError(f"{self.path}: block has {arr.shape[0]} channels, file has {self.channels}")
+        if not np.isfinite(arr).all():
+            raise AudioError(f"{self.path}: audio contains NaN or infinite samples")
+        if self._clip:
+            arr = np.clip(arr, -1.0, 1.0)
+        try:
+            self._file.write(arr.T)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            raise AudioError(f"{self.path}: could not write audio ({exc})") from exc
+        self.samples_written += arr.shape[1]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._file.close()
+            if exc_type is None:
+                if self.samples_written == 0:
+                    raise AudioError(f"{self.path}: audio is empty (0 samples)")
+                # mkstemp creates the file private (0600); give it the mode a plain
+                # open() would have, or keep the mode of the file being replaced.
+                os.chmod(self._tmp, _mode_for(self.path))
+                os.replace(self._tmp, self.path)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioError(f"{self.path}: could not write audio ({err})") from err
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
 
 
 def _mode_for(path: Path) -> int:
@@ -416,7 +478,7 @@ def _mode_for(path: Path) -> int:
 
 
 def resample(audio: Any, sr_from: int, sr_to: int) -> Any:
-    """Resample with a high-quality windowed-sinc filter (torchaudio).
+    """Resample with a high-quality windowed-sinc filter.
 
     Parameters
     ----------
@@ -432,26 +494,23 @@ def resample(audio: Any, sr_from: int, sr_to: int) -> Any:
 
     Notes
     -----
-    Uses ``torchaudio.functional.resample`` with a Kaiser window and a
-    64-zero-crossing filter. Resampling a long file in pieces adds small
-    errors at the seams; the codec's streaming path handles overlap itself.
+    The filter is torchaudio's ``"kaiser_best"`` (Kaiser window, 64 zero
+    crossings), applied by :mod:`adaptive_codec.resampling`, whose
+    :class:`~adaptive_codec.resampling.StreamResampler` gives the same result
+    for a signal read block by block.
     """
     if int(sr_from) <= 0 or int(sr_to) <= 0:
         raise AudioError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
     if int(sr_from) == int(sr_to):
         return audio
-    import torch  # deferred: keeps `import adaptive_codec.audio` light
-    import torchaudio.functional as AF
+    from .resampling import resample_signal
 
-    is_numpy = not isinstance(audio, torch.Tensor)
-    if is_numpy:
-        arr = np.ascontiguousarray(audio, dtype=np.float32)
-        # torch warns about (and could write to) read-only NumPy memory.
-        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-    else:
-        x = audio
-    y = AF.resample(x, int(sr_from), int(sr_to), **_RESAMPLE_KWARGS)
-    return y.numpy() if is_numpy else y
+    if hasattr(audio, "detach"):  # torch.Tensor: same type (and device) back
+        import torch
+
+        y = resample_signal(audio.detach().cpu().numpy(), int(sr_from), int(sr_to))
+        return torch.from_numpy(y).to(audio.device)
+    return resample_signal(np.asarray(audio, dtype=np.float32), int(sr_from), int(sr_to))
 
 
 def to_mono(audio: Any) -> np.ndarray:

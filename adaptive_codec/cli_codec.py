@@ -7,7 +7,6 @@ handling (one-line errors, exit 1) and shared profile registry.
 from __future__ import annotations
 
 import enum
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -54,13 +53,14 @@ def encode(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Encode an audio file into an .acx stream (written atomically)."""
-    from .audio import load_audio
+    from .audio import audio_info
 
     output = output or input.with_suffix(".acx")
     _check_output(output, force)
-    audio, info = load_audio(input)
+    audio_info(input)  # a missing or unreadable input fails before the model loads
     codec = _codec(threads)
-    plan = codec.encode_to(output, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
+    # Read block by block: memory stays bounded whatever the file's length.
+    plan, info = codec.encode_file(output, input, profile=profile, bitrate_kbps=bitrate)
     size = output.stat().st_size
     kbps = size * 8 / info.duration_s / 1000
     typer.echo(f"{input} -> {output}: {size} bytes, {kbps:.2f} kbps over {info.duration_s:.2f} s "
@@ -80,16 +80,12 @@ def decode(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Decode an .acx stream to audio at its original rate, channels and length."""
-    from .audio import save_audio
-
     output = output or input.with_suffix(".wav")
     _check_output(output, force)
     if not input.is_file():
         fail(f"{input}: no such file")
     codec = _codec(threads)
-    audio, sr = codec.decode(input, start_s=start, end_s=end)
-    save_audio(output, audio, sr)
-    n = audio.shape[-1]
+    n, sr = codec.decode_to(input, output, start_s=start, end_s=end)  # piece by piece
     typer.echo(f"{input} -> {output}: {n} samples, {n / sr:.2f} s at {sr} Hz")
 
 
@@ -189,14 +185,9 @@ def _expand_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, str]
 
 
 def _encode_one(path: Path, profile: str, bitrate: float | None, profiles_dirs) -> tuple[bytes, dict]:
-    from .audio import load_audio
-    from .distributed import cached_codec, member_metadata
+    from .distributed import cached_codec, encode_member
 
-    codec = cached_codec(profiles_dirs)
-    audio, info = load_audio(path)
-    buf = io.BytesIO()
-    plan = codec.encode_to(buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
-    return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz, audio)
+    return encode_member(cached_codec(profiles_dirs), path, profile, bitrate)
 
 
 def _worker_init(threads: int) -> None:
@@ -392,7 +383,6 @@ def archive_extract(
             typer.echo(str(path))
         return
     from .archive import _safe_target  # same path rules as raw extraction
-    from .audio import save_audio
 
     codec = _codec(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -402,8 +392,7 @@ def archive_extract(
         for stream in streams:
             name = stream.relative_to(Path(os.path.realpath(tmp))).with_suffix(".wav").as_posix()
             target = _safe_target(root, name, force)
-            audio, sr = codec.decode(stream)
-            save_audio(target, audio, sr)
+            codec.decode_to(stream, target)
             typer.echo(str(target))
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, resample, validate_audio
+from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, validate_audio
 from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
 from .profiles import Profile, ProfileRegistry
 
@@ -160,14 +160,20 @@ class AdaptiveCodec:
             return max(1, min(cfg.n_levels, profile.n_q))
         return n_q_for_bitrate(profile.bitrate_kbps, cfg)
 
-    def plan(self, audio: np.ndarray, sample_rate_hz: int, n_frames: int,
-             profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None
-             ) -> list[PlannedSegment]:
-        """Frame-aligned segments with their profiles and depths."""
+    def plan(self, audio: np.ndarray | None, sample_rate_hz: int, n_frames: int,
+             profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None,
+             segments: Sequence | None = None) -> list[PlannedSegment]:
+        """Frame-aligned segments with their profiles and depths.
+
+        With ``profile="auto"``, ``audio`` is classified unless ``segments``
+        (the classifier's segments, e.g. from a streaming pass over a file)
+        are given.
+        """
         if isinstance(profile, str) and profile == "auto":
             from .routing import route
 
-            segments = self.classify(audio, sample_rate_hz)
+            if segments is None:
+                segments = self.classify(audio, sample_rate_hz)
             pairs = route(segments, self.registry)
             bounds = [int(round(s.start_s * self.frame_rate_hz)) for s, _ in pairs[1:]]
             starts = [0] + bounds
@@ -222,27 +228,97 @@ class AdaptiveCodec:
     def encode_to(self, target, audio: Any, sample_rate_hz: int,
                   profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None,
                   progress: Callable[[float], None] | None = None) -> list[PlannedSegment]:
-        """Encode to a path (written atomically) or binary file object; returns the plan."""
-        from .backbone.streaming import encode_signal
-        from .bitstream import AcxChunk, AcxHeader, AcxWriter, chunk_order
-        from .entropy import encode_frames
+        """Encode to a path (written atomically) or binary file object; returns the plan.
+
+        The array is coded block by block (:mod:`adaptive_codec.codec_stream`),
+        exactly as :meth:`encode_file` codes a file with the same samples.
+        """
+        from .codec_stream import BLOCK_SECONDS, array_blocks, scan_blocks
 
         x = as_channels_first(audio)
         validate_audio(x, sample_rate_hz)
-        cfg = self.backbone.config
-        n_internal = _resampled_length(x.shape[-1], sample_rate_hz, cfg.sample_rate_hz)
-        n_frames = self.backbone.mdct.n_frames(n_internal)
-        plan = self.plan(x, sample_rate_hz, n_frames, profile, bitrate_kbps)
+        block = max(1, int(BLOCK_SECONDS * sample_rate_hz))
+        scan = scan_blocks(array_blocks(x, block), sample_rate_hz)
+        plan = self.plan(x, sample_rate_hz, self._n_frames(scan.n_samples, sample_rate_hz), profile,
+                         bitrate_kbps)
+        self._write_stream(target, lambda: array_blocks(x, block), sample_rate_hz, scan, plan, progress)
+        return plan
 
+    def encode_file(self, target, path: str | Path, profile: str | Path | Profile = "auto",
+                    bitrate_kbps: float | None = None, progress: Callable[[float], None] | None = None,
+                    on_block: Callable[[np.ndarray], None] | None = None):
+        """Encode an audio file read block by block (bounded memory, any length).
+
+        The file is read twice: once to measure it and, with
+        ``profile="auto"``, classify it; once to code it. The stream equals
+        :meth:`encode_to` of the same samples.
+
+        Parameters
+        ----------
+        target : path or binary file object
+            Written atomically when a path.
+        path : str or Path
+            Audio file (anything :func:`~adaptive_codec.audio.load_audio` reads).
+        profile, bitrate_kbps, progress
+            As in :meth:`encode_to`.
+        on_block : callable, optional
+            Called with every block ``(channels, samples)`` of the first
+            read (e.g. to measure a lossless reference in the same pass).
+
+        Returns
+        -------
+        plan : list of PlannedSegment
+        info : AudioInfo
+            The input's rate, channels and the samples actually read.
+
+        Raises
+        ------
+        AudioError
+            Missing, unreadable, corrupt or truncated file.
+        """
+        import dataclasses
+
+        from .audio import audio_info, iter_audio_blocks
+        from .codec_stream import BLOCK_SECONDS, scan_blocks
+
+        info = audio_info(path)
+        sr = info.sample_rate_hz
+        block = max(1, int(BLOCK_SECONDS * sr))
+
+        def first_read():
+            for b in iter_audio_blocks(path, block):
+                if on_block is not None:
+                    on_block(b)
+                yield b
+
+        auto = isinstance(profile, str) and profile == "auto"
+        scan = scan_blocks(first_read(), sr, self.classifier if auto else None)
+        plan = self.plan(None, sr, self._n_frames(scan.n_samples, sr), profile, bitrate_kbps,
+                         segments=scan.segments)
+        self._write_stream(target, lambda: iter_audio_blocks(path, block), sr, scan, plan, progress)
+        return plan, dataclasses.replace(info, n_samples=scan.n_samples, duration_s=scan.n_samples / sr)
+
+    def _n_frames(self, n_samples: int, sample_rate_hz: int) -> int:
+        from .codec_stream import resampled_length
+
+        cfg = self.backbone.config
+        return self.backbone.mdct.n_frames(resampled_length(n_samples, sample_rate_hz, cfg.sample_rate_hz))
+
+    def _write_stream(self, target, blocks: Callable[[], Any], sample_rate_hz: int, scan,
+                      plan: list[PlannedSegment], progress: Callable[[float], None] | None) -> None:
+        """Header from the scan and plan, then the second read coded and entropy-coded."""
+        from .bitstream import AcxChunk, AcxHeader, AcxWriter, chunk_order
+        from .codec_stream import encode_blocks
+        from .entropy import encode_frames
+
+        cfg = self.backbone.config
+        n_frames = self._n_frames(scan.n_samples, sample_rate_hz)
         # Two channels are coded as mid/side: the side usually needs far fewer
         # levels, and a near-mono file (side below -30 dB) spends none on it.
-        mid_side = x.shape[0] == 2
+        mid_side = scan.channels == 2
         side_scale = None
         if mid_side:
-            x = np.stack([(x[0] + x[1]) / 2, (x[0] - x[1]) / 2])
-            mid_rms = float(np.sqrt(np.mean(x[0].astype(np.float64) ** 2)))
-            side_rms = float(np.sqrt(np.mean(x[1].astype(np.float64) ** 2)))
-            side_scale = 0 if side_rms <= SIDE_SILENT_RATIO * mid_rms else 1
+            side_scale = 0 if scan.side_rms <= SIDE_SILENT_RATIO * scan.mid_rms else 1
         entries: list = []
         index: dict[str, int] = {}
         for seg in plan:
@@ -250,36 +326,28 @@ class AdaptiveCodec:
                 index[seg.profile.name] = len(entries)
                 entries.append(self._profile_entry(seg.profile))
         header = AcxHeader(
-            original_sample_rate_hz=int(sample_rate_hz), channels=int(x.shape[0]),
-            length_samples=int(x.shape[-1]), internal_sample_rate_hz=cfg.sample_rate_hz,
+            original_sample_rate_hz=int(sample_rate_hz), channels=int(scan.channels),
+            length_samples=int(scan.n_samples), internal_sample_rate_hz=cfg.sample_rate_hz,
             hop_samples=cfg.hop, n_frames=n_frames, codebook_size=cfg.codebook_size,
             max_levels=cfg.n_levels, weights_version=self.weights_meta["weights_id"].rsplit("+", 1)[0],
             weights_sha256_prefix=self.weights_meta["sha256"][:16],
             entropy_digest_prefix=self.entropy_model.digest()[:16],
             profiles=entries,
             segments=_segment_table(plan, index, side_scale),
-            stereo_mode="mid_side" if mid_side else ("mono" if x.shape[0] == 1 else "independent"),
+            stereo_mode="mid_side" if mid_side else ("mono" if scan.channels == 1 else "independent"),
             chunk_frames=self.chunk_frames,
         )
         cond = self._frame_conditioning(header, 0)
         # Codes of every channel first (small: levels x frames int16), then the
         # chunks in file order (each time span: channel 0, 1, ...).
-        codes = []
-        for ch in range(x.shape[0]):
-            max_levels = max(s.n_q for s in header.segments_for_channel(ch))
-            if max_levels == 0:
-                codes.append(np.zeros((1, n_frames), np.int16))
-            else:
-                signal = _to_internal(x[ch], sample_rate_hz, cfg.sample_rate_hz)
-                codes.append(encode_signal(self.backbone, signal, cond, max_levels))
-            if progress is not None:
-                progress((ch + 1) / x.shape[0])
+        levels = [max(s.n_q for s in header.segments_for_channel(ch)) for ch in range(scan.channels)]
+        codes = encode_blocks(self.backbone, blocks(), sample_rate_hz, scan.n_samples, mid_side, cond,
+                              levels, progress)
         with AcxWriter(target, header) as writer:
             for ch, a, n in chunk_order(header):
                 depths, priors, _ = header.frame_layout(ch, a, a + n)
                 data = encode_frames(self.entropy_model, codes[ch][:, a : a + n], depths, priors)
                 writer.write_chunk(AcxChunk(ch, a, n, data))
-        return plan
 
     def _profile_entry(self, profile: Profile):
         """Profile-table row: a reference for a built-in, everything for a custom profile."""
@@ -307,14 +375,62 @@ class AdaptiveCodec:
         # One reader for header and chunks: a file object is read from the
         # position it was given at, once.
         with AcxReader(bytes(source) if isinstance(source, (bytearray, memoryview)) else source) as reader:
-            return self._decode(reader, start_s, end_s)
+            n, blocks = self._decode_range(reader, start_s, end_s)
+            header = reader.header
+        out = np.zeros((header.channels, n), np.float32)
+        pos = 0
+        for block in blocks:
+            out[:, pos : pos + block.shape[-1]] = block
+            pos += block.shape[-1]
+        return (out[0] if header.channels == 1 else out), header.original_sample_rate_hz
 
-    def _decode(self, reader, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, int]:
-        from .backbone.streaming import context_frames, decode_signal
+    def decode_to(self, source, path: str | Path, start_s: float | None = None,
+                  end_s: float | None = None, subtype: str | None = None) -> tuple[int, int]:
+        """Decode into an audio file, piece by piece (bounded memory, written atomically).
+
+        Parameters
+        ----------
+        source : bytes, path or binary file object
+            The ``.acx`` stream.
+        path : str or Path
+            Output audio file; the container comes from its suffix
+            (:class:`~adaptive_codec.audio.AudioWriter`).
+        start_s, end_s : float, optional
+            Time range, as in :meth:`decode`.
+        subtype : str, optional
+            libsndfile subtype (default: the container's).
+
+        Returns
+        -------
+        n_samples : int
+            Samples per channel written.
+        sample_rate_hz : int
+        """
+        from .audio import AudioWriter
+        from .bitstream import AcxReader
+
+        with AcxReader(bytes(source) if isinstance(source, (bytearray, memoryview)) else source) as reader:
+            n, blocks = self._decode_range(reader, start_s, end_s)
+            header = reader.header
+        with AudioWriter(path, header.original_sample_rate_hz, header.channels, subtype=subtype) as writer:
+            for block in blocks:
+                writer.write(block)
+        return n, header.original_sample_rate_hz
+
+    def _decode_range(self, reader, start_s: float | None, end_s: float | None):
+        """Entropy-decode what a time range needs; returns (samples, lazy audio blocks).
+
+        The blocks ``(channels, samples)`` cover exactly the range at the
+        original rate; they are synthesised as they are consumed.
+        """
+        from .backbone.streaming import context_frames
+        from .codec_stream import decode_blocks, resampled_length
         from .entropy import decode_frames
 
         header = reader.header
         self._check_compatible(header)
+        if header.stereo_mode not in ("mono", "independent", "mid_side"):
+            raise FormatError(f"unsupported stereo mode {header.stereo_mode!r}")
         cfg = self.backbone.config
         sr = header.original_sample_rate_hz
         duration = header.length_samples / sr
@@ -324,46 +440,34 @@ class AdaptiveCodec:
             raise AdaptiveCodecError(
                 f"empty or invalid time range {start_s:g}..{end_s:g} s (file is {duration:.3f} s)")
         hop = cfg.hop
-        n_internal = _resampled_length(header.length_samples, sr, cfg.sample_rate_hz)
-        # Internal sample blocks to synthesise, with margin for the resampler.
+        n_internal = resampled_length(header.length_samples, sr, cfg.sample_rate_hz)
+        # Internal sample blocks to synthesise, with margin for the resampler,
+        # starting on a block whose time is a whole original-rate sample.
         margin_s = 0.05 if (start_s > 0 or end_s < duration) else 0.0
+        step = cfg.sample_rate_hz // math.gcd(hop * sr, cfg.sample_rate_hz)
         a = max(0, int(math.floor((start_s - margin_s) * cfg.sample_rate_hz / hop)))
+        a -= a % step
         b = min(-(-n_internal // hop), int(math.ceil((end_s + margin_s) * cfg.sample_rate_hz / hop)))
         ctx = context_frames(self.backbone)
         fa, fb = max(0, a - ctx), min(header.n_frames, b + 1 + ctx)
-        chunks = list(reader.iter_chunks(fa, fb))
-        codes = np.zeros((header.max_levels, header.n_frames), np.int16)
+        codes = np.zeros((header.channels, header.max_levels, header.n_frames), np.int16)
         depth_all = np.zeros((header.channels, header.n_frames), np.int64)
-        channels = []
-        for ch in range(header.channels):
-            codes[:] = 0
-            for chunk in (c for c in chunks if c.channel == ch):
-                lo, hi = chunk.start_frame, chunk.end_frame
-                depths, priors, _ = header.frame_layout(ch, lo, hi)
-                codes[:, lo:hi] = decode_frames(self.entropy_model, chunk.data, depths, priors,
+        for chunk in reader.iter_chunks(fa, fb):
+            ch, lo, hi = chunk.channel, chunk.start_frame, chunk.end_frame
+            depths, priors, _ = header.frame_layout(ch, lo, hi)
+            codes[ch][:, lo:hi] = decode_frames(self.entropy_model, chunk.data, depths, priors,
                                                 header.max_levels)
-                depth_all[ch, lo:hi] = depths
-            if not any(seg.n_q for seg in header.segments_for_channel(ch)):
-                internal = np.zeros(max(0, min(n_internal, b * hop) - a * hop), np.float32)
-            else:
-                cond = self._frame_conditioning(header, ch)
-                internal = decode_signal(self.backbone, codes, depth_all[ch], cond, n_internal,
-                                         block_range=(a, b))
-            channels.append(_from_internal(internal, cfg.sample_rate_hz, sr))
-        if header.stereo_mode == "mid_side":
-            mid, side = channels
-            channels = [mid + side, mid - side]
-        elif header.stereo_mode not in ("mono", "independent"):
-            raise FormatError(f"unsupported stereo mode {header.stereo_mode!r}")
+            depth_all[ch, lo:hi] = depths
+        conds = [self._frame_conditioning(header, ch)
+                 if any(seg.n_q for seg in header.segments_for_channel(ch)) else None
+                 for ch in range(header.channels)]
+        blocks = decode_blocks(self.backbone, list(codes), list(depth_all), conds, n_internal, sr,
+                               header.stereo_mode == "mid_side", (a, b))
         # Map the synthesised internal range back onto original-rate samples.
-        first = int(round(a * hop * sr / cfg.sample_rate_hz))
+        first = a * hop * sr // cfg.sample_rate_hz
         s0 = int(round(start_s * sr))
         s1 = header.length_samples if end_s >= duration else int(round(end_s * sr))
-        out = np.zeros((header.channels, s1 - s0), np.float32)
-        for ch, y in enumerate(channels):
-            seg = y[s0 - first : s1 - first]
-            out[ch, : seg.size] = seg
-        return (out[0] if header.channels == 1 else out), sr
+        return s1 - s0, _cut(blocks, first, s0, s1, header.channels)
 
     def _check_compatible(self, header) -> None:
         if header.weights_sha256_prefix != self.weights_meta["sha256"][:16]:
@@ -516,18 +620,17 @@ def _stream_parameters(profile: Profile) -> dict:
     return {k: (list(d[k]) if k == "labels" else d[k]) for k in keys if d.get(k) not in (None, [], ())}
 
 
-def _resampled_length(n: int, sr_from: int, sr_to: int) -> int:
-    return n if sr_from == sr_to else int(math.ceil(n * sr_to / sr_from))
-
-
-def _to_internal(channel: np.ndarray, sr: int, internal: int) -> np.ndarray:
-    y = channel if sr == internal else np.asarray(resample(channel, sr, internal))
-    return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def _from_internal(signal: np.ndarray, internal: int, sr: int) -> np.ndarray:
-    y = signal if sr == internal else np.asarray(resample(signal, internal, sr))
-    return np.asarray(y, dtype=np.float32).reshape(-1)
+def _cut(blocks, first: int, s0: int, s1: int, channels: int):
+    """The part of consecutive ``blocks`` (the first at sample ``first``) in ``[s0, s1)``."""
+    pos, emitted = first, 0
+    for block in blocks:
+        lo, hi = max(pos, s0), min(pos + block.shape[-1], s1)
+        if hi > lo:
+            yield block[:, lo - pos : hi - pos]
+            emitted += hi - lo
+        pos += block.shape[-1]
+    if emitted < s1 - s0:  # never expected: the range is synthesised with margin
+        yield np.zeros((channels, s1 - s0 - emitted), np.float32)
 
 
 __all__ = ["AdaptiveCodec", "PlannedSegment", "INTERNAL_SAMPLE_RATE_HZ", "ENTROPY_TABLE_NAME", "EntropyTableWarning",

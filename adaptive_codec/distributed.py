@@ -152,24 +152,91 @@ def member_metadata(path: Path, info, plan, frame_rate_hz: float, audio=None) ->
 
 def flac_size_bytes(audio, sample_rate_hz: int) -> int:
     """Bytes of a 16-bit FLAC of ``audio`` ``(channels, samples)`` (libsndfile defaults)."""
-    import soundfile as sf
+    counter = FlacSizeCounter(sample_rate_hz, audio.shape[0])
+    counter.write(audio)
+    return counter.close()
 
+
+class FlacSizeCounter:
+    """Size of a 16-bit FLAC of audio given block by block, without keeping the bytes.
+
+    Parameters
+    ----------
+    sample_rate_hz, channels : int
+    """
+
+    def __init__(self, sample_rate_hz: int, channels: int) -> None:
+        import soundfile as sf
+
+        self._sink = _CountingSink()
+        self._file = sf.SoundFile(self._sink, "w", samplerate=int(sample_rate_hz), channels=int(channels),
+                                  format="FLAC", subtype="PCM_16")
+
+    def write(self, block) -> None:
+        """Append ``block`` ``(channels, samples)``."""
+        self._file.write(block.T)
+
+    def close(self) -> int:
+        """Finish the stream; returns its size in bytes."""
+        self._file.close()
+        return self._sink.size
+
+
+class _CountingSink(io.RawIOBase):
+    """A seekable binary sink that only records how far it was written."""
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True  # libsndfile's virtual I/O asks; FLAC writing never reads
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.pos += n
+        self.size = max(self.size, self.pos)
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        return b""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence] + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def encode_member(codec, path: Path, profile: str, bitrate: float | None) -> tuple[bytes, dict]:
+    """One archive member: ``.acx`` bytes and metadata of a file read block by block.
+
+    The FLAC reference size is measured on the same read, so memory stays
+    bounded by a block whatever the file's length (``--jobs`` and Dask).
+    """
+    from .audio import audio_info
+
+    info = audio_info(path)
+    flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
     buf = io.BytesIO()
-    sf.write(buf, audio.T, sample_rate_hz, format="FLAC", subtype="PCM_16")
-    return len(buf.getvalue())
+    plan, info = codec.encode_file(buf, path, profile=profile, bitrate_kbps=bitrate, on_block=flac.write)
+    meta = member_metadata(path, info, plan, codec.frame_rate_hz)
+    meta["flac_size_bytes"] = flac.close()
+    return buf.getvalue(), meta
 
 
 def _encode_file(path: Path, profile: str, bitrate: float | None,
                  profiles_dirs: Sequence[str]) -> tuple[bytes, dict] | TaskError:
     """Task: one whole file → (``.acx`` bytes, metadata)."""
-    from .audio import load_audio
-
     try:
-        codec = _codec(profiles_dirs)
-        audio, info = load_audio(path)
-        buf = io.BytesIO()
-        plan = codec.encode_to(buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
-        return buf.getvalue(), member_metadata(path, info, plan, codec.frame_rate_hz, audio)
+        return encode_member(_codec(profiles_dirs), path, profile, bitrate)
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
 

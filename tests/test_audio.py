@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from adaptive_codec.audio import (
     INTERNAL_SAMPLE_RATE_HZ,
     AudioInfo,
+    AudioWriter,
     as_channels_first,
     audio_info,
     iter_audio_blocks,
@@ -119,6 +120,15 @@ def test_iter_audio_blocks_equals_load(repo_root):
     np.testing.assert_array_equal(np.concatenate(blocks, axis=1), whole)
 
 
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_iter_audio_blocks_reports_truncation_like_load(tmp_path, example_clip, suffix):
+    path = _truncate(save_audio(tmp_path / f"cut{suffix}", _clip(example_clip, 2, 1.0), 44100))
+    with pytest.raises(AudioError, match="truncated") as excinfo:
+        for _ in iter_audio_blocks(path, 4096):
+            pass
+    assert str(path) in str(excinfo.value)
+
+
 # -- bad input: every case names the file and the problem ---------------------
 
 
@@ -214,6 +224,28 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, example_clip):
     assert target.stat().st_mode & 0o777 == 0o640
 
 
+def test_audio_writer_blocks_equal_save_audio(tmp_path, example_clip):
+    audio = _clip(example_clip, 2, 1.0)
+    whole = save_audio(tmp_path / "whole.flac", audio, 44100)
+    with AudioWriter(tmp_path / "blocks.flac", 44100, 2) as writer:
+        for piece in np.array_split(audio, [1000, 1001, 30000], axis=1):
+            writer.write(piece)
+    assert writer.samples_written == audio.shape[1]
+    np.testing.assert_array_equal(load_audio(tmp_path / "blocks.flac")[0], load_audio(whole)[0])
+
+
+def test_audio_writer_leaves_nothing_on_failure(tmp_path, example_clip):
+    target = tmp_path / "x.wav"
+    with pytest.raises(RuntimeError, match="boom"):
+        with AudioWriter(target, 16000, 1) as writer:
+            writer.write(_clip(example_clip, 1))
+            raise RuntimeError("boom")
+    with pytest.raises(AudioError, match="2 channels"):
+        with AudioWriter(target, 16000, 1) as writer:
+            writer.write(_clip(example_clip, 2))
+    assert os.listdir(tmp_path) == []
+
+
 def test_save_clips_instead_of_wrapping(tmp_path):
     loud = np.array([[0.5, 1.5, -2.0, 0.25]], np.float32)
     loaded, _ = load_audio(save_audio(tmp_path / "loud.wav", loud, 16000))
@@ -252,6 +284,37 @@ def test_resample_round_trip_is_close(example_clip):
     # Speech has little energy above 12 kHz, so the round trip loses little.
     err = back[1000:-1000] - x[1000:-1000]
     assert 10 * np.log10(np.sum(x[1000:-1000] ** 2) / np.sum(err**2)) > 25
+
+
+@pytest.mark.parametrize("sr_from,sr_to", [(16000, 24000), (44100, 24000), (48000, 24000),
+                                           (24000, 48000), (24000, 22050), (8000, 24000)])
+def test_resample_equals_torchaudio_kaiser_best(example_clip, sr_from, sr_to):
+    """Same filter as torchaudio's "kaiser_best" settings, applied as a polyphase product."""
+    import torchaudio.functional as AF
+
+    x = _clip(example_clip, 2, 0.5)
+    want = AF.resample(torch.from_numpy(x), sr_from, sr_to, lowpass_filter_width=64,
+                       rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
+                       beta=14.769656459379492).numpy()
+    got = resample(x, sr_from, sr_to)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("sr_from,sr_to", [(44100, 24000), (48000, 24000), (24000, 16000),
+                                           (24000, 44100)])
+def test_stream_resampler_equals_whole_signal(example_clip, sr_from, sr_to):
+    from adaptive_codec.resampling import StreamResampler
+
+    x = _clip(example_clip, 2, 1.0)
+    whole = resample(x, sr_from, sr_to)
+    rng = np.random.default_rng(sr_from + sr_to)
+    for _ in range(3):
+        stream = StreamResampler(sr_from, sr_to)
+        cuts = np.sort(rng.choice(np.arange(1, x.shape[1]), size=6, replace=False))
+        cuts[0] = min(cuts[0], 3)  # a tiny first block: less than the filter's width
+        out = [stream.push(piece) for piece in np.split(x, cuts, axis=1)] + [stream.finish()]
+        np.testing.assert_allclose(np.concatenate(out, axis=1), whole, atol=1e-6)
 
 
 def test_to_mono(example_clip):

@@ -211,3 +211,60 @@ def test_stereo_is_mid_side_and_dual_mono_spends_nothing_on_side(codec, speech):
     wide = np.stack([audio[0], np.roll(audio[0], 4000)])
     header = read_header(codec.encode(wide, sr, profile="speech"))
     assert [s.n_q for s in header.segments_for_channel(1)] == [4]
+
+
+# -- block streaming (bounded memory) == whole-signal processing ----------------------
+
+
+def test_block_streaming_equals_whole_signal_processing(codec, speech, monkeypatch):
+    """Many small input blocks and decoder pieces give what one block and one piece give.
+
+    One block means the whole signal resampled at once and one backbone
+    pass per chunk; one decoder piece means the whole internal signal
+    synthesised and resampled at once (the pre-streaming path).
+    """
+    import adaptive_codec.backbone.streaming as streaming
+    import adaptive_codec.codec_stream as codec_stream
+
+    audio, sr = speech  # stereo 44.1 kHz: mid/side, resampling both ways
+    x = np.stack([audio[0], np.roll(audio[1], 300)])  # a real side channel
+    monkeypatch.setattr(codec_stream, "BLOCK_SECONDS", 1e6)
+    whole_blob = codec.encode(x, sr, profile="speech")
+    monkeypatch.setattr(streaming, "CHUNK_FRAMES", 10**6)
+    whole, _ = codec.decode(whole_blob)
+    monkeypatch.setattr(codec_stream, "BLOCK_SECONDS", 0.37)
+    blob = codec.encode(x, sr, profile="speech")
+    monkeypatch.setattr(streaming, "CHUNK_FRAMES", 45)
+    y, _ = codec.decode(blob)
+    assert read_header(blob).segments_for_channel(1)[0].n_q > 0
+    assert blob == whole_blob  # the same codes, bit for bit
+    assert y.shape == whole.shape == x.shape
+    np.testing.assert_allclose(y, whole, atol=1e-5)
+    part, _ = codec.decode(blob, start_s=1.3, end_s=2.1)
+    np.testing.assert_allclose(part, whole[:, round(1.3 * sr) : round(2.1 * sr)], atol=2e-3)
+
+
+@pytest.mark.parametrize("name,profile", [("mixed", "auto"), ("speech", "music")])
+def test_encode_file_equals_encode_of_loaded_audio(codec, tmp_path, name, profile):
+    path = example_path(name)
+    audio, info = load_audio(path)
+    plan, got_info = codec.encode_file(tmp_path / "f.acx", path, profile=profile)
+    blob = codec.encode(audio, info.sample_rate_hz, profile=profile)
+    assert (tmp_path / "f.acx").read_bytes() == blob
+    assert got_info == info
+    assert [(s.start_frame, s.profile.name) for s in plan] == [
+        (s.start_frame, read_header(blob).profiles[s.profile_index].name)
+        for s in read_header(blob).segments_for_channel(0)]
+
+
+def test_decode_to_file_equals_decode(codec, speech, tmp_path):
+    audio, sr = speech
+    blob = codec.encode(audio, sr, profile="speech")
+    n, sr2 = codec.decode_to(blob, tmp_path / "y.wav", subtype="FLOAT")
+    y, _ = codec.decode(blob)
+    written, info = load_audio(tmp_path / "y.wav")
+    assert (n, sr2, info.channels) == (audio.shape[1], sr, 2)
+    np.testing.assert_array_equal(written, y)
+    n, _ = codec.decode_to(blob, tmp_path / "part.wav", start_s=0.5, end_s=1.0, subtype="FLOAT")
+    np.testing.assert_array_equal(load_audio(tmp_path / "part.wav")[0], codec.decode(blob, 0.5, 1.0)[0])
+    assert n == sr // 2

@@ -67,7 +67,7 @@ class VectorQuantizer(nn.Module):
         (positive) length does not change which codeword is nearest, so only
         :meth:`forward` pays for the normalisation its losses need.
         """
-        return _argmax_last(self.in_proj(residual) @ self.normalized_codebook().T)
+        return _nearest(self.in_proj(residual), self.normalized_codebook())
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``(batch, frames, dim)`` of indices ``(batch, frames)``."""
@@ -166,7 +166,8 @@ class ResidualVQ(nn.Module):
         """Indices ``(batch, n_q, frames)`` of the first ``n_q`` levels."""
         residual = latent
         codes = []
-        for level in self.levels[:n_q]:
+        # zip, not self.levels[:n_q]: slicing a ModuleList builds a new module.
+        for level, _ in zip(self.levels, range(n_q)):
             idx = level.encode(residual)
             residual = residual - level.decode(idx)
             codes.append(idx)
@@ -176,8 +177,8 @@ class ResidualVQ(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Latent ``(batch, frames, dim)`` from indices ``(batch, n_q, frames)``."""
         out = 0
-        for i in range(codes.shape[1]):
-            out = out + self.levels[i].decode(codes[:, i])
+        for i, level in zip(range(codes.shape[1]), self.levels):
+            out = out + level.decode(codes[:, i])
         return out
 
     @torch.no_grad()
@@ -192,8 +193,8 @@ class ResidualVQ(nn.Module):
         used = min(codes.shape[1], int(depths.max())) if depths.numel() else 0
         out = torch.zeros(codes.shape[0], codes.shape[2], self.levels[0].out_proj.out_features,
                           device=codes.device)
-        for i in range(used):
-            z = self.levels[i].decode(codes[:, i])
+        for i, level in zip(range(used), self.levels):
+            z = level.decode(codes[:, i])
             if bool((depths <= i).any()):
                 z = z * (depths > i).to(z.dtype)[..., None]
             out = out + z
@@ -229,6 +230,21 @@ class ResidualVQ(nn.Module):
         for level, samples in zip(self.levels, self._last_inputs):
             total += level.replace_dead_codes(samples, min_usage)
         return total
+
+
+#: Frames scored against the codebook at a time: a (256, 1024) float32
+#: similarity block is 1 MiB, which stays in cache; a whole 18 s piece's
+#: similarities (5.7 MiB per level) made the allocator hold ~65 MiB more.
+_SEARCH_ROWS = 256
+
+
+def _nearest(z: torch.Tensor, book: torch.Tensor) -> torch.Tensor:
+    """Index ``(...)`` of the codeword (row of ``book``) with the largest dot product with ``z`` ``(..., d)``."""
+    flat = z.reshape(-1, z.shape[-1])
+    out = torch.empty(flat.shape[0], dtype=torch.long, device=z.device)
+    for start in range(0, flat.shape[0], _SEARCH_ROWS):
+        out[start : start + _SEARCH_ROWS] = _argmax_last(flat[start : start + _SEARCH_ROWS] @ book.T)
+    return out.view(z.shape[:-1])
 
 
 def _argmax_last(scores: torch.Tensor) -> torch.Tensor:
