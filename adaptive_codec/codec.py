@@ -3,8 +3,11 @@
 Encoding: the mono downmix is classified into labelled segments, each
 segment's label picks a profile (or one forced profile covers the file), the
 profile gives the RVQ depth and the conditioning vector of its frames; every
-channel is resampled to 24 kHz, encoded by the shared backbone in chunks,
-entropy-coded chunk by chunk and written as an ``.acx`` stream.
+channel (two as mid/side) is resampled to 24 kHz, encoded by the shared
+backbone in chunks, entropy-coded chunk by chunk and written as an ``.acx``
+stream. The signal path runs block by block (:mod:`adaptive_codec.codec_stream`):
+:meth:`AdaptiveCodec.encode_file` and :meth:`AdaptiveCodec.decode_to` never
+hold a whole recording in memory.
 
 Decoding needs no classifier and no profile files: the profile table in the
 stream names each built-in profile (whose embedding is in the weights) and

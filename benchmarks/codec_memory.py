@@ -123,11 +123,13 @@ def build_long_input(corpus: Path, path: Path, minutes: float, sample_rate_hz: i
     return used
 
 
-def measure(name: str, args: list[str]) -> Run:
+def measure(name: str, args: list[str], pool: bool = False) -> Run:
     """Run ``adaptive-codec ARGS`` (no ARGS: ``import torch``) and read its peak RSS.
 
     ``ru_maxrss`` of ``wait4`` is the child's own high-water mark; for a
     process pool it is the largest of the processes the child waited for.
+    With ``pool`` the work runs in worker processes, whose high-water mark
+    before exit the hook cannot see, so none is reported.
     """
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as err:
         hwm_file = Path(tmp) / "hwm"
@@ -140,8 +142,9 @@ def measure(name: str, args: list[str]) -> Run:
         err.seek(0)
         tail = err.read().decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         text = hwm_file.read_text().strip() if hwm_file.exists() else ""
-    return Run(name, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-               int(text) / 1024 if text else None, os.waitstatus_to_exitcode(status), tail[0])
+    done = int(text) / 1024 if text and not pool else None
+    return Run(name, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, done,
+               os.waitstatus_to_exitcode(status), tail[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             for jobs in (1, 2):
                 runs.append(measure(f"archive create --jobs {jobs}",
                                     ["archive", "create", str(Path(tmp) / f"long{jobs}.aca"), str(src),
-                                     "--jobs", str(jobs), "--force"]))
+                                     "--jobs", str(jobs), "--force"], pool=jobs > 1))
         for r in [floor, *runs]:
             status = "ok" if r.returncode == 0 else f"FAILED ({r.returncode}): {r.stderr_tail}"
             done = f"{r.done_rss_mib:13.0f}" if r.done_rss_mib is not None else f"{'-':>13s}"
