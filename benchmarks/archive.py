@@ -9,9 +9,15 @@ rates and channel counts, routed with ``profile="auto"``:
   bitrate whose mean ViSQOL (audio mode, 48 kHz, mono downmix) on these files
   reaches ours ("matched quality");
 * bits saved by entropy coding: actual payload vs fixed-length indices
-  (``depth x log2(codebook) bits`` per frame), per class;
+  (``depth x log2(codebook) bits`` per frame), per class, separately for the
+  held-out clips (class from the corpus manifest; never seen by the entropy
+  tables or the backbone) and for the mixed files (class from the router;
+  they are cut from corpus clips, training clips included). A chunk's bytes
+  are split over its frames in proportion to each frame's ideal code length
+  under the coder's model;
 * container overhead: everything in the archive that is not entropy-coded
-  payload, as a share of the archive;
+  payload, as a share of the archive, per second of audio and relative to a
+  6 kbps stream of the same duration, with its parts;
 * throughput (x real time, whole pipeline: decode input, classify, encode,
   write) with 1 and 2 encoder processes, and peak RSS.
 
@@ -43,18 +49,22 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from adaptive_codec._binary import varint_bytes  # noqa: E402
 from adaptive_codec.audio import audio_info, load_audio, to_mono  # noqa: E402
 from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
 
 OPUS_LADDER_KBPS = (6, 8, 10, 12, 16, 20, 24, 32)
 
 
-def pick_files(corpus: Path, per_class: int) -> list[Path]:
+def pick_files(corpus: Path, per_class: int) -> tuple[list[Path], dict[str, str]]:
+    """Mixed files + held-out clips; and the member name -> class of the held-out clips."""
     files = sorted((corpus / "mixed").glob("*.flac"))
+    held_out: dict[str, str] = {}
     for label in CLASSES:
-        held = [c.path for c in corpus_clips(corpus, "test") if c.label == label]
-        files += held[:per_class]
-    return files
+        held = [c.path for c in corpus_clips(corpus, "test") if c.label == label][:per_class]
+        files += held
+        held_out.update({p.with_suffix(".acx").name: label for p in held})
+    return files, held_out
 
 
 def run_create(out: Path, files: list[Path], jobs: int) -> float:
@@ -67,31 +77,52 @@ def run_create(out: Path, files: list[Path], jobs: int) -> float:
     return time.monotonic() - t0
 
 
-def entropy_savings(archive: Path) -> tuple[dict[str, list[float]], int]:
-    """Per class [actual payload bits, fixed-length bits]; and total payload bytes."""
-    from adaptive_codec.archive import list_archive, read_member
-    from adaptive_codec.bitstream import read_acx
+def entropy_savings(archive: Path, held_out_labels: dict[str, str]) -> tuple[dict[tuple[str, str], list[float]], dict[str, int]]:
+    """Per (set, class) [actual payload bits, fixed-length bits]; and the archive's byte accounting.
 
-    per_class: dict[str, list[float]] = {}
-    payload = 0
+    ``held_out_labels`` maps member names of held-out clips to their corpus class.
+    """
+    from adaptive_codec._aca_format import read_dictionary, read_tail
+    from adaptive_codec.archive import list_archive, read_member
+    from adaptive_codec.bitstream import AcxReader
+    from adaptive_codec.codec import AdaptiveCodec
+    from adaptive_codec.entropy import decode_frames, frame_bits
+
+    model = AdaptiveCodec.default().entropy_model
+    per_class: dict[tuple[str, str], list[float]] = {}
+    parts = {"payload": 0, "acx chunk framing": 0, "archive entries (local header, packed .acx header, CRC)": 0}
     for entry in list_archive(archive):
-        stream = read_acx(read_member(archive, entry.name))
+        data = read_member(archive, entry.name)
+        parts["archive entries (local header, packed .acx header, CRC)"] += entry.entry_bytes
+        with AcxReader(data) as reader:
+            stream = reader.header
+            chunks = list(reader.iter_chunks())
         bits_per_index = np.log2(stream.codebook_size)
-        for chunk in stream.chunks:
-            payload += len(chunk.data)
-            depths, _, _ = stream.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
-            fixed = float(depths.sum()) * bits_per_index
-            if fixed == 0:
+        for chunk in chunks:
+            parts["payload"] += len(chunk.data)
+            parts["acx chunk framing"] += len(varint_bytes(len(chunk.data))) + 4
+            depths, priors, _ = stream.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
+            if not depths.any():
                 continue
-            # Split the chunk's bits over its segments by their share of fixed bits.
+            codes = decode_frames(model, chunk.data, depths, priors, stream.max_levels)
+            weight = frame_bits(model, codes, depths, priors)
+            weight = weight / weight.sum()
             for seg in stream.segments_for_channel(chunk.channel):
                 lo, hi = max(seg.start_frame, chunk.start_frame), min(seg.end_frame, chunk.end_frame)
                 if lo < hi:
-                    seg_fixed = (hi - lo) * seg.n_q * bits_per_index
-                    acc = per_class.setdefault(seg.label, [0.0, 0.0])
-                    acc[0] += len(chunk.data) * 8 * seg_fixed / fixed
-                    acc[1] += seg_fixed
-    return per_class, payload
+                    sl = slice(lo - chunk.start_frame, hi - chunk.start_frame)
+                    key = ("held-out", held_out_labels[entry.name]) if entry.name in held_out_labels else ("mixed", seg.label)
+                    acc = per_class.setdefault(key, [0.0, 0.0])
+                    acc[0] += len(chunk.data) * 8 * float(weight[sl].sum())
+                    acc[1] += float(depths[sl].sum()) * bits_per_index
+    # Member bytes that are not payload or chunk framing are its (packed) header and entry framing.
+    parts["archive entries (local header, packed .acx header, CRC)"] -= parts["payload"] + parts["acx chunk framing"]
+    _, index_offset, _ = read_tail(archive)
+    with open(archive, "rb") as fh:
+        _, first_entry = read_dictionary(fh, index_offset, str(archive))
+    parts["archive preamble + dictionary"] = first_entry
+    parts["archive index + end record"] = archive.stat().st_size - index_offset
+    return per_class, parts
 
 
 def flac_bytes(files: list[Path]) -> int:
@@ -156,7 +187,7 @@ def main() -> None:
     if not (args.corpus / "manifest.csv").exists():
         raise SystemExit(f"error: corpus not found at {args.corpus} (pass --corpus)")
 
-    files = pick_files(args.corpus, args.max_per_class)
+    files, held_out = pick_files(args.corpus, args.max_per_class)
     infos = [audio_info(f) for f in files]
     duration = sum(i.duration_s for i in infos)
     original = sum(f.stat().st_size for f in files)
@@ -173,22 +204,34 @@ def main() -> None:
         archive = Path(tmp) / "bench1.aca"
         size = archive.stat().st_size
         flac = flac_bytes(files)
-        per_class, payload = entropy_savings(archive)
-        overhead = (size - payload) / size
+        per_class, parts = entropy_savings(archive, held_out)
+        payload = parts["payload"]
+        over = size - payload
+        at_6kbps = duration * 6000 / 8
         lines += [
             f"archive: {size} bytes = {size * 8 / duration / 1000:.2f} kbps actual",
             f"ratio vs original files: {original / size:.1f}x; vs FLAC 16-bit ({flac} bytes): "
             f"{flac / size:.1f}x",
-            f"container overhead (everything but entropy-coded payload): {overhead:.2%}",
-            "", "entropy coding vs fixed-length indices, per class:",
+            f"container overhead (everything but entropy-coded payload): {over} bytes = {over / size:.2%} "
+            f"of this archive; {over / duration:.1f} bytes per second of audio = {over / at_6kbps:.2%} of a "
+            f"6 kbps stream of the same {duration:.0f} s; {over / len(files):.0f} bytes per file",
         ]
-        total_actual = total_fixed = 0.0
-        for label, (actual, fixed) in sorted(per_class.items()):
-            total_actual += actual
-            total_fixed += fixed
-            lines.append(f"  {label:8s} saved {1 - actual / fixed:6.1%}  "
-                         f"({actual / 8:.0f} of {fixed / 8:.0f} bytes)")
-        lines.append(f"  {'all':8s} saved {1 - total_actual / max(total_fixed, 1):6.1%}")
+        for name, value in parts.items():
+            if name != "payload":
+                lines.append(f"  {name:58s} {value:7d} bytes  {value / size:6.2%}")
+        lines += ["", "entropy coding vs fixed-length indices, per class:"]
+        for group in ("held-out", "mixed"):
+            keys = sorted(k for k in per_class if k[0] == group)
+            total_actual = sum(per_class[k][0] for k in keys)
+            total_fixed = sum(per_class[k][1] for k in keys)
+            note = ("held-out clips (class from the manifest)" if group == "held-out" else
+                    "mixed files (class from the router; cut from corpus clips, training clips included)")
+            lines.append(f"  {note}:")
+            for key in keys:
+                actual, fixed = per_class[key]
+                lines.append(f"    {key[1]:8s} saved {1 - actual / fixed:6.1%}  "
+                             f"({actual / 8:.0f} of {fixed / 8:.0f} bytes, {actual / fixed * 10:.2f} bits/index)")
+            lines.append(f"    {'all':8s} saved {1 - total_actual / max(total_fixed, 1):6.1%}")
         lines += ["", f"throughput (whole pipeline, subprocess incl. start-up): "
                       f"1 job {speeds[1]:.1f}x real time, 2 jobs {speeds[2]:.1f}x real time"]
         if not args.no_opus:
