@@ -40,6 +40,18 @@ def test_mdct_perfect_reconstruction(n_samples):
     torch.testing.assert_close(mdct.inverse(coef, n_samples), x, atol=1e-5, rtol=0)
 
 
+def test_fft_inverse_mdct_equals_basis_product():
+    """The FFT inverse is the basis product (overlap-added) for any coefficients, not only MDCT output."""
+    mdct = MDCT(320)
+    coef = torch.randn(2, 320, 9, generator=torch.Generator().manual_seed(3))
+    windows = torch.einsum("bkt,kn->bnt", coef, mdct.basis)
+    want = torch.nn.functional.fold(windows, output_size=(1, 10 * 320), kernel_size=(1, 640),
+                                    stride=(1, 320))[:, 0, 0, 320 : 320 + 2500]
+    torch.testing.assert_close(mdct.inverse(coef, 2500), want, atol=2e-5, rtol=0)
+    with pytest.raises(ValueError, match="even"):
+        MDCT(321)
+
+
 def test_bitrate_accounting():
     cfg = BackboneConfig()
     assert cfg.frame_rate_hz == 75.0

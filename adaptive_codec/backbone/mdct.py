@@ -10,6 +10,15 @@ frames click-free.
 Frames have ``2 * hop`` samples and a hop of ``hop`` samples; each frame gives
 ``hop`` coefficients. With the orthonormal basis below, ``imdct(mdct(x))``
 equals ``x`` to float precision.
+
+The forward transform is a product with the basis. The inverse is computed
+the fast way: the DCT-IV of the coefficients (one complex FFT of ``hop / 2``
+points between two twiddles) unfolded to the windowed frame; the same as the
+basis product to float rounding in a third of the time on a CPU. (The
+forward transform stays a product: the encoder's power-law compression
+magnifies rounding differences of near-zero coefficients enough to flip an
+RVQ index now and then, and encoding must match what the model was trained
+and measured with.)
 """
 
 from __future__ import annotations
@@ -33,18 +42,41 @@ def _mdct_basis(hop: int) -> torch.Tensor:
 
 
 class MDCT(nn.Module):
-    """Forward and inverse MDCT as matrix products (fast on CPU for small hops).
+    """Forward (basis product) and inverse (FFT-based DCT-IV + unfold) MDCT.
 
     Parameters
     ----------
     hop : int
-        Hop size in samples; also the number of coefficients per frame.
+        Hop size in samples (even); also the number of coefficients per frame.
+
+    Attributes
+    ----------
+    basis : torch.Tensor [shape=(hop, 2 * hop)]
+        The transform as a matrix: :meth:`frames` is ``windows @ basis.T``
+        and :meth:`inverse_frames` overlap-adds ``coefficients @ basis``.
     """
 
     def __init__(self, hop: int) -> None:
         super().__init__()
+        if hop % 2:
+            raise ValueError(f"MDCT hop must be even (the DCT-IV uses a hop/2-point FFT), got {hop}")
         self.hop = hop
         self.register_buffer("basis", _mdct_basis(hop), persistent=False)
+        n = torch.arange(2 * hop, dtype=torch.float64)
+        self.register_buffer("window", torch.sin(math.pi * (n + 0.5) / (2 * hop)).float(), persistent=False)
+        h = torch.arange(hop // 2, dtype=torch.float64)
+        # DCT-IV twiddles; the pre-twiddle carries the orthonormal scale.
+        pre = torch.exp(-1j * math.pi * (h + 0.25) / hop) * math.sqrt(2.0 / hop)
+        self.register_buffer("twiddle_pre", pre.to(torch.complex64), persistent=False)
+        self.register_buffer("twiddle_post", torch.exp(-1j * math.pi * h / hop).to(torch.complex64),
+                             persistent=False)
+
+    def _dct4(self, u: torch.Tensor) -> torch.Tensor:
+        """Scaled DCT-IV over the last axis: ``sqrt(2/N) Σ_n u[n] cos(π/N (n+½)(k+½))``."""
+        z = torch.complex(u[..., 0::2], u.flip(-1)[..., 0::2]) * self.twiddle_pre
+        y = torch.fft.fft(z, dim=-1) * self.twiddle_post
+        # Even outputs are the real parts, odd ones the negated imaginary parts reversed.
+        return torch.stack([y.real, -y.imag.flip(-1)], dim=-1).flatten(-2)
 
     def n_frames(self, n_samples: int) -> int:
         """Number of frames :meth:`forward` returns for ``n_samples`` samples."""
@@ -111,9 +143,13 @@ class MDCT(nn.Module):
         -------
         torch.Tensor [shape=(batch, n_samples)]
         """
-        hop = self.hop
-        windows = coefficients @ self.basis  # (B, T, 2*hop)
+        hop, q = self.hop, self.hop // 2
+        v = self._dct4(coefficients)
+        # Unfold (v1, v2) to the frame (v2, -v2_r, -v1_r, -v1), windowed.
+        v1, v2 = v[..., :q], v[..., q:]
+        first = torch.cat([v2, -v2.flip(-1)], dim=-1) * self.window[:hop]
+        second = torch.cat([-v1.flip(-1), -v1], dim=-1) * self.window[hop:]
         # Frames overlap by exactly one hop, so overlap-add is the first half
         # of each frame plus the second half of the frame before it.
-        blocks = F.pad(windows[..., :hop], (0, 0, 0, 1)) + F.pad(windows[..., hop:], (0, 0, 1, 0))
+        blocks = F.pad(first, (0, 0, 0, 1)) + F.pad(second, (0, 0, 1, 0))
         return blocks.reshape(blocks.shape[0], -1)[:, hop : hop + n_samples]
