@@ -28,8 +28,8 @@ def plot(log_csv: Path, eval_csv: Path | None, out: Path) -> None:
     # kept in the CSV but clipped out of the plot so the trend stays visible.
     log = log[log["loss"] < 20]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for term in ("mel", "stft", "mfcc", "contrast", "loudness", "waveform"):
-        if term in log:
+    for term in ("mel", "stft", "mfcc", "contrast", "loudness", "waveform", "phase"):
+        if term in log and log[term].notna().any():
             axes[0].plot(log["step"], log[term], label=term)
     axes[0].set(title="training loss terms (batch mean)", xlabel="step", yscale="log")
     axes[0].legend(fontsize=8)
