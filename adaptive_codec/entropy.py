@@ -135,6 +135,7 @@ class EntropyModel:
     start_context: int = 0
     precision_bits: int = DEFAULT_PRECISION_BITS
     _models: dict = field(default_factory=dict, init=False, repr=False)
+    _digest: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         freqs = np.asarray(self.frequencies)
@@ -345,12 +346,18 @@ class EntropyModel:
 
     def digest(self) -> str:
         """SHA-256 (hex) of precision, shape, start context, context maps and tables (docs/FORMAT.md section 4)."""
+        # Hashing 3 MB of tables costs ~5 % of a short clip's encode+decode;
+        # the tables are never modified after construction (the cached
+        # constriction models rely on that too), so hash once.
+        if self._digest is not None:
+            return self._digest
         h = hashlib.sha256()
         head = {"precision_bits": self.precision_bits, "shape": list(self.frequencies.shape), "start_context": self.start_context}
         h.update(json.dumps(head, sort_keys=True).encode())
         h.update(self.context_of.astype("<u4").tobytes())
         h.update(self.frequencies.astype("<u4").tobytes())
-        return h.hexdigest()
+        self._digest = h.hexdigest()
+        return self._digest
 
     # -- constriction models (cached) ------------------------------------------------
     def _model(self, prior_id: int, level: int, context: int):
