@@ -42,7 +42,7 @@ ARTIFACT_FORMAT = "adaptive-codec-classifier"
 #: Bumped when the artifact layout changes; older readers refuse newer files.
 ARTIFACT_FORMAT_VERSION = 1
 #: File name of the shipped classifier inside ``classifiers/``.
-DEFAULT_ARTIFACT = "content-v1.safetensors"
+DEFAULT_ARTIFACT = "content-v2.safetensors"
 _METADATA_KEY = "adaptive_codec"
 _MODELS = ("logreg", "mlp")
 
@@ -113,7 +113,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
             )
         raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit scaler and model.
 
         Parameters
@@ -121,12 +121,20 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         X : array-like [shape=(n_windows, n_features)]
         y : array-like [shape=(n_windows,)]
             Class labels (strings or integers).
+        sample_weight : array-like [shape=(n_windows,)], optional
+            Weight of each window (e.g. to let a large extra training pool
+            count less than the main data), in the scaler statistics and the
+            model's loss; multiplies the ``class_weight``.
 
         Returns
         -------
         self
         """
         X, y = validate_data(self, X, y, dtype=np.float64)  # sets n_features_in_
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (len(y),):
+                raise ValueError(f"sample_weight must have shape ({len(y)},), got {sample_weight.shape}")
         self.classes_ = unique_labels(y)
         if self.model == "mlp" and self.class_weight == "balanced":
             # MLPClassifier has no class_weight: oversample minority classes.
@@ -138,8 +146,11 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
                  for c, n in counts.items()]
             )
             X, y = X[idx], y[idx]
+            sample_weight = None if sample_weight is None else sample_weight[idx]
         self.pipeline_ = Pipeline([("scale", StandardScaler()), ("model", self._make_model())])
-        self.pipeline_.fit(X, y)
+        weights = {} if sample_weight is None else {"scale__sample_weight": sample_weight,
+                                                    "model__sample_weight": sample_weight}
+        self.pipeline_.fit(X, y, **weights)
         self.n_iter_ = int(np.max(self.pipeline_.named_steps["model"].n_iter_))
         return self
 
@@ -326,7 +337,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def default(cls) -> ContentClassifier:
-        """The shipped classifier (``classifiers/content-v1.safetensors``)."""
+        """The shipped classifier (``classifiers/content-v2.safetensors``)."""
         from adaptive_codec.resources import classifiers_dir
 
         return cls.load(classifiers_dir() / DEFAULT_ARTIFACT)

@@ -3,10 +3,13 @@
 Every feature of a chunk is derived from ONE short-time Fourier transform at a
 fixed internal analysis rate (16 kHz by default), so the features do not depend
 on the file's sample rate and cost little. Frame-level descriptors (mel shape,
-MFCC, chroma, spectral contrast, flatness, rolloff, ...) are summarised per
-analysis window (~1 s, hop ~0.5 s) by their mean and standard deviation, plus
-a few window-level descriptors (4 Hz modulation energy, low-energy-frame ratio,
-spectral flux, harmonicity).
+MFCC, spectral contrast, flatness, rolloff, harmonicity, ...) are summarised
+per analysis window (~1 s, hop ~0.5 s) by their mean and standard deviation,
+plus window-level descriptors: the chroma profile sorted by strength (tonal,
+but key-invariant), envelope modulation in 1-3 / 3-6 / 6-12 Hz bands,
+low-energy-frame ratio, spectral flux, voicing and pitch contour. Temporal
+context adds their mean and std over neighbouring windows and the window's
+level relative to its neighbours.
 
 All descriptors are level-invariant on purpose: the same recording played
 10 dB quieter must get the same label. The absolute level is returned
@@ -40,7 +43,7 @@ __all__ = [
 
 #: Bumped whenever the meaning or order of the feature vector changes; a saved
 #: classifier records it and refuses to load against a different version.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,8 @@ def feature_names(config: FeatureConfig = FeatureConfig()) -> list[str]:
     base = _base_names(config)
     if config.context_windows == 0:
         return base
-    return base + [f"context_mean_{n}" for n in base] + [f"context_std_{n}" for n in base]
+    return (base + [f"context_mean_{n}" for n in base] + [f"context_std_{n}" for n in base]
+            + ["context_relative_level_db", "context_level_std_db"])
 
 
 def _to_mono_float(block: np.ndarray) -> np.ndarray:
@@ -209,8 +213,18 @@ def _to_mono_float(block: np.ndarray) -> np.ndarray:
     return np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
+# Window levels below this count as this in the context level statistics
+# (digital silence would otherwise dominate them).
+_LEVEL_FLOOR_DBFS = -80.0
+
+
 def _with_context(base: Iterable[WindowFeatures], k: int) -> Iterator[WindowFeatures]:
     """Append mean/std over +-k neighbouring windows to every window's features.
+
+    Also the window's level relative to the context's mean level and the
+    level's spread over the context (both in units of 10 dB, level-invariant):
+    a pause in speech is far quieter than its neighbours, a stretch of
+    ambience next to speech is not.
 
     A window is emitted once its k right neighbours are known (or the stream
     has ended), so the output does not depend on how the input was cut.
@@ -227,8 +241,11 @@ def _with_context(base: Iterable[WindowFeatures], k: int) -> Iterator[WindowFeat
         n_emit = len(todo) if final else len(todo) - k
         if n_emit <= 0:
             return
-        left = history if len(history) else np.zeros((0, todo.values.shape[1]), np.float32)
-        full = np.concatenate([left, todo.values]).astype(np.float64)
+        # The level rides along as a last column (then leaves as relative level).
+        level = np.maximum(todo.level_dbfs, _LEVEL_FLOOR_DBFS)[:, None] / 10
+        values_and_level = np.hstack([todo.values, level])
+        left = history if len(history) else np.zeros((0, values_and_level.shape[1]), np.float32)
+        full = np.concatenate([left, values_and_level]).astype(np.float64)
         rows = len(left) + np.arange(n_emit)
         lo, hi = np.maximum(rows - k, 0), np.minimum(rows + k + 1, len(full))
         zero = np.zeros((1, full.shape[1]))
@@ -237,7 +254,9 @@ def _with_context(base: Iterable[WindowFeatures], k: int) -> Iterator[WindowFeat
         count = (hi - lo)[:, None]
         mean = (sum1[hi] - sum1[lo]) / count
         std = np.sqrt(np.maximum((sum2[hi] - sum2[lo]) / count - mean**2, 0.0))
-        values = np.hstack([todo.values[:n_emit], mean, std]).astype(np.float32)
+        relative_level = level[:n_emit, 0] - mean[:, -1]
+        values = np.hstack([todo.values[:n_emit], mean[:, :-1], std[:, :-1], relative_level[:, None],
+                            std[:, -1:]]).astype(np.float32)
         yield WindowFeatures(todo.start_s[:n_emit], todo.end_s[:n_emit], values, todo.level_dbfs[:n_emit])
         history = full[: len(left) + n_emit][-k:].astype(np.float32) if k else history
         rest = slice(n_emit, None)
@@ -300,9 +319,9 @@ def _stream_base_features(
         n_ready = (len(buffer) - W) // H + 1 if len(buffer) >= W else 0
         if n_ready > 0:
             used = (n_ready - 1) * H + W
-            frames, log_mel, power_db = _frame_features(buffer[:used], config)
+            frames = _frame_features(buffer[:used], config)
             starts = np.arange(n_ready) * hop_frames
-            values, level = _window_stats(frames, log_mel, power_db, starts, L, config)
+            values, level = _window_stats(frames, starts, L, config)
             start_s = (consumed + np.arange(n_ready) * H) / config.sample_rate_hz
             yield WindowFeatures(start_s, start_s + config.window_s, values, level)
             n_done += n_ready
@@ -311,8 +330,8 @@ def _stream_base_features(
         elif last and n_done == 0 and len(buffer) > 0:
             # Shorter than one window: one window over everything there is.
             short = np.pad(buffer, (0, max(0, config.n_fft - len(buffer))))
-            frames, log_mel, power_db = _frame_features(short, config)
-            values, level = _window_stats(frames, log_mel, power_db, np.array([0]), frames.shape[1], config)
+            frames = _frame_features(short, config)
+            values, level = _window_stats(frames, np.array([0]), frames.values.shape[1], config)
             yield WindowFeatures(np.zeros(1), np.array([len(buffer) / config.sample_rate_hz]), values, level)
             n_done = 1
 

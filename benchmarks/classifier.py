@@ -3,15 +3,21 @@
 Prints (and with ``--out`` writes):
 
 * grouped cross-validation on window level (no recording in both train and
-  test): accuracy, macro-F1, confusion matrix, per-class precision/recall/F1;
+  test): accuracy, macro-F1, confusion matrix, per-class precision/recall/F1,
+  as labelled and without the files the recipe never trains on;
+* routing on synthetic mixtures of held-out clips (never the recordings of the
+  test mixed files): the grid the Viterbi switch penalty and minimum segment
+  length were chosen on;
 * the corpus' mixed files: share of time labelled correctly and median
   boundary error, each file classified by a model trained WITHOUT the
-  recordings it was made from (held out by group, like the CV);
+  recordings it was made from;
+* speech mixed into ambient recordings at 20/10/5 dB SNR (held-out clips);
+* the extra training sources held out in turn (leave-sources-out);
 * features + inference speed as a multiple of real time on one core;
 * artifact size and load time.
 
-The estimator parameters and the training sources are read from the
-artifact's own metadata, so the numbers describe the shipped recipe.
+The estimator parameters, training sources and recipe are read from the
+artifact's own metadata, so the numbers describe the shipped model.
 
 Usage (from the repository root)::
 
@@ -28,6 +34,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import dataclasses  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -39,16 +46,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier  # noqa: E402
+from adaptive_codec.features import window_features  # noqa: E402
 from adaptive_codec.profiles import ProfileRegistry  # noqa: E402
-from adaptive_codec.routing import RoutingConfig, classify_file  # noqa: E402
+from adaptive_codec.routing import RoutingConfig, classify_file, segments_from_probabilities  # noqa: E402
 from adaptive_codec.train.classifier import (  # noqa: E402
-    Dataset,
-    build_dataset,
+    CVReport,
+    TrainingData,
+    TrainingRecipe,
     grouped_cv,
     load_labelled_files,
     measure_speed,
     prepare_training_data,
 )
+from adaptive_codec.train.classifier_mixtures import make_mixtures, score_segments  # noqa: E402
+
+_PENALTIES = (2.0, 4.0, 8.0)
+_MIN_SEGMENTS_S = (1.0, 2.0, 3.0)
 
 
 def _reference(path: Path) -> list[tuple[float, float, str]]:
@@ -56,113 +69,213 @@ def _reference(path: Path) -> list[tuple[float, float, str]]:
         return [(float(r["start_s"]), float(r["end_s"]), r["label"]) for r in csv.DictReader(f)]
 
 
-def _label_grid(segments, grid: np.ndarray) -> np.ndarray:
-    labels = np.empty(len(grid), dtype=object)
-    for start, end, label in segments:
-        labels[(grid >= start) & (grid < end)] = label
-    labels[grid >= segments[-1][1]] = segments[-1][2]
-    return labels
-
-
-def mixed_file_scores(corpus: Path, template: ContentClassifier, data, config: RoutingConfig):
-    """Per mixed file: (name, time accuracy, boundary errors, segments)."""
-    from sklearn.base import clone
-
-    group_of_path = {str(f.path.relative_to(corpus)): f.group for f in load_labelled_files(corpus)}
+def _mixed_rows(corpus: Path) -> list[tuple[str, list[str]]]:
+    """(mixed file, the clips its segments come from, in order)."""
     with open(corpus / "manifest.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["label"] == "mixed"]
-    results = []
-    for row in rows:
-        parts = row["source"].split(" of: ", 1)[1].split("; ")
-        held_out = {group_of_path[p.strip()] for p in parts if p.strip() in group_of_path}
-        train = data.main.subset(~np.isin(data.main.groups, list(held_out)))
-        if data.extra is not None:
-            train = Dataset.concatenate([train, data.extra])
-        model = clone(template).fit(train.X, train.y)
-        path = corpus / row["path"]
-        predicted = [(s.start_s, s.end_s, s.label) for s in classify_file(path, model, config=config)]
+    return [(r["path"], [p.strip() for p in r["source"].split(" of: ", 1)[1].split("; ")]) for r in rows]
+
+
+def _probabilities(model: ContentClassifier, audio: np.ndarray, sr: int):
+    feats = window_features(audio, sample_rate_hz=sr, config=model.config_)
+    return model.window_probabilities(feats), feats
+
+
+def synthetic_routing(corpus, folds, data: TrainingData, avoid: set[str], per_fold: int = 20) -> list[str]:
+    """Grid of routing parameters on mixtures of each fold's held-out clips."""
+    files = [f for f in load_labelled_files(corpus) if f.group not in data.excluded_groups and f.group not in avoid]
+    cases = []
+    for k, (model, held_out) in enumerate(folds):
+        for mixture in make_mixtures([f for f in files if f.group in held_out], n_mixtures=per_fold, seed=k):
+            probs, feats = _probabilities(model, mixture.audio, mixture.sample_rate_hz)
+            cases.append((probs, model.labels_, feats, len(mixture.audio) / mixture.sample_rate_hz, mixture.reference))
+    lines = [f"{len(cases)} mixtures ({sum(c[3] for c in cases):.0f} s) of held-out clips, "
+             f"none from a recording of the test mixed files:"]
+    default = RoutingConfig()
+    for penalty in _PENALTIES:
+        for min_segment in _MIN_SEGMENTS_S:
+            config = RoutingConfig(switch_penalty=penalty, min_segment_s=min_segment)
+            total = correct = 0.0
+            errors: list[float] = []
+            for probs, labels, feats, duration, reference in cases:
+                segments = segments_from_probabilities(probs, labels, feats.start_s, feats.end_s,
+                                                       duration_s=duration, config=config)
+                score = score_segments([(s.start_s, s.end_s, s.label) for s in segments], reference)
+                total += score.duration_s
+                correct += score.time_correct * score.duration_s
+                errors += score.boundary_errors_s
+            mark = "  <- default" if config == default else ""
+            lines.append(f"switch_penalty {penalty:4.1f}, min_segment_s {min_segment:3.1f}: {correct / total:6.1%} of "
+                         f"time correct, median boundary error {np.median(errors):.2f} s{mark}")
+    return lines
+
+
+def mixed_files(corpus: Path, template, data: TrainingData, extra_share, routing: RoutingConfig) -> list[str]:
+    """Per mixed file and overall: time labelled correctly, routed correctly, boundary errors."""
+    group_of_path = {str(f.path.relative_to(corpus)): f.group for f in load_labelled_files(corpus)}
+    served = ProfileRegistry.default().labels()
+    routed_as = {label: served.get(label, label) for label in (*served, "silence")}
+    lines, totals = [], {"all": [0.0, 0.0], "kept": [0.0, 0.0], "routed": [0.0, 0.0]}
+    errors: list[float] = []
+    for name, clips in _mixed_rows(corpus):
+        held_out = frozenset(group_of_path[c] for c in clips if c in group_of_path)
+        model = data.fit(template, extra_share=extra_share, held_out=held_out)
+        path = corpus / name
+        predicted = [(s.start_s, s.end_s, s.label) for s in classify_file(path, model, config=routing)]
         reference = _reference(path.with_name(path.stem + ".segments.csv"))
-        grid = np.arange(0, reference[-1][1], 0.01)
-        got, want = _label_grid(predicted, grid), _label_grid(reference, grid)
-        accuracy = float(np.mean(got == want))
-        # Routing view: the ambient profile serves both "ambient" and "silence",
-        # so a quiet pause inside an ambient recording is routed correctly.
-        served = ProfileRegistry.default().labels()
-        routed = float(np.mean([served.get(a) == served.get(b) for a, b in zip(got, want)]))
-        cuts = np.array([s[0] for s in predicted[1:]])
-        errors = [float(np.min(np.abs(cuts - r[0]))) if len(cuts) else float(r[0]) for r in reference[1:]]
-        results.append((row["path"], accuracy, errors, predicted, len(held_out), routed))
-    return results
+        # Segments cut from never-trained-on clips (known label errors) are also scored without them.
+        ignore = [(s, e) for (s, e, _), clip in zip(reference, clips) if group_of_path.get(clip) in data.excluded_groups]
+        plain = score_segments(predicted, reference)
+        kept = score_segments(predicted, reference, ignore=ignore)
+        routed = score_segments(predicted, reference, same=routed_as)
+        for key, score in (("all", plain), ("kept", kept), ("routed", routed)):
+            totals[key][0] += score.time_correct * score.duration_s
+            totals[key][1] += score.duration_s
+        errors += plain.boundary_errors_s
+        note = f"; {kept.time_correct:6.1%} without {sum(e - s for s, e in ignore):.1f} s of excluded clips" if ignore else ""
+        lines.append(f"{name}: {plain.time_correct:6.1%} of time correct ({routed.time_correct:6.1%} routed to the "
+                     f"right profile{note}), boundary errors {', '.join(f'{e:.2f}' for e in plain.boundary_errors_s)} s, "
+                     f"{len(predicted)} segments ({len(held_out)} recordings held out)")
+    share = {k: v[0] / v[1] for k, v in totals.items()}
+    median = float(np.median(errors))
+    lines.append(f"overall: {share['all']:.1%} of time labelled correctly as labelled (target >= 95% "
+                 f"{'MET' if share['all'] >= 0.95 else 'NOT MET'}); {share['kept']:.1%} without the segments cut from "
+                 f"never-trained-on clips ({'MET' if share['kept'] >= 0.95 else 'NOT MET'}); {share['routed']:.1%} "
+                 f"routed to the right profile (silence counts as ambient); median boundary error {median:.2f} s "
+                 f"(target <= 0.5 s {'MET' if median <= 0.5 else 'NOT MET'}), {len(errors)} boundaries")
+    return lines
+
+
+def speech_in_noise(corpus: Path, folds, data: TrainingData, snrs=(20.0, 10.0, 5.0)) -> list[str]:
+    """Held-out speech clips mixed with held-out ambient clips, by each fold's model."""
+    import soundfile as sf
+    import soxr
+
+    files = [f for f in load_labelled_files(corpus) if f.group not in data.excluded_groups]
+    rng = np.random.default_rng(0)
+
+    def load(path: Path) -> np.ndarray:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return soxr.resample(audio.mean(axis=1), sr, 16000)
+
+    found = {snr: [] for snr in snrs}
+    for model, held_out in folds:
+        speech = [f for f in files if f.group in held_out and f.label == "speech"]
+        noise = [f for f in files if f.group in held_out and f.label == "ambient"]
+        if not noise:
+            continue
+        for item in speech:
+            clean = load(item.path)
+            bed = load(noise[rng.integers(len(noise))].path)
+            bed = np.tile(bed, len(clean) // max(1, len(bed)) + 1)[: len(clean)]
+            for snr in snrs:
+                gain = np.sqrt(np.mean(clean**2) / (np.mean(bed**2) + 1e-12) / 10 ** (snr / 10))
+                probs, _ = _probabilities(model, clean + gain * bed, 16000)
+                found[snr].append(np.array(model.labels_)[probs.argmax(axis=1)])
+    lines = []
+    for snr, parts in found.items():
+        labels = np.concatenate(parts)
+        shares = ", ".join(f"{k} {np.mean(labels == k):.1%}" for k in sorted(set(labels)))
+        lines.append(f"{snr:g} dB SNR, {len(parts)} held-out speech clips: {shares}")
+    return lines
+
+
+def _source(group: str) -> str:
+    """Coarse origin of a group: Debian package or repository / corpus name."""
+    parts = group.split(":")
+    return ":".join(parts[:2]) if parts[0] == "deb" else parts[0]
+
+
+def extra_sources_held_out(template, data: TrainingData, extra_share, n_splits: int = 5) -> list[str]:
+    """Each extra source predicted by a model trained without it (5 folds over sources)."""
+    from sklearn.model_selection import GroupKFold
+
+    extra = data.extra
+    sources = np.array([_source(g) for g in extra.groups])
+    predicted = np.empty(len(extra), dtype=object)
+    for train, test in GroupKFold(min(n_splits, len(set(sources))), shuffle=True, random_state=0).split(
+            extra.X, extra.y, sources):
+        model = dataclasses.replace(data, extra=extra.subset(train)).fit(template, extra_share=extra_share)
+        predicted[test] = model.predict(extra.X[test])
+    scored = ~extra.augmented
+    y, p, s = extra.y[scored], predicted[scored].astype(str), sources[scored]
+    report = CVReport.from_predictions(y, p, n_splits=n_splits, n_groups=len(set(s)))
+    lines = [f"{len(set(s))} sources, {scored.sum()} windows: accuracy {report.accuracy:.1%}, macro-F1 "
+             f"{report.macro_f1:.3f}; recall " + ", ".join(f"{k} {m['recall']:.1%} of {m['support']}"
+                                                         for k, m in report.per_class().items())]
+    for source in sorted(set(s)):
+        mask = s == source
+        lines.append(f"  {source} ({y[mask][0]}, {mask.sum()} windows): {np.mean(p[mask] == y[mask]):.1%}")
+    return lines
 
 
 _CARD_NOTES = """\
 ## Recipe (reproduce)
 
 ```
-adaptive-codec train classifier --data ../shared/corpus --out classifiers/content-v1.safetensors \\
-    --card classifiers/README.md --cache-dir .cache/classifier-features --noisy-speech --force
-python benchmarks/classifier.py --ood ../shared/train-pool --ood ~/.cache/adaptive-codec/train-pool \\
-    --out benchmarks/results/classifier.txt --update-card classifiers/README.md
+adaptive-codec train classifier --data ../shared/corpus --extra ../shared/train-pool \\
+    --extra ~/.cache/adaptive-codec/train-pool --max-files-per-label 700 --extra-share 0.25 \\
+    --noisy-speech --mixtures 400 --train-exclude pibble \\
+    --out classifiers/content-v2.safetensors --card classifiers/README.md \\
+    --cache-dir .cache/classifier-features --force
+python benchmarks/classifier.py --out benchmarks/results/classifier.txt --update-card classifiers/README.md
 ```
+
+The Debian pool (`~/.cache/adaptive-codec/train-pool`) is made by `../shared/train-pool/fetch_debian_audio.py`.
 
 ## Choices, measured
 
-- Model: logistic regression with strong L2 (C=0.01; C=0.003-0.3 within 1 point). A one-hidden-layer
-  MLP scored the same or lower under grouped CV (gradient boosting too, on an earlier feature set) and
-  costs more; a linear model is also the least likely to learn single recordings.
-- Training data: the corpus only (plus its 8 kHz and noisy-speech copies). Adding the train-pool (Debian game audio,
-  GitHub speech) lowered grouped CV on the corpus by 1-1.5 points and, trained on corpus + Debian,
-  the held-out GitHub speech fell from 93 % to 87 %; the pools are therefore used as out-of-domain
-  tests below instead.
-- Band limit 7 kHz and 8 kHz training copies: without them the model learned "16 kHz source =
-  speech" (most corpus speech is 16 kHz, music/ambient 44.1 kHz) and called a 16 kHz traffic
-  recording speech.
-- Speech mixed into ambient recordings (5-20 dB SNR) as extra training: out-of-domain speech with
-  ambient noise at 10 dB SNR went from 78 % to 90 % called speech (5 dB: 53 % -> 85 %), the Debian
-  pool from 79.0 % to 80.3 % and the GitHub speech from 92.9 % to 93.8 %, at a cost on the corpus:
-  grouped CV 95.7 % -> 95.1 %, mixed files 88.1 % -> 86.4 % of time. Shipped with it, because
-  real recordings are rarely clean and the classifier is judged on recordings it has not heard.
-- Temporal context +-2 windows: grouped CV 92.8 % -> 95.5 %; +-4 windows scored 96.0 % but blurred
-  boundaries in the mixed files (median error 0.94 s), +-1 window 94.4 %.
+All by 5-fold grouped CV on the corpus (logistic regression, C=0.01, corpus labels as given), one change at a
+time; a handful of settings per choice, so the CV numbers carry a little selection optimism.
+
+- Extra training data: the two train-pools (GitHub speech; Debian game/voice/ambient audio) added with every window
+  counting once LOWERED the CV (95.1 % -> 94.1 %): 11 000 game-music windows outvote the corpus. Weighted per class
+  to a fixed share of the corpus' windows of that class (`--extra-share`) they help: share 0.1 / 0.25 / 0.5 / 1.0
+  gave 97.1 / 97.4 / 97.0 / 96.5 %. The Debian animal and Foley sounds (cows, dogs, frogs, wolves, fire) fixed most
+  of the corpus' ambient-called-speech recordings (paper, keyboard, frog, dog barking) and the music pool the
+  ambient-like `asc-music` track (56 -> 6 windows wrong).
+- Features (with the pools): the previous feature set scored 96.6 %; + voicing/pitch/modulation bands 97.0 %;
+  + sorted (key-invariant) chroma 96.8 %; both, with the 12 raw chroma bins dropped, 97.4 % (97.3 % keeping the bins:
+  raw bins name the key of the training songs). The window's level relative to its +-2 neighbours (a pause is much
+  quieter than the speech around it; an ambience next to speech is not) added +0.3 points with mixture training.
+- Mixture training (`--mixtures 400`): on synthetic mixtures of held-out clips, windows next to a change were called
+  by their louder/busier neighbour (ambient -> speech or music for ~1 s after a change): 93.2 % of time correct,
+  median boundary error 0.59 s. Training also on the windows whose +-2-window context crosses a change (but which
+  do not straddle it themselves) gave ~95 % and 0.26 s. Also training on the straddling windows gave 95.6 % but cost
+  0.5 points of CV (their label is ambiguous), so they are left out.
+- Routing: on the synthetic mixtures the switch penalty (2-8 nats) and the minimum segment (1-3 s) change the time
+  accuracy by less than 0.6 points (grid in the benchmark below); the best, 8 nats and 2 s, is the default now
+  (was 4 nats: 95.1 % vs 95.4 % there). The corpus' mixed files were not used to choose it.
+- Model: logistic regression with strong L2 (C=0.01; 0.003-0.1 within 0.5 points). Gradient boosting
+  (HistGradientBoosting, corpus only) scored 94.5 % vs 95.1 % and took 15 min per CV instead of 8 s; a 64-unit MLP
+  94.1 %. A linear model is also the least likely to learn single recordings.
+- Band limit 7 kHz and 8 kHz training copies (kept from v1): without them the model learned "16 kHz source = speech".
+- Noisy-speech copies (kept from v1): a copy now carries the groups of both its speech and its noise recording, so a
+  fold that holds out either does not train on it (costs 0.1 points of CV; it used to leak).
+
+## Label problem: `pibble`
+
+The corpus' two `music/data__pibble.hq__*` clips (librosa's example "Who's a good girl?") are a dog howling, not
+music. They are never trained on (`--train-exclude pibble`; a wrong label would teach "howling = music", and the
+corpus files ambient wolves and dogs as ambient), but they are NOT dropped from the tests: every CV and mixed-file
+number below is given as labelled (pibble counted as music, which the model never says) and again without them.
 
 ## Known weaknesses
 
-- Songs with vocals (e.g. `pibble`) are heard as speech; ticking clocks, typing and crows as
-  speech or music; music remote from the corpus' game/classical soundtracks (Debian game metal,
-  8 kHz music-on-hold) is recognised only ~79 % of the time.
-- Targets not reached: window accuracy >= 97 % / macro-F1 >= 0.96 and >= 95 % of mixed-file time
-  (see the numbers below).
+- Grouped-CV errors concentrate in a few recordings: bubbles, windshield wipers and cows heard as speech; howling
+  wind, a wolf and cows as music; quiet pauses of telephone-band speech (silero-vad `aepyx_8k`) as ambient.
+- Trained on read English speech, game/classical music and game/field ambience: pop songs with vocals, rap, and
+  speech over music are outside the training data (there is no speech-over-music class; such audio is called
+  whichever dominates).
+- Sources never trained on (benchmark below): game music is the weakest (warzone2100 79 %, colobot 76 %), then
+  meeting and radio speech (pyannote 76 %, whisper-timestamped test files 80 %); speech at 5 dB SNR in ambience is
+  still called speech 74 % of the time.
+- Quiet ambience: windows below -60 dBFS are `silence` by design (routed to the ambient profile). The owl clip in
+  `mixed_03` is partly that quiet, so it counts as wrongly labelled but rightly routed.
+- Mixed files as labelled stay below 95 % because 15.5 s of their 428 s are the `pibble` dog howl labelled music;
+  without those segments 95 % of the time is labelled correctly (just at the target).
+- A class change is located to about +-0.5 s (windows of 1 s every 0.5 s).
 """
-
-
-def _speech_in_noise(classifier: ContentClassifier, sources: list[Path], snr_db: float) -> str:
-    """Share of windows still called speech when OOD speech gets OOD ambient noise at ``snr_db``."""
-    import soundfile as sf
-    import soxr
-
-    from adaptive_codec.features import window_features
-
-    files = [f for source in sources for f in load_labelled_files(source)]
-    speech = [f for f in files if f.label == "speech"][::6][:60]
-    noise = [f for f in files if f.label == "ambient" and sf.info(str(f.path)).duration > 5][:60]
-    if not speech or not noise:
-        return f"{snr_db:g} dB SNR: skipped (needs speech and ambient files in --ood)"
-    rng = np.random.default_rng(0)
-
-    def load(path):
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        return soxr.resample(audio.mean(axis=1), sr, 16000)
-
-    labels = []
-    for item in speech:
-        clean, bed = load(item.path), load(noise[rng.integers(len(noise))].path)
-        bed = np.tile(bed, len(clean) // max(1, len(bed)) + 1)[: len(clean)]
-        gain = np.sqrt(np.mean(clean**2) / (np.mean(bed**2) + 1e-12) / 10 ** (snr_db / 10))
-        feats = window_features(clean + gain * bed, sample_rate_hz=16000, config=classifier.config_)
-        labels.append(np.array(classifier.labels_)[classifier.window_probabilities(feats).argmax(axis=1)])
-    labels = np.concatenate(labels)
-    shares = ", ".join(f"{k} {np.mean(labels == k):.1%}" for k in classifier.labels_ if np.any(labels == k))
-    return f"{snr_db:g} dB SNR, {len(speech)} speech files: {shares}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,11 +284,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", type=Path, default=REPO / "classifiers" / DEFAULT_ARTIFACT)
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache" / "classifier-features")
     parser.add_argument("--out", type=Path, help="also write the report here")
-    parser.add_argument("--ood", type=Path, action="append", default=[], metavar="DIR",
-                        help="labelled data the shipped model never saw (repeatable): out-of-domain check")
-    parser.add_argument("--ood-files-per-label", type=int, default=300)
-    parser.add_argument("--switch-penalty", type=float, default=RoutingConfig.switch_penalty)
-    parser.add_argument("--min-segment", type=float, default=RoutingConfig.min_segment_s)
     parser.add_argument("--update-card", type=Path, metavar="CARD",
                         help="rewrite this model card (classifiers/README.md) with the report appended")
     args = parser.parse_args(argv)
@@ -189,75 +297,68 @@ def main(argv: list[str] | None = None) -> int:
     shipped = ContentClassifier.load(args.classifier)
     meta = ContentClassifier.read_metadata(args.classifier)
     training = meta.get("training", {})
-    template = ContentClassifier(**{k: v for k, v in shipped.get_params().items()})
+    recipe = TrainingRecipe.from_summary(training)
+    template = ContentClassifier(**shipped.get_params())
     extra = tuple(e["source"] for e in training.get("extra", []))
     say(f"# Content classifier benchmark: {args.classifier.name}")
     say(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
         f"threads=1; load average {os.getloadavg()[0]:.1f} at start (the machine is shared); corpus: {args.corpus}")
     say(f"model: {shipped.model}, params {meta['params']}")
     say(f"training sources: {args.corpus} (cross-validated) + {list(extra) or 'nothing else'} (training only)")
+    say(f"recipe: {recipe.to_dict()}")
     say()
 
     start = time.perf_counter()
-    data = prepare_training_data(
-        args.corpus, extra=extra, config=shipped.config_, silence_dbfs=shipped.silence_dbfs,
-        max_seconds_per_file=training.get("max_seconds_per_file", 30.0),
-        max_files_per_label=training.get("max_files_per_label"), narrowband=training.get("narrowband", False),
-        noisy_speech=training.get("noisy_speech", False),
-        cache_dir=args.cache_dir,
-    )
-    report, _ = grouped_cv(template, data.main, extra=data.extra)
+    data = prepare_training_data(args.corpus, extra=extra, recipe=recipe, config=shipped.config_,
+                                 silence_dbfs=shipped.silence_dbfs, cache_dir=args.cache_dir)
+    folds = []
+    report, predicted = grouped_cv(template, data, extra_share=recipe.extra_share,
+                                   on_fold=lambda model, held_out: folds.append((model, held_out)))
     say("## Grouped cross-validation (window level, corpus recordings held out)")
     say(report.format())
     say(f"target: accuracy >= 0.97 {'MET' if report.accuracy >= 0.97 else 'NOT MET'}, "
         f"macro-F1 >= 0.96 {'MET' if report.macro_f1 >= 0.96 else 'NOT MET'}")
+    if data.excluded_groups:
+        main = data.main
+        kept = ~main.augmented & ~np.isin(main.groups, list(data.excluded_groups))
+        without = CVReport.from_predictions(main.y[kept], predicted[kept], n_splits=report.n_splits,
+                                            n_groups=len(set(main.groups[kept])))
+        say(f"without the never-trained-on {', '.join(sorted(data.excluded_groups))} "
+            f"({int((~main.augmented).sum() - kept.sum())} windows): accuracy {without.accuracy:.4f}, "
+            f"macro-F1 {without.macro_f1:.4f} "
+            f"({'MET' if without.accuracy >= 0.97 and without.macro_f1 >= 0.96 else 'NOT MET'})")
     say()
 
+    group_of_path = {str(f.path.relative_to(args.corpus)): f.group for f in load_labelled_files(args.corpus)}
+    in_test_files = {group_of_path[c] for _, clips in _mixed_rows(args.corpus) for c in clips if c in group_of_path}
+    say("## Routing on synthetic mixtures (choice of switch penalty and minimum segment length)")
+    for line in synthetic_routing(args.corpus, folds, data, in_test_files):
+        say(line)
+    say()
+
+    routing = RoutingConfig()
     say("## Mixed files (model trained without the recordings each file is made of)")
-    routing = RoutingConfig(switch_penalty=args.switch_penalty, min_segment_s=args.min_segment)
     say(f"routing: switch_penalty={routing.switch_penalty}, min_segment_s={routing.min_segment_s}")
-    scored = mixed_file_scores(args.corpus, template, data, routing)
-    total_time, correct_time, routed_time, all_errors = 0.0, 0.0, 0.0, []
-    for name, accuracy, errors, predicted, n_held, routed in scored:
-        duration = predicted[-1][1]
-        total_time += duration
-        correct_time += accuracy * duration
-        routed_time += routed * duration
-        all_errors += errors
-        say(f"{name}: {accuracy:6.1%} of time correct ({routed:6.1%} routed to the right profile), boundary errors "
-            f"{', '.join(f'{e:.2f}' for e in errors)} s, {len(predicted)} segments ({n_held} recordings held out)")
-    time_accuracy = correct_time / total_time
-    median_error = float(np.median(all_errors))
-    say(f"overall: {time_accuracy:.1%} of time labelled correctly (target >= 95% "
-        f"{'MET' if time_accuracy >= 0.95 else 'NOT MET'}); {routed_time / total_time:.1%} of time routed to the right "
-        f"profile (silence counts as ambient); median boundary error {median_error:.2f} s (target <= 0.5 s "
-        f"{'MET' if median_error <= 0.5 else 'NOT MET'}), {len(all_errors)} boundaries")
+    for line in mixed_files(args.corpus, template, data, recipe.extra_share, routing):
+        say(line)
     say()
 
-    for ood in args.ood:
-        say(f"## Out-of-domain check: shipped model on {ood} (never trained on)")
-        files = load_labelled_files(ood, max_files_per_label=args.ood_files_per_label)
-        ds = build_dataset(files, config=shipped.config_, max_seconds_per_file=30.0, cache_dir=args.cache_dir)
-        ds = ds.subset(ds.level_dbfs >= shipped.silence_dbfs)
-        predicted = shipped.predict(ds.X)
-        per_class = ", ".join(f"{label} {np.mean(predicted[ds.y == label] == label):.1%} of {np.sum(ds.y == label)}"
-                              for label in sorted(set(ds.y)))
-        say(f"{len(files)} files: window accuracy {np.mean(predicted == ds.y):.1%} (recall: {per_class})")
-        say()
+    say("## Speech in background sound (held-out speech + held-out ambient clips, each fold's model)")
+    for line in speech_in_noise(args.corpus, folds, data):
+        say(line)
+    say()
 
-    if args.ood:
-        say("## Speech in background sound (out-of-domain files: speech mixed with ambient)")
-        for snr in (20.0, 10.0, 5.0):
-            say(_speech_in_noise(shipped, args.ood, snr))
+    if data.extra is not None and len(data.extra):
+        say("## Extra training sources held out in turn (5 folds over sources; corpus always trained on)")
+        for line in extra_sources_held_out(template, data, recipe.extra_share):
+            say(line)
         say()
 
     say("## Speed, size, load time (shipped artifact)")
     synthetic = measure_speed(shipped, seconds=60.0, sample_rate_hz=44100)
-    mixed_paths = [args.corpus / name for name, *_ in scored]
-    audio_s = sum(r[3][-1][1] for r in scored)
+    mixed_paths = [args.corpus / name for name, _ in _mixed_rows(args.corpus)]
     begin = time.perf_counter()
-    for path in mixed_paths:
-        classify_file(path, shipped)
+    audio_s = sum(classify_file(path, shipped)[-1].end_s for path in mixed_paths)
     real = audio_s / (time.perf_counter() - begin)
     say(f"features + inference, 60 s of 44.1 kHz audio in memory: {synthetic:.0f}x real time (one thread)")
     say(f"decode + features + inference + routing, the {len(mixed_paths)} mixed FLAC files ({audio_s:.0f} s, 16 kHz): "
@@ -271,15 +372,17 @@ def main(argv: list[str] | None = None) -> int:
         loads.append(time.perf_counter() - begin)
     say(f"artifact: {size / 1024:.1f} KiB (target <= 2048 KiB {'MET' if size <= 2 * 1024 * 1024 else 'NOT MET'}), "
         f"load {np.median(loads) * 1000:.1f} ms (target < 1 s {'MET' if np.median(loads) < 1 else 'NOT MET'})")
-    say(f"benchmark wall time: {time.perf_counter() - start:.0f} s")
+    say(f"benchmark wall time: {time.perf_counter() - start:.0f} s; load average {os.getloadavg()[0]:.1f} at the end")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, args.out)
     if args.update_card:
         from adaptive_codec.train.classifier import write_card
 
         section = (_CARD_NOTES + "\n## Benchmark (`benchmarks/classifier.py`)\n\n"
-                   "Grouped CV, mixed files, out-of-domain check, speed and load time as measured:\n\n```\n"
+                   "Grouped CV, routing, mixed files, held-out sources, speed and load time as measured:\n\n```\n"
                    + "\n".join(lines) + "\n```\n")
         write_card(args.update_card, shipped, args.classifier, training, speed_x_realtime=synthetic,
                    extra_sections=section)

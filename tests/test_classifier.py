@@ -33,7 +33,9 @@ def _toy(n: int = 300, seed: int = 0, n_features: int = N_FEATURES, classes=("am
     [ContentClassifier(model="logreg"), ContentClassifier(model="mlp", max_iter=200)],
     expected_failed_checks=lambda est: {
         **(
-            {"check_class_weight_classifiers": "the MLP balances classes by oversampling, not by weights"}
+            {"check_class_weight_classifiers": "the MLP balances classes by oversampling, not by weights",
+             "check_sample_weight_equivalence_on_dense_data": "the MLP's stochastic optimiser does not treat "
+             "a weight of 2 exactly like a repeated row"}
             if est.model == "mlp"
             else {}
         ),
@@ -181,3 +183,71 @@ def test_shipped_classifier_calls_silence_silence(shipped):
     feats = window_features(np.zeros(3 * 16000, np.float32), sample_rate_hz=16000)
     probs = shipped.window_probabilities(feats)
     assert (np.array(shipped.labels_)[probs.argmax(axis=1)] == SILENCE_LABEL).all()
+
+
+def test_sample_weight_must_match_the_windows():
+    X, y = _toy()
+    with pytest.raises(ValueError, match="sample_weight"):
+        ContentClassifier().fit(X, y, sample_weight=np.ones(len(y) - 1))
+
+
+# -- training recipe: extra weighting, exclusions, mixtures ---------------------
+
+
+class _Recorder(ContentClassifier):
+    """Records what it was fitted on (a stand-in to look inside TrainingData.fit)."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.fitted_rows_ = np.asarray(X)[:, 0].tolist()
+        self.fitted_weights_ = None if sample_weight is None else np.asarray(sample_weight).tolist()
+        self.classes_ = np.unique(y)
+        return self
+
+
+def _dataset(rows: list[tuple[float, str, str]]):
+    from adaptive_codec.train.classifier import Dataset
+
+    X = np.array([[r[0], 0.0] for r in rows])
+    return Dataset(X, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), np.zeros(len(rows)),
+                   np.zeros(len(rows), bool))
+
+
+def test_extra_weights_give_each_class_a_fixed_share():
+    from adaptive_codec.train.classifier import extra_weights
+
+    main_y = np.array(["music"] * 10 + ["speech"] * 4)
+    extra_y = np.array(["music"] * 50 + ["speech"] * 2 + ["bird"] * 3)
+    w = extra_weights(main_y, extra_y, 0.25)
+    assert w[extra_y == "music"].sum() == pytest.approx(2.5)
+    assert w[extra_y == "speech"].sum() == pytest.approx(1.0)
+    assert (w[extra_y == "bird"] == 0).all()  # a class the main data lacks gets no say
+    np.testing.assert_array_equal(extra_weights(main_y, extra_y, None), np.ones(len(extra_y)))
+    with pytest.raises(ValueError):
+        extra_weights(main_y, extra_y, -1.0)
+
+
+def test_training_data_fit_leaves_out_held_out_and_excluded_recordings():
+    from adaptive_codec.train.classifier import TrainingData
+
+    main = _dataset([(1, "speech", "a"), (2, "music", "b"), (3, "speech", "c"), (4, "speech", "c + a")])
+    mixtures = _dataset([(5, "music", "a + b"), (6, "speech", "b + c")])
+    extra = _dataset([(7, "music", "x"), (8, "music", "x")])
+    data = TrainingData(main, extra, {}, excluded_groups=frozenset({"c"}), mixtures=mixtures)
+    model = data.fit(_Recorder(), extra_share=0.5)
+    # "c" is excluded everywhere, also inside a noisy copy ("c + a") and a mixture ("b + c").
+    assert model.fitted_rows_ == [1, 2, 5, 7, 8]
+    assert model.fitted_weights_ == [1, 1, 1, 0.25, 0.25]  # 2 extra music windows share 0.5 x 1 main window
+    held = data.fit(_Recorder(), extra_share=0.5, held_out=frozenset({"a"}))
+    assert held.fitted_rows_ == [2, 7, 8]
+
+
+def test_training_recipe_round_trips_through_the_summary():
+    from adaptive_codec.train.classifier import TrainingRecipe
+
+    recipe = TrainingRecipe(max_files_per_label=7, noisy_speech=True, extra_share=0.25, train_exclude=("x",),
+                            mixtures=3)
+    summary = {**recipe.to_dict(), "data": {}, "cv": {}}
+    assert TrainingRecipe.from_summary(summary) == recipe
+    assert TrainingRecipe.from_summary({"narrowband": False}) == TrainingRecipe(narrowband=False)
+    with pytest.raises(ValueError):
+        TrainingRecipe(mixtures=-1)

@@ -93,13 +93,18 @@ CUSTOM = {
 }
 
 
-def test_custom_class_end_to_end(tmp_path, corpus_dir):
-    """One sub-folder per label -> artifact + card -> a custom profile serves the new label."""
+def _custom_data(tmp_path, corpus_dir):
     data = tmp_path / "data"
     for label, clips in CUSTOM.items():
         (data / label).mkdir(parents=True)
         for clip in clips:
             os.symlink(corpus_dir / clip, data / label / os.path.basename(clip))
+    return data
+
+
+def test_custom_class_end_to_end(tmp_path, corpus_dir):
+    """One sub-folder per label -> artifact + card -> a custom profile serves the new label."""
+    data = _custom_data(tmp_path, corpus_dir)
     out = tmp_path / "birds.safetensors"
     result = _run("train", "classifier", "--data", data, "--out", out, "--folds", "3")
     assert result.exit_code == 0, result.output
@@ -123,6 +128,29 @@ def test_custom_class_end_to_end(tmp_path, corpus_dir):
 
     again = _run("train", "classifier", "--data", data, "--out", out)
     assert again.exit_code == 1 and "--force" in again.stderr
+
+
+def test_train_classifier_recipe_options(tmp_path, corpus_dir):
+    """--train-exclude is trained without but scored; --mixtures adds near-change windows."""
+    data = _custom_data(tmp_path, corpus_dir)
+    out = tmp_path / "recipe.safetensors"
+    result = _run("train", "classifier", "--data", data, "--out", out, "--folds", "3", "--no-narrowband",
+                  "--train-exclude", "owl", "--mixtures", "3")
+    assert result.exit_code == 0, result.output
+    assert "without the never-trained-on files" in result.stdout
+    training = ContentClassifier.read_metadata(out)["training"]
+    assert training["train_exclude"] == ["owl"]
+    assert training["excluded_groups"] == ["birdsong/moodist__owl__00.flac"]
+    assert training["mixtures"] == 3 and training["mixture_windows"] > 0
+    scored = training["cv"]["per_class"]["birdsong"]["support"]
+    assert training["cv_without_excluded"]["per_class"]["birdsong"]["support"] < scored
+    card = out.with_suffix(".md").read_text()
+    assert "Never trained on" in card and "synthetic mixtures" in card
+
+    nothing = _run("train", "classifier", "--data", data, "--out", tmp_path / "x.safetensors",
+                   "--train-exclude", "no-such-clip")
+    assert nothing.exit_code == 1 and "matches no file" in nothing.stderr
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_train_classifier_rejects_bad_data(tmp_path):

@@ -153,3 +153,45 @@ def test_invalid_config_is_rejected(kwargs):
 def test_config_round_trips_through_dict():
     config = FeatureConfig(window_s=2.0, hop_s=1.0, n_mels=32)
     assert FeatureConfig.from_dict(config.to_dict()) == config
+
+
+def _harmonic(seconds: float, sr: int, f0: float) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.1 * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))).astype(np.float32)
+
+
+def test_voicing_features_tell_a_voiced_sound_from_noise():
+    names = feature_names(CONFIG)
+    col = {n: names.index(n) for n in ("voiced_ratio", "harmonicity_loud", "pitch_steady_ratio", "pitch_std_oct")}
+    voiced = window_features(_harmonic(3.0, 16000, 200.0), sample_rate_hz=16000).values
+    noise = window_features(_noise(3.0, 16000), sample_rate_hz=16000).values
+    assert voiced[:, col["voiced_ratio"]].min() > 0.9 and noise[:, col["voiced_ratio"]].max() < 0.1
+    assert voiced[:, col["harmonicity_loud"]].min() > noise[:, col["harmonicity_loud"]].max() + 0.3
+    # A held note: every voiced step keeps the pitch, which does not spread.
+    assert voiced[:, col["pitch_steady_ratio"]].min() > 0.9
+    assert voiced[:, col["pitch_std_oct"]].max() < 0.05
+
+
+def test_chroma_profile_does_not_name_the_key():
+    names = feature_names(CONFIG)
+    cols = [i for i, n in enumerate(names) if n.startswith("chroma_sorted_")]
+    assert len(cols) == 12 and not any(n.startswith("chroma_0") for n in names)
+    a = window_features(_harmonic(3.0, 16000, 220.0), sample_rate_hz=16000).values[:, cols]
+    b = window_features(_harmonic(3.0, 16000, 220.0 * 2 ** (5 / 12)), sample_rate_hz=16000).values[:, cols]
+    # Equal but for the chroma filters' coarse resolution at low pitches (15.6 Hz bins).
+    np.testing.assert_allclose(a, b, atol=0.1)
+    assert (np.diff(a, axis=1) <= 1e-6).all()  # sorted, strongest first
+
+
+def test_relative_level_marks_a_pause_among_louder_neighbours():
+    names = feature_names(CONFIG)
+    relative = names.index("context_relative_level_db")
+    steady = window_features(_noise(6.0, 16000), sample_rate_hz=16000).values[:, relative]
+    np.testing.assert_allclose(steady, 0.0, atol=0.05)
+    paused = _noise(6.0, 16000)
+    paused[2 * 16000 : 4 * 16000] *= 0.01  # 40 dB quieter for 2 s
+    values = window_features(paused, sample_rate_hz=16000).values[:, relative]
+    assert values[5] < -1.0  # centred on the pause: more than 10 dB below its context
+    # Level-invariant like everything else (above the -80 dBFS floor of the level statistics).
+    np.testing.assert_allclose(window_features(paused * 0.5, sample_rate_hz=16000).values[:, relative], values,
+                               atol=1e-3)

@@ -176,3 +176,75 @@ def test_silent_gap_inside_speech_becomes_its_own_segment(shipped, example_clip)
     segments = classify(np.concatenate([mono, gap, mono]), sr, shipped)
     assert [s.label for s in segments] == ["speech", "silence", "speech"]
     assert segments[1].start_s == pytest.approx(11.0, abs=0.75)
+
+
+# -- synthetic mixtures and the scoring rule (routing is tuned on them) --------
+
+_MIX_CLIPS = [
+    ("speech", "speech/Resemblyzer__103-1240-0000__00.flac"),
+    ("speech", "speech/Resemblyzer__1034-121119-0000__00.flac"),
+    ("music", "music/hyperrogue-music__hr-domina-hunting__00.flac"),
+    ("music", "music/hyperrogue-music__hr3-icyland__02.flac"),
+    ("ambient", "ambient/moodist__birds__00.flac"),
+    ("ambient", "ambient/moodist__beehive__00.flac"),
+]
+
+
+@pytest.fixture(scope="module")
+def mix_files(corpus_dir):
+    from adaptive_codec.train.classifier_data import LabelledFile
+
+    return [LabelledFile(corpus_dir / path, label, f"group-{i}") for i, (label, path) in enumerate(_MIX_CLIPS)]
+
+
+def test_mixtures_alternate_labels_and_cover_the_audio(mix_files):
+    from adaptive_codec.train.classifier_mixtures import make_mixtures
+
+    mixtures = make_mixtures(mix_files, n_mixtures=4, seed=1, n_clips=(3, 4))
+    assert len(mixtures) == 4
+    for index, mixture in enumerate(mixtures):
+        ref = mixture.reference
+        assert ref[0][0] == 0 and ref[-1][1] == pytest.approx(len(mixture.audio) / mixture.sample_rate_hz)
+        assert all(a[1] == b[0] for a, b in zip(ref, ref[1:]))  # contiguous
+        assert all(a[2] != b[2] for a, b in zip(ref, ref[1:]))  # a change at every boundary
+        assert len(mixture.groups) == len(ref) and mixture.groups <= {f.group for f in mix_files}
+        rms = np.sqrt(np.mean(mixture.audio**2))
+        assert 20 * np.log10(rms) == pytest.approx(-23, abs=1.5)
+    # Even mixtures are hard cuts, odd ones cross-fade (0.5 s shorter per boundary).
+    import soundfile as sf
+
+    seconds = {f.group: min(sf.info(str(f.path)).duration, 20.0) for f in mix_files}
+    for index, mixture in enumerate(mixtures):
+        clips = sum(seconds[g] for g in mixture.groups)
+        fades = 0.5 * (len(mixture.groups) - 1) if index % 2 else 0.0
+        assert len(mixture.audio) / 16000 == pytest.approx(clips - fades, abs=0.01)
+
+
+def test_mixture_windows_sit_next_to_a_change_and_name_all_recordings(mix_files):
+    from adaptive_codec.features import FeatureConfig, feature_names
+    from adaptive_codec.train.classifier_data import GROUP_SEPARATOR, source_groups
+    from adaptive_codec.train.classifier_mixtures import mixture_windows
+
+    ds = mixture_windows(mix_files, n_mixtures=3, seed=0)
+    assert ds is not None and len(ds) > 0 and ds.augmented.all()
+    assert set(ds.y) <= {"speech", "music", "ambient"}
+    assert all(GROUP_SEPARATOR in g and len(source_groups(g)) >= 3 for g in ds.groups)
+    assert ds.X.shape[1] == len(feature_names(FeatureConfig()))
+    # Only windows next to a change: a mixture of >= 3 clips of >= 8 s has
+    # ~2 x 2 such windows per change and many more in all.
+    assert len(ds) < 3 * 3 * 8
+
+
+def test_score_segments_time_share_and_boundary_errors():
+    from adaptive_codec.train.classifier_mixtures import score_segments
+
+    reference = [(0.0, 10.0, "speech"), (10.0, 20.0, "ambient")]
+    perfect = score_segments(reference, reference)
+    assert perfect.time_correct == 1.0 and perfect.boundary_errors_s == [0.0] and perfect.duration_s == pytest.approx(20)
+    late = score_segments([(0.0, 11.0, "speech"), (11.0, 20.0, "silence")], reference)
+    assert late.time_correct == pytest.approx(0.5, abs=0.01) and late.boundary_errors_s == [pytest.approx(1.0)]
+    routed = score_segments([(0.0, 11.0, "speech"), (11.0, 20.0, "silence")], reference, same={"silence": "ambient"})
+    assert routed.time_correct == pytest.approx(0.95, abs=0.01)
+    partial = score_segments([(0.0, 20.0, "speech")], reference, ignore=[(10.0, 20.0)])
+    assert partial.time_correct == 1.0 and partial.duration_s == pytest.approx(10)
+    assert partial.boundary_errors_s == [10.0]

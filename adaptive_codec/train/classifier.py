@@ -1,14 +1,19 @@
 """Training recipe of the content classifier (used by the CLI and for the shipped artifact).
 
-Data discovery and feature tables live in :mod:`adaptive_codec.train.classifier_data`
-(re-exported here). Cross-validation never puts one recording (speaker,
+Data discovery and feature tables live in :mod:`adaptive_codec.train.classifier_data`,
+the CV report and model card in :mod:`adaptive_codec.train.classifier_report`
+(both re-exported here). Cross-validation never puts one recording (speaker,
 track, field recording) in both train and test. Extra training sources
-(``extra``) are only ever trained on; CV scores are computed on the held-out
-groups of the main data only.
+(``extra``) are only ever trained on, optionally down-weighted per class
+(``extra_share``); CV scores are computed on the held-out groups of the main
+data only. Files named in ``train_exclude`` (known label errors) are never
+trained on but still scored.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +22,7 @@ from sklearn.base import clone
 
 from adaptive_codec.classifier import ContentClassifier
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.features import FeatureConfig, feature_names, window_features
+from adaptive_codec.features import FeatureConfig, window_features
 from adaptive_codec.train.classifier_data import (
     AUDIO_SUFFIXES,
     Dataset,
@@ -26,7 +31,10 @@ from adaptive_codec.train.classifier_data import (
     group_of,
     load_labelled_files,
     noisy_copies,
+    source_groups,
 )
+from adaptive_codec.train.classifier_mixtures import mixture_windows
+from adaptive_codec.train.classifier_report import CVReport, write_card
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -34,10 +42,12 @@ __all__ = [
     "Dataset",
     "LabelledFile",
     "build_dataset",
+    "extra_weights",
     "grouped_cv",
     "group_of",
     "load_labelled_files",
     "TrainingData",
+    "TrainingRecipe",
     "measure_speed",
     "prepare_training_data",
     "run_training",
@@ -46,109 +56,167 @@ __all__ = [
 ]
 
 
+def extra_weights(main_y: np.ndarray, extra_y: np.ndarray, share: float | None) -> np.ndarray:
+    """Sample weights of extra windows: per class, ``share`` times the main data's weight.
+
+    A big pool (hours of game music, thousands of spoken words) would
+    otherwise outvote the main data and its class balance; weighted like this
+    it adds variety at a fixed strength whatever its size.
+
+    Parameters
+    ----------
+    main_y : np.ndarray [shape=(n_main,)]
+        Labels of the main training windows (weight 1 each).
+    extra_y : np.ndarray [shape=(n_extra,)]
+        Labels of the extra windows.
+    share : float or None
+        Total weight of a class's extra windows relative to the count of its
+        main windows; ``None`` gives every extra window weight 1.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_extra,)]
+        Zero for a class the main data does not have.
+    """
+    if share is None:
+        return np.ones(len(extra_y))
+    if share < 0:
+        raise ValueError(f"extra_share must be >= 0, got {share}")
+    weights = np.zeros(len(extra_y))
+    for label in np.unique(extra_y):
+        mask = extra_y == label
+        weights[mask] = share * np.sum(main_y == label) / mask.sum()
+    return weights
+
+
 @dataclass
-class CVReport:
-    """Grouped cross-validation result on window level.
+class TrainingData:
+    """Everything a classifier is trained on, and what may be scored.
 
     Attributes
     ----------
-    labels : list of str
-        Row/column order of ``confusion``.
-    confusion : np.ndarray [shape=(n_labels, n_labels)]
-        Rows: true label, columns: predicted label (window counts).
-    n_splits : int
-    n_groups : int
-        Recording groups that were held out in turn.
+    main : Dataset
+        Cross-validated data (plus its narrow-band and noisy copies, flagged
+        ``augmented``); folds split its groups.
+    extra : Dataset or None
+        Train-only data (other sources), never scored.
+    summary : dict
+        JSON-serialisable description (stored in the artifact).
+    excluded_groups : frozenset of str
+        Groups of ``main`` never trained on (matched by ``train_exclude``);
+        they stay in ``main`` to be scored.
+    mixtures : Dataset or None
+        Windows of synthetic mixtures of ``main`` files (see
+        :func:`~adaptive_codec.train.classifier_mixtures.mixture_windows`);
+        each involves several groups and is only trained on when none of
+        them is held out.
     """
 
-    labels: list[str]
-    confusion: np.ndarray
-    n_splits: int
-    n_groups: int
+    main: Dataset
+    extra: Dataset | None
+    summary: dict
+    excluded_groups: frozenset[str] = frozenset()
+    mixtures: Dataset | None = None
 
-    @property
-    def accuracy(self) -> float:
-        return float(np.trace(self.confusion) / max(1, self.confusion.sum()))
+    def fit(
+        self, estimator: ContentClassifier, *, extra_share: float | None = None, held_out: frozenset[str] = frozenset()
+    ) -> ContentClassifier:
+        """Fit a clone of ``estimator`` on every window that involves no held-out recording.
 
-    def per_class(self) -> dict[str, dict[str, float]]:
-        """Precision, recall, F1 and support per label."""
-        out = {}
-        for i, label in enumerate(self.labels):
-            tp = self.confusion[i, i]
-            precision = tp / max(1, self.confusion[:, i].sum())
-            recall = tp / max(1, self.confusion[i].sum())
-            f1 = 2 * precision * recall / max(1e-12, precision + recall)
-            out[label] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                          "support": int(self.confusion[i].sum())}
-        return out
+        Parameters
+        ----------
+        estimator : ContentClassifier
+            Unfitted template.
+        extra_share : float, optional
+            Weight of ``extra`` per class (see :func:`extra_weights`).
+        held_out : frozenset of str
+            Recording groups to leave out (a CV fold's test groups, or the
+            recordings a test file is made of); ``excluded_groups`` are always
+            left out.
 
-    @property
-    def macro_f1(self) -> float:
-        return float(np.mean([m["f1"] for m in self.per_class().values()]))
+        Returns
+        -------
+        ContentClassifier
+        """
+        banned = held_out | self.excluded_groups
 
-    def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "labels": self.labels,
-                "confusion": self.confusion.tolist(), "per_class": self.per_class(),
-                "n_splits": self.n_splits, "n_groups": self.n_groups}
+        def allowed(ds: Dataset) -> Dataset:
+            ok = {g: banned.isdisjoint(source_groups(g)) for g in set(ds.groups)}
+            return ds.subset(np.array([ok[g] for g in ds.groups], dtype=bool))
 
-    def format(self) -> str:
-        """Plain-text summary: accuracy, macro-F1, confusion, per-class P/R/F1."""
-        width = max(8, *(len(lab) for lab in self.labels)) + 2
-        lines = [f"window accuracy {self.accuracy:.4f}, macro-F1 {self.macro_f1:.4f} "
-                 f"({self.n_splits}-fold grouped CV over {self.n_groups} recordings)",
-                 "confusion (rows true, columns predicted):",
-                 "".ljust(width) + "".join(lab.rjust(width) for lab in self.labels)]
-        for label, row in zip(self.labels, self.confusion):
-            lines.append(label.ljust(width) + "".join(str(int(v)).rjust(width) for v in row))
-        lines.append("label".ljust(width) + "precision".rjust(11) + "recall".rjust(9) + "f1".rjust(8) + "windows".rjust(9))
-        for label, m in self.per_class().items():
-            lines.append(label.ljust(width) + f"{m['precision']:11.3f}{m['recall']:9.3f}{m['f1']:8.3f}{m['support']:9d}")
-        return "\n".join(lines)
+        main = allowed(self.main)
+        parts, weights = [main], [np.ones(len(main))]
+        if self.mixtures is not None and len(self.mixtures):
+            mixtures = allowed(self.mixtures)
+            parts.append(mixtures)
+            weights.append(np.ones(len(mixtures)))
+        if self.extra is not None and len(self.extra):
+            parts.append(self.extra)
+            weights.append(extra_weights(main.y, self.extra.y, extra_share))
+        train = Dataset.concatenate(parts)
+        weights = np.concatenate(weights)
+        if np.all(weights == 1):
+            return clone(estimator).fit(train.X, train.y)
+        return clone(estimator).fit(train.X, train.y, sample_weight=weights)
 
 
 def grouped_cv(
-    estimator: ContentClassifier, data: Dataset, *, extra: Dataset | None = None, n_splits: int = 5, seed: int = 0
+    estimator: ContentClassifier,
+    data: TrainingData,
+    *,
+    extra_share: float | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    on_fold: Callable[[ContentClassifier, frozenset[str]], None] | None = None,
 ) -> tuple[CVReport, np.ndarray]:
     """Grouped k-fold CV: no recording group is in both train and test.
+
+    Each fold trains on everything that does not involve its held-out
+    recordings (see :meth:`TrainingData.fit`) and predicts their windows.
 
     Parameters
     ----------
     estimator : ContentClassifier
         Unfitted template (cloned per fold).
-    data : Dataset
-        Evaluated data; folds split its groups.
-    extra : Dataset, optional
-        Added to every fold's training set, never evaluated.
+    data : TrainingData
+        ``data.main`` is evaluated; folds split its groups.
+    extra_share : float, optional
+        Weight of ``data.extra`` per class (see :func:`extra_weights`).
     n_splits : int
         Folds (reduced to the number of groups when there are fewer).
     seed : int
+    on_fold : callable, optional
+        Called with each fold's model and held-out groups (to evaluate more
+        held-out material with the same models).
 
     Returns
     -------
     report : CVReport
-    predicted : np.ndarray [shape=(len(data),)]
-        Out-of-fold prediction of every window (``report`` counts only the
-        windows that are not ``augmented``).
+        Over the windows of ``data.main`` that are not ``augmented``
+        (excluded groups included, as labelled).
+    predicted : np.ndarray [shape=(len(data.main),)]
+        Out-of-fold prediction of every window.
     """
     from sklearn.model_selection import GroupKFold
 
-    n_groups = len(set(data.groups))
+    main = data.main
+    # A noisy copy goes with its own recording (its first group).
+    own = np.array([source_groups(g)[0] for g in main.groups])
+    n_groups = len(set(own))
     n_splits = min(n_splits, n_groups)
     if n_splits < 2:
         raise AdaptiveCodecError(f"grouped cross-validation needs at least 2 recordings, got {n_groups}")
-    predicted = np.empty(len(data), dtype=object)
-    for train, test in GroupKFold(n_splits, shuffle=True, random_state=seed).split(data.X, data.y, data.groups):
-        X, y = data.X[train], data.y[train]
-        if extra is not None and len(extra):
-            X, y = np.concatenate([X, extra.X]), np.concatenate([y, extra.y])
-        predicted[test] = clone(estimator).fit(X, y).predict(data.X[test])
+    predicted = np.empty(len(main), dtype=object)
+    for _, test in GroupKFold(n_splits, shuffle=True, random_state=seed).split(main.X, main.y, own):
+        held_out = frozenset(own[test])
+        model = data.fit(estimator, extra_share=extra_share, held_out=held_out)
+        if on_fold is not None:
+            on_fold(model, held_out)
+        predicted[test] = model.predict(main.X[test])
     predicted = predicted.astype(str)
-    scored = ~data.augmented  # narrow-band copies are trained on, never scored
-    labels = sorted(set(data.y) | set(predicted[scored]))
-    index = {label: i for i, label in enumerate(labels)}
-    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    np.add.at(confusion, ([index[v] for v in data.y[scored]], [index[v] for v in predicted[scored]]), 1)
-    return CVReport(labels, confusion, n_splits, n_groups), predicted
+    scored = ~main.augmented  # narrow-band and noisy copies are trained on, never scored
+    report = CVReport.from_predictions(main.y[scored], predicted[scored], n_splits=n_splits, n_groups=n_groups)
+    return report, predicted
 
 
 def measure_speed(classifier: ContentClassifier, *, seconds: float = 60.0, sample_rate_hz: int = 44100,
@@ -173,25 +241,67 @@ def measure_speed(classifier: ContentClassifier, *, seconds: float = 60.0, sampl
     return seconds / best
 
 
-@dataclass
-class TrainingData:
-    """Main (cross-validated) and extra (train-only) windows plus a description."""
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """How the training windows are assembled; stored in the artifact's training summary.
 
-    main: Dataset
-    extra: Dataset | None
-    summary: dict
+    Parameters
+    ----------
+    max_seconds_per_file : float or None
+        Longer files contribute evenly spread 10 s excerpts adding up to this.
+    max_files_per_label : int or None
+        Cap per label on each extra source (seeded random choice).
+    narrowband : bool
+        Also train on 8 kHz copies of every file (see :func:`build_dataset`).
+    noisy_speech : bool
+        Also train on speech files mixed with ambient files at 5-20 dB SNR
+        (see :func:`noisy_copies`; needs labels ``speech`` and ``ambient``).
+    extra_share : float or None
+        Weight of the extra data per class relative to the main data (see
+        :func:`extra_weights`); ``None``: every extra window counts once.
+    train_exclude : tuple of str
+        Main-data files whose recording group or path contains one of these
+        texts are never trained on (known label errors) but still scored.
+    mixtures : int
+        Synthetic mixtures of main-data clips whose near-change windows are
+        trained on (see :func:`mixture_windows`); 0: none.
+    """
+
+    max_seconds_per_file: float | None = 30.0
+    max_files_per_label: int | None = None
+    narrowband: bool = True
+    noisy_speech: bool = False
+    extra_share: float | None = None
+    train_exclude: tuple[str, ...] = ()
+    mixtures: int = 0
+
+    def __post_init__(self) -> None:
+        if self.extra_share is not None and self.extra_share < 0:
+            raise ValueError(f"extra_share must be >= 0, got {self.extra_share}")
+        if self.mixtures < 0:
+            raise ValueError(f"mixtures must be >= 0, got {self.mixtures}")
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        return {**dataclasses.asdict(self), "train_exclude": list(self.train_exclude)}
+
+    @classmethod
+    def from_summary(cls, summary: dict) -> TrainingRecipe:
+        """The recipe recorded in a training summary (older artifacts: what they recorded, else defaults)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in summary.items() if k in fields}
+        if "train_exclude" in known:
+            known["train_exclude"] = tuple(known["train_exclude"])
+        return cls(**known)
 
 
 def prepare_training_data(
     data: str | Path,
     *,
     extra: tuple[str | Path, ...] = (),
+    recipe: TrainingRecipe = TrainingRecipe(),
     config: FeatureConfig = FeatureConfig(),
     silence_dbfs: float = -60.0,
-    max_seconds_per_file: float | None = 30.0,
-    max_files_per_label: int | None = None,
-    narrowband: bool = True,
-    noisy_speech: bool = False,
     cache_dir: str | Path | None = None,
     progress=None,
 ) -> TrainingData:
@@ -201,36 +311,44 @@ def prepare_training_data(
     them, not the model. Parameters as in :func:`train_classifier`.
     """
 
-    def dataset(source, cap):
-        files = load_labelled_files(source, max_files_per_label=cap)
-        ds = build_dataset(files, config=config, max_seconds_per_file=max_seconds_per_file,
-                           narrowband=narrowband, cache_dir=cache_dir, progress=progress)
+    def dataset(files):
+        ds = build_dataset(files, config=config, max_seconds_per_file=recipe.max_seconds_per_file,
+                           narrowband=recipe.narrowband, cache_dir=cache_dir, progress=progress)
         return files, ds.subset(ds.level_dbfs >= silence_dbfs)
 
     def describe(source, files, ds):
         original = ds.y[~ds.augmented]
         return {"source": str(source), "files": len(files), "windows": {k: int(v) for k, v in
                 zip(*np.unique(original, return_counts=True))}, "augmented_windows": int(ds.augmented.sum()),
-                "groups": len(set(ds.groups))}
+                "groups": len({source_groups(g)[0] for g in set(ds.groups)})}
 
-    files, main = dataset(data, None)
-    if noisy_speech:
-        noisy = noisy_copies(files, config=config, max_seconds=max_seconds_per_file or 30.0, progress=progress)
+    files = load_labelled_files(data)
+    excluded = frozenset(f.group for f in files if any(t in f.group or t in str(f.path) for t in recipe.train_exclude))
+    if recipe.train_exclude and not excluded:
+        raise AdaptiveCodecError(f"--train-exclude {', '.join(recipe.train_exclude)}: matches no file of {data}")
+    files, main = dataset(files)
+    if recipe.noisy_speech:
+        noisy = noisy_copies(files, config=config, max_seconds=recipe.max_seconds_per_file or 30.0,
+                             progress=progress)
         if noisy is not None:
             main = Dataset.concatenate([main, noisy.subset(noisy.level_dbfs >= silence_dbfs)])
     if len(set(main.y)) < 2:
         raise AdaptiveCodecError(f"{data}: need at least two labels with audible audio, got {sorted(set(main.y))}")
-    extras = [dataset(source, max_files_per_label) for source in extra]
+    mixtures = None
+    if recipe.mixtures:
+        mixable = [f for f in files if f.group not in excluded]
+        mixtures = mixture_windows(mixable, n_mixtures=recipe.mixtures, config=config, silence_dbfs=silence_dbfs)
+    extras = [dataset(load_labelled_files(source, max_files_per_label=recipe.max_files_per_label))
+              for source in extra]
     extra_ds = Dataset.concatenate([ds for _, ds in extras]) if extras else None
     summary = {
         "data": describe(data, files, main),
         "extra": [describe(source, f, ds) for source, (f, ds) in zip(extra, extras)],
-        "max_seconds_per_file": max_seconds_per_file,
-        "max_files_per_label": max_files_per_label,
-        "narrowband": narrowband,
-        "noisy_speech": noisy_speech,
+        **recipe.to_dict(),
+        "excluded_groups": sorted(excluded),
+        "mixture_windows": 0 if mixtures is None else len(mixtures),
     }
-    return TrainingData(main, extra_ds, summary)
+    return TrainingData(main, extra_ds, summary, excluded, mixtures)
 
 
 def train_classifier(
@@ -238,10 +356,7 @@ def train_classifier(
     *,
     extra: tuple[str | Path, ...] = (),
     estimator: ContentClassifier | None = None,
-    max_seconds_per_file: float | None = 30.0,
-    max_files_per_label: int | None = None,
-    narrowband: bool = True,
-    noisy_speech: bool = False,
+    recipe: TrainingRecipe = TrainingRecipe(),
     n_splits: int = 5,
     cache_dir: str | Path | None = None,
     progress=None,
@@ -260,15 +375,8 @@ def train_classifier(
         More training data, never scored.
     estimator : ContentClassifier, optional
         Unfitted template (default: ``ContentClassifier()``).
-    max_seconds_per_file : float, optional
-        Cap per file (evenly spread excerpts).
-    max_files_per_label : int, optional
-        Cap per label and source (for huge pools).
-    narrowband : bool
-        Also train on 8 kHz copies of every file (see :func:`build_dataset`).
-    noisy_speech : bool
-        Also train on speech files mixed with ambient files at 5-20 dB SNR
-        (see :func:`noisy_copies`; needs labels ``speech`` and ``ambient``).
+    recipe : TrainingRecipe
+        Excerpts, copies, extra weighting, exclusions, mixtures.
     n_splits : int
         CV folds.
     cache_dir : path, optional
@@ -279,103 +387,25 @@ def train_classifier(
     Returns
     -------
     classifier : ContentClassifier
-        Fitted on all data (main + extra).
+        Fitted on all the data but the excluded files.
     report : CVReport
+        Grouped CV over the main data, as labelled (excluded files included).
     summary : dict
-        JSON-serialisable description of the data (stored in the artifact).
+        JSON-serialisable description of data, recipe and CV results (stored
+        in the artifact); with ``cv_without_excluded`` when files were excluded.
     """
     estimator = estimator or ContentClassifier()
-    data_set = prepare_training_data(
-        data, extra=extra, config=estimator.config_, silence_dbfs=estimator.silence_dbfs,
-        max_seconds_per_file=max_seconds_per_file, max_files_per_label=max_files_per_label,
-        narrowband=narrowband, noisy_speech=noisy_speech, cache_dir=cache_dir, progress=progress,
-    )
-    report, _ = grouped_cv(estimator, data_set.main, extra=data_set.extra, n_splits=n_splits)
-    everything = Dataset.concatenate([data_set.main] + ([data_set.extra] if data_set.extra is not None else []))
-    classifier = clone(estimator).fit(everything.X, everything.y)
+    data_set = prepare_training_data(data, extra=extra, recipe=recipe, config=estimator.config_,
+                                     silence_dbfs=estimator.silence_dbfs, cache_dir=cache_dir, progress=progress)
+    main = data_set.main
+    report, predicted = grouped_cv(estimator, data_set, extra_share=recipe.extra_share, n_splits=n_splits)
+    classifier = data_set.fit(estimator, extra_share=recipe.extra_share)
     summary = dict(data_set.summary, cv=report.to_dict())
+    if data_set.excluded_groups:
+        kept = ~main.augmented & ~np.isin(main.groups, list(data_set.excluded_groups))
+        summary["cv_without_excluded"] = CVReport.from_predictions(
+            main.y[kept], predicted[kept], n_splits=report.n_splits, n_groups=len(set(main.groups[kept]))).to_dict()
     return classifier, report, summary
-
-
-def write_card(path: str | Path, classifier: ContentClassifier, artifact: str | Path, summary: dict,
-               *, speed_x_realtime: float | None = None, extra_sections: str = "") -> Path:
-    """Write a Markdown model card next to an artifact.
-
-    Parameters
-    ----------
-    path : path
-        Card file (``README.md`` or ``<artifact>.md``).
-    classifier : ContentClassifier
-        The fitted classifier.
-    artifact : path
-        The saved artifact (its size is reported).
-    summary : dict
-        As returned by :func:`train_classifier`.
-    speed_x_realtime : float, optional
-        Measured features + inference speed.
-    extra_sections : str
-        Markdown appended at the end (e.g. benchmark results).
-    """
-    artifact = Path(artifact)
-    cv = summary["cv"]
-    report = CVReport(cv["labels"], np.asarray(cv["confusion"]), cv["n_splits"], cv["n_groups"])
-    config = classifier.config_
-    params = {k: v for k, v in classifier.get_params().items() if k != "feature_config"}
-
-    def data_line(d):
-        windows = ", ".join(f"{k} {v}" for k, v in d["windows"].items())
-        return f"- `{d['source']}`: {d['files']} files, {d['groups']} recording groups; windows: {windows}"
-
-    lines = [
-        f"# Content classifier `{artifact.name}`",
-        "",
-        f"Labels: {', '.join(str(c) for c in classifier.classes_)} (+ `silence` from the energy gate "
-        f"below {classifier.silence_dbfs:g} dBFS window power).",
-        "",
-        "## Training data",
-        "",
-        data_line(summary["data"]) + " (trained on and cross-validated)",
-        *[data_line(d) + " (training only, never scored)" for d in summary["extra"]],
-        "",
-        f"Long files contribute evenly spread 10 s excerpts up to {summary['max_seconds_per_file']} s per file; "
-        "windows below the silence gate are not used."
-        + (" Every file is also used as an 8 kHz (telephone-band) copy, for training only, so that bandwidth "
-           "is not a class cue." if summary.get("narrowband") else "")
-        + (" Every speech file is also mixed with a random ambient file at 5-20 dB SNR (training only), so "
-           "that speech in background sound stays speech." if summary.get("noisy_speech") else ""),
-        "",
-        "## Features",
-        "",
-        f"{len(feature_names(config))} level-invariant values per {config.window_s:g} s window "
-        f"(hop {config.hop_s:g} s), from one STFT ({config.n_fft} points, hop {config.frame_hop}) at "
-        f"{config.sample_rate_hz} Hz: mean and std of {config.n_mels}-band mel shape, MFCC 1-{config.n_mfcc}, "
-        "chroma, spectral contrast, flatness, rolloff, centroid, bandwidth, zero-crossing rate, harmonicity, "
-        "chroma peak; std of MFCC deltas; spectral flux mean/std, energy std, low-energy-frame ratio, "
-        "4 Hz modulation energy, onset periodicity, spectral stationarity, chroma flux; all spectra limited to "
-        f"{config.fmax_hz:g} Hz; plus mean and std of all of these over +-{config.context_windows} neighbouring "
-        "windows (temporal context) (`adaptive_codec/features.py`).",
-        "",
-        "## Model",
-        "",
-        f"StandardScaler + `{classifier.model}` ({', '.join(f'{k}={v}' for k, v in params.items())}).",
-        "Stored as safetensors arrays + JSON metadata (no pickle).",
-        "",
-        "## Grouped cross-validation (window level)",
-        "",
-        "```",
-        report.format(),
-        "```",
-        "",
-        "## Size and speed",
-        "",
-        f"- artifact: {artifact.stat().st_size / 1024:.1f} KiB",
-    ]
-    if speed_x_realtime is not None:
-        lines.append(f"- features + inference: {speed_x_realtime:.0f}x real time (one thread, 44.1 kHz input)")
-    text = "\n".join(lines) + "\n" + (("\n" + extra_sections.strip() + "\n") if extra_sections else "")
-    path = Path(path)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def run_training(
@@ -389,11 +419,16 @@ def run_training(
     folds: int = 5,
     narrowband: bool = True,
     noisy_speech: bool = False,
+    extra_share: float | None = None,
+    train_exclude: tuple[str, ...] = (),
+    mixtures: int = 0,
     cache_dir: Path | None = None,
     force: bool = False,
     echo=print,
 ) -> tuple[Path, Path]:
     """``adaptive-codec train classifier``: train, cross-validate, write artifact + card.
+
+    The data options make up a :class:`TrainingRecipe`.
 
     Returns
     -------
@@ -411,18 +446,25 @@ def run_training(
         raise AdaptiveCodecError(f"--model must be logreg or mlp, got {model!r}")
     if not out.parent.is_dir():
         raise AdaptiveCodecError(f"{out.parent}: output folder does not exist")
+    try:
+        recipe = TrainingRecipe(max_files_per_label=max_files_per_label, narrowband=narrowband,
+                                noisy_speech=noisy_speech, extra_share=extra_share,
+                                train_exclude=tuple(train_exclude), mixtures=mixtures)
+    except ValueError as exc:
+        raise AdaptiveCodecError(str(exc)) from exc
     files_seen = []
     try:
         classifier, report, summary = train_classifier(
-            data, extra=extra, estimator=ContentClassifier(model=model), n_splits=folds,
-            max_files_per_label=max_files_per_label, narrowband=narrowband, noisy_speech=noisy_speech,
-            cache_dir=cache_dir,
-            progress=files_seen.append,
+            data, extra=extra, estimator=ContentClassifier(model=model), recipe=recipe, n_splits=folds,
+            cache_dir=cache_dir, progress=files_seen.append,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise AdaptiveCodecError(f"cannot train on {data}: {exc}") from exc
     echo(f"features of {len(files_seen)} files; classes: {', '.join(map(str, classifier.classes_))}")
     echo(report.format())
+    if "cv_without_excluded" in summary:
+        echo("without the never-trained-on files: "
+             + CVReport.from_dict(summary["cv_without_excluded"]).format().split("\n")[0])
     classifier.save(out, training=summary)
     card = Path(card) if card else out.with_suffix(".md")
     write_card(card, classifier, out, summary, speed_x_realtime=measure_speed(classifier, repeats=1))

@@ -2,8 +2,9 @@
 
 Data layouts understood by :func:`load_labelled_files`:
 
-* a folder with ``manifest.csv`` (``path,label`` plus optional ``group`` or
-  ``source`` columns; paths relative to the CSV) - the corpus and train-pool;
+* a folder with ``manifest.csv`` (``path,label`` plus optional ``group``,
+  ``source`` or ``source_package`` columns; paths relative to the CSV) - the
+  corpus and train-pools;
 * a CSV file with the same columns;
 * a folder with one sub-folder per label holding audio files.
 
@@ -25,13 +26,25 @@ import numpy as np
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
 
-__all__ = ["AUDIO_SUFFIXES", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset", "group_of",
-           "load_labelled_files", "noisy_copies"]
+__all__ = ["AUDIO_SUFFIXES", "GROUP_SEPARATOR", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset",
+           "group_of", "load_labelled_files", "noisy_copies", "source_groups"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 # Labels in manifests that are not classes (corpus evaluation files).
 _NOT_A_CLASS = {"mixed"}
+
+#: Joins the groups of a window made from several recordings (a noisy copy,
+#: a synthetic mixture); never part of a group name (:func:`group_of` splits on it).
+GROUP_SEPARATOR = " + "
+
+
+def source_groups(group: str) -> list[str]:
+    """The recording groups a window's ``group`` stands for; the first is its own recording's.
+
+    A training fold may use a window only if none of these is held out.
+    """
+    return group.split(GROUP_SEPARATOR)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class Dataset:
     X : np.ndarray [shape=(n_windows, n_features)]
     y : np.ndarray [shape=(n_windows,)], str labels
     groups : np.ndarray [shape=(n_windows,)], str group ids
+        Recording group; windows made from several recordings join theirs
+        with :data:`GROUP_SEPARATOR` (see :func:`source_groups`).
     level_dbfs : np.ndarray [shape=(n_windows,)]
     augmented : np.ndarray [shape=(n_windows,)], bool
         True for windows of a narrow-band copy (trained on, never scored).
@@ -114,7 +129,9 @@ def _from_csv(csv_path: Path) -> list[LabelledFile]:
         if label in _NOT_A_CLASS or not label:
             continue
         rel = row["path"].strip()
-        group = row.get("group") or group_of(row.get("source") or "", rel)
+        # The Debian train-pool names only its package: one group per package.
+        source = row.get("source") or (f"deb:{row['source_package']}" if row.get("source_package") else "")
+        group = row.get("group") or group_of(source, rel)
         files.append(LabelledFile(root / rel, label, group))
     return files
 
@@ -305,11 +322,9 @@ def noisy_copies(
     Real recordings of speech come with background sound; our clean training
     speech alone taught the model "speech in traffic = ambient". Each target
     file is mixed with a random noise file at a random SNR in ``snr_db`` and
-    keeps its label and recording group.
-
-    Cross-validation note: a noise recording may appear under a target file
-    while its own group is held out; it then appears labelled ``target_label``,
-    which can only make its held-out score worse, never better.
+    keeps its label; its group is the target's and the noise's groups
+    joined by :data:`GROUP_SEPARATOR`, so that a CV fold holding out either
+    recording does not train on the copy.
 
     Returns
     -------
@@ -344,7 +359,8 @@ def noisy_copies(
         gain = np.sqrt(np.mean(target**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
         feats = window_features(target + gain * noise, sample_rate_hz=sr_out, config=config)
         n = len(feats)
-        parts.append(Dataset(feats.values, np.full(n, item.label, dtype=object), np.full(n, item.group, dtype=object),
+        group = item.group + GROUP_SEPARATOR + noise_item.group
+        parts.append(Dataset(feats.values, np.full(n, item.label, dtype=object), np.full(n, group, dtype=object),
                              feats.level_dbfs, np.ones(n, bool)))
     if not parts:
         return None

@@ -129,6 +129,15 @@ def train_classifier_command(
         help="Also train on 8 kHz copies so bandwidth is no class cue.")] = True,
     noisy_speech: Annotated[bool, typer.Option(
         help="Also train on speech mixed with ambient files at 5-20 dB SNR.")] = False,
+    extra_share: Annotated[Optional[float], typer.Option(
+        min=0.0, help="Weight of the --extra data per class, relative to the main data's windows "
+        "(default: every window counts once).")] = None,
+    train_exclude: Annotated[Optional[list[str]], typer.Option(
+        "--train-exclude", metavar="TEXT", help="Never train on main-data files whose recording group or "
+        "path contains TEXT (known label errors); they are still scored by the CV. Repeatable.")] = None,
+    mixtures: Annotated[int, typer.Option(
+        min=0, help="Also train on the windows next to label changes in this many synthetic mixtures "
+        "of the --data clips (0: none).")] = 0,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
@@ -138,7 +147,9 @@ def train_classifier_command(
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
                                 max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
-                                noisy_speech=noisy_speech, cache_dir=cache_dir, force=force, echo=typer.echo)
+                                noisy_speech=noisy_speech, extra_share=extra_share,
+                                train_exclude=tuple(train_exclude or ()), mixtures=mixtures,
+                                cache_dir=cache_dir, force=force, echo=typer.echo)
 
 
 @train_app.command("profile")
