@@ -72,9 +72,6 @@ class _Resolution(nn.Module):
             audio, self.n_fft, self.hop, window=self.window, return_complex=True, center=True
         )
 
-    def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.spectrum(audio).abs().clamp_min(1e-9)  # (B, F, T)
-
 
 def _log_floor(power: torch.Tensor, ref_peak: torch.Tensor, floor_db: float) -> torch.Tensor:
     floor = ref_peak * 10 ** (-floor_db / 10)
