@@ -30,14 +30,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _sine_window(hop: int) -> torch.Tensor:
+    """Sine window of ``2 * hop`` samples, float64."""
+    n = torch.arange(2 * hop, dtype=torch.float64)
+    # Satisfies the Princen-Bradley condition w[n]^2 + w[n+N]^2 = 1.
+    return torch.sin(math.pi * (n + 0.5) / (2 * hop))
+
+
 def _mdct_basis(hop: int) -> torch.Tensor:
     """Windowed orthonormal MDCT basis, shape ``(hop, 2 * hop)``."""
     n = torch.arange(2 * hop, dtype=torch.float64)
     k = torch.arange(hop, dtype=torch.float64)
-    # Sine window satisfies the Princen-Bradley condition w[n]^2 + w[n+N]^2 = 1.
-    window = torch.sin(math.pi * (n + 0.5) / (2 * hop))
     phase = math.pi / hop * (n[None, :] + 0.5 + hop / 2) * (k[:, None] + 0.5)
-    basis = math.sqrt(2.0 / hop) * window[None, :] * torch.cos(phase)
+    basis = math.sqrt(2.0 / hop) * _sine_window(hop)[None, :] * torch.cos(phase)
     return basis.float()
 
 
@@ -62,8 +67,7 @@ class MDCT(nn.Module):
             raise ValueError(f"MDCT hop must be even (the DCT-IV uses a hop/2-point FFT), got {hop}")
         self.hop = hop
         self.register_buffer("basis", _mdct_basis(hop), persistent=False)
-        n = torch.arange(2 * hop, dtype=torch.float64)
-        self.register_buffer("window", torch.sin(math.pi * (n + 0.5) / (2 * hop)).float(), persistent=False)
+        self.register_buffer("window", _sine_window(hop).float(), persistent=False)
         h = torch.arange(hop // 2, dtype=torch.float64)
         # DCT-IV twiddles; the pre-twiddle carries the orthonormal scale.
         pre = torch.exp(-1j * math.pi * (h + 0.25) / hop) * math.sqrt(2.0 / hop)
