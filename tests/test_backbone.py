@@ -128,12 +128,18 @@ def test_rate_bits_uniform_prior_is_log2_k():
     torch.testing.assert_close(soft_bits, torch.tensor([4 * 6.0, 2 * 6.0]))
 
 
-def test_streaming_matches_whole_signal(speech_24k):
+def _tiny_piece(speech_24k, profile):
+    """A seeded TINY backbone, 30,001 samples of speech and one profile's per-frame conditioning."""
     torch.manual_seed(0)
     model = Backbone(TINY).eval()
     audio = speech_24k[:30001]
     frames = model.mdct.n_frames(audio.size)
-    cond = model.profile_vector("speech").detach()[None].expand(frames, -1)
+    cond = model.profile_vector(profile).detach()[None].expand(frames, -1)
+    return model, audio, frames, cond
+
+
+def test_streaming_matches_whole_signal(speech_24k):
+    model, audio, frames, cond = _tiny_piece(speech_24k, "speech")
     whole = encode_signal(model, audio, cond, 4, chunk_frames=10_000)
     chunked = encode_signal(model, audio, cond, 4, chunk_frames=37)
     # Ties in nearest-codeword search can flip on float rounding; demand near-identity.
@@ -271,11 +277,7 @@ def test_conditioning_switch_inside_a_piece_matches_plain_math(shipped, speech_2
 def test_chunked_encoder_is_independent_of_block_sizes(speech_24k):
     from adaptive_codec.backbone.streaming import ChunkedEncoder
 
-    torch.manual_seed(0)
-    model = Backbone(TINY).eval()
-    audio = speech_24k[:30001]
-    frames = model.mdct.n_frames(audio.size)
-    cond = model.profile_vector("music").detach()[None].expand(frames, -1)
+    model, audio, _, cond = _tiny_piece(speech_24k, "music")
     whole = encode_signal(model, audio, cond, 4, chunk_frames=23)
     rng = np.random.default_rng(0)
     for _ in range(3):
