@@ -96,6 +96,20 @@ def test_build_writes_a_table_the_codec_uses(codec, tiny_cache, tmp_path):
     assert again["training_minutes"] == provenance["training_minutes"]
 
 
+def test_collect_codes_caps_each_clip_and_each_class(codec, tiny_cache):
+    from adaptive_codec.train.entropy import collect_codes
+
+    bb = codec.backbone
+    rate = bb.config.frame_rate_hz
+    capped = collect_codes(bb, [tiny_cache], ["speech", "music"], EntropyBuildConfig(minutes_per_class=1.0, max_clip_s=1.0))
+    for arrs in capped.values():
+        assert arrs and all(a.shape == (bb.config.n_levels, bb.mdct.n_frames(24000)) for a in arrs)
+    whole = collect_codes(bb, [tiny_cache], ["speech"], EntropyBuildConfig(minutes_per_class=1.0, max_clip_s=600.0))
+    assert whole["speech"][0].shape[1] == pytest.approx(3 * rate, abs=2)  # the whole 3 s clip
+    budget = collect_codes(bb, [tiny_cache], ["speech"], EntropyBuildConfig(minutes_per_class=0.02, max_clip_s=600.0))
+    assert budget["speech"][0].shape[1] == bb.mdct.n_frames(int(0.02 * 60 * 24000))  # the class budget cuts it
+
+
 def test_table_for_other_weights_falls_back_with_a_warning(codec, tmp_path):
     rng = np.random.default_rng(2)
     shape = (3, codec.backbone.config.n_levels, 3, K)
@@ -170,7 +184,7 @@ def test_train_entropy_command(tiny_cache, tmp_path):
     runner = CliRunner()
     out = tmp_path / "table.safetensors"
     result = runner.invoke(app, ["train", "entropy", "--cache", str(tiny_cache), "--minutes-per-class", "0.04",
-                                 "--groups", "4", "--out", str(out)])
+                                 "--max-clip-seconds", "2", "--groups", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and out.is_file()
     assert EntropyModel.load(out)[0].n_contexts == 5

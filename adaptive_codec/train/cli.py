@@ -198,7 +198,9 @@ def train_entropy(
     out: Annotated[Optional[Path], typer.Option(
         help="Table file to write (default: entropy.safetensors next to the weights).")] = None,
     minutes_per_class: Annotated[float, typer.Option(
-        min=0.01, help="Training audio encoded per class (the build's run time follows it).")] = 12.0,
+        min=0.01, help="Training audio encoded per class (the build's run time follows it).")] = 240.0,
+    max_clip_seconds: Annotated[float, typer.Option(
+        min=1.0, help="At most this much of each training clip (long music tracks would otherwise crowd out the rest).")] = 600.0,
     groups: Annotated[int, typer.Option(min=1, max=4096, help="Context groups per RVQ level.")] = 32,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
     cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
@@ -246,6 +248,6 @@ def train_entropy(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EntropyTableWarning)  # the table is what we are building
         codec = AdaptiveCodec.default(weights=weights_path)
-    config = EntropyBuildConfig(minutes_per_class=minutes_per_class, groups=groups)
+    config = EntropyBuildConfig(minutes_per_class=minutes_per_class, max_clip_s=max_clip_seconds, groups=groups)
     target = out or Path(weights_path).with_name("entropy.safetensors")
     build_entropy_tables(codec, caches, target, config, held_out_corpus=(data or [None])[0], echo=typer.echo)
