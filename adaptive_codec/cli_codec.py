@@ -49,6 +49,9 @@ def encode(
         "--profile", "-p", help="auto (classify and route), a profile name, or a profile .toml.")] = "auto",
     bitrate: Annotated[Optional[float], typer.Option(
         "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
+    bitrate_scale: Annotated[Optional[float], typer.Option(
+        "--bitrate-scale", metavar="X",
+        help="Multiply each profile's own bitrate by X (keeps the profiles' allocation; not with --bitrate).")] = None,
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
 ) -> None:
@@ -60,7 +63,8 @@ def encode(
     audio_info(input)  # a missing or unreadable input fails before the model loads
     codec = _codec(threads)
     # Read block by block: memory stays bounded whatever the file's length.
-    plan, info = codec.encode_file(output, input, profile=profile, bitrate_kbps=bitrate)
+    plan, info = codec.encode_file(output, input, profile=profile, bitrate_kbps=bitrate,
+                                   bitrate_scale=bitrate_scale)
     size = output.stat().st_size
     kbps = size * 8 / info.duration_s / 1000
     typer.echo(f"{input} -> {output}: {size} bytes, {kbps:.2f} kbps over {info.duration_s:.2f} s "

@@ -67,6 +67,16 @@ class PlannedSegment:
     confidence: float
 
 
+def _check_bitrate(bitrate_kbps: float | None, bitrate_scale: float | None) -> None:
+    """One-line errors for ``--bitrate`` / ``--bitrate-scale`` values."""
+    if bitrate_kbps is not None and bitrate_scale is not None:
+        raise AdaptiveCodecError("give a bitrate or a bitrate scale, not both")
+    if bitrate_kbps is not None and not (bitrate_kbps > 0 and math.isfinite(bitrate_kbps)):
+        raise AdaptiveCodecError(f"bitrate must be a positive number of kbps, got {bitrate_kbps}")
+    if bitrate_scale is not None and not (bitrate_scale > 0 and math.isfinite(bitrate_scale)):
+        raise AdaptiveCodecError(f"bitrate scale must be a positive number, got {bitrate_scale}")
+
+
 class AdaptiveCodec:
     """The content-adaptive codec: shipped backbone + classifier + profiles.
 
@@ -150,28 +160,42 @@ class AdaptiveCodec:
         """A profile by name, TOML path or object (validated against the registry)."""
         return self.registry.resolve(spec)
 
-    def depth_for(self, profile: Profile, bitrate_kbps: float | None = None) -> int:
-        """RVQ depth of a profile, or of ``bitrate_kbps`` when given (``--bitrate``)."""
+    def depth_for(self, profile: Profile, bitrate_kbps: float | None = None,
+                  bitrate_scale: float | None = None) -> int:
+        """RVQ depth of a profile.
+
+        Parameters
+        ----------
+        profile : Profile
+        bitrate_kbps : float, optional
+            Overrides the profile's bitrate (``--bitrate``): every profile gets
+            the same depth.
+        bitrate_scale : float, optional
+            Multiplies the profile's own bitrate (``--bitrate-scale``): the
+            profiles keep their relative allocation (ambient half of speech
+            with the built-ins). Not together with ``bitrate_kbps``.
+        """
         from .backbone.model import n_q_for_bitrate
 
         cfg = self.backbone.config
+        _check_bitrate(bitrate_kbps, bitrate_scale)
         if bitrate_kbps is not None:
-            if not (bitrate_kbps > 0 and math.isfinite(bitrate_kbps)):
-                raise AdaptiveCodecError(f"bitrate must be a positive number of kbps, got {bitrate_kbps}")
             return n_q_for_bitrate(bitrate_kbps, cfg)
+        scale = 1.0 if bitrate_scale is None else float(bitrate_scale)
         if profile.n_q is not None:
-            return max(1, min(cfg.n_levels, profile.n_q))
-        return n_q_for_bitrate(profile.bitrate_kbps, cfg)
+            return max(1, min(cfg.n_levels, int(round(profile.n_q * scale))))
+        return n_q_for_bitrate(profile.bitrate_kbps * scale, cfg)
 
     def plan(self, audio: np.ndarray | None, sample_rate_hz: int, n_frames: int,
              profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None,
-             segments: Sequence | None = None) -> list[PlannedSegment]:
+             segments: Sequence | None = None, *, bitrate_scale: float | None = None) -> list[PlannedSegment]:
         """Frame-aligned segments with their profiles and depths.
 
         With ``profile="auto"``, ``audio`` is classified unless ``segments``
         (the classifier's segments, e.g. from a streaming pass over a file)
-        are given.
+        are given. ``bitrate_kbps`` / ``bitrate_scale``: see :meth:`depth_for`.
         """
+        _check_bitrate(bitrate_kbps, bitrate_scale)  # before paying for classification
         if isinstance(profile, str) and profile == "auto":
             from .routing import route
 
@@ -185,7 +209,7 @@ class AdaptiveCodec:
             for (seg, prof), a, b in zip(pairs, starts, ends):
                 a, b = min(a, n_frames), min(b, n_frames)
                 if b > a:
-                    planned.append(PlannedSegment(a, b, prof, self.depth_for(prof, bitrate_kbps),
+                    planned.append(PlannedSegment(a, b, prof, self.depth_for(prof, bitrate_kbps, bitrate_scale),
                                                   seg.label, float(seg.confidence)))
             if planned:
                 # Rounding can leave a gap at the end: the last segment covers it.
@@ -195,7 +219,7 @@ class AdaptiveCodec:
                 return _merge(planned)
             profile = "ambient"
         prof = self.resolve_profile(profile)
-        return [PlannedSegment(0, n_frames, prof, self.depth_for(prof, bitrate_kbps),
+        return [PlannedSegment(0, n_frames, prof, self.depth_for(prof, bitrate_kbps, bitrate_scale),
                                prof.labels[0] if prof.labels else prof.name, 1.0)]
 
     # -- profiles → conditioning ------------------------------------------------
@@ -222,15 +246,20 @@ class AdaptiveCodec:
     # -- encode ---------------------------------------------------------------
     def encode(self, audio: Any, sample_rate_hz: int, profile: str | Path | Profile = "auto",
                bitrate_kbps: float | None = None,
-               progress: Callable[[float], None] | None = None) -> bytes:
-        """Encode audio ``(samples,)`` or ``(channels, samples)`` to ``.acx`` bytes."""
+               progress: Callable[[float], None] | None = None, *, bitrate_scale: float | None = None) -> bytes:
+        """Encode audio ``(samples,)`` or ``(channels, samples)`` to ``.acx`` bytes.
+
+        ``bitrate_kbps`` gives every segment that bitrate; ``bitrate_scale``
+        scales each segment's profile bitrate instead (see :meth:`depth_for`).
+        """
         buf = io.BytesIO()
-        self.encode_to(buf, audio, sample_rate_hz, profile, bitrate_kbps, progress)
+        self.encode_to(buf, audio, sample_rate_hz, profile, bitrate_kbps, progress, bitrate_scale=bitrate_scale)
         return buf.getvalue()
 
     def encode_to(self, target, audio: Any, sample_rate_hz: int,
                   profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None,
-                  progress: Callable[[float], None] | None = None) -> list[PlannedSegment]:
+                  progress: Callable[[float], None] | None = None, *,
+                  bitrate_scale: float | None = None) -> list[PlannedSegment]:
         """Encode to a path (written atomically) or binary file object; returns the plan.
 
         The array is coded block by block (:mod:`adaptive_codec.codec_stream`),
@@ -243,13 +272,13 @@ class AdaptiveCodec:
         block = max(1, int(BLOCK_SECONDS * sample_rate_hz))
         scan = scan_blocks(array_blocks(x, block), sample_rate_hz)
         plan = self.plan(x, sample_rate_hz, self._n_frames(scan.n_samples, sample_rate_hz), profile,
-                         bitrate_kbps)
+                         bitrate_kbps, bitrate_scale=bitrate_scale)
         self._write_stream(target, lambda: array_blocks(x, block), sample_rate_hz, scan, plan, progress)
         return plan
 
     def encode_file(self, target, path: str | Path, profile: str | Path | Profile = "auto",
                     bitrate_kbps: float | None = None, progress: Callable[[float], None] | None = None,
-                    on_block: Callable[[np.ndarray], None] | None = None):
+                    on_block: Callable[[np.ndarray], None] | None = None, *, bitrate_scale: float | None = None):
         """Encode an audio file read block by block (bounded memory, any length).
 
         The file is read twice: once to measure it and, with
@@ -262,8 +291,8 @@ class AdaptiveCodec:
             Written atomically when a path.
         path : str or Path
             Audio file (anything :func:`~adaptive_codec.audio.load_audio` reads).
-        profile, bitrate_kbps, progress
-            As in :meth:`encode_to`.
+        profile, bitrate_kbps, progress, bitrate_scale
+            As in :meth:`encode` (checked before the file is read).
         on_block : callable, optional
             Called with every block ``(channels, samples)`` of the first
             read (e.g. to measure a lossless reference in the same pass).
@@ -287,6 +316,7 @@ class AdaptiveCodec:
         info = audio_info(path)
         sr = info.sample_rate_hz
         block = max(1, int(BLOCK_SECONDS * sr))
+        _check_bitrate(bitrate_kbps, bitrate_scale)  # before reading the file
 
         def first_read():
             for b in iter_audio_blocks(path, block):
@@ -297,7 +327,7 @@ class AdaptiveCodec:
         auto = isinstance(profile, str) and profile == "auto"
         scan = scan_blocks(first_read(), sr, self.classifier if auto else None)
         plan = self.plan(None, sr, self._n_frames(scan.n_samples, sr), profile, bitrate_kbps,
-                         segments=scan.segments)
+                         segments=scan.segments, bitrate_scale=bitrate_scale)
         self._write_stream(target, lambda: iter_audio_blocks(path, block), sr, scan, plan, progress)
         return plan, dataclasses.replace(info, n_samples=scan.n_samples, duration_s=scan.n_samples / sr)
 

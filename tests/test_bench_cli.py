@@ -220,6 +220,8 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, setup, message):
     ("[opus]\nbitrate = 6", "unknown option(s) bitrate"),
     ("[opus]\nvbr = \"sometimes\"", "vbr must be one of"),
     ("profiles = [\"podcastx\"]", "unknown profile 'podcastx'"),
+    ("auto_ladder = \"scaled\"", "must be relative or absolute"),
+    ("reference_kbps = 0", "positive number"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, capsys, manifest, text, message):
     config = tmp_path / "c.toml"
@@ -393,3 +395,26 @@ def test_full_corpus_config_fits_20_minutes(repo_root, corpus_dir):
     s_per_audio_row = meta["wall_s"] / rows.duration_s.sum()
     assert scored * s_per_audio_row <= 20 * 60 * 0.9  # 10 % margin for coding, start-up, report
 
+
+
+def test_auto_ladder_relative_scales_each_profile_and_absolute_overrides():
+    import numpy as np
+
+    from adaptive_codec.audio import load_audio
+    from adaptive_codec.bench.systems import build_systems
+    from adaptive_codec.codec import AdaptiveCodec
+    from adaptive_codec.resources import example_path
+
+    codec = AdaptiveCodec.default()
+    audio, info = load_audio(example_path("mixed"))
+    mono = audio.mean(axis=0).astype(np.float32)
+    depths = {}
+    for ladder in ("relative", "absolute"):
+        config = BenchConfig(auto_ladder=ladder, baselines=(), profiles=())
+        systems, _ = build_systems(config, codec, codec.registry)
+        auto = systems["adaptive-auto"]
+        auto.encode(mono, info.sample_rate_hz, 3.0)
+        depths[ladder] = {seg.profile.name: seg.n_q for seg in auto.last_plan}
+    assert len(depths["absolute"]) > 1 and set(depths["absolute"].values()) == {4}  # 3 kbps everywhere
+    own = {name: codec.depth_for(codec.registry.get(name)) for name in depths["relative"]}
+    assert depths["relative"] == {name: n // 2 for name, n in own.items()}  # half of each profile's 6 or 3 kbps

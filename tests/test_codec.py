@@ -127,6 +127,28 @@ def test_unknown_profile_and_bad_bitrate_are_clear_errors(codec, speech):
         codec.encode(audio, sr, profile="no-such-profile")
     with pytest.raises(AdaptiveCodecError, match="bitrate"):
         codec.encode(audio, sr, profile="speech", bitrate_kbps=-3)
+    with pytest.raises(AdaptiveCodecError, match="bitrate scale must be a positive number"):
+        codec.encode(audio, sr, profile="speech", bitrate_scale=float("nan"))
+    with pytest.raises(AdaptiveCodecError, match="not both"):
+        codec.encode(audio, sr, bitrate_kbps=6, bitrate_scale=0.5)
+
+
+def test_bitrate_scale_keeps_each_profiles_allocation(codec):
+    """--bitrate-scale multiplies every routed profile's own bitrate (ambient stays at half of speech)."""
+    audio, info = load_audio(example_path("mixed"))
+    depth = {p: codec.depth_for(codec.registry.get(p)) for p in ("speech", "music", "ambient")}
+    assert depth == {"speech": 8, "music": 8, "ambient": 4}
+    assert codec.depth_for(codec.registry.get("ambient"), bitrate_scale=2.0) == 8
+    assert codec.depth_for(codec.registry.get("speech"), bitrate_scale=0.5) == 4
+    frames = codec._n_frames(audio.shape[-1], info.sample_rate_hz)
+    plain = codec.plan(audio, info.sample_rate_hz, frames)
+    scaled = codec.plan(audio, info.sample_rate_hz, frames, bitrate_scale=0.5)
+    assert [(s.start_frame, s.profile.name) for s in scaled] == [(s.start_frame, s.profile.name) for s in plain]
+    assert len({s.profile.name for s in plain}) > 1
+    assert [s.n_q for s in scaled] == [depth[s.profile.name] // 2 for s in plain]
+    header = read_header(codec.encode(audio, info.sample_rate_hz, bitrate_scale=0.5))
+    assert [s.n_q for s in header.segments] == [depth[p.name] // 2 for p in
+                                              (header.profiles[s.profile_index] for s in header.segments)]
 
 
 def test_corrupt_and_foreign_streams_are_rejected(codec, speech):

@@ -47,6 +47,17 @@ def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     assert audio_info(part).n_samples == original.sample_rate_hz
 
 
+def test_bitrate_scale_option(short_clips, tmp_path, capsys):
+    acx = tmp_path / "half.acx"
+    assert main(["encode", str(short_clips[1]), str(acx), "--profile", "music", "--bitrate-scale", "0.5"]) == 0
+    assert "n_q 4" in capsys.readouterr().out  # music's 6 kbps (8 levels) halved
+    assert main(["encode", str(short_clips[1]), str(tmp_path / "x.acx"), "--bitrate", "6",
+                 "--bitrate-scale", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "error: give a bitrate or a bitrate scale, not both"
+    assert not (tmp_path / "x.acx").exists()
+
+
 def test_outputs_are_not_overwritten_without_force(short_clips, tmp_path, capsys):
     acx = tmp_path / "x.acx"
     acx.write_bytes(b"keep me")

@@ -4,6 +4,10 @@ Example ``bench.toml`` (every key optional; these are the defaults)::
 
     bitrates_kbps = [1.5, 3.0, 6.0, 12.0]   # nominal ladder (actual kbps come from bytes)
     auto = true                             # adaptive routing ("adaptive-auto")
+    auto_ladder = "relative"    # "relative": rung B scales each routed profile's own bitrate by
+                                # B / reference_kbps (ambient gets half of speech, as in use);
+                                # "absolute": every segment at B, like a forced profile
+    reference_kbps = 6.0        # the rung at which "relative" codes every profile at its own bitrate
     profiles = "all"                        # forced profiles: "all" or a list of names
     baselines = ["opus", "codec2", "flac"]  # keys of bench.baselines.BASELINES
     metrics = ["visqol", "pesq_wb", "stoi", "mel_distance", "stft_distance", "si_sdr", "loudness_diff"]
@@ -52,6 +56,8 @@ class BenchConfig:
 
     bitrates_kbps: tuple[float, ...] = (1.5, 3.0, 6.0, 12.0)  # nominal ladder
     auto: bool = True  # adaptive routing at every rung
+    auto_ladder: str = "relative"  # "relative" | "absolute" (see the module docstring)
+    reference_kbps: float = 6.0  # relative ladder: rung at which profiles use their own bitrates
     profiles: tuple[str, ...] | str = "all"  # forced profiles ("all" = every registered one)
     baselines: tuple[str, ...] = ("opus", "codec2", "flac")
     metrics: tuple[str, ...] = ("visqol", "pesq_wb", "stoi", "mel_distance", "stft_distance",
@@ -125,6 +131,11 @@ class BenchConfig:
             for name in getattr(self, key):
                 if name not in METRICS:
                     raise bad(key, f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+        if self.auto_ladder not in ("relative", "absolute"):
+            raise bad("auto_ladder", f"must be relative or absolute, got {self.auto_ladder!r}")
+        if not isinstance(self.reference_kbps, (int, float)) or isinstance(self.reference_kbps, bool) \
+                or not self.reference_kbps > 0:
+            raise bad("reference_kbps", f"must be a positive number, got {self.reference_kbps!r}")
         if self.split not in ("auto", "all", "test"):
             raise bad("split", f"must be auto, all or test, got {self.split!r}")
         for key in ("max_clips_per_class", "max_mixed_files", "seed"):

@@ -263,6 +263,19 @@ def _bd_view(bd: pd.DataFrame) -> pd.DataFrame:
                  "shared quality", "points (test/anchor)", "note"]]
 
 
+def _ladder_text(config: dict) -> str:
+    """How adaptive-auto read the ladder in this run (older runs: absolute)."""
+    if config.get("auto_ladder", "absolute") == "relative":
+        ref = config.get("reference_kbps", 6.0)
+        return (f"adaptive-auto ran the relative ladder: at rung B each routed segment used its "
+                f"profile's own bitrate x B / {_fmt(float(ref))} kbps (the profiles' allocation), so on a "
+                "single-class clip auto traces its class's profile curve at shifted bitrates (about 0 % "
+                "when routing is right; bitrates are measured from the bytes).")
+    return ("adaptive-auto ran the absolute ladder: every segment at the rung's bitrate, so on a "
+            "single-class clip auto and that class's profile code the same stream (0 %) when "
+            "routing is right.")
+
+
 def write_report(out_dir: str | Path) -> None:
     """Write summary.csv, bd_rate.csv, routing_accuracy.csv, figures, report.md and report.html."""
     out = Path(out_dir)
@@ -295,9 +308,8 @@ def write_report(out_dir: str | Path) -> None:
         ("Target: adaptive routing vs the best single fixed profile on mixed files",
          f"{target.sentence}. {TARGET_TEXT}", _bd_view(target.comparisons)),
         ("Headline: BD-rate of adaptive routing per class on ViSQOL",
-         "Negative = adaptive-auto needs fewer bits for the same ViSQOL. On a "
-         "single-class clip, auto and that class's profile code the same stream "
-         "(0 %) when routing is right.", headline_table(bd)),
+         "Negative = adaptive-auto needs fewer bits for the same ViSQOL. "
+         + _ladder_text(meta.get("config", {})), headline_table(bd)),
         ("Rate-quality per class", "", headline),
         ("BD-rate and BD-quality", BD_METHOD_TEXT, _bd_view(bd)),
         ("Speed (x real time, one thread per process) and peak memory", "", speed),

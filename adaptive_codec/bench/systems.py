@@ -3,8 +3,13 @@
 The adaptive codec is wrapped in the same interface as the baselines
 (:class:`~adaptive_codec.bench.baselines.Baseline`): ``adaptive-auto``
 classifies and routes; ``adaptive-<profile>`` forces one profile for the
-whole clip. Both take the ladder's bitrate as ``bitrate_kbps`` (an override
-of every profile's depth), so the ladder compares like with like.
+whole clip. A forced profile takes the ladder's bitrate as ``bitrate_kbps``
+(an override of its depth). ``adaptive-auto`` by default takes rung ``B`` as
+a scale ``B / reference_kbps`` of each routed profile's own bitrate
+(``auto_ladder = "relative"``): the profiles' allocation (ambient at half
+the bits of speech and music) is what routing buys, and the actual bitrate,
+measured from the bytes, is what the rate-quality curves and BD-rates use.
+``auto_ladder = "absolute"`` codes every segment at ``B`` instead.
 """
 
 from __future__ import annotations
@@ -28,18 +33,24 @@ class AdaptiveSystem(Baseline):
         The segments and profiles of the last :meth:`encode` (routing timeline).
     """
 
-    def __init__(self, codec, profile: str = "auto") -> None:
+    def __init__(self, codec, profile: str = "auto", reference_kbps: float | None = None) -> None:
         self.codec = codec
         self.profile = profile
         self.name = f"adaptive-{profile}"
+        # Set: a rung B codes each profile at its own bitrate x B / reference_kbps.
+        self.reference_kbps = reference_kbps
         self.last_plan: list = []
 
     def encode(self, audio: np.ndarray, sample_rate_hz: int, bitrate_kbps: float | None) -> bytes:
         import io
 
         buf = io.BytesIO()
+        if self.reference_kbps is not None and bitrate_kbps is not None:
+            rate = {"bitrate_scale": bitrate_kbps / self.reference_kbps}
+        else:
+            rate = {"bitrate_kbps": bitrate_kbps}
         self.last_plan = self.codec.encode_to(buf, np.asarray(audio, np.float32), sample_rate_hz,
-                                              profile=self.profile, bitrate_kbps=bitrate_kbps)
+                                              profile=self.profile, **rate)
         return buf.getvalue()
 
     def decode(self, data: bytes, sample_rate_hz: int, n_samples: int) -> np.ndarray:
@@ -64,7 +75,8 @@ def build_systems(config: BenchConfig, codec, registry) -> tuple[dict[str, Basel
     systems: dict[str, Baseline] = {}
     notes: list[str] = []
     if config.auto:
-        systems["adaptive-auto"] = AdaptiveSystem(codec, "auto")
+        reference = config.reference_kbps if config.auto_ladder == "relative" else None
+        systems["adaptive-auto"] = AdaptiveSystem(codec, "auto", reference_kbps=reference)
     names = registry.names() if config.profiles == "all" else list(config.profiles)
     for name in names:
         registry.get(name)  # unknown names fail early with the registry's message
