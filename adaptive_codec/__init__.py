@@ -26,6 +26,7 @@ from .errors import (  # noqa: E402
     ProfileError,
 )
 from .profiles import LossWeights, Profile, ProfileRegistry  # noqa: E402
+from .rate import Rate  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -41,6 +42,7 @@ __all__ = [
     "LossWeights",
     "Profile",
     "ProfileRegistry",
+    "Rate",
     # errors
     "AdaptiveCodecError",
     "AudioError",

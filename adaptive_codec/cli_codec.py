@@ -17,6 +17,7 @@ import typer
 
 from .cli import cli_state, fail, handle_errors
 from .errors import AdaptiveCodecError
+from .rate import Rate
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
 
@@ -39,6 +40,9 @@ def _check_output(path: Path, force: bool) -> None:
 
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, help="CPU threads for the codec.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+BitrateScaleOpt = Annotated[Optional[float], typer.Option(
+    "--bitrate-scale", metavar="X",
+    help="Multiply each profile's own bitrate by X (keeps the profiles' allocation; not with --bitrate).")]
 
 
 def encode(
@@ -49,9 +53,7 @@ def encode(
         "--profile", "-p", help="auto (classify and route), a profile name, or a profile .toml.")] = "auto",
     bitrate: Annotated[Optional[float], typer.Option(
         "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
-    bitrate_scale: Annotated[Optional[float], typer.Option(
-        "--bitrate-scale", metavar="X",
-        help="Multiply each profile's own bitrate by X (keeps the profiles' allocation; not with --bitrate).")] = None,
+    bitrate_scale: BitrateScaleOpt = None,
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
 ) -> None:
@@ -188,7 +190,15 @@ def _expand_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, str]
     return out
 
 
-def _encode_one(path: Path, profile: str, bitrate: float | None, profiles_dirs) -> tuple[bytes, dict]:
+def _rate(bitrate: float | None, bitrate_scale: float | None) -> Rate:
+    """The archive commands' rate choice, checked before any file is encoded."""
+    from .rate import check_bitrate
+
+    check_bitrate(bitrate, bitrate_scale)
+    return Rate(bitrate, bitrate_scale)
+
+
+def _encode_one(path: Path, profile: str, bitrate: Rate | float | None, profiles_dirs) -> tuple[bytes, dict]:
     from .distributed import cached_codec, encode_member
 
     return encode_member(cached_codec(profiles_dirs), path, profile, bitrate)
@@ -208,7 +218,7 @@ WorkersOpt = Annotated[Optional[int], typer.Option(
     "--workers", min=1, help="Workers of the local Dask cluster (implies --scheduler local).")]
 
 
-def _encoded_members(files: list[tuple[Path, str]], profile: str, bitrate: float | None,
+def _encoded_members(files: list[tuple[Path, str]], profile: str, bitrate: Rate | float | None,
                      jobs: int, threads: int, scheduler: str | None = None,
                      workers: int | None = None, failures: list | None = None
                      ) -> Iterator[tuple[str, bytes, dict]]:
@@ -266,7 +276,9 @@ def archive_create(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk folders.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel encoder processes.")] = 1,
     profile: Annotated[str, typer.Option("--profile", "-p", help="auto, a profile name or .toml.")] = "auto",
-    bitrate: Annotated[Optional[float], typer.Option("--bitrate", metavar="KBPS")] = None,
+    bitrate: Annotated[Optional[float], typer.Option(
+        "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
+    bitrate_scale: BitrateScaleOpt = None,
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,
@@ -276,9 +288,10 @@ def archive_create(
     from .archive import create_archive
 
     _check_output(output, force)
+    rate = _rate(bitrate, bitrate_scale)
     files = _expand_inputs(inputs, recursive)
     failures: list = []
-    entries = create_archive(output, _encoded_members(files, profile, bitrate, jobs, threads,
+    entries = create_archive(output, _encoded_members(files, profile, rate, jobs, threads,
                                                       scheduler, workers, failures))
     _summarise(output, entries)
     _report_failures(failures)
@@ -323,7 +336,9 @@ def archive_append(
     recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = 1,
     profile: Annotated[str, typer.Option("--profile", "-p")] = "auto",
-    bitrate: Annotated[Optional[float], typer.Option("--bitrate", metavar="KBPS")] = None,
+    bitrate: Annotated[Optional[float], typer.Option(
+        "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
+    bitrate_scale: BitrateScaleOpt = None,
     threads: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
@@ -331,13 +346,14 @@ def archive_append(
     """Encode more files into an existing archive (replaced atomically)."""
     from .archive import append_to_archive, list_archive
 
+    rate = _rate(bitrate, bitrate_scale)
     existing = {e.name for e in list_archive(archive)}
     files = _expand_inputs(inputs, recursive)
     clash = [n for _, n in files if n in existing]
     if clash:
         fail(f"{archive} already has a member {clash[0]!r}")
     failures: list = []
-    entries = append_to_archive(archive, _encoded_members(files, profile, bitrate, jobs, threads,
+    entries = append_to_archive(archive, _encoded_members(files, profile, rate, jobs, threads,
                                                           scheduler, workers, failures))
     _summarise(archive, entries)
     _report_failures(failures)

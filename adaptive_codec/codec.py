@@ -38,6 +38,7 @@ import torch
 from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, validate_audio
 from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
 from .profiles import Profile, ProfileRegistry
+from .rate import check_bitrate
 
 #: File name of the entropy tables, next to the backbone weights they belong to.
 ENTROPY_TABLE_NAME = "entropy.safetensors"
@@ -65,16 +66,6 @@ class PlannedSegment:
     n_q: int
     label: str
     confidence: float
-
-
-def _check_bitrate(bitrate_kbps: float | None, bitrate_scale: float | None) -> None:
-    """One-line errors for ``--bitrate`` / ``--bitrate-scale`` values."""
-    if bitrate_kbps is not None and bitrate_scale is not None:
-        raise AdaptiveCodecError("give a bitrate or a bitrate scale, not both")
-    if bitrate_kbps is not None and not (bitrate_kbps > 0 and math.isfinite(bitrate_kbps)):
-        raise AdaptiveCodecError(f"bitrate must be a positive number of kbps, got {bitrate_kbps}")
-    if bitrate_scale is not None and not (bitrate_scale > 0 and math.isfinite(bitrate_scale)):
-        raise AdaptiveCodecError(f"bitrate scale must be a positive number, got {bitrate_scale}")
 
 
 class AdaptiveCodec:
@@ -178,7 +169,7 @@ class AdaptiveCodec:
         from .backbone.model import n_q_for_bitrate
 
         cfg = self.backbone.config
-        _check_bitrate(bitrate_kbps, bitrate_scale)
+        check_bitrate(bitrate_kbps, bitrate_scale)
         if bitrate_kbps is not None:
             return n_q_for_bitrate(bitrate_kbps, cfg)
         scale = 1.0 if bitrate_scale is None else float(bitrate_scale)
@@ -195,7 +186,7 @@ class AdaptiveCodec:
         (the classifier's segments, e.g. from a streaming pass over a file)
         are given. ``bitrate_kbps`` / ``bitrate_scale``: see :meth:`depth_for`.
         """
-        _check_bitrate(bitrate_kbps, bitrate_scale)  # before paying for classification
+        check_bitrate(bitrate_kbps, bitrate_scale)  # before paying for classification
         if isinstance(profile, str) and profile == "auto":
             from .routing import route
 
@@ -316,7 +307,7 @@ class AdaptiveCodec:
         info = audio_info(path)
         sr = info.sample_rate_hz
         block = max(1, int(BLOCK_SECONDS * sr))
-        _check_bitrate(bitrate_kbps, bitrate_scale)  # before reading the file
+        check_bitrate(bitrate_kbps, bitrate_scale)  # before reading the file
 
         def first_read():
             for b in iter_audio_blocks(path, block):

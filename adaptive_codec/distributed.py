@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AdaptiveCodecError
+from .rate import Rate, rate_kwargs
 
 #: Memory limit of each worker of a LocalCluster (Dask pauses, then restarts, a worker above it).
 DEFAULT_MEMORY_LIMIT = "3GiB"
@@ -215,7 +216,7 @@ class _CountingSink(io.RawIOBase):
         return self.pos
 
 
-def encode_member(codec, path: Path, profile: str, bitrate: float | None) -> tuple[bytes, dict]:
+def encode_member(codec, path: Path, profile: str, bitrate: float | Rate | None) -> tuple[bytes, dict]:
     """One archive member: ``.acx`` bytes and metadata of a file read block by block.
 
     The FLAC reference size is measured on the same read, so memory stays
@@ -226,13 +227,13 @@ def encode_member(codec, path: Path, profile: str, bitrate: float | None) -> tup
     info = audio_info(path)
     flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
     buf = io.BytesIO()
-    plan, info = codec.encode_file(buf, path, profile=profile, bitrate_kbps=bitrate, on_block=flac.write)
+    plan, info = codec.encode_file(buf, path, profile=profile, **rate_kwargs(bitrate), on_block=flac.write)
     meta = member_metadata(path, info, plan, codec.frame_rate_hz)
     meta["flac_size_bytes"] = flac.close()
     return buf.getvalue(), meta
 
 
-def _encode_file(path: Path, profile: str, bitrate: float | None,
+def _encode_file(path: Path, profile: str, bitrate: float | Rate | None,
                  profiles_dirs: Sequence[str]) -> tuple[bytes, dict] | TaskError:
     """Task: one whole file → (``.acx`` bytes, metadata)."""
     try:
@@ -293,7 +294,7 @@ class _Prepared:
     pieces: list = field(repr=False)
 
 
-def _prepare_long(path: Path, profile: str, bitrate: float | None,
+def _prepare_long(path: Path, profile: str, bitrate: float | Rate | None,
                   profiles_dirs: Sequence[str]) -> _Prepared | TaskError:
     """Task: load, classify and record the backbone inputs of a long file."""
     from .audio import load_audio
@@ -303,7 +304,7 @@ def _prepare_long(path: Path, profile: str, bitrate: float | None,
         audio, info = load_audio(path)
         recorder = _PieceBackbone(codec.backbone)
         plan = _proxy_codec(codec, recorder).encode_to(
-            io.BytesIO(), audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
+            io.BytesIO(), audio, info.sample_rate_hz, profile=profile, **rate_kwargs(bitrate))
         return _Prepared(plan, member_metadata(path, info, plan, codec.frame_rate_hz, audio), recorder.recorded)
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
@@ -330,7 +331,7 @@ def _encode_pieces(pieces: list[tuple[Any, Any, int]], profiles_dirs: Sequence[s
         return [backbone.encode_codes(audio, cond, n_q) for audio, cond, n_q in pieces]
 
 
-def _assemble_long(path: Path, profile: str, bitrate: float | None, profiles_dirs: Sequence[str],
+def _assemble_long(path: Path, profile: str, bitrate: float | Rate | None, profiles_dirs: Sequence[str],
                    head: tuple[list, dict, int], *groups: list) -> tuple[bytes, dict] | TaskError:
     """Task: encode the file again with the recorded plan and the pieces' codes."""
     from .audio import load_audio
@@ -342,7 +343,7 @@ def _assemble_long(path: Path, profile: str, bitrate: float | None, profiles_dir
         replay = _PieceBackbone(codec.backbone, replay=[c for group in groups for c in group])
         buf = io.BytesIO()
         _proxy_codec(codec, replay, plan).encode_to(
-            buf, audio, info.sample_rate_hz, profile=profile, bitrate_kbps=bitrate)
+            buf, audio, info.sample_rate_hz, profile=profile, **rate_kwargs(bitrate))
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
     if replay.unused():
@@ -362,7 +363,9 @@ class DaskArchiveEncoder:
         Inputs and their member names, in archive order.
     profile : str
         ``auto``, a profile name or a profile TOML path.
-    bitrate_kbps : float, optional
+    bitrate_kbps : float or Rate, optional
+        A bitrate override in kbps, or a :class:`~adaptive_codec.rate.Rate`
+        (override or scale of each profile's bitrate).
     profiles_dirs : sequence of str
         User profile folders (must be readable by the workers).
     retries : int
@@ -378,7 +381,7 @@ class DaskArchiveEncoder:
     """
 
     def __init__(self, client, files: list[tuple[Path, str]], profile: str = "auto",
-                 bitrate_kbps: float | None = None, profiles_dirs: Sequence[str] = (),
+                 bitrate_kbps: float | Rate | None = None, profiles_dirs: Sequence[str] = (),
                  retries: int = DEFAULT_RETRIES, split_long_files: bool | None = None,
                  on_file_done: Callable[[str], None] | None = None) -> None:
         self.client = client

@@ -122,6 +122,24 @@ def test_archive_create_list_verify_extract(short_clips, tmp_path, capsys):
     assert main(["archive", "verify", str(aca)]) == 1
 
 
+def test_archive_bitrate_scale_and_its_errors(short_clips, tmp_path, capsys):
+    from adaptive_codec.archive import read_member
+    from adaptive_codec.bitstream import read_header
+
+    aca = tmp_path / "half.aca"
+    assert main(["archive", "create", str(aca), str(short_clips[1]), "--profile", "music",
+                 "--bitrate-scale", "0.5", "--jobs", "2"]) == 0
+    capsys.readouterr()
+    assert [s.n_q for s in read_header(read_member(aca, "music.acx")).segments_for_channel(0)] == [4]
+    assert main(["archive", "append", str(aca), str(short_clips[0]), "--bitrate", "3",
+                 "--bitrate-scale", "2"]) == 1
+    assert capsys.readouterr().err.strip() == "error: give a bitrate or a bitrate scale, not both"
+    bad = tmp_path / "bad.aca"
+    assert main(["archive", "create", str(bad), str(short_clips[0]), "--bitrate-scale", "-1"]) == 1
+    assert "bitrate scale must be a positive number" in capsys.readouterr().err
+    assert not bad.exists()
+
+
 def test_main_job_as_a_subprocess(tmp_path):
     """The README's main command: archive the bundled mixed example."""
     aca = tmp_path / "mixed-example.aca"
