@@ -17,7 +17,7 @@ import typer
 
 from .cli import cli_state, fail, handle_errors
 from .errors import AdaptiveCodecError
-from .rate import Rate
+from .rate import Rate, check_bitrate
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
 
@@ -63,6 +63,7 @@ def encode(
     output = output or input.with_suffix(".acx")
     _check_output(output, force)
     audio_info(input)  # a missing or unreadable input fails before the model loads
+    check_bitrate(bitrate, bitrate_scale)  # so does a bad --bitrate / --bitrate-scale
     codec = _codec(threads)
     # Read block by block: memory stays bounded whatever the file's length.
     plan, info = codec.encode_file(output, input, profile=profile, bitrate_kbps=bitrate,
@@ -190,14 +191,6 @@ def _expand_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, str]
     return out
 
 
-def _rate(bitrate: float | None, bitrate_scale: float | None) -> Rate:
-    """The archive commands' rate choice, checked before any file is encoded."""
-    from .rate import check_bitrate
-
-    check_bitrate(bitrate, bitrate_scale)
-    return Rate(bitrate, bitrate_scale)
-
-
 def _encode_one(path: Path, profile: str, bitrate: Rate | float | None, profiles_dirs) -> tuple[bytes, dict]:
     from .distributed import cached_codec, encode_member
 
@@ -288,7 +281,7 @@ def archive_create(
     from .archive import create_archive
 
     _check_output(output, force)
-    rate = _rate(bitrate, bitrate_scale)
+    rate = Rate(bitrate, bitrate_scale)  # a bad value fails before any file is read
     files = _expand_inputs(inputs, recursive)
     failures: list = []
     entries = create_archive(output, _encoded_members(files, profile, rate, jobs, threads,
@@ -346,7 +339,7 @@ def archive_append(
     """Encode more files into an existing archive (replaced atomically)."""
     from .archive import append_to_archive, list_archive
 
-    rate = _rate(bitrate, bitrate_scale)
+    rate = Rate(bitrate, bitrate_scale)  # a bad value fails before any file is read
     existing = {e.name for e in list_archive(archive)}
     files = _expand_inputs(inputs, recursive)
     clash = [n for _, n in files if n in existing]

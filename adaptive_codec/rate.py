@@ -16,10 +16,17 @@ __all__ = ["Rate", "rate_kwargs", "check_bitrate"]
 
 @dataclass(frozen=True)
 class Rate:
-    """A bitrate choice passed through archive encoding: ``--bitrate`` or ``--bitrate-scale`` (or neither)."""
+    """A bitrate choice passed through archive encoding: ``--bitrate`` or ``--bitrate-scale`` (or neither).
+
+    Checked on construction (:func:`check_bitrate`), so a bad value fails
+    before any file is encoded.
+    """
 
     kbps: float | None = None
     scale: float | None = None
+
+    def __post_init__(self) -> None:
+        check_bitrate(self.kbps, self.scale)
 
 
 def rate_kwargs(bitrate: float | Rate | None) -> dict[str, float | None]:

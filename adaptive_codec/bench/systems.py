@@ -44,13 +44,15 @@ class AdaptiveSystem(Baseline):
     def encode(self, audio: np.ndarray, sample_rate_hz: int, bitrate_kbps: float | None) -> bytes:
         import io
 
+        from ..rate import Rate, rate_kwargs
+
         buf = io.BytesIO()
         if self.reference_kbps is not None and bitrate_kbps is not None:
-            rate = {"bitrate_scale": bitrate_kbps / self.reference_kbps}
+            rate = Rate(scale=bitrate_kbps / self.reference_kbps)
         else:
-            rate = {"bitrate_kbps": bitrate_kbps}
+            rate = Rate(kbps=bitrate_kbps)
         self.last_plan = self.codec.encode_to(buf, np.asarray(audio, np.float32), sample_rate_hz,
-                                              profile=self.profile, **rate)
+                                              profile=self.profile, **rate_kwargs(rate))
         return buf.getvalue()
 
     def decode(self, data: bytes, sample_rate_hz: int, n_samples: int) -> np.ndarray:
