@@ -42,7 +42,7 @@ ARTIFACT_FORMAT = "adaptive-codec-classifier"
 #: Bumped when the artifact layout changes; older readers refuse newer files.
 ARTIFACT_FORMAT_VERSION = 1
 #: File name of the shipped classifier inside ``classifiers/``.
-DEFAULT_ARTIFACT = "content-v2.safetensors"
+DEFAULT_ARTIFACT = "content-v3.safetensors"
 _METADATA_KEY = "adaptive_codec"
 _MODELS = ("logreg", "mlp")
 
@@ -337,7 +337,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def default(cls) -> ContentClassifier:
-        """The shipped classifier (``classifiers/content-v2.safetensors``)."""
+        """The shipped classifier (``classifiers/content-v3.safetensors``)."""
         from adaptive_codec.resources import classifiers_dir
 
         return cls.load(classifiers_dir() / DEFAULT_ARTIFACT)

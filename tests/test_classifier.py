@@ -226,6 +226,21 @@ def test_extra_weights_give_each_class_a_fixed_share():
         extra_weights(main_y, extra_y, -1.0)
 
 
+def test_extra_weights_balanced_by_group_split_a_class_evenly_over_its_groups():
+    from adaptive_codec.train.classifier import extra_weights
+
+    main_y = np.array(["music"] * 8)
+    # One big source (6 windows) and one small one (2 windows) of the same class.
+    extra_y = np.array(["music"] * 8)
+    groups = np.array(["big"] * 6 + ["small"] * 2)
+    w = extra_weights(main_y, extra_y, 0.5, groups=groups)
+    assert w.sum() == pytest.approx(4.0)  # still share x main windows in total
+    assert w[:6].sum() == pytest.approx(w[6:].sum())  # but each group gets half of it
+    assert w[6] == pytest.approx(3 * w[0])
+    with pytest.raises(ValueError, match="groups"):
+        extra_weights(main_y, extra_y, 0.5, groups=groups[:3])
+
+
 def test_training_data_fit_leaves_out_held_out_and_excluded_recordings():
     from adaptive_codec.train.classifier import TrainingData
 
@@ -241,6 +256,18 @@ def test_training_data_fit_leaves_out_held_out_and_excluded_recordings():
     assert held.fitted_rows_ == [2, 7, 8]
 
 
+def test_training_data_fit_balances_extra_groups_when_asked():
+    from adaptive_codec.train.classifier import TrainingData
+
+    main = _dataset([(1, "music", "a"), (2, "speech", "b")])
+    extra = _dataset([(3, "music", "x"), (4, "music", "x"), (5, "music", "x"), (6, "music", "y + b")])
+    by_class = TrainingData(main, extra, {}).fit(_Recorder(), extra_share=1.0)
+    assert by_class.fitted_weights_ == [1, 1, 0.25, 0.25, 0.25, 0.25]
+    # A noisy copy counts with its own recording's group ("y"), not the mixed-in one.
+    by_group = TrainingData(main, extra, {}, extra_balance="group").fit(_Recorder(), extra_share=1.0)
+    assert by_group.fitted_weights_ == pytest.approx([1, 1, 1 / 6, 1 / 6, 1 / 6, 0.5])
+
+
 def test_training_recipe_round_trips_through_the_summary():
     from adaptive_codec.train.classifier import TrainingRecipe
 
@@ -251,3 +278,7 @@ def test_training_recipe_round_trips_through_the_summary():
     assert TrainingRecipe.from_summary({"narrowband": False}) == TrainingRecipe(narrowband=False)
     with pytest.raises(ValueError):
         TrainingRecipe(mixtures=-1)
+    grouped = TrainingRecipe(extra_share=0.25, extra_balance="group")
+    assert TrainingRecipe.from_summary(grouped.to_dict()) == grouped
+    with pytest.raises(ValueError, match="extra_balance"):
+        TrainingRecipe(extra_balance="source")

@@ -151,6 +151,10 @@ def test_train_classifier_recipe_options(tmp_path, corpus_dir):
                    "--train-exclude", "no-such-clip")
     assert nothing.exit_code == 1 and "matches no file" in nothing.stderr
     assert not (tmp_path / "x.safetensors").exists()
+    unknown = _run("train", "classifier", "--data", data, "--out", tmp_path / "x.safetensors",
+                   "--extra-balance", "source")
+    assert unknown.exit_code == 1 and "--extra-balance must be class or group" in unknown.stderr
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_train_classifier_rejects_bad_data(tmp_path):

@@ -5,7 +5,8 @@ the CV report and model card in :mod:`adaptive_codec.train.classifier_report`
 (both re-exported here). Cross-validation never puts one recording (speaker,
 track, field recording) in both train and test. Extra training sources
 (``extra``) are only ever trained on, optionally down-weighted per class
-(``extra_share``); CV scores are computed on the held-out groups of the main
+(``extra_share``, spread evenly over classes' windows or over their recording
+groups, ``extra_balance``); CV scores are computed on the held-out groups of the main
 data only. Files named in ``train_exclude`` (known label errors) are never
 trained on but still scored.
 """
@@ -39,6 +40,7 @@ from adaptive_codec.train.classifier_report import CVReport, write_card
 __all__ = [
     "AUDIO_SUFFIXES",
     "CVReport",
+    "EXTRA_BALANCES",
     "Dataset",
     "LabelledFile",
     "build_dataset",
@@ -56,7 +58,13 @@ __all__ = [
 ]
 
 
-def extra_weights(main_y: np.ndarray, extra_y: np.ndarray, share: float | None) -> np.ndarray:
+#: How ``extra_share`` is spread over a class's extra windows (see :func:`extra_weights`).
+EXTRA_BALANCES = ("class", "group")
+
+
+def extra_weights(
+    main_y: np.ndarray, extra_y: np.ndarray, share: float | None, *, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Sample weights of extra windows: per class, ``share`` times the main data's weight.
 
     A big pool (hours of game music, thousands of spoken words) would
@@ -72,6 +80,11 @@ def extra_weights(main_y: np.ndarray, extra_y: np.ndarray, share: float | None) 
     share : float or None
         Total weight of a class's extra windows relative to the count of its
         main windows; ``None`` gives every extra window weight 1.
+    groups : np.ndarray [shape=(n_extra,)], optional
+        Recording group of each extra window. Given, a class's weight is split
+        evenly over its groups first (then over each group's windows), so four
+        hours of one game's soundtrack count no more than eight songs of
+        another genre; without, every window of a class weighs the same.
 
     Returns
     -------
@@ -82,10 +95,19 @@ def extra_weights(main_y: np.ndarray, extra_y: np.ndarray, share: float | None) 
         return np.ones(len(extra_y))
     if share < 0:
         raise ValueError(f"extra_share must be >= 0, got {share}")
+    if groups is not None and len(groups) != len(extra_y):
+        raise ValueError(f"groups has {len(groups)} entries for {len(extra_y)} windows")
     weights = np.zeros(len(extra_y))
     for label in np.unique(extra_y):
         mask = extra_y == label
-        weights[mask] = share * np.sum(main_y == label) / mask.sum()
+        total = share * np.sum(main_y == label)
+        if groups is None:
+            weights[mask] = total / mask.sum()
+            continue
+        of_class = np.unique(groups[mask])
+        for group in of_class:
+            in_group = mask & (groups == group)
+            weights[in_group] = total / len(of_class) / in_group.sum()
     return weights
 
 
@@ -110,6 +132,8 @@ class TrainingData:
         :func:`~adaptive_codec.train.classifier_mixtures.mixture_windows`);
         each involves several groups and is only trained on when none of
         them is held out.
+    extra_balance : {"class", "group"}
+        How ``extra_share`` is spread over ``extra`` (see :func:`extra_weights`).
     """
 
     main: Dataset
@@ -117,6 +141,7 @@ class TrainingData:
     summary: dict
     excluded_groups: frozenset[str] = frozenset()
     mixtures: Dataset | None = None
+    extra_balance: str = "class"
 
     def fit(
         self, estimator: ContentClassifier, *, extra_share: float | None = None, held_out: frozenset[str] = frozenset()
@@ -152,7 +177,10 @@ class TrainingData:
             weights.append(np.ones(len(mixtures)))
         if self.extra is not None and len(self.extra):
             parts.append(self.extra)
-            weights.append(extra_weights(main.y, self.extra.y, extra_share))
+            groups = None
+            if self.extra_balance == "group":
+                groups = np.array([source_groups(g)[0] for g in self.extra.groups])
+            weights.append(extra_weights(main.y, self.extra.y, extra_share, groups=groups))
         train = Dataset.concatenate(parts)
         weights = np.concatenate(weights)
         if np.all(weights == 1):
@@ -259,6 +287,10 @@ class TrainingRecipe:
     extra_share : float or None
         Weight of the extra data per class relative to the main data (see
         :func:`extra_weights`); ``None``: every extra window counts once.
+    extra_balance : {"class", "group"}
+        ``"group"`` splits a class's extra weight evenly over its recording
+        groups (a Debian package, a speaker) before their windows; ``"class"``
+        over its windows.
     train_exclude : tuple of str
         Main-data files whose recording group or path contains one of these
         texts are never trained on (known label errors) but still scored.
@@ -272,12 +304,15 @@ class TrainingRecipe:
     narrowband: bool = True
     noisy_speech: bool = False
     extra_share: float | None = None
+    extra_balance: str = "class"
     train_exclude: tuple[str, ...] = ()
     mixtures: int = 0
 
     def __post_init__(self) -> None:
         if self.extra_share is not None and self.extra_share < 0:
             raise ValueError(f"extra_share must be >= 0, got {self.extra_share}")
+        if self.extra_balance not in EXTRA_BALANCES:
+            raise ValueError(f"extra_balance must be one of {', '.join(EXTRA_BALANCES)}, got {self.extra_balance!r}")
         if self.mixtures < 0:
             raise ValueError(f"mixtures must be >= 0, got {self.mixtures}")
 
@@ -348,7 +383,7 @@ def prepare_training_data(
         "excluded_groups": sorted(excluded),
         "mixture_windows": 0 if mixtures is None else len(mixtures),
     }
-    return TrainingData(main, extra_ds, summary, excluded, mixtures)
+    return TrainingData(main, extra_ds, summary, excluded, mixtures, extra_balance=recipe.extra_balance)
 
 
 def train_classifier(
@@ -420,6 +455,7 @@ def run_training(
     narrowband: bool = True,
     noisy_speech: bool = False,
     extra_share: float | None = None,
+    extra_balance: str = "class",
     train_exclude: tuple[str, ...] = (),
     mixtures: int = 0,
     cache_dir: Path | None = None,
@@ -444,12 +480,15 @@ def run_training(
         raise AdaptiveCodecError(f"{out} exists; use --force to overwrite it")
     if model not in ("logreg", "mlp"):
         raise AdaptiveCodecError(f"--model must be logreg or mlp, got {model!r}")
+    if extra_balance not in EXTRA_BALANCES:
+        raise AdaptiveCodecError(f"--extra-balance must be {' or '.join(EXTRA_BALANCES)}, got {extra_balance!r}")
     if not out.parent.is_dir():
         raise AdaptiveCodecError(f"{out.parent}: output folder does not exist")
     try:
         recipe = TrainingRecipe(max_files_per_label=max_files_per_label, narrowband=narrowband,
                                 noisy_speech=noisy_speech, extra_share=extra_share,
-                                train_exclude=tuple(train_exclude), mixtures=mixtures)
+                                extra_balance=extra_balance, train_exclude=tuple(train_exclude),
+                                mixtures=mixtures)
     except ValueError as exc:
         raise AdaptiveCodecError(str(exc)) from exc
     files_seen = []

@@ -113,7 +113,12 @@ def _data_notes(summary: dict) -> str:
                   "so that speech in background sound stays speech.")
     if summary.get("extra_share") is not None and summary.get("extra"):
         notes += (f" The extra sources are weighted per class so that they count {summary['extra_share']:g} times "
-                  "as much as the main data's windows of that class (in every CV fold and in the final fit).")
+                  "as much as the main data's windows of that class (in every CV fold and in the final fit)")
+        if summary.get("extra_balance") == "group":
+            notes += (", split evenly over the class's recording groups (a Debian package, a speaker) before "
+                      "their windows, so that a big source does not drown a small one.")
+        else:
+            notes += "."
     if summary.get("mixtures"):
         notes += (f" {summary['mixtures']} synthetic mixtures of the main clips (alternating labels, hard cuts and "
                   f"cross-fades) add {summary.get('mixture_windows', 0)} windows whose temporal context crosses a "

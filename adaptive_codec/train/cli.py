@@ -132,6 +132,9 @@ def train_classifier_command(
     extra_share: Annotated[Optional[float], typer.Option(
         min=0.0, help="Weight of the --extra data per class, relative to the main data's windows "
         "(default: every window counts once).")] = None,
+    extra_balance: Annotated[str, typer.Option(
+        help="How --extra-share is spread within a class: 'class' (evenly over its windows) or 'group' "
+        "(evenly over its recording groups first, so one big source does not drown a small one).")] = "class",
     train_exclude: Annotated[Optional[list[str]], typer.Option(
         "--train-exclude", metavar="TEXT", help="Never train on main-data files whose recording group or "
         "path contains TEXT (known label errors); they are still scored by the CV. Repeatable.")] = None,
@@ -148,8 +151,8 @@ def train_classifier_command(
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
                                 max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
                                 noisy_speech=noisy_speech, extra_share=extra_share,
-                                train_exclude=tuple(train_exclude or ()), mixtures=mixtures,
-                                cache_dir=cache_dir, force=force, echo=typer.echo)
+                                extra_balance=extra_balance, train_exclude=tuple(train_exclude or ()),
+                                mixtures=mixtures, cache_dir=cache_dir, force=force, echo=typer.echo)
 
 
 @train_app.command("profile")
