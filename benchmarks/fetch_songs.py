@@ -21,7 +21,7 @@ Usage::
 
 Needs ``apt-get`` and ``dpkg`` (Debian/Ubuntu) and network access to the
 package archive; ``--debs DIR`` uses already downloaded ``.deb`` files instead.
-Licences: fretsonfire-songs-muldjord CC BY-SA 3.0 (Muldjord), 
+Licences: fretsonfire-songs-muldjord CC BY-SA 3.0 (Muldjord),
 fretsonfire-songs-sectoid MIT-style (Carlos Viola Iborra).
 """
 
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "licenses").mkdir(exist_ok=True)
     debs = (args.debs or out / "debs").expanduser()
     debs.mkdir(parents=True, exist_ok=True)
+    if shutil.which("dpkg") is None:
+        sys.exit("error: dpkg not found (needed to unpack the .deb files)")
     _download(debs)
 
     rows = []
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 sf.write(partial, mix, rate, subtype="PCM_16")
                 os.replace(partial, target)
                 rows.append({"path": f"music/{name}", "label": "music", "group": f"deb:{package}",
-                             "source": f"deb:{package}:{song_dir.name} [full mix of {len(STEMS)} stems at most]",
+                             "source": f"deb:{package}:{song_dir.name} [full mix of its stems]",
                              "license": license_})
                 print(f"{name}: {len(mix) / rate:.1f} s", flush=True)
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
