@@ -47,6 +47,11 @@ PACKAGES = {
 STEMS = ("song.ogg", "guitar.ogg", "rhythm.ogg")
 
 
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
 def _download(debs: Path) -> None:
     missing = [p for p in PACKAGES if not list(debs.glob(f"{p}_*.deb"))]
     if not missing:
@@ -56,7 +61,7 @@ def _download(debs: Path) -> None:
                  f"{', '.join(missing)} yourself and pass --debs DIR")
     result = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"error: apt-get download failed: {result.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"error: apt-get download failed: {_last_line(result.stderr)}")
 
 
 def _full_mix(song_dir: Path) -> tuple[np.ndarray, int]:
@@ -89,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="output folder (created)")
     parser.add_argument("--debs", type=Path, help="folder with the .deb files (downloaded there if missing)")
     args = parser.parse_args(argv)
+    if shutil.which("dpkg") is None:
+        sys.exit("error: dpkg not found (needed to unpack the .deb files)")
     out = args.out.expanduser()
     (out / "music").mkdir(parents=True, exist_ok=True)
     (out / "licenses").mkdir(exist_ok=True)
     debs = (args.debs or out / "debs").expanduser()
     debs.mkdir(parents=True, exist_ok=True)
-    if shutil.which("dpkg") is None:
-        sys.exit("error: dpkg not found (needed to unpack the .deb files)")
     _download(debs)
 
     rows = []
@@ -103,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         for package, license_ in PACKAGES.items():
             deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
             tree = Path(tmp) / package
-            subprocess.run(["dpkg", "-x", str(deb), str(tree)], check=True)
+            unpacked = subprocess.run(["dpkg", "-x", str(deb), str(tree)], capture_output=True, text=True)
+            if unpacked.returncode != 0:
+                sys.exit(f"error: cannot unpack {deb}: {_last_line(unpacked.stderr)}")
             shutil.copy(tree / "usr/share/doc" / package / "copyright", out / "licenses" / f"{package}.copyright")
             for song_dir in sorted({p.parent for p in tree.rglob("song.ogg")}):
-                mix, rate = _full_mix(song_dir)
+                try:
+                    mix, rate = _full_mix(song_dir)
+                except (ValueError, sf.LibsndfileError) as exc:
+                    sys.exit(f"error: {deb.name}: {exc}")
                 name = f"{package}__{song_dir.name.replace(' ', '_').lower()}.flac"
                 target = out / "music" / name
                 partial = target.with_suffix(".part.flac")
@@ -116,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
                              "source": f"deb:{package}:{song_dir.name} [full mix of its stems]",
                              "license": license_})
                 print(f"{name}: {len(mix) / rate:.1f} s", flush=True)
-    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+    partial = out / "manifest.csv.part"
+    with open(partial, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "label", "group", "source", "license"])
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(partial, out / "manifest.csv")
     print(f"{len(rows)} songs, {out / 'manifest.csv'}")
     return 0
 
