@@ -24,12 +24,17 @@ from pathlib import Path
 
 import torch
 
+from ..errors import AdaptiveCodecError
 from ..backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
 from ..backbone.model import Backbone, BackboneConfig
 from ..backbone.weights import export_weights, load_weights
 from .codec_data import CropSampler
 from .codec_eval import HeldOutSet, evaluate
 from .ddp import DistContext
+
+class TrainConfigError(AdaptiveCodecError, ValueError):
+    """A ``[train]`` TOML table is unreadable or holds an unusable setting."""
+
 
 #: Sampler seed offset between ranks (rank 0 keeps the single-process seed).
 RANK_SEED_STRIDE = 100_003
@@ -42,6 +47,14 @@ class TrainConfig:
     batch_size: int = 16
     crop_s: float = 1.0  # crop length; 1 s = 75 frames
     learning_rate: float = 3e-4  # constant: resumable runs train like one long run
+    # Optional cooldown (the "decay" of a warmup-stable-decay schedule): from
+    # step decay_start_step the rate falls linearly to learning_rate x
+    # final_lr_ratio over decay_steps steps, then stays there. It is a pure
+    # function of the step, so a cooldown also stops and resumes exactly.
+    # decay_steps = 0 keeps the rate constant.
+    decay_start_step: int = 0
+    decay_steps: int = 0
+    final_lr_ratio: float = 0.1
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     quantizer_dropout: float = 0.5  # share of examples with a random depth
@@ -60,12 +73,60 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: Path) -> "TrainConfig":
-        data = tomllib.loads(Path(path).read_text()).get("train", {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """Read the ``[train]`` table of a TOML file (missing keys keep their defaults).
+
+        Raises
+        ------
+        TrainConfigError
+            Unreadable file, invalid TOML, an unknown key, a value of the wrong
+            type or one no run can use.
+        """
+        try:
+            data = tomllib.loads(Path(path).read_text()).get("train", {})
+        except OSError as exc:
+            raise TrainConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TrainConfigError(f"{path}: invalid TOML: {exc}") from None
+        if not isinstance(data, dict):
+            raise TrainConfigError(f"{path}: 'train' must be a table")
+        defaults = cls()
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"{path}: unknown [train] keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
+            raise TrainConfigError(f"{path}: unknown [train] keys: {', '.join(sorted(unknown))}")
+        for key, value in data.items():
+            want = type(getattr(defaults, key))
+            ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                data[key], ok = float(value), True
+            if not ok:
+                raise TrainConfigError(f"{path}: [train] {key}: expected {want.__name__}, "
+                                       f"got {value!r}")
+        config = cls(**data)
+        try:
+            config.validate()
+        except ValueError as exc:
+            raise TrainConfigError(f"{path}: [train] {exc}") from None
+        return config
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for settings no run can use."""
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.decay_steps < 0 or self.decay_start_step < 0:
+            raise ValueError("decay_start_step and decay_steps must be >= 0")
+        if not 0.0 <= self.final_lr_ratio <= 1.0:
+            raise ValueError(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+
+    def learning_rate_at(self, step: int) -> float:
+        """Learning rate of the update that produces step ``step + 1``.
+
+        Constant unless ``decay_steps > 0``; then linear from
+        ``decay_start_step`` down to ``learning_rate * final_lr_ratio``.
+        """
+        if self.decay_steps <= 0 or step < self.decay_start_step:
+            return self.learning_rate
+        done = min(1.0, (step - self.decay_start_step) / self.decay_steps)
+        return self.learning_rate * (1.0 - (1.0 - self.final_lr_ratio) * done)
 
 
 def _profile_weights(names: tuple[str, ...], registry) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,6 +292,9 @@ class CodecTrainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        lr = self.cfg.learning_rate_at(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         self.opt.step()
         self.step += 1
         self._count_codes(q.codes, ids, n_q)

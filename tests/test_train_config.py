@@ -1,0 +1,106 @@
+"""Codec training settings: the ``[train]`` TOML table and the learning-rate cooldown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adaptive_codec.backbone.model import BackboneConfig
+from adaptive_codec.cli import app
+from adaptive_codec.profiles import ProfileRegistry
+from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
+
+TINY = BackboneConfig(dim=16, encoder_blocks=1, decoder_blocks=1, latent_dim=16, n_levels=2,
+                      codebook_size=16, code_dim=4, cond_dim=4)
+
+
+def _toml(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "train.toml"
+    path.write_text("[train]\n" + body + "\n")
+    return path
+
+
+def test_constant_rate_by_default():
+    cfg = TrainConfig(learning_rate=3e-4)
+    assert {cfg.learning_rate_at(s) for s in (0, 1, 10_000, 10**7)} == {3e-4}
+
+
+def test_cooldown_is_linear_then_flat():
+    cfg = TrainConfig(learning_rate=1e-3, decay_start_step=100, decay_steps=50, final_lr_ratio=0.1)
+    assert cfg.learning_rate_at(99) == 1e-3
+    assert cfg.learning_rate_at(100) == 1e-3
+    assert cfg.learning_rate_at(125) == pytest.approx(0.55e-3)
+    assert cfg.learning_rate_at(150) == pytest.approx(1e-4)
+    assert cfg.learning_rate_at(10_000) == pytest.approx(1e-4)
+    rates = [cfg.learning_rate_at(s) for s in range(90, 160)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = TrainConfig.from_toml(_toml(tmp_path, "decay_start_step = 20000\ndecay_steps = 2000\n"
+                                                "final_lr_ratio = 0.2\nlearning_rate = 1"))
+    assert (cfg.decay_start_step, cfg.decay_steps, cfg.final_lr_ratio) == (20000, 2000, 0.2)
+    assert isinstance(cfg.learning_rate, float) and cfg.learning_rate == 1.0
+
+
+@pytest.mark.parametrize("body, message", [
+    ("final_lr_ratio = 1.5", "final_lr_ratio must be in [0, 1]"),
+    ("decay_steps = -1", "must be >= 0"),
+    ("decay_steps = 2.5", "decay_steps: expected int, got 2.5"),
+    ("learning_rate = 0.0", "learning_rate must be > 0"),
+    ("threads = true", "threads: expected int"),
+    ("warmup = 10", "unknown [train] keys: warmup"),
+    ("x = [", "invalid TOML"),
+])
+def test_bad_settings_are_named(tmp_path, body, message):
+    with pytest.raises(TrainConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TrainConfig.from_toml(_toml(tmp_path, body))
+
+
+def test_missing_file_is_clear(tmp_path):
+    with pytest.raises(TrainConfigError, match="cannot read"):
+        TrainConfig.from_toml(tmp_path / "absent.toml")
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    path = _toml(tmp_path, "final_lr_ratio = 3.0")
+    result = CliRunner().invoke(app, ["train", "codec", "--data", str(tmp_path), "--config", str(path),
+                                      "--run-dir", str(tmp_path / "run"), "--max-steps", "0"])
+    assert result.exit_code != 0
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert lines == [f"error: {path}: [train] final_lr_ratio must be in [0, 1], got 3.0"]
+    assert not (tmp_path / "run").exists()
+
+
+def _cache(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for label in ("speech", "music", "ambient"):
+        np.save(root / f"{label}.npy", (rng.standard_normal(24000) * 3000).astype(np.int16))
+        (root / f"{label}.json").write_text(json.dumps(
+            {"clips": [{"path": "x", "source": "x", "offset": 0, "n_samples": 24000}]}))
+    return root
+
+
+def test_trainer_applies_the_cooldown_and_resumes_on_it(tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(batch_size=2, crop_s=0.2, learning_rate=1e-3, decay_start_step=1,
+                      decay_steps=2, final_lr_ratio=0.5, checkpoint_every=1000,
+                      dead_code_every=1000, caches=[str(_cache(tmp_path))])
+    trainer = CodecTrainer(tmp_path / "run", cfg, ProfileRegistry.default(()), backbone_config=TINY)
+    seen = []
+    for _ in range(4):
+        trainer.train_step()
+        seen.append(trainer.opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([1e-3, 1e-3, 0.75e-3, 0.5e-3])
+    trainer.save_checkpoint()
+    # A resumed run picks the schedule up at its step, not at the start.
+    resumed = CodecTrainer(tmp_path / "run", cfg, ProfileRegistry.default(()))
+    resumed.train_step()
+    assert resumed.step == 5
+    assert resumed.opt.param_groups[0]["lr"] == pytest.approx(0.5e-3)
