@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import AdaptiveCodecError
+from ..backbone.discriminator import MultiResolutionDiscriminator, discriminator_loss, generator_loss
 from ..backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
 from ..backbone.model import Backbone, BackboneConfig
 from ..backbone.weights import export_weights, load_weights
@@ -55,6 +56,14 @@ class TrainConfig:
     decay_start_step: int = 0
     decay_steps: int = 0
     final_lr_ratio: float = 0.1
+    # Adversarial training (backbone/discriminator.py): 0 = off. From step
+    # adversarial_start_step a multi-resolution STFT discriminator is trained
+    # beside the codec, whose loss gains adversarial_weight x (hinge +
+    # feature_matching_weight x feature matching). Meant for GPU sessions.
+    adversarial_weight: float = 0.0
+    feature_matching_weight: float = 2.0
+    adversarial_start_step: int = 0
+    discriminator_channels: int = 32
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     quantizer_dropout: float = 0.5  # share of examples with a random depth
@@ -116,6 +125,10 @@ class TrainConfig:
             raise ValueError("decay_start_step and decay_steps must be >= 0")
         if not 0.0 <= self.final_lr_ratio <= 1.0:
             raise ValueError(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if self.adversarial_weight < 0 or self.feature_matching_weight < 0:
+            raise ValueError("adversarial_weight and feature_matching_weight must be >= 0")
+        if self.adversarial_start_step < 0 or self.discriminator_channels < 1:
+            raise ValueError("adversarial_start_step must be >= 0 and discriminator_channels >= 1")
 
     def learning_rate_at(self, step: int) -> float:
         """Learning rate of the update that produces step ``step + 1``.
@@ -209,6 +222,19 @@ class CodecTrainer:
             self.opt.load_state_dict(state["optimizer"])
             for group in self.opt.param_groups:
                 group["lr"] = config.learning_rate
+        self.disc = self.opt_d = None
+        if config.adversarial_weight > 0:
+            if self.dist.active:
+                raise TrainConfigError("adversarial training runs in one process only "
+                                       "(not under torchrun yet)")
+            self.disc = MultiResolutionDiscriminator(
+                channels=config.discriminator_channels).to(self.device).train()
+            self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr=config.learning_rate,
+                                           betas=(0.8, 0.99), weight_decay=config.weight_decay)
+            # A checkpoint from a run without the discriminator starts a fresh one.
+            if state is not None and "discriminator" in state:
+                self.disc.load_state_dict(state["discriminator"])
+                self.opt_d.load_state_dict(state["discriminator_optimizer"])
         self.weights, self.lambdas = _profile_weights(self.model.config.profiles, registry)
         self.weights, self.lambdas = self.weights.to(self.device), self.lambdas.to(self.device)
         crop = int(round(config.crop_s * self.model.config.sample_rate_hz))
@@ -229,6 +255,9 @@ class CodecTrainer:
             "backbone_config": json.dumps(self.model.config.to_dict()),
             "code_counts": self.code_counts,
         }
+        if self.disc is not None:
+            state["discriminator"] = self.disc.state_dict()
+            state["discriminator_optimizer"] = self.opt_d.state_dict()
         tmp = self.run_dir / "checkpoint.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.run_dir / "checkpoint.pt")
@@ -289,10 +318,15 @@ class CodecTrainer:
             + self.cfg.codebook_weight * q.codebook_loss
             + self.cfg.prior_weight * hard_bits / n_q.clamp_min(1)
         ).mean()
+        lr = self.cfg.learning_rate_at(self.step)
+        adversarial = {}
+        if self.disc is not None and self.step >= self.cfg.adversarial_start_step:
+            adversarial = self._adversarial_terms(audio, out.audio, lr)
+            loss = loss + self.cfg.adversarial_weight * (
+                adversarial["g_adv"] + self.cfg.feature_matching_weight * adversarial["feature_matching"])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        lr = self.cfg.learning_rate_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.step()
@@ -310,7 +344,25 @@ class CodecTrainer:
             entropy_kbps_8=float((hard_bits.detach() * frame_rate / 1000 / n_q * 8).mean()),
             commit=float(q.commitment_loss.detach().mean()),
         )
+        row.update({k: float(v.detach()) for k, v in adversarial.items()})
         return row
+
+    def _adversarial_terms(self, audio: torch.Tensor, decoded: torch.Tensor,
+                           lr: float) -> dict[str, torch.Tensor]:
+        """One discriminator update, then the codec's adversarial terms under the updated one."""
+        d_loss = discriminator_loss(self.disc(audio), self.disc(decoded.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.disc.parameters(), self.cfg.grad_clip)
+        for group in self.opt_d.param_groups:
+            group["lr"] = lr
+        self.opt_d.step()
+        with torch.no_grad():
+            real = self.disc(audio)  # feature-matching targets
+        # The codec's backward also leaves gradients on the discriminator;
+        # they are discarded by the zero_grad before its next update.
+        g_adv, matching = generator_loss(real, self.disc(decoded))
+        return {"d_loss": d_loss, "g_adv": g_adv, "feature_matching": matching}
 
     def run(self, max_steps: int, max_minutes: float, export_to: Path | None = None,
             progress: bool = True) -> None:
@@ -357,10 +409,26 @@ class CodecTrainer:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
+    """Append ``row``; a column the file lacks (e.g. a loss term switched on
+    mid-run) rewrites it once with the wider header, earlier rows left blank there."""
+    row = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+    header: list[str] = []
+    if path.exists():
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), [])
+    if header and not set(row) <= set(header):
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        header += [k for k in row if k not in header]
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header, restval="")
             writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerows(rows)
+        tmp.replace(path)
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header or list(row), restval="")
+        if not header:
+            writer.writeheader()
+        writer.writerow(row)
 
