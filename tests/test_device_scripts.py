@@ -1,0 +1,86 @@
+"""The scripts that move codec training to a lent GPU: shard packing and the device runner."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adaptive_codec.train.codec_data import CropSampler
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cache(root: Path, seconds: dict[str, list[float]]) -> Path:
+    """A cache with clips of the given lengths per class; sample values encode the clip number."""
+    root.mkdir(parents=True)
+    for label, lengths in seconds.items():
+        arrays, index, offset = [], [], 0
+        for i, s in enumerate(lengths):
+            n = int(s * 24000)
+            arrays.append(np.full(n, 100 * (i + 1), np.int16))
+            index.append({"path": f"{label}{i}.flac", "source": f"src{i}", "offset": offset, "n_samples": n})
+            offset += n
+        np.save(root / f"{label}.npy", np.concatenate(arrays))
+        (root / f"{label}.json").write_text(json.dumps({"clips": index}))
+    return root
+
+
+def test_shard_is_balanced_bounded_and_readable(tmp_path):
+    pack_shard = _script("pack_shard")
+    cache = _cache(tmp_path / "cache", {"speech": [3.0] * 20, "music": [60.0, 2.0],
+                                        "ambient": [1.0, 0.2]})
+    out = tmp_path / "shard"
+    mib = 0.3  # 0.1 MiB = ~2.2 s of int16 audio per class
+    seconds = pack_shard.pack([cache], out, mib=mib, seed=1, max_clip_s=20.0)
+    budget_s = int(mib * 2**20 / 3) // 2 / 24000
+    assert seconds["speech"] == pytest.approx(budget_s, abs=1e-4)
+    assert seconds["music"] == pytest.approx(budget_s, abs=1e-4)
+    assert seconds["ambient"] == pytest.approx(1.0)  # all there is; the 0.2 s clip is too short
+    assert sum(p.stat().st_size for p in out.glob("*.npy")) <= mib * 2**20 + 3 * 256
+    # Every clip in the shard is a stretch of one source clip (constant value).
+    for label in ("speech", "music", "ambient"):
+        data = np.load(out / f"{label}.npy")
+        for clip in json.loads((out / f"{label}.json").read_text())["clips"]:
+            part = data[clip["offset"]:clip["offset"] + clip["n_samples"]]
+            assert len(set(part.tolist())) == 1
+    audio, labels = CropSampler([out], 12000, seed=0).batch(6)
+    assert audio.shape == (6, 12000) and set(labels) <= {"speech", "music", "ambient"}
+    other = pack_shard.pack([cache], tmp_path / "shard2", mib=mib, seed=2, max_clip_s=20.0)
+    assert other.keys() == seconds.keys()
+    assert not np.array_equal(np.load(out / "speech.npy"), np.load(tmp_path / "shard2" / "speech.npy"))
+
+
+def test_shard_errors_are_one_line(tmp_path, capsys):
+    pack_shard = _script("pack_shard")
+    assert pack_shard.main([str(tmp_path / "out"), "--cache", str(tmp_path / "absent")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: not a cache folder: {tmp_path / 'absent'}"
+    (tmp_path / "empty").mkdir()
+    assert pack_shard.main([str(tmp_path / "out"), "--cache", str(tmp_path / "empty")]) == 1
+    assert "no cached audio" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_device_runner_returns_weights_on_cpu(tmp_path):
+    device_train = _script("device_train")
+    cache = _cache(tmp_path / "cache", {"speech": [3.0] * 3, "music": [3.0] * 3, "ambient": [3.0] * 3})
+    out = tmp_path / "out"
+    rc = device_train.main(["--shard", str(cache), "--minutes", "0.02", "--batch-size", "2",
+                            "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--out", str(out)])
+    assert rc == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["end_step"] > info["start_step"] and info["device"] == "cpu"
+    from adaptive_codec.backbone.weights import load_weights
+
+    _, meta = load_weights(out / "backbone.safetensors")
+    assert int(meta["steps"]) == info["end_step"]
