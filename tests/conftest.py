@@ -76,3 +76,18 @@ def write_text(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def noise_training_cache(tmp_path: Path) -> Path:
+    """A codec training cache (``<label>.npy`` + ``.json``) of 1 s of seeded noise per class."""
+    import json
+
+    root = tmp_path / "noise-cache"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for label in ("speech", "music", "ambient"):
+        np.save(root / f"{label}.npy", (rng.standard_normal(24000) * 3000).astype(np.int16))
+        (root / f"{label}.json").write_text(json.dumps(
+            {"clips": [{"path": "x", "source": "x", "offset": 0, "n_samples": 24000}]}))
+    return root

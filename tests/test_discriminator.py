@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,20 +49,11 @@ def test_hinge_losses_have_known_values():
     assert fm == pytest.approx(0.5, rel=1e-4)  # |1 - 2| / 2
 
 
-def _cache(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for label in ("speech", "music", "ambient"):
-        np.save(root / f"{label}.npy", (rng.standard_normal(24000) * 3000).astype(np.int16))
-        (root / f"{label}.json").write_text(json.dumps(
-            {"clips": [{"path": "x", "source": "x", "offset": 0, "n_samples": 24000}]}))
-    return root
-
-
-def test_trainer_trains_and_checkpoints_the_discriminator(tmp_path):
+def test_trainer_trains_and_checkpoints_the_discriminator(tmp_path, noise_training_cache):
     torch.manual_seed(0)
     cfg = TrainConfig(batch_size=2, crop_s=0.2, adversarial_weight=0.1, adversarial_start_step=1,
                       discriminator_channels=4, checkpoint_every=1000, dead_code_every=1000,
-                      caches=[str(_cache(tmp_path))])
+                      caches=[str(noise_training_cache)])
     trainer = CodecTrainer(tmp_path / "run", cfg, ProfileRegistry.default(()), backbone_config=TINY)
     before = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
     first = trainer.train_step()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -78,20 +76,11 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def _cache(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for label in ("speech", "music", "ambient"):
-        np.save(root / f"{label}.npy", (rng.standard_normal(24000) * 3000).astype(np.int16))
-        (root / f"{label}.json").write_text(json.dumps(
-            {"clips": [{"path": "x", "source": "x", "offset": 0, "n_samples": 24000}]}))
-    return root
-
-
-def test_trainer_applies_the_cooldown_and_resumes_on_it(tmp_path):
+def test_trainer_applies_the_cooldown_and_resumes_on_it(tmp_path, noise_training_cache):
     torch.manual_seed(0)
     cfg = TrainConfig(batch_size=2, crop_s=0.2, learning_rate=1e-3, decay_start_step=1,
                       decay_steps=2, final_lr_ratio=0.5, checkpoint_every=1000,
-                      dead_code_every=1000, caches=[str(_cache(tmp_path))])
+                      dead_code_every=1000, caches=[str(noise_training_cache)])
     trainer = CodecTrainer(tmp_path / "run", cfg, ProfileRegistry.default(()), backbone_config=TINY)
     seen = []
     for _ in range(4):
