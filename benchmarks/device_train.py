@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from adaptive_codec.profiles import ProfileRegistry
-    from adaptive_codec.train.codec import CodecTrainer, TrainConfig
+    from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
 
     for shard in args.shard:
         if not any(shard.glob("*.npy")):
@@ -67,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
+    try:
+        cfg = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
+    except TrainConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     cfg.caches = [str(s) for s in args.shard]
     if args.batch_size:
         cfg.batch_size = args.batch_size

@@ -66,7 +66,10 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
         tmp = out / f"{label}.tmp.npy"
         np.save(tmp, np.concatenate(arrays) if arrays else np.zeros(0, np.int16))
         tmp.replace(out / f"{label}.npy")
-        (out / f"{label}.json").write_text(json.dumps({"clips": index}))
+        # Index beside its array, atomically: a half-written index would misread the shard.
+        tmp_json = out / f"{label}.tmp.json"
+        tmp_json.write_text(json.dumps({"clips": index}))
+        tmp_json.replace(out / f"{label}.json")
         seconds[label] = used / SAMPLE_RATE_HZ
     return seconds
 

@@ -56,6 +56,7 @@ def test_shard_is_balanced_bounded_and_readable(tmp_path):
             assert len(set(part.tolist())) == 1
     audio, labels = CropSampler([out], 12000, seed=0).batch(6)
     assert audio.shape == (6, 12000) and set(labels) <= {"speech", "music", "ambient"}
+    assert not list(out.glob("*.tmp*"))  # arrays and indexes land by rename
     other = pack_shard.pack([cache], tmp_path / "shard2", mib=mib, seed=2, max_clip_s=20.0)
     assert other.keys() == seconds.keys()
     assert not np.array_equal(np.load(out / "speech.npy"), np.load(tmp_path / "shard2" / "speech.npy"))
@@ -68,6 +69,31 @@ def test_shard_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert pack_shard.main([str(tmp_path / "out"), "--cache", str(tmp_path / "empty")]) == 1
     assert "no cached audio" in capsys.readouterr().err
+
+
+def test_class_weights_set_the_batch_mix(tmp_path):
+    cache = _cache(tmp_path / "cache", {"speech": [2.0] * 3, "music": [2.0] * 3, "ambient": [2.0] * 3})
+    _, labels = CropSampler([cache], 2400, seed=0, class_weights={"speech": 2.0, "ambient": 0.0}).batch(600)
+    share = {c: labels.count(c) / len(labels) for c in ("speech", "music", "ambient")}
+    assert share["ambient"] == 0.0
+    assert share["speech"] == pytest.approx(2 / 3, abs=0.06)
+    _, labels = CropSampler([cache], 2400, seed=0).batch(600)
+    assert min(labels.count(c) for c in ("speech", "music", "ambient")) > 150  # balanced by default
+    with pytest.raises(ValueError, match="positive total"):
+        CropSampler([cache], 2400, class_weights={"speech": 0.0, "music": 0.0, "ambient": 0.0})
+
+
+def test_device_runner_rejects_a_bad_config_in_one_line(tmp_path, capsys):
+    device_train = _script("device_train")
+    cache = _cache(tmp_path / "cache", {"speech": [1.0]})
+    config = tmp_path / "bad.toml"
+    config.write_text("[train]\nbatch_size = 'big'\n")
+    rc = device_train.main(["--shard", str(cache), "--config", str(config), "--device", "cpu",
+                            "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {config}: [train] batch_size: expected int, got 'big'"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

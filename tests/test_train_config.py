@@ -53,10 +53,20 @@ def test_toml_round_trip(tmp_path):
     ("threads = true", "threads: expected int"),
     ("warmup = 10", "unknown [train] keys: warmup"),
     ("x = [", "invalid TOML"),
+    ("class_weights = {podcast = 2.0}", "class_weights: unknown classes podcast"),
+    ("class_weights = {speech = -1.0}", "class_weights must be finite, >= 0"),
+    ("class_weights = {speech = 0, music = 0, ambient = 0}", "not all 0"),
+    ("class_weights = {speech = \"2\"}", "class_weights: expected numbers, got speech = '2'"),
+    ("class_weights = 2.0", "class_weights: expected dict"),
 ])
 def test_bad_settings_are_named(tmp_path, body, message):
     with pytest.raises(TrainConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         TrainConfig.from_toml(_toml(tmp_path, body))
+
+
+def test_class_weights_from_toml(tmp_path):
+    cfg = TrainConfig.from_toml(_toml(tmp_path, "class_weights = {speech = 2, ambient = 0.5}"))
+    assert cfg.class_weights == {"speech": 2.0, "ambient": 0.5}
 
 
 def test_missing_file_is_clear(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -29,7 +30,7 @@ from ..backbone.discriminator import MultiResolutionDiscriminator, discriminator
 from ..backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
 from ..backbone.model import Backbone, BackboneConfig
 from ..backbone.weights import export_weights, load_weights
-from .codec_data import CropSampler
+from .codec_data import CLASSES, CropSampler
 from .codec_eval import HeldOutSet, evaluate
 from .ddp import DistContext
 
@@ -79,6 +80,10 @@ class TrainConfig:
     threads: int = 1
     eval_n_q: int = 8  # depth evaluated during training (6 kbps nominal)
     caches: list[str] = field(default_factory=list)
+    # Relative share of each class in a batch, e.g. {speech = 2.0}: classes
+    # left out weigh 1; empty = class-balanced. Steers training towards the
+    # class whose quality target is furthest away.
+    class_weights: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: Path) -> "TrainConfig":
@@ -110,6 +115,14 @@ class TrainConfig:
             if not ok:
                 raise TrainConfigError(f"{path}: [train] {key}: expected {want.__name__}, "
                                        f"got {value!r}")
+        if "class_weights" in data:
+            weights = data["class_weights"]
+            bad = [k for k, v in weights.items()
+                   if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad:
+                raise TrainConfigError(f"{path}: [train] class_weights: expected numbers, "
+                                       f"got {', '.join(f'{k} = {weights[k]!r}' for k in bad)}")
+            data["class_weights"] = {k: float(v) for k, v in weights.items()}
         config = cls(**data)
         try:
             config.validate()
@@ -129,6 +142,14 @@ class TrainConfig:
             raise ValueError("adversarial_weight and feature_matching_weight must be >= 0")
         if self.adversarial_start_step < 0 or self.discriminator_channels < 1:
             raise ValueError("adversarial_start_step must be >= 0 and discriminator_channels >= 1")
+        unknown = set(self.class_weights) - set(CLASSES)
+        if unknown:
+            raise ValueError(f"class_weights: unknown classes {', '.join(sorted(unknown))} "
+                             f"(training classes: {', '.join(CLASSES)})")
+        values = [self.class_weights.get(c, 1.0) for c in CLASSES]
+        if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+            raise ValueError(f"class_weights must be finite, >= 0 and not all 0, "
+                             f"got {self.class_weights}")
 
     def learning_rate_at(self, step: int) -> float:
         """Learning rate of the update that produces step ``step + 1``.
@@ -219,9 +240,8 @@ class CodecTrainer:
             betas=(0.8, 0.99), weight_decay=config.weight_decay,
         )
         if state is not None:
+            # The rate is set from the schedule before every update (train_step).
             self.opt.load_state_dict(state["optimizer"])
-            for group in self.opt.param_groups:
-                group["lr"] = config.learning_rate
         self.disc = self.opt_d = None
         if config.adversarial_weight > 0:
             if self.dist.active:
@@ -239,7 +259,8 @@ class CodecTrainer:
         self.weights, self.lambdas = self.weights.to(self.device), self.lambdas.to(self.device)
         crop = int(round(config.crop_s * self.model.config.sample_rate_hz))
         seed = config.seed + self.step + RANK_SEED_STRIDE * self.dist.rank
-        self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=seed)
+        self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=seed,
+                                   class_weights=config.class_weights)
         self.held_out = held_out
         self.needs_kmeans = state is None and init_weights is None
         self.forward = _TrainForward(self.model)  # wrapped in DDP by run() when distributed

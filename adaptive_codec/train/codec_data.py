@@ -134,9 +134,13 @@ class CropSampler:
     crop_samples : int
         Length of each crop.
     seed : int
+    class_weights : dict of str to float, optional
+        Relative share of each class in a batch (classes left out weigh 1).
+        ``None`` or ``{}``: every class with cached audio equally often.
     """
 
-    def __init__(self, cache_dirs: list[Path], crop_samples: int, seed: int = 0) -> None:
+    def __init__(self, cache_dirs: list[Path], crop_samples: int, seed: int = 0,
+                 class_weights: dict[str, float] | None = None) -> None:
         self.crop = crop_samples
         self.rng = np.random.default_rng(seed)
         self.arrays: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -154,6 +158,13 @@ class CropSampler:
         self.labels = [c for c in CLASSES if c in self.arrays]
         if not self.labels:
             raise ValueError(f"no cached audio in {cache_dirs}")
+        self.label_p: np.ndarray | None = None
+        if class_weights:
+            w = np.array([float(class_weights.get(c, 1.0)) for c in self.labels])
+            if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+                raise ValueError(f"class_weights must be >= 0 with a positive total over "
+                                 f"the cached classes {self.labels}, got {class_weights}")
+            self.label_p = w / w.sum()
 
     def hours(self) -> dict[str, float]:
         """Hours of cached audio per class."""
@@ -180,7 +191,10 @@ class CropSampler:
         """``(audio (batch, crop_samples), labels)``; near-silent crops are redrawn."""
         audio, labels = [], []
         for _ in range(batch_size):
-            label = self.labels[self.rng.integers(len(self.labels))]
+            if self.label_p is None:  # the original uniform draw: same stream as before
+                label = self.labels[self.rng.integers(len(self.labels))]
+            else:
+                label = self.labels[self.rng.choice(len(self.labels), p=self.label_p)]
             for _attempt in range(50):
                 crop = self._crop(label)
                 rms = float(np.sqrt(np.mean(crop**2)) + 1e-12)
