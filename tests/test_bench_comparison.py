@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from adaptive_codec.bench.comparison import BD_COLUMNS, bd_table, headline_table, routing_target
+from adaptive_codec.bench.comparison import (BD_COLUMNS, bd_interval, bd_table, headline_table,
+                                             routing_target)
 
 RATES = [1.5, 3.0, 6.0, 12.0]
 MOS = [2.0, 2.5, 3.0, 3.5]
@@ -91,3 +93,45 @@ def test_headline_table_per_class():
     assert head.loc["mixed", "BD-rate vs best fixed profile (%)"] == pytest.approx(-20.0)
     assert head.loc["speech", "BD-rate vs best fixed profile (%)"] == pytest.approx(0.0)
     assert math.isnan(head.loc["speech", "BD-rate vs Opus (%)"])  # no Opus rows for speech
+
+
+def _per_clip(n_clips: int, test_factor: float, noise: float, seed: int = 0) -> pd.DataFrame:
+    """Per-clip results: each clip's curve is MOS + a clip offset (+ noise on the test system);
+    the test system spends ``test_factor`` x the anchor's bits."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n_clips):
+        offset = rng.normal(0, 0.3)
+        for system, factor, jitter in (("anchor", 1.0, 0.0), ("test", test_factor, noise)):
+            for n, q in zip(RATES, MOS):
+                rows.append({"clip": f"c{c}", "label": "mixed", "system": system, "nominal_kbps": n,
+                             "bitrate_kbps": n * factor, "visqol": q + offset + rng.normal(0, jitter) if jitter else q + offset,
+                             "error": ""})
+    return pd.DataFrame(rows)
+
+
+def test_bd_interval_of_a_clear_saving_excludes_zero():
+    iv = bd_interval(_per_clip(8, 0.8, 0.0), "mixed", "test", "anchor", "visqol", n_resamples=200)
+    # Every clip saves exactly 20 %: the clip offsets shift both curves alike (paired draw).
+    assert iv.n_clips == 8 and iv.rate_valid == 200 and iv.share_test_cheaper == 1.0
+    assert iv.rate_low == pytest.approx(-20.0, abs=1.0) and iv.rate_high == pytest.approx(-20.0, abs=1.0)
+    assert "fewer bits in 100% of 200 resamples" in iv.sentence("mixed files")
+
+
+def test_bd_interval_of_noise_straddles_zero():
+    iv = bd_interval(_per_clip(10, 1.0, 0.15, seed=3), "mixed", "test", "anchor", "visqol",
+                     n_resamples=300, level=0.9)
+    assert iv.rate_low < 0 < iv.rate_high
+    assert iv.quality_low < 0 < iv.quality_high
+    assert 0.05 < iv.share_test_cheaper < 0.95
+    again = bd_interval(_per_clip(10, 1.0, 0.15, seed=3), "mixed", "test", "anchor", "visqol",
+                        n_resamples=300, level=0.9)
+    assert again == iv  # seeded
+
+
+def test_bd_interval_needs_two_clips():
+    iv = bd_interval(_per_clip(1, 0.8, 0.0), "mixed", "test", "anchor", "visqol")
+    assert iv.n_clips == 1 and math.isnan(iv.rate_low)
+    assert iv.sentence() == "no bootstrap interval: 1 clips"
+    with pytest.raises(ValueError, match="level"):
+        bd_interval(_per_clip(3, 0.8, 0.0), "mixed", "test", "anchor", "visqol", level=1.5)

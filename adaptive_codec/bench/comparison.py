@@ -19,8 +19,8 @@ import pandas as pd
 from .bd_rate import BDResult, bd_compare
 from .metrics import METRICS
 
-__all__ = ["BD_COLUMNS", "ROUTING_TARGET_PERCENT", "RoutingTarget", "bd_table", "curve",
-           "headline_table", "routing_target"]
+__all__ = ["BD_COLUMNS", "ROUTING_TARGET_PERCENT", "BDInterval", "RoutingTarget", "bd_interval",
+           "bd_table", "curve", "headline_table", "routing_target"]
 
 BD_COLUMNS: tuple[str, ...] = (
     "label", "metric", "test", "anchor", "bd_rate_percent", "bd_quality", "test_points",
@@ -43,6 +43,140 @@ def curve(summary: pd.DataFrame, label: str, system: str, column: str
     # Rungs that gave the same stream size (Opus' floor) are one point, not two.
     part = part.drop_duplicates(subset="bitrate_kbps")
     return part["bitrate_kbps"].to_numpy(float), part[column].to_numpy(float)
+
+
+@dataclass(frozen=True)
+class BDInterval:
+    """Bootstrap spread of one BD comparison over the clips of a class.
+
+    Attributes
+    ----------
+    n_clips : int
+        Clips both systems have results for (the resampled units).
+    n_resamples : int
+        Resamples drawn; ``rate_valid`` and ``quality_valid`` count those
+        where the BD value was computable (curves overlap).
+    level : float
+        Central share of the resampled values the interval holds (e.g. 0.9).
+    rate_low, rate_high : float
+        Interval of the BD-rate in percent (NaN when fewer than half of the
+        resamples give a value).
+    quality_low, quality_high : float
+        Interval of the BD-quality (metric units), same rule.
+    share_test_cheaper : float
+        Share of the computable resamples in which the test system needs fewer
+        bits (BD-rate < 0).
+    """
+
+    n_clips: int
+    n_resamples: int
+    level: float
+    rate_valid: int
+    quality_valid: int
+    rate_low: float
+    rate_high: float
+    quality_low: float
+    quality_high: float
+    share_test_cheaper: float
+
+    def sentence(self, what: str = "clips") -> str:
+        """One-line description for a report."""
+        pct = f"{self.level:.0%}"
+        if self.n_clips < 2:
+            return f"no bootstrap interval: {self.n_clips} {what}"
+        parts = []
+        if math.isfinite(self.rate_low):
+            parts.append(f"BD-rate {self.rate_low:+.0f} to {self.rate_high:+.0f} %, fewer bits in "
+                         f"{self.share_test_cheaper:.0%} of {self.rate_valid} resamples")
+        else:
+            parts.append(f"BD-rate computable in only {self.rate_valid} of {self.n_resamples} resamples")
+        if math.isfinite(self.quality_low):
+            parts.append(f"BD-quality {self.quality_low:+.3f} to {self.quality_high:+.3f}")
+        return (f"{pct} bootstrap interval over the {self.n_clips} {what} "
+                f"({self.n_resamples} paired resamples): " + "; ".join(parts))
+
+
+def bd_interval(results: pd.DataFrame, label: str, test: str, anchor: str, column: str, *,
+                higher_is_better: bool = True, n_resamples: int = 1000, level: float = 0.9,
+                seed: int = 0, method: str = "pchip") -> BDInterval:
+    """How much a class's BD comparison moves when its clips are resampled.
+
+    A BD value compares two mean curves over a handful of clips; on flat
+    curves (ViSQOL at low rates) a few hundredths of quality are tens of
+    percent of rate. This draws the class's clips with replacement (the same
+    draw for both systems: the comparison is paired), rebuilds both mean
+    curves as :func:`curve` does and recomputes the BD values.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Per-clip rows (``results.csv``): ``clip``, ``label``, ``system``,
+        ``nominal_kbps``, ``bitrate_kbps`` and ``column``.
+    label, test, anchor, column : str
+        Class, the two systems and the quality column.
+    higher_is_better : bool
+    n_resamples : int
+    level : float
+        In (0, 1): the central share of resampled values the interval holds.
+    seed : int
+    method : {"pchip", "cubic"}
+
+    Returns
+    -------
+    BDInterval
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    part = results[(results.label == label) & results.system.isin([test, anchor])]
+    part = part[part["bitrate_kbps"].notna() & part[column].notna()]
+    if "error" in part:
+        part = part[part["error"].fillna("") == ""]
+    rungs = sorted(part.nominal_kbps.dropna().unique())
+    clips = sorted(set(part.loc[part.system == test, "clip"]) & set(part.loc[part.system == anchor, "clip"]))
+    if len(clips) < 2 or len(rungs) < 2:
+        nan = math.nan
+        return BDInterval(len(clips), 0, level, 0, 0, nan, nan, nan, nan, nan)
+    # (system, clip, rung) -> value; NaN where a clip lacks a rung.
+    tables = {}
+    for system in (test, anchor):
+        rows = part[part.system == system]
+        tables[system] = tuple(
+            rows.pivot_table(index="clip", columns="nominal_kbps", values=col, aggfunc="mean")
+            .reindex(index=clips, columns=rungs).to_numpy(float)
+            for col in ("bitrate_kbps", column))
+    rng = np.random.default_rng(seed)
+    rates, qualities = [], []
+    for _ in range(n_resamples):
+        pick = rng.integers(0, len(clips), len(clips))
+        curves = []
+        for system in (anchor, test):
+            rate, quality = (np.nanmean(t[pick], axis=0) for t in tables[system])
+            ok = np.isfinite(rate) & np.isfinite(quality)
+            rate, quality = rate[ok], quality[ok]
+            order = np.argsort(rate, kind="stable")
+            rate, quality = rate[order], quality[order]
+            keep = np.r_[True, np.diff(rate) != 0]  # same stream size: one point (as curve())
+            curves += [rate[keep], quality[keep]]
+        result = bd_compare(*curves, higher_is_better=higher_is_better, method=method)
+        rates.append(result.rate_percent)
+        qualities.append(result.quality)
+    rates_a, qual_a = np.asarray(rates), np.asarray(qualities)
+    tail = (1 - level) / 2 * 100
+
+    def _span(values: np.ndarray) -> tuple[float, float]:
+        ok = values[np.isfinite(values)]
+        if ok.size * 2 < n_resamples:
+            return math.nan, math.nan
+        lo, hi = np.percentile(ok, [tail, 100 - tail])
+        return float(lo), float(hi)
+
+    finite_rates = rates_a[np.isfinite(rates_a)]
+    return BDInterval(
+        n_clips=len(clips), n_resamples=n_resamples, level=level,
+        rate_valid=int(finite_rates.size), quality_valid=int(np.isfinite(qual_a).sum()),
+        rate_low=_span(rates_a)[0], rate_high=_span(rates_a)[1],
+        quality_low=_span(qual_a)[0], quality_high=_span(qual_a)[1],
+        share_test_cheaper=float((finite_rates < 0).mean()) if finite_rates.size else math.nan)
 
 
 def _fixed_profiles(systems: set[str]) -> list[str]:
