@@ -1,0 +1,52 @@
+"""benchmarks/routing_ablation.py: its profile swaps load and route as intended."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from adaptive_codec.profiles import ProfileRegistry
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "routing_ablation.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("routing_ablation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_swaps_route_labels_to_the_swapped_conditioning(tmp_path):
+    ablation = _script()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "stale.toml").write_text("not toml [")
+    root = ablation._profiles_dir(tmp_path / "profiles", ablation.VARIANTS["all-on-music"])
+    assert not (root / "stale.toml").exists()
+    registry = ProfileRegistry.default()
+    registry.load_path(root)
+    ambient, speech = registry.for_label("ambient"), registry.for_label("speech")
+    assert (ambient.base, ambient.bitrate_kbps) == ("music", 3.0)  # own bitrate kept
+    assert (speech.base, speech.bitrate_kbps) == ("music", 6.0)
+    assert registry.for_label("silence").name == ambient.name
+    assert registry.for_label("music").name == "music"
+    uniform = ablation._profiles_dir(tmp_path / "u", ablation.VARIANTS["routed-uniform-rate"])
+    registry = ProfileRegistry.default()
+    registry.load_path(uniform)
+    assert (registry.for_label("ambient").base, registry.for_label("ambient").bitrate_kbps) == ("ambient", 6.0)
+    assert ablation._profiles_dir(tmp_path / "none", ablation.VARIANTS["routed"]) is None
+
+
+def test_manifest_lists_mixed_files_with_segments(tmp_path, capsys):
+    ablation = _script()
+    mixed = tmp_path / "corpus" / "mixed"
+    mixed.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (mixed / f"{name}.flac").write_bytes(b"")
+    for name in ("a", "b"):
+        (mixed / f"{name}.segments.csv").write_text("start_s,end_s,label\n")
+    assert ablation._mixed_manifest(tmp_path / "corpus", tmp_path / "m.csv") == 2
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[0] == "path,label,segments" and len(lines) == 3
+    assert ablation.main(["--corpus", str(tmp_path / "absent")]) == 1
+    assert "no mixed/ folder" in capsys.readouterr().err
