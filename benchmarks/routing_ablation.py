@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if n < 2:
         print(f"error: {args.corpus / 'mixed'}: {n} mixed files with segments (need 2)", file=sys.stderr)
         return 1
+    # Each run names its own systems (only "routed" also forces the music profile).
     results = pd.concat([_run(v, manifest, args.out, args.jobs) for v in VARIANTS], ignore_index=True)
-    results = results.drop_duplicates(subset=["clip", "system", "nominal_kbps"])
     summary = summarize(results)
     meta = json.loads((args.out / "routed" / "bench" / "meta.json").read_text())
     weights = meta.get("weights", {}).get("weights_id", "?")

@@ -171,11 +171,11 @@ def bd_interval(results: pd.DataFrame, label: str, test: str, anchor: str, colum
         return float(lo), float(hi)
 
     finite_rates = rates_a[np.isfinite(rates_a)]
+    (rate_low, rate_high), (quality_low, quality_high) = _span(rates_a), _span(qual_a)
     return BDInterval(
         n_clips=len(clips), n_resamples=n_resamples, level=level,
         rate_valid=int(finite_rates.size), quality_valid=int(np.isfinite(qual_a).sum()),
-        rate_low=_span(rates_a)[0], rate_high=_span(rates_a)[1],
-        quality_low=_span(qual_a)[0], quality_high=_span(qual_a)[1],
+        rate_low=rate_low, rate_high=rate_high, quality_low=quality_low, quality_high=quality_high,
         share_test_cheaper=float((finite_rates < 0).mean()) if finite_rates.size else math.nan)
 
 
