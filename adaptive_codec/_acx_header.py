@@ -57,9 +57,13 @@ SEGMENT_LAYOUT = [
     ("frame_count", "varint"),
     ("profile_index", "varint"),
     ("n_q", "u8"),
+    ("depth_mode", "u8"),
     ("label_ref", "varint"),
     ("confidence_255", "u8"),
 ]
+#: Format 2 rows had no depth_mode (every frame at n_q); read for old files.
+SEGMENT_LAYOUT_V2 = [f for f in SEGMENT_LAYOUT if f[0] != "depth_mode"]
+DEPTH_FIXED, DEPTH_ADAPTIVE = 0, 1  # depth_mode values
 
 # Sanity bounds: anything outside is rejected before it can size an allocation.
 MAX_CHANNELS = 255
@@ -139,13 +143,18 @@ class SegmentEntry:
     profile_index : int
         Row of the profile table.
     n_q : int
-        RVQ depth: number of levels coded per frame, ``0..max_levels``.
+        RVQ depth: number of levels coded per frame, ``0..max_levels``; with
+        ``adaptive`` the segment's budget (mean depth), each frame's depth
+        being coded in the chunks.
     label : str
         Content class the router assigned (e.g. ``"speech"``).
     confidence : float
         Router confidence in ``label``, 0..1, stored to 1/255.
     channel : int or None
         Channel the row applies to; ``None`` means all channels.
+    adaptive : bool
+        Frame depths are coded in the chunks (energy-adaptive depth,
+        :mod:`adaptive_codec.depth_allocation`).
     """
 
     start_frame: int
@@ -155,6 +164,7 @@ class SegmentEntry:
     label: str = ""
     confidence: float = 1.0
     channel: int | None = None
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         # Stored as a byte: round now so a written and re-read table compares equal.
@@ -230,6 +240,19 @@ class AcxHeader:
                 profiles[sl] = seg.profile_index
         return depths, priors, profiles
 
+    def adaptive_frames(self, channel: int, start_frame: int, end_frame: int) -> np.ndarray:
+        """Mask ``(end_frame - start_frame,)`` of the frames whose depth is coded in the chunks."""
+        mask = np.zeros(max(0, end_frame - start_frame), bool)
+        for seg in self.segments_for_channel(channel):
+            lo, hi = max(seg.start_frame, start_frame), min(seg.end_frame, end_frame)
+            if seg.adaptive and lo < hi:
+                mask[lo - start_frame : hi - start_frame] = True
+        return mask
+
+    def max_depth(self, channel: int) -> int:
+        """Largest depth any frame of ``channel`` may have (adaptive segments: ``max_levels``)."""
+        return max((self.max_levels if s.adaptive else s.n_q for s in self.segments_for_channel(channel)), default=0)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (conditioning vectors as lists), e.g. for ``info --format json``."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks")}
@@ -296,6 +319,7 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
         _check(0 <= s.start_frame < s.end_frame <= h.n_frames, sw, f"frames {s.start_frame}..{s.end_frame} not inside 0..{h.n_frames}")
         _check(0 <= s.profile_index < len(h.profiles), sw, f"profile_index {s.profile_index} out of range 0..{len(h.profiles) - 1}")
         _check(0 <= s.n_q <= h.max_levels, sw, f"n_q {s.n_q} out of range 0..{h.max_levels}")
+        _check(isinstance(s.adaptive, bool), sw, "adaptive must be true or false")
         _check(math.isfinite(s.confidence) and 0 <= s.confidence <= 1, sw, "confidence is not in 0..1")
         _check(isinstance(s.label, str) and _utf8_len(s.label) <= MAX_NAME_BYTES, sw, "label too long")
     for c in range(h.channels):
@@ -346,7 +370,8 @@ def serialize_header_body(h: AcxHeader) -> bytes:
         for s in rows:
             ref = names.index(s.label) if s.label in names else len(names) + extra.index(s.label)
             w.fields(SEGMENT_LAYOUT, {"frame_count": s.end_frame - s.start_frame, "profile_index": s.profile_index,
-                                      "n_q": s.n_q, "label_ref": ref, "confidence_255": round(s.confidence * 255)})
+                                      "n_q": s.n_q, "depth_mode": DEPTH_ADAPTIVE if s.adaptive else DEPTH_FIXED,
+                                      "label_ref": ref, "confidence_255": round(s.confidence * 255)})
     return w.bytes()
 
 
@@ -375,8 +400,12 @@ def _parse_profile(r: Reader, i: int, where: str) -> ProfileEntry:
     return ProfileEntry(head["name"], p["prior_id"], _parse_parameters(p["parameters_json"], f"{where}: profile {i}"), cond)
 
 
-def parse_header_body(body: bytes, where: str, allow_trailing: bool = False) -> AcxHeader:
-    """Parse and validate a header body; every failure is a :class:`FormatError`."""
+def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, format_major: int = 3) -> AcxHeader:
+    """Parse and validate a header body; every failure is a :class:`FormatError`.
+
+    ``format_major`` 2 reads the rows of format 2 (no ``depth_mode``).
+    """
+    row_layout = SEGMENT_LAYOUT if format_major >= 3 else SEGMENT_LAYOUT_V2
     r = Reader(body, where)
     v = r.fields(HEADER_LAYOUT)
     n_profiles = v.pop("profile_count")
@@ -401,13 +430,17 @@ def parse_header_body(body: bytes, where: str, allow_trailing: bool = False) -> 
             raise FormatError(f"{where}: segment_count {count} exceeds the header's size")
         at = 0
         for _ in range(count):
-            s = r.fields(SEGMENT_LAYOUT)
+            s = r.fields(row_layout)
+            mode_q = s.get("depth_mode", DEPTH_FIXED)
+            if mode_q not in (DEPTH_FIXED, DEPTH_ADAPTIVE):
+                raise FormatError(f"{where}: unknown segment depth_mode {mode_q}")
             if s["label_ref"] >= len(labels):
                 raise FormatError(f"{where}: segment label_ref {s['label_ref']} out of range 0..{len(labels) - 1}")
             if s["confidence_255"] > 255 or s["frame_count"] > MAX_N_FRAMES:
                 raise FormatError(f"{where}: segment field out of range")
             segments.append(SegmentEntry(at, at + s["frame_count"], s["profile_index"], s["n_q"], labels[s["label_ref"]],
-                                         s["confidence_255"] / 255, None if mode == SEGMENTS_SHARED else table))
+                                         s["confidence_255"] / 255, None if mode == SEGMENTS_SHARED else table,
+                                         adaptive=mode_q == DEPTH_ADAPTIVE))
             at += s["frame_count"]
     r.expect_end(allow_trailing)
     v["stereo_mode"] = STEREO_MODES[v["stereo_mode"]]

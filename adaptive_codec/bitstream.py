@@ -62,7 +62,11 @@ __all__ = [
 ]
 
 MAGIC = b"ACX1"
-FORMAT_MAJOR = 2  # incompatible changes bump this; readers reject other majors
+FORMAT_MAJOR = 3  # incompatible changes bump this; readers reject other majors
+#: Majors this reader accepts: 2 (every frame at its segment's depth) is read
+#: as before; it is what 3 writes when no segment is energy-adaptive, less
+#: one depth_mode byte per segment row.
+READABLE_MAJORS = (2, 3)
 FORMAT_MINOR = 0  # compatible additions (trailing header fields)
 MAX_CHUNK_BODY_BYTES = 1 << 26  # 64 MiB: far above a few seconds of any sane payload
 MAX_HEADER_BYTES = 1 << 24  # 16 MiB: 255 embedded profiles of 4096 floats fit easily
@@ -316,18 +320,22 @@ class AcxReader:
         pre = Reader(pre_bytes, "acx preamble").fields(PREAMBLE_LAYOUT)
         if pre["magic"] != MAGIC:
             raise FormatError(f"not an .acx file: magic {pre['magic']!r}, expected {MAGIC!r}")
-        if pre["format_major"] != FORMAT_MAJOR:
+        if pre["format_major"] not in READABLE_MAJORS:
             raise FormatError(f"unsupported .acx format version {pre['format_major']}.{pre['format_minor']} "
-                              f"(this reader supports {FORMAT_MAJOR}.x; re-encode the source audio)")
+                              f"(this reader supports {' and '.join(f'{m}.x' for m in READABLE_MAJORS)}; "
+                              "re-encode the source audio)")
         if pre["flags"] != 0:
             raise FormatError(f"acx: unknown flags 0x{pre['flags']:04x} in preamble")
+        self.format_major = pre["format_major"]
         self.format_minor = pre["format_minor"]
         length, raw, at = self._read_length("header_length_bytes", MAX_HEADER_BYTES)
         body = self._read_exact(length, "header")
         stored = int.from_bytes(self._read_exact(CRC_BYTES, "header CRC"), "little")
         if crc32(pre_bytes, raw, body) != stored:
             raise FormatError(f"acx: CRC mismatch in the header at byte {at}")
-        header = parse_header_body(body, f"acx header at byte {at}", allow_trailing=self.format_minor > FORMAT_MINOR)
+        newer_minor = self.format_major == FORMAT_MAJOR and self.format_minor > FORMAT_MINOR
+        header = parse_header_body(body, f"acx header at byte {at}", allow_trailing=newer_minor,
+                                   format_major=self.format_major)
         self._data_start = self._pos()
         return header
 

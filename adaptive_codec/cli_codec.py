@@ -140,7 +140,7 @@ def info(
         "segments": [
             {"start_s": s.start_frame / frame_rate, "end_s": s.end_frame / frame_rate,
              "label": s.label, "profile": header.profiles[s.profile_index].name, "n_q": s.n_q,
-             "confidence": s.confidence}
+             "adaptive_depth": s.adaptive, "confidence": s.confidence}
             for s in header.segments_for_channel(0)
         ],
         "side_n_q": ([s.n_q for s in header.segments_for_channel(1)]
@@ -155,8 +155,11 @@ def info(
                f"weights {header.weights_id}")
     typer.echo("  start_s    end_s  label       profile     n_q  conf")
     for s in summary["segments"]:
+        mark = "*" if s["adaptive_depth"] else " "
         typer.echo(f"  {s['start_s']:7.2f} {s['end_s']:8.2f}  {s['label']:10s}  {s['profile']:10s} "
-                   f"{s['n_q']:4d}  {s['confidence']:.2f}")
+                   f"{s['n_q']:4d}{mark} {s['confidence']:.2f}")
+    if any(s["adaptive_depth"] for s in summary["segments"]):
+        typer.echo("  * energy-adaptive depth: n_q is the segment's mean; each frame's depth is in the stream")
     for label, c in per_class.items():
         typer.echo(f"  {label:10s} {c['seconds']:7.2f} s  {c['payload_bytes']:8d} B  {c['kbps']:.2f} kbps")
 

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, validate_audio
+from .depth_allocation import allocate_depths, depth_bounds
 from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
 from .profiles import Profile, ProfileRegistry
 from .rate import check_bitrate
@@ -332,6 +333,7 @@ class AdaptiveCodec:
                       plan: list[PlannedSegment], progress: Callable[[float], None] | None) -> None:
         """Header from the scan and plan, then the second read coded and entropy-coded."""
         from .bitstream import AcxChunk, AcxHeader, AcxWriter, chunk_order
+        from .backbone.streaming import CHUNK_FRAMES
         from .codec_stream import encode_blocks
         from .entropy import encode_frames
 
@@ -364,14 +366,60 @@ class AdaptiveCodec:
         cond = self._frame_conditioning(header, 0)
         # Codes of every channel first (small: levels x frames int16), then the
         # chunks in file order (each time span: channel 0, 1, ...).
-        levels = [max(s.n_q for s in header.segments_for_channel(ch)) for ch in range(scan.channels)]
+        levels = [max((depth_bounds(s.n_q, cfg.n_levels)[1] if s.adaptive else s.n_q
+                       for s in header.segments_for_channel(ch)), default=0) for ch in range(scan.channels)]
+        slopes = {index[seg.profile.name]: seg.profile.depth_slope for seg in plan}
+        depths = [header.frame_layout(ch, 0, n_frames)[0] for ch in range(scan.channels)]
+        # Adaptive depths are allocated piece by piece inside the encoder, so
+        # each frame is searched only at the levels it codes; that needs the
+        # encoder's pieces to hold whole bitstream chunks, else allocate after.
+        inline = CHUNK_FRAMES % header.chunk_frames == 0
+        adaptive = [any(s.adaptive for s in header.segments_for_channel(ch)) for ch in range(scan.channels)]
+        depth_fns = [self._depth_fn(header, ch, depths[ch], slopes) if inline and adaptive[ch] else None
+                     for ch in range(scan.channels)]
+        energies: list = []
         codes = encode_blocks(self.backbone, blocks(), sample_rate_hz, scan.n_samples, mid_side, cond,
-                              levels, progress)
+                              levels, progress, energies=energies, depth_fns=depth_fns)
+        for ch in range(scan.channels):
+            if adaptive[ch] and not inline:
+                self._allocate(header, ch, depths[ch], energies[ch], 0, n_frames, slopes)
         with AcxWriter(target, header) as writer:
             for ch, a, n in chunk_order(header):
-                depths, priors, _ = header.frame_layout(ch, a, a + n)
-                data = encode_frames(self.entropy_model, codes[ch][:, a : a + n], depths, priors)
+                _, priors, _ = header.frame_layout(ch, a, a + n)
+                data = encode_frames(self.entropy_model, codes[ch][:, a : a + n], depths[ch][a : a + n], priors,
+                                     adaptive=header.adaptive_frames(ch, a, a + n))
                 writer.write_chunk(AcxChunk(ch, a, n, data))
+
+    def _depth_fn(self, header, channel: int, depths: np.ndarray, slopes: dict[int, float]):
+        """The encoder's ``depth_fn``: allocates frames ``[a, b)`` into ``depths`` and returns them."""
+        def depth_fn(a: int, b: int, log_energy: np.ndarray) -> np.ndarray:
+            energy = np.zeros(header.n_frames, np.float32)
+            energy[a:b] = log_energy
+            self._allocate(header, channel, depths, energy, a, b, slopes)
+            return depths[a:b]
+
+        return depth_fn
+
+    def _allocate(self, header, channel: int, depths: np.ndarray, log_energy: np.ndarray, lo: int, hi: int,
+                  slopes: dict[int, float]) -> None:
+        """Energy-adaptive depths of the adaptive frames in ``[lo, hi)`` (chunk-aligned), in place.
+
+        ``log_energy`` is indexed by frame (only ``[lo, hi)`` is read). Each
+        segment is allocated per chunk span, so every span of a long segment
+        keeps the segment's rate (a loud minute cannot starve a quiet one)
+        and a chunk's allocation needs nothing outside the chunk.
+        """
+        cfg = self.backbone.config
+        cf = header.chunk_frames
+        for seg in header.segments_for_channel(channel):
+            a = max(seg.start_frame, lo)
+            end = min(seg.end_frame, hi)
+            while seg.adaptive and a < end:
+                b = min(end, (a // cf + 1) * cf)
+                prev = int(depths[a - 1]) if a % cf else 0
+                depths[a:b] = allocate_depths(log_energy[a:b], seg.n_q, slopes[seg.profile_index], cfg.n_levels,
+                                              cfg.bits_per_index, previous=prev)
+                a = b
 
     def _profile_entry(self, profile: Profile):
         """Profile-table row: a reference for a built-in, everything for a custom profile."""
@@ -479,9 +527,9 @@ class AdaptiveCodec:
         for chunk in reader.iter_chunks(fa, fb):
             ch, lo, hi = chunk.channel, chunk.start_frame, chunk.end_frame
             depths, priors, _ = header.frame_layout(ch, lo, hi)
-            codes[ch][:, lo:hi] = decode_frames(self.entropy_model, chunk.data, depths, priors,
-                                                header.max_levels)
-            depth_all[ch, lo:hi] = depths
+            codes[ch][:, lo:hi], depth_all[ch, lo:hi] = decode_frames(
+                self.entropy_model, chunk.data, depths, priors, header.max_levels,
+                adaptive=header.adaptive_frames(ch, lo, hi), return_depths=True)
         conds = [self._frame_conditioning(header, ch)
                  if any(seg.n_q for seg in header.segments_for_channel(ch)) else None
                  for ch in range(header.channels)]
@@ -585,15 +633,20 @@ def _segment_table(plan: list[PlannedSegment], index: dict[str, int], side_scale
     """Segment rows: shared by all channels, or mid (channel 0) + side (channel 1) rows."""
     from .bitstream import SegmentEntry
 
+    def adaptive(s: PlannedSegment, n_q: int) -> bool:
+        return n_q > 0 and s.profile.depth_slope > 0
+
     if side_scale is None:
         return [SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], s.n_q,
-                             s.label, s.confidence) for s in plan]
+                             s.label, s.confidence, adaptive=adaptive(s, s.n_q)) for s in plan]
     rows = []
     for ch in (0, 1):
         for s in plan:
             n_q = s.n_q if ch == 0 else side_scale * max(1, s.n_q // SIDE_DEPTH_DIVISOR)
+            # The side channel keeps a fixed depth: it is a few levels of a
+            # residual whose loudness follows the mid's anyway.
             rows.append(SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], n_q,
-                                     s.label, s.confidence, channel=ch))
+                                     s.label, s.confidence, channel=ch, adaptive=ch == 0 and adaptive(s, n_q)))
     return rows
 
 

@@ -118,7 +118,8 @@ def resampled_length(n: int, sr_from: int, sr_to: int) -> int:
 
 def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
                   mid_side: bool, cond: torch.Tensor, levels: list[int],
-                  progress: Callable[[float], None] | None = None) -> list[np.ndarray]:
+                  progress: Callable[[float], None] | None = None,
+                  energies: list | None = None, depth_fns: list | None = None) -> list[np.ndarray]:
     """Second pass: RVQ indices of every channel.
 
     Parameters
@@ -133,6 +134,12 @@ def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n
         RVQ depth to compute per coded channel; 0 skips the channel.
     progress : callable, optional
         Called with the fraction of the input coded so far.
+    energies : list, optional
+        Filled with each channel's per-frame log10 energy ``(frames,)``
+        (zeros for a skipped channel), for energy-adaptive depth.
+    depth_fns : list of callable or None, optional
+        Per channel, the ``depth_fn`` of its
+        :class:`~adaptive_codec.backbone.streaming.ChunkedEncoder`.
 
     Returns
     -------
@@ -144,7 +151,8 @@ def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n
     internal_hz = backbone.config.sample_rate_hz
     n_internal = resampled_length(n_samples, sample_rate_hz, internal_hz)
     coded = [ch for ch, depth in enumerate(levels) if depth > 0]
-    encoders = {ch: ChunkedEncoder(backbone, n_internal, cond, levels[ch]) for ch in coded}
+    encoders = {ch: ChunkedEncoder(backbone, n_internal, cond, levels[ch],
+                                   depth_fn=depth_fns[ch] if depth_fns else None) for ch in coded}
     resampler = StreamResampler(sample_rate_hz, internal_hz) if sample_rate_hz != internal_hz else None
     done = 0
 
@@ -165,8 +173,12 @@ def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n
     if coded and resampler is not None:
         feed(resampler.finish())
     frames = n_frames(backbone, n_internal)
-    return [encoders[ch].finish() if ch in encoders else np.zeros((1, frames), np.int16)
-            for ch in range(len(levels))]
+    codes = [encoders[ch].finish() if ch in encoders else np.zeros((1, frames), np.int16)
+             for ch in range(len(levels))]
+    if energies is not None:
+        energies[:] = [encoders[ch].log_energy if ch in encoders else np.zeros(frames, np.float32)
+                       for ch in range(len(levels))]
+    return codes
 
 
 def _to_mid_side(block: np.ndarray) -> np.ndarray:

@@ -249,9 +249,10 @@ class _PieceBackbone:
     ----------
     real : Backbone
         Everything but ``encode_codes`` is delegated to it.
-    replay : list of torch.Tensor, optional
-        Codes to return, in call order; without it, calls are recorded as
-        ``(audio (1, samples), cond (1, frames, cond_dim), n_q)`` and zeros returned.
+    replay : list of (torch.Tensor, torch.Tensor), optional
+        Codes and frame log-energies to return, in call order; without it,
+        calls are recorded as ``(audio (1, samples), cond (1, frames, cond_dim),
+        n_q)`` and zeros returned.
     """
 
     def __init__(self, real, replay: list | None = None) -> None:
@@ -262,16 +263,23 @@ class _PieceBackbone:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    def encode_codes(self, audio, cond, n_q: int):
+    def encode_codes(self, audio, cond, n_q: int, *, with_energy: bool = False, depth_fn=None):
         import torch
 
         if self._replay is None:
             self.recorded.append((audio.clone(), cond.clone(), int(n_q)))
             frames = self._real.mdct.n_frames(audio.shape[-1])
-            return torch.zeros((audio.shape[0], n_q, frames), dtype=torch.long)
-        if not self._replay:
-            raise RuntimeError("replayed encoding asked for more pieces than were recorded")
-        return self._replay.pop(0)
+            codes = torch.zeros((audio.shape[0], n_q, frames), dtype=torch.long)
+            energy = torch.zeros((audio.shape[0], frames))
+        else:
+            if not self._replay:
+                raise RuntimeError("replayed encoding asked for more pieces than were recorded")
+            codes, energy = self._replay.pop(0)
+        if depth_fn is not None:
+            # The workers searched every level (same indices where used); the
+            # call still allocates the frames' depths, as in a local encode.
+            depth_fn(energy)
+        return (codes, energy) if with_energy else codes
 
     def unused(self) -> int:
         return len(self._replay or [])
@@ -323,12 +331,12 @@ def _take_pieces(prepared: _Prepared, start: int, stop: int) -> list[tuple[Any, 
 
 
 def _encode_pieces(pieces: list[tuple[Any, Any, int]], profiles_dirs: Sequence[str]) -> list:
-    """Task: backbone codes ``(1, n_q, frames)`` of recorded pieces, in order."""
+    """Task: backbone codes ``(1, n_q, frames)`` and frame log-energies of recorded pieces, in order."""
     import torch
 
     backbone = _codec(profiles_dirs).backbone
     with torch.no_grad():
-        return [backbone.encode_codes(audio, cond, n_q) for audio, cond, n_q in pieces]
+        return [backbone.encode_codes(audio, cond, n_q, with_energy=True) for audio, cond, n_q in pieces]
 
 
 def _assemble_long(path: Path, profile: str, bitrate: float | Rate | None, profiles_dirs: Sequence[str],

@@ -25,8 +25,14 @@ every machine: decoding is bit-identical everywhere (the idea of EnCodec's
 ``build_stable_quantized_cdf``; floating-point work happens once, when the
 table is built, and only integers are shipped).
 
+Frames of an energy-adaptive segment (:mod:`adaptive_codec.depth_allocation`)
+carry their own depth: those depths are coded first, frame by frame, each
+given the previous frame's depth (0 before the chunk's first frame) with the
+fixed table of :func:`~adaptive_codec.depth_allocation.depth_frequencies`.
+
 The coder is ``constriction``'s range coder (a queue: symbols decode in the
-order they were encoded). Order inside one chunk: level 0 for every frame with
+order they were encoded). Order inside one chunk: the adaptive frames'
+depths, then level 0 for every frame with
 depth >= 1 in ascending frame order, then level 1 for every frame with depth
 >= 2, and so on. Level 0 decodes frame by frame (its context is the previous
 frame); deeper levels have all their contexts once the level above is decoded.
@@ -419,7 +425,36 @@ def symbol_contexts(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, 
     return model.context_of[level, prev.clip(0, model.codebook_size - 1)]
 
 
-def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, prior_ids: np.ndarray) -> bytes:
+class _DepthModels:
+    """constriction models of the depth-map table, one per previous depth (cached)."""
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
+        self._models: dict[int, Any] = {}
+
+    def __call__(self, previous: int):
+        model = self._models.get(previous)
+        if model is None:
+            import constriction
+
+            from .depth_allocation import depth_frequencies
+
+            probs = depth_frequencies(previous, self.max_depth).astype(np.float64) / float(1 << 16)
+            model = self._models[previous] = constriction.stream.model.Categorical(probs, perfect=False)
+        return model
+
+
+def _adaptive_mask(adaptive: np.ndarray | None, n: int, exc: type[Exception]) -> np.ndarray:
+    if adaptive is None:
+        return np.zeros(n, bool)
+    mask = np.asarray(adaptive, dtype=bool).reshape(-1)
+    if mask.size != n:
+        raise exc(f"adaptive mask has {mask.size} frames, expected {n}")
+    return mask
+
+
+def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, prior_ids: np.ndarray,
+                  adaptive: np.ndarray | None = None) -> bytes:
     """Entropy-code the active RVQ indices of a run of frames (one chunk).
 
     Parameters
@@ -431,6 +466,9 @@ def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, pr
         RVQ depth (number of coded levels) of each frame, ``0..min(max_levels, n_levels)``.
     prior_ids : np.ndarray [shape=(n_frames,)]
         Prior (profile family) of each frame, ``0..n_priors-1``.
+    adaptive : np.ndarray [shape=(n_frames,)], bool, optional
+        Frames whose depth is coded in the chunk (energy-adaptive segments);
+        the others' depths come from the segment table.
 
     Returns
     -------
@@ -446,13 +484,18 @@ def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, pr
     depths, prior_ids = _validate_layout(model, depths, prior_ids, codes.shape[0], ValueError)
     if depths.size != codes.shape[1]:
         raise ValueError(f"codes have {codes.shape[1]} frames but depths has {depths.size}")
-    if depths.size == 0 or depths.max() == 0:
+    adaptive = _adaptive_mask(adaptive, depths.size, ValueError)
+    if depths.size == 0 or (depths.max() == 0 and not adaptive.any()):
         return b""
     active = np.arange(codes.shape[0])[:, None] < depths[None, :]
     used = codes[active]
-    if used.min() < 0 or used.max() >= model.codebook_size:
+    if used.size and (used.min() < 0 or used.max() >= model.codebook_size):
         raise ValueError(f"code out of range 0..{model.codebook_size - 1}")
     encoder = constriction.stream.queue.RangeEncoder()
+    if adaptive.any():
+        depth_model = _DepthModels(model.n_levels)
+        for f in np.flatnonzero(adaptive).tolist():
+            encoder.encode(int(depths[f]), depth_model(int(depths[f - 1]) if f else 0))
     for level in range(int(depths.max())):
         sel = np.flatnonzero(depths > level)
         ctx = symbol_contexts(model, codes, depths, level)[sel]
@@ -461,7 +504,8 @@ def encode_frames(model: EntropyModel, codes: np.ndarray, depths: np.ndarray, pr
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_ids: np.ndarray, max_levels: int) -> np.ndarray:
+def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_ids: np.ndarray, max_levels: int,
+                  adaptive: np.ndarray | None = None, return_depths: bool = False):
     """Inverse of :func:`encode_frames`.
 
     Parameters
@@ -469,14 +513,21 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
     model : EntropyModel
     data : bytes
     depths, prior_ids : np.ndarray [shape=(n_frames,)]
-        As given to the encoder (they come from the bitstream's segment table).
+        As given to the encoder (they come from the bitstream's segment
+        table); the depths of ``adaptive`` frames are ignored (decoded).
     max_levels : int
         Number of rows of the result.
+    adaptive : np.ndarray [shape=(n_frames,)], bool, optional
+        Frames whose depth is coded in the chunk.
+    return_depths : bool
+        Also return every frame's depth (decoded ones included).
 
     Returns
     -------
-    np.ndarray [shape=(max_levels, n_frames), dtype=int64]
+    codes : np.ndarray [shape=(max_levels, n_frames), dtype=int64]
         Entries at ``level >= depths[f]`` are 0.
+    depths : np.ndarray [shape=(n_frames,), dtype=int64]
+        Only with ``return_depths``.
 
     Raises
     ------
@@ -487,15 +538,22 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
     import constriction
 
     depths, prior_ids = _validate_layout(model, depths, prior_ids, max_levels, FormatError)
+    adaptive = _adaptive_mask(adaptive, depths.size, FormatError)
+    depths = depths.copy()
+    depths[adaptive] = 0
+
+    def result(out: np.ndarray):
+        return (out, depths) if return_depths else out
+
     data = bytes(data)
     if len(data) % 4:
         raise FormatError(f"entropy-coded payload length {len(data)} is not a multiple of 4 bytes")
     out = np.zeros((max_levels, depths.size), dtype=np.int64)
-    n_symbols = int(depths.sum())
+    n_symbols = int(depths.sum()) + int(adaptive.sum())
     if n_symbols == 0:
         if data:
             raise FormatError(f"entropy-coded payload has {len(data)} bytes but codes no symbol")
-        return out
+        return result(out)
     if not data:
         raise FormatError(f"entropy-coded payload is empty but {n_symbols} symbols are expected")
     # Each symbol costs at most precision_bits bits, so a short chunk cannot
@@ -503,6 +561,12 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     priors = prior_ids.tolist()
     try:
+        if adaptive.any():
+            depth_model = _DepthModels(model.n_levels)
+            for f in np.flatnonzero(adaptive).tolist():
+                depths[f] = decoder.decode(depth_model(int(depths[f - 1]) if f else 0))
+            if depths.max() > min(max_levels, model.n_levels):
+                raise FormatError(f"decoded RVQ depth {int(depths.max())} exceeds {min(max_levels, model.n_levels)}")
         # Level 0: each frame's context is its decoded predecessor.
         row = out[0]
         prev_coded = False
@@ -522,7 +586,7 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
         raise FormatError("entropy-coded payload has trailing data after the last symbol")
     if out.min() < 0 or out.max() >= model.codebook_size:
         raise FormatError("entropy-coded payload decodes to out-of-range indices")
-    return out
+    return result(out)
 
 
 def fixed_length_bits(depths: np.ndarray, codebook_size: int) -> int:

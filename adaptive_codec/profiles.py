@@ -7,6 +7,7 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
     labels = ["podcast"]                  # classifier labels routed here
     bitrate_kbps = 6.0                    # target bitrate ... or n_q = 8 (RVQ depth), not both
     rate_lambda = 0.01                    # weight of the bit-rate term in training
+    depth_slope = 0.0                     # optional: RVQ levels moved per 10 dB of frame energy (0 = fixed depth)
     base = "speech"                       # optional: start from this profile's conditioning
     conditioning = "podcast.safetensors"  # optional: fine-tuned embedding, relative to this file
     # sample_rate_hz = 24000              # optional: coding rate; default the backbone's
@@ -150,6 +151,11 @@ def _identifier(key: str, value: Any) -> str:
     return value
 
 
+#: Largest depth_slope: 16 levels per 10 dB is already a switch between the
+#: smallest and largest depth at any level step.
+MAX_DEPTH_SLOPE = 16.0
+
+
 @dataclass(frozen=True)
 class Profile:
     """How one class of content is coded and trained.
@@ -172,6 +178,11 @@ class Profile:
         Training loss weights for examples of this class.
     rate_lambda : float
         Weight of the entropy-model bit estimate in the training loss.
+    depth_slope : float
+        Energy-adaptive depth: RVQ levels per 10 dB of frame energy that the
+        encoder moves from quiet to loud frames at the same bitrate
+        (:mod:`adaptive_codec.depth_allocation`); 0 codes every frame at the
+        profile's depth.
     sample_rate_hz : int or None
         Rate the profile codes at; None means the backbone's internal rate.
     base : str or None
@@ -193,6 +204,7 @@ class Profile:
     n_q: int | None = None
     loss_weights: LossWeights = field(default_factory=LossWeights)
     rate_lambda: float = 0.0
+    depth_slope: float = 0.0
     sample_rate_hz: int | None = None
     base: str | None = None
     conditioning: Path | None = None
@@ -227,6 +239,10 @@ class Profile:
         for key in _WEIGHT_KEYS:
             _number(f"loss_weights.{key}", getattr(self.loss_weights, key))
         object.__setattr__(self, "rate_lambda", _number("rate_lambda", self.rate_lambda))
+        slope = _number("depth_slope", self.depth_slope)
+        if not 0 <= slope <= MAX_DEPTH_SLOPE:
+            raise _FieldError("depth_slope", f"must be in 0..{MAX_DEPTH_SLOPE:g} (levels per 10 dB), got {slope:g}")
+        object.__setattr__(self, "depth_slope", slope)
         if self.sample_rate_hz is not None:
             _integer("sample_rate_hz", self.sample_rate_hz, 8_000, 192_000)
         if self.base is not None:
@@ -343,6 +359,8 @@ class Profile:
         if self.n_q is not None:
             out["n_q"] = self.n_q
         out["rate_lambda"] = self.rate_lambda
+        if self.depth_slope:
+            out["depth_slope"] = self.depth_slope
         for key in ("sample_rate_hz", "base"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)

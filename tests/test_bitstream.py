@@ -156,10 +156,38 @@ def test_rejects_wrong_magic_version_flags():
     data = to_bytes(tiny_stream())
     with pytest.raises(FormatError, match="not an .acx"):
         read_acx(b"RIFF" + data[4:])
-    with pytest.raises(FormatError, match="version 3"):
-        read_acx(data[:4] + b"\x03" + data[5:])
+    for major in (1, 4):
+        with pytest.raises(FormatError, match=f"version {major}"):
+            read_acx(data[:4] + bytes([major]) + data[5:])
     with pytest.raises(FormatError, match="flags"):
         read_acx(data[:6] + b"\x01\x00" + data[8:])
+
+
+def test_format_2_stream_is_read():
+    """Format 2 = format 3 without segment rows' depth_mode byte: old files still decode."""
+    stream = tiny_stream()
+    data = to_bytes(stream)
+    # tiny_stream's two rows end with n_q, depth_mode, label_ref, confidence:
+    # drop each row's depth_mode (0) byte; rows are 6 bytes at the body's end.
+    body_start = 9
+    body = data[body_start : body_start + data[8]]
+    row0, row1 = body[-12:-6], body[-6:]
+    assert row0[3] == 0 and row1[3] == 0
+    old_body = body[:-12] + row0[:3] + row0[4:] + row1[:3] + row1[4:]
+    old = b"ACX1\x02" + data[5:8]
+    old = _rewrite_head(old + data[8:], lambda _body: old_body)
+    parsed = read_acx(old)
+    assert [(s.start_frame, s.end_frame, s.n_q, s.label, s.adaptive) for s in parsed.segments] == \
+        [(s.start_frame, s.end_frame, s.n_q, s.label, False) for s in stream.segments]
+    assert [c.data for c in parsed.chunks] == [c.data for c in stream.chunks]
+    with pytest.raises(FormatError):  # a format 3 body read as format 2 does not parse
+        read_acx(b"ACX1\x02" + data[5:])
+
+
+def test_unknown_depth_mode_is_rejected():
+    data = to_bytes(tiny_stream())
+    with pytest.raises(FormatError, match="depth_mode 7"):
+        read_acx(_rewrite_head(data, lambda body: body[:-3] + b"\x07" + body[-2:]))
 
 
 def test_newer_minor_version_is_read():

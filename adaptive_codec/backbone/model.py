@@ -243,10 +243,22 @@ class Backbone(nn.Module):
 
     # -- inference --------------------------------------------------------
     @torch.no_grad()
-    def encode_codes(self, audio: torch.Tensor, cond: torch.Tensor, n_q: int) -> torch.Tensor:
-        """RVQ indices ``(batch, n_q, frames)`` for audio ``(batch, samples)``."""
-        latent = self.encoder(self.analysis(audio), cond)
-        return self.quantizer.encode(latent, n_q)
+    def encode_codes(self, audio: torch.Tensor, cond: torch.Tensor, n_q: int, *, with_energy: bool = False,
+                     depth_fn=None):
+        """RVQ indices ``(batch, n_q, frames)`` for audio ``(batch, samples)``.
+
+        With ``with_energy``, also each frame's log10 mean squared MDCT
+        coefficient ``(batch, frames)`` (what energy-adaptive depth uses).
+        ``depth_fn(log_energy (batch, frames)) -> depths (batch, frames)``
+        limits each frame's search to the levels it will code (indices
+        beyond are 0).
+        """
+        features = self.analysis(audio)
+        # The analysis' last channel is log10(energy) / 5.
+        energy = features[..., -1] * 5
+        depths = None if depth_fn is None else depth_fn(energy)
+        codes = self.quantizer.encode(self.encoder(features, cond), n_q, depths)
+        return (codes, energy) if with_energy else codes
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor, cond: torch.Tensor, n_samples: int) -> torch.Tensor:

@@ -162,16 +162,42 @@ class ResidualVQ(nn.Module):
         )
 
     @torch.no_grad()
-    def encode(self, latent: torch.Tensor, n_q: int) -> torch.Tensor:
-        """Indices ``(batch, n_q, frames)`` of the first ``n_q`` levels."""
+    def encode(self, latent: torch.Tensor, n_q: int, depths: torch.Tensor | None = None) -> torch.Tensor:
+        """Indices ``(batch, n_q, frames)`` of the first ``n_q`` levels.
+
+        With ``depths`` ``(batch, frames)``, frame ``t`` is searched at its
+        first ``depths[t]`` levels only (the others' indices are 0): the
+        same indices where they are used, at the cost of the levels used.
+        """
+        if depths is not None:
+            return self._encode_to_depths(latent, n_q, depths)
         residual = latent
         codes = []
         # zip, not self.levels[:n_q]: slicing a ModuleList builds a new module.
-        for level, _ in zip(self.levels, range(n_q)):
+        for _, level in zip(range(n_q), self.levels):
             idx = level.encode(residual)
             residual = residual - level.decode(idx)
             codes.append(idx)
         return torch.stack(codes, dim=1)
+
+    def _encode_to_depths(self, latent: torch.Tensor, n_q: int, depths: torch.Tensor) -> torch.Tensor:
+        batch, frames, dim = latent.shape
+        flat_depths = depths.reshape(-1).clamp(0, n_q)
+        # Frames sorted deepest first: the frames a level needs are a prefix,
+        # so each level is one contiguous search (gathering and scattering
+        # the residual per level cost more than the search saved).
+        order = torch.argsort(flat_depths, descending=True, stable=True)
+        residual = latent.reshape(-1, dim)[order].clone()
+        counts = [int(c) for c in (flat_depths[None, :] > torch.arange(n_q)[:, None]).sum(1)]
+        out = torch.zeros(n_q, batch * frames, dtype=torch.long, device=latent.device)
+        for i, level in zip(range(n_q), self.levels):
+            n = counts[i]
+            if n == 0:
+                break
+            idx = level.encode(residual[:n])
+            residual[:n] -= level.decode(idx)
+            out[i, order[:n]] = idx
+        return out.reshape(n_q, batch, frames).transpose(0, 1)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -191,14 +217,26 @@ class ResidualVQ(nn.Module):
         added without a mask (multiplying by 1 changes nothing).
         """
         used = min(codes.shape[1], int(depths.max())) if depths.numel() else 0
-        out = torch.zeros(codes.shape[0], codes.shape[2], self.levels[0].out_proj.out_features,
-                          device=codes.device)
+        dim = self.levels[0].out_proj.out_features
+        batch, frames = codes.shape[0], codes.shape[2]
+        if used == 0 or bool((depths >= used).all()):
+            out = torch.zeros(batch, frames, dim, device=codes.device)
+            for i, level in zip(range(used), self.levels):
+                out = out + level.decode(codes[:, i])
+            return out
+        # Frames sorted deepest first: each level decodes a prefix of them
+        # instead of every frame times a 0/1 mask.
+        flat_depths = depths.reshape(-1).clamp(0, used)
+        order = torch.argsort(flat_depths, descending=True, stable=True)
+        flat_codes = codes[:, :used].transpose(0, 1).reshape(used, -1)[:, order]
+        counts = [int(c) for c in (flat_depths[None, :] > torch.arange(used)[:, None]).sum(1)]
+        acc = torch.zeros(batch * frames, dim, device=codes.device)
         for i, level in zip(range(used), self.levels):
-            z = level.decode(codes[:, i])
-            if bool((depths <= i).any()):
-                z = z * (depths > i).to(z.dtype)[..., None]
-            out = out + z
-        return out
+            n = counts[i]
+            acc[:n] += level.decode(flat_codes[i, :n])
+        out = torch.empty_like(acc)
+        out[order] = acc
+        return out.reshape(batch, frames, dim)
 
     @torch.no_grad()
     def kmeans_init(self, latent: torch.Tensor, n_iter: int = 10) -> None:

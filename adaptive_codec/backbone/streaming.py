@@ -60,17 +60,25 @@ class ChunkedEncoder:
         Levels to compute (the largest depth any frame uses).
     chunk_frames : int
         Frames coded per backbone call.
+    depth_fn : callable, optional
+        ``depth_fn(a, b, log_energy) -> depths`` of frames ``[a, b)`` given
+        their log10 energies, called once per piece before its RVQ search
+        (pieces start at multiples of ``chunk_frames``): frames are searched
+        at their depth only. Without it every frame gets ``max_levels``.
     """
 
     def __init__(self, model: Backbone, n_samples: int, cond: torch.Tensor, max_levels: int,
-                 chunk_frames: int = CHUNK_FRAMES) -> None:
+                 chunk_frames: int = CHUNK_FRAMES, depth_fn=None) -> None:
         self.model = model
+        self.depth_fn = depth_fn
         self.n_samples = int(n_samples)
         self.cond = cond
         self.max_levels = max_levels
         self.chunk_frames = chunk_frames
         self.total_frames = n_frames(model, self.n_samples)
         self.codes = np.zeros((max_levels, self.total_frames), dtype=np.int16)
+        #: log10 energy of every frame (filled as pieces are coded).
+        self.log_energy = np.zeros(self.total_frames, dtype=np.float32)
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # signal index of _buffer[0]
         self._received = 0
@@ -110,8 +118,18 @@ class ChunkedEncoder:
             x = torch.from_numpy(np.ascontiguousarray(piece))[None]
             frames = self.model.mdct.n_frames(piece.shape[-1])
             c = _fit(self.cond[fa : fa + frames][None], frames)
-            local = self.model.encode_codes(x, c, self.max_levels)
+            local_depths = None
+            if self.depth_fn is not None:
+                def local_depths(energy: torch.Tensor, a=a, b=b, fa=fa) -> torch.Tensor:
+                    # Context frames are coded by the neighbouring pieces: not searched here.
+                    d = torch.zeros(energy.shape, dtype=torch.long)
+                    d[0, a - fa : b - fa] = torch.from_numpy(
+                        np.asarray(self.depth_fn(a, b, energy[0, a - fa : b - fa].numpy()), np.int64))
+                    return d
+            local, energy = self.model.encode_codes(x, c, self.max_levels, with_energy=True,
+                                                    depth_fn=local_depths)
             self.codes[:, a:b] = local[0, :, a - fa : b - fa].numpy()
+            self.log_energy[a:b] = energy[0, a - fa : b - fa].numpy()
             self._next_frame = b
             keep_from = max(0, b - ctx - 1) * hop  # where the next piece starts
             self._buffer = self._buffer[keep_from - self._buffer_start :]
