@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 
 from adaptive_codec.bitstream import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_order
+from adaptive_codec.depth_allocation import allocate_depths
 from adaptive_codec.entropy import EntropyModel, encode_frames
 
 LEVELS = 8
@@ -28,10 +29,14 @@ def make_stream(
     seed: int = 0,
     model: EntropyModel | None = None,
     cond_dim: int = 32,
+    adaptive: bool = False,
 ) -> tuple[AcxStream, np.ndarray, EntropyModel]:
     """A stream with a built-in and two custom profiles and per-channel segments.
 
-    Returns the stream, the codes (channels, LEVELS, n_frames) and the model.
+    With ``adaptive``, channel 0's first segment has energy-adaptive depth
+    (depths from :func:`allocate_depths` on a synthetic energy curve).
+    Returns the stream, the codes (channels, LEVELS, n_frames; 0 beyond each
+    frame's depth when ``adaptive``) and the model.
     """
     model = model or entropy_model(seed)
     rng = np.random.default_rng(seed)
@@ -42,7 +47,7 @@ def make_stream(
     ]
     cut = n_frames // 3
     segments = [
-        SegmentEntry(0, cut, 1, 4, "podcast", 0.8, channel=0),
+        SegmentEntry(0, cut, 1, 4, "podcast", 0.8, channel=0, adaptive=adaptive),
         SegmentEntry(cut, n_frames, 2, 8, "music", 0.6, channel=0),  # label not a profile name
     ]
     for c in range(1, channels):
@@ -65,10 +70,18 @@ def make_stream(
         chunk_frames=chunk_frames,
     )
     codes = rng.integers(0, K, (channels, LEVELS, n_frames))
+    depths = np.stack([header.frame_layout(c, 0, n_frames)[0] for c in range(channels)])
+    if adaptive:
+        energy = -2 + np.sin(np.arange(cut) / 5.0) * 2
+        for a in range(0, cut, chunk_frames):  # per chunk span, as the codec allocates
+            b = min(cut, a + chunk_frames)
+            depths[0, a:b] = allocate_depths(energy[a:b], 4, 4.0, LEVELS, 10.0)
+        codes = np.where(np.arange(LEVELS)[None, :, None] < depths[:, None, :], codes, 0)
     chunks = []
     for c, start, n in chunk_order(header):
-        depths, priors, _ = header.frame_layout(c, start, start + n)
-        chunks.append(AcxChunk(c, start, n, encode_frames(model, codes[c, :, start : start + n], depths, priors)))
+        _, priors, _ = header.frame_layout(c, start, start + n)
+        chunks.append(AcxChunk(c, start, n, encode_frames(model, codes[c, :, start : start + n], depths[c, start : start + n],
+                                                          priors, adaptive=header.adaptive_frames(c, start, start + n))))
     return AcxStream.from_header(header, chunks), codes, model
 
 

@@ -38,6 +38,26 @@ def _decode_all(stream: AcxStream, model) -> np.ndarray:
     return out
 
 
+def test_adaptive_segment_round_trip():
+    """A depth_mode 1 segment: the row survives, and each frame's coded depth and codes come back."""
+    stream, codes, model = make_stream(n_frames=400, channels=2, chunk_frames=100, adaptive=True)
+    again = read_acx(to_bytes(stream))
+    assert again == stream and [s.adaptive for s in again.segments] == [True, False, False]
+    for c in range(stream.channels):
+        for chunk in (ch for ch in again.chunks if ch.channel == c):
+            lo, hi = chunk.start_frame, chunk.end_frame
+            layout, priors, _ = again.frame_layout(c, lo, hi)
+            out, depths = decode_frames(model, chunk.data, layout, priors, LEVELS,
+                                        adaptive=again.adaptive_frames(c, lo, hi), return_depths=True)
+            np.testing.assert_array_equal(out, codes[c, :, lo:hi])
+            mask = again.adaptive_frames(c, lo, hi)
+            np.testing.assert_array_equal(depths[~mask], layout[~mask])
+            if mask.any():  # coded depths: varied, within the budget, covering every non-zero code
+                assert len(set(depths[mask].tolist())) > 1 and depths[mask].mean() <= 4
+                deepest = np.where(out.any(0), LEVELS - np.argmax(out[::-1] != 0, axis=0), 0)
+                assert np.all(deepest[mask] <= depths[mask])
+
+
 def test_round_trip_bytes_path_and_fileobj(tmp_path):
     stream, codes, model = make_stream()
     data = to_bytes(stream)

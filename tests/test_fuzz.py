@@ -35,7 +35,8 @@ from adaptive_codec.bitstream import read_acx, read_chunks_in_range, read_header
 from adaptive_codec.entropy import decode_frames
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
-_STREAM, _, _MODEL = make_stream(n_frames=40, channels=2, chunk_frames=16, cond_dim=4)
+# Channel 0's first segment is energy-adaptive, so mutations reach the depth map too.
+_STREAM, _, _MODEL = make_stream(n_frames=40, channels=2, chunk_frames=16, cond_dim=4, adaptive=True)
 VALID_ACX = to_bytes(_STREAM)
 _MEMBERS = archive_members(2)
 with tempfile.TemporaryDirectory() as _d:
@@ -88,8 +89,9 @@ def _check_acx(data: bytes) -> None:
             # A mutation that still parses must decode without crashing.
             for chunk in stream.chunks:
                 depths, priors, _ = stream.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
+                adaptive = stream.adaptive_frames(chunk.channel, chunk.start_frame, chunk.end_frame)
                 try:
-                    decode_frames(_MODEL, chunk.data, depths, priors, stream.max_levels)
+                    decode_frames(_MODEL, chunk.data, depths, priors, stream.max_levels, adaptive=adaptive)
                 except FormatError:
                     pass
         for reader in (read_header, lambda d: read_chunks_in_range(d, 10, 20)):
@@ -273,5 +275,6 @@ def test_decoded_codes_of_valid_stream_unchanged():
     stream = read_acx(VALID_ACX)
     for chunk in stream.chunks:
         depths, priors, _ = stream.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
-        codes = decode_frames(_MODEL, chunk.data, depths, priors, LEVELS)
+        adaptive = stream.adaptive_frames(chunk.channel, chunk.start_frame, chunk.end_frame)
+        codes, depths = decode_frames(_MODEL, chunk.data, depths, priors, LEVELS, adaptive=adaptive, return_depths=True)
         assert codes.max() < 1024 and np.all(codes[depths.max() :] == 0)
