@@ -6,6 +6,7 @@ import importlib
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _format_samples import tiny_stream
 
@@ -107,6 +108,17 @@ def test_acx_worked_example():
     assert to_bytes(tiny_stream()) == doc_bytes
     stream = read_acx(doc_bytes)
     assert (stream.n_frames, stream.codebook_size, stream.profiles[0].name) == (2, 16, "speech")
+
+
+def test_depth_map_worked_example():
+    from adaptive_codec.entropy import EntropyModel, decode_frames, encode_frames
+
+    model = EntropyModel.uniform(1, 1, 16, precision_bits=8)
+    adaptive, priors = np.ones(3, bool), np.zeros(3, np.int64)
+    data = encode_frames(model, np.array([[5, 0, 9]]), np.array([1, 0, 1]), priors, adaptive=adaptive)
+    assert data == _hex_block("depth-map-example")
+    codes, depths = decode_frames(model, data, np.ones(3, np.int64), priors, 1, adaptive=adaptive, return_depths=True)
+    assert depths.tolist() == [1, 0, 1] and codes.tolist() == [[5, 0, 9]]
 
 
 def test_aca_worked_example(tmp_path):
