@@ -393,9 +393,7 @@ class AdaptiveCodec:
     def _depth_fn(self, header, channel: int, depths: np.ndarray, slopes: dict[int, float]):
         """The encoder's ``depth_fn``: allocates frames ``[a, b)`` into ``depths`` and returns them."""
         def depth_fn(a: int, b: int, log_energy: np.ndarray) -> np.ndarray:
-            energy = np.zeros(header.n_frames, np.float32)
-            energy[a:b] = log_energy
-            self._allocate(header, channel, depths, energy, a, b, slopes)
+            self._allocate(header, channel, depths, log_energy, a, b, slopes)
             return depths[a:b]
 
         return depth_fn
@@ -404,8 +402,8 @@ class AdaptiveCodec:
                   slopes: dict[int, float]) -> None:
         """Energy-adaptive depths of the adaptive frames in ``[lo, hi)`` (chunk-aligned), in place.
 
-        ``log_energy`` is indexed by frame (only ``[lo, hi)`` is read). Each
-        segment is allocated per chunk span, so every span of a long segment
+        ``log_energy`` holds the frames ``[lo, hi)``. Each segment is
+        allocated per chunk span, so every span of a long segment
         keeps the segment's rate (a loud minute cannot starve a quiet one)
         and a chunk's allocation needs nothing outside the chunk.
         """
@@ -417,8 +415,8 @@ class AdaptiveCodec:
             while seg.adaptive and a < end:
                 b = min(end, (a // cf + 1) * cf)
                 prev = int(depths[a - 1]) if a % cf else 0
-                depths[a:b] = allocate_depths(log_energy[a:b], seg.n_q, slopes[seg.profile_index], cfg.n_levels,
-                                              cfg.bits_per_index, previous=prev)
+                depths[a:b] = allocate_depths(log_energy[a - lo : b - lo], seg.n_q, slopes[seg.profile_index],
+                                              cfg.n_levels, cfg.bits_per_index, previous=prev)
                 a = b
 
     def _profile_entry(self, profile: Profile):
