@@ -115,11 +115,15 @@ def info(
         header = reader.header
         bytes_per_frame: dict[str, float] = {}
         for chunk in reader.iter_chunks():
-            # Attribute each chunk's bytes to its frames' labels in proportion.
+            # Attribute each chunk's bytes to its frames' labels in proportion
+            # to the levels they code (an adaptive segment's mean is its n_q):
+            # a 4-level ambient frame costs about half an 8-level speech frame.
+            depths, _, _ = header.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
+            total = max(int(depths.sum()), 1)
             for seg in header.segments_for_channel(chunk.channel):
                 lo, hi = max(seg.start_frame, chunk.start_frame), min(seg.end_frame, chunk.end_frame)
                 if lo < hi:
-                    share = len(chunk.data) * (hi - lo) / chunk.n_frames
+                    share = len(chunk.data) * seg.n_q * (hi - lo) / total
                     bytes_per_frame[seg.label] = bytes_per_frame.get(seg.label, 0.0) + share
     duration = header.duration_s
     frame_rate = header.frame_rate_hz
