@@ -37,6 +37,7 @@ def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     assert main(["info", str(acx), "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["segments"][0]["n_q"] == 4 and info["channels"] == 2
+    assert info["segments"][0]["adaptive_depth"] is True  # the speech profile's depth_slope
     assert info["size_bytes"] == acx.stat().st_size
     assert main(["decode", str(acx), str(wav)]) == 0
     original, decoded = audio_info(speech), audio_info(wav)
@@ -45,6 +46,21 @@ def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     part = tmp_path / "part.wav"
     assert main(["decode", str(acx), str(part), "--start", "1", "--end", "2"]) == 0
     assert audio_info(part).n_samples == original.sample_rate_hz
+
+
+def test_info_bits_per_class_follow_the_profiles(example_clip, tmp_path, capsys):
+    """The bundled mixed file: ambient segments at 3 kbps, speech and music at 6 (from the chunk bytes)."""
+    audio, sr = example_clip("mixed")
+    path, acx = tmp_path / "mixed.flac", tmp_path / "mixed.acx"
+    save_audio(path, audio, sr)
+    assert main(["encode", str(path), str(acx)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(acx), "--format", "json"]) == 0
+    per_class = json.loads(capsys.readouterr().out)["per_class"]
+    nominal = {"speech": 6.0, "music": 6.0, "ambient": 3.0}
+    assert set(per_class) <= set(nominal) and len(per_class) >= 2
+    for label, row in per_class.items():
+        assert 0.8 * nominal[label] < row["kbps"] < 1.1 * nominal[label], (label, row)
 
 
 def test_bitrate_scale_option(short_clips, tmp_path, capsys):
