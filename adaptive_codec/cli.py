@@ -211,9 +211,10 @@ def profiles_list(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    rows_text = [("NAME", "LABELS", "RATE", "BASE", "ORIGIN")]
+    rows_text = [("NAME", "LABELS", "RATE", "DEPTH", "BASE", "ORIGIN")]
     for p in registry:
-        rows_text.append((p.name, ",".join(p.labels) or "-", _rate(p), p.base or "-",
+        depth = f"adaptive ({p.depth_slope:g}/10 dB)" if p.depth_slope else "fixed"
+        rows_text.append((p.name, ",".join(p.labels) or "-", _rate(p), depth, p.base or "-",
                           registry.origin(p.name)))
     widths = [max(len(row[i]) for row in rows_text) for i in range(len(rows_text[0]))]
     for row in rows_text:

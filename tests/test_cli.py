@@ -49,8 +49,9 @@ def test_profiles_list_table_and_json():
     table = _run("profiles", "list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "LABELS", "RATE", "BASE", "ORIGIN"]
+    assert lines[0].split() == ["NAME", "LABELS", "RATE", "DEPTH", "BASE", "ORIGIN"]
     assert [line.split()[0] for line in lines[1:]] == ["ambient", "music", "speech"]
+    assert "adaptive (4/10 dB)" in lines[3] and "fixed" in lines[1]
     rows = json.loads(_run("profiles", "list", "--format", "json").stdout)
     assert {r["name"]: r["labels"] for r in rows} == {
         "ambient": ["ambient", "silence"], "music": ["music"], "speech": ["speech"]}
