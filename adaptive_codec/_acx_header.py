@@ -249,10 +249,6 @@ class AcxHeader:
                 mask[lo - start_frame : hi - start_frame] = True
         return mask
 
-    def max_depth(self, channel: int) -> int:
-        """Largest depth any frame of ``channel`` may have (adaptive segments: ``max_levels``)."""
-        return max((self.max_levels if s.adaptive else s.n_q for s in self.segments_for_channel(channel)), default=0)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (conditioning vectors as lists), e.g. for ``info --format json``."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks")}

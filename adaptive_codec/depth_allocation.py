@@ -14,11 +14,11 @@ chunk ahead of the indices: docs/FORMAT.md, section 4). The decoder needs
 only the coded depths, never the rule, so the rule can change without a
 format change.
 
-Why: with the same number of bits, held-out-free tuning on the corpus'
-*training* speech clips (weights 0.dev26414, 6 kbps, 12 clips) gave PESQ-WB
-1.94 -> 2.17 and STOI 0.861 -> 0.878 for ``depth_slope = 4``; music was
-unchanged (ViSQOL 3.547 vs 3.546 at 0.25 levels fewer) and ambient lost
-~0.02 ViSQOL, so only the speech profile enables it (docs/TRAINING.md,
+Why: at the same bytes, on the corpus' *training* speech clips (weights
+0.dev26414, 6 kbps, 12 clips, whole codec) ``depth_slope = 4`` gave PESQ-WB
+1.93 -> 2.16 and STOI 0.861 -> 0.878; music did not change at any slope and
+ambient gained nothing within +1 % bitrate, so only the speech profile
+enables it (benchmarks/depth_allocation.py; docs/TRAINING.md,
 "Energy-adaptive depth").
 """
 
@@ -38,7 +38,7 @@ SMOOTH_FRAMES = 3
 #: A loud frame gets at most this many times the segment's depth.
 MAX_DEPTH_RATIO = 2
 
-#: Probability weight of a depth step of k levels is ``DECAY**k`` (two-sided
+#: Probability weight of a depth step of k levels falls ~(5/16)**k (two-sided
 #: geometric), as integers: g(0) = 2**15, g(k) = max(1, g(k-1) * 5 // 16).
 #: Fitted to speech at ``depth_slope = 4`` (P(step 0) = 0.54, each further
 #: level ~0.3 as likely as the one before).

@@ -182,13 +182,10 @@ class ResidualVQ(nn.Module):
 
     def _encode_to_depths(self, latent: torch.Tensor, n_q: int, depths: torch.Tensor) -> torch.Tensor:
         batch, frames, dim = latent.shape
-        flat_depths = depths.reshape(-1).clamp(0, n_q)
-        # Frames sorted deepest first: the frames a level needs are a prefix,
-        # so each level is one contiguous search (gathering and scattering
-        # the residual per level cost more than the search saved).
-        order = torch.argsort(flat_depths, descending=True, stable=True)
+        # Gathering and scattering the residual per level cost more than the
+        # search saved; sorted, each level is one contiguous search.
+        order, counts = _deepest_first(depths, n_q)
         residual = latent.reshape(-1, dim)[order].clone()
-        counts = [int(c) for c in (flat_depths[None, :] > torch.arange(n_q)[:, None]).sum(1)]
         out = torch.zeros(n_q, batch * frames, dtype=torch.long, device=latent.device)
         for i, level in zip(range(n_q), self.levels):
             n = counts[i]
@@ -224,12 +221,10 @@ class ResidualVQ(nn.Module):
             for i, level in zip(range(used), self.levels):
                 out = out + level.decode(codes[:, i])
             return out
-        # Frames sorted deepest first: each level decodes a prefix of them
-        # instead of every frame times a 0/1 mask.
-        flat_depths = depths.reshape(-1).clamp(0, used)
-        order = torch.argsort(flat_depths, descending=True, stable=True)
+        # Each level decodes a prefix of the sorted frames instead of every
+        # frame times a 0/1 mask.
+        order, counts = _deepest_first(depths, used)
         flat_codes = codes[:, :used].transpose(0, 1).reshape(used, -1)[:, order]
-        counts = [int(c) for c in (flat_depths[None, :] > torch.arange(used)[:, None]).sum(1)]
         acc = torch.zeros(batch * frames, dim, device=codes.device)
         for i, level in zip(range(used), self.levels):
             n = counts[i]
@@ -274,6 +269,17 @@ class ResidualVQ(nn.Module):
 #: similarity block is 1 MiB, which stays in cache; a whole 18 s piece's
 #: similarities (5.7 MiB per level) made the allocator hold ~65 MiB more.
 _SEARCH_ROWS = 256
+
+
+def _deepest_first(depths: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, list[int]]:
+    """Frames ``(batch * frames,)`` sorted by depth, deepest first, and how many use each level.
+
+    The frames level ``i`` needs are then the first ``counts[i]`` of ``order``.
+    """
+    flat = depths.reshape(-1).clamp(0, n_levels)
+    order = torch.argsort(flat, descending=True, stable=True)
+    counts = [int(c) for c in (flat[None, :] > torch.arange(n_levels)[:, None]).sum(1)]
+    return order, counts
 
 
 def _nearest(z: torch.Tensor, book: torch.Tensor) -> torch.Tensor:
