@@ -109,10 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from adaptive_codec import AdaptiveCodec
+    from adaptive_codec.profiles import MAX_DEPTH_SLOPE
 
     torch.set_num_threads(1)
     codec = AdaptiveCodec.default()
-    slopes = [float(s) for s in args.slopes.split(",")]
+    unknown = [c for c in args.classes.split(",") if c not in ("speech", "music", "ambient")]
+    if unknown:
+        print(f"error: unknown class(es) {', '.join(unknown)}; use speech, music, ambient", file=sys.stderr)
+        return 2
+    try:
+        slope_list = [float(v) for v in args.slopes.split(",")]
+    except ValueError:
+        slope_list = []
+    if not slope_list or not all(0 <= v <= MAX_DEPTH_SLOPE for v in slope_list):
+        print(f"error: --slopes must be comma-separated numbers in 0..{MAX_DEPTH_SLOPE:g}, got {args.slopes!r}",
+              file=sys.stderr)
+        return 2
+    slopes = slope_list
     if 0.0 not in slopes:
         slopes.insert(0, 0.0)
     try:
