@@ -86,6 +86,9 @@ class LossWeights:
         Loudness-envelope distance.
     phase : float
         Phase-aware distance of compressed complex STFTs (waveform coherence).
+    intelligibility : float
+        1 − STOI-style correlation of one-third octave band envelopes
+        (150 Hz–4 kHz, 384 ms segments): what STOI measures, differentiable.
     """
 
     waveform: float = 0.0
@@ -96,6 +99,7 @@ class LossWeights:
     contrast: float = 0.0
     loudness: float = 0.0
     phase: float = 0.0
+    intelligibility: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """Return ``{term: weight}`` for every term, zeros included."""

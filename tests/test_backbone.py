@@ -118,6 +118,26 @@ def test_phase_term_sees_phase_that_magnitude_terms_miss(speech_24k):
     assert 0.5 < float(loss(shifted, x)["phase"]) < 2.0
 
 
+def test_intelligibility_term_tracks_stoi(speech_24k):
+    """The differentiable STOI stand-in is 0 for a copy or a gain change and follows 1 - STOI."""
+    pystoi = pytest.importorskip("pystoi", reason="pystoi comes with the bench extra")
+    import torchaudio
+
+    loss = ReconstructionLoss()
+    x = speech_24k[:48000]
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(x.size).astype(np.float32) * x.std()
+    to16 = lambda a: torchaudio.functional.resample(torch.from_numpy(a), 24000, 16000).numpy()  # noqa: E731
+    terms, stois = [], []
+    for y in (x, 0.3 * x, x + 0.1 * noise, x + 0.3 * noise, x + 0.6 * noise):
+        terms.append(float(loss(torch.from_numpy(y)[None], torch.from_numpy(x)[None])["intelligibility"]))
+        stois.append(1.0 - pystoi.stoi(to16(x), to16(y), 16000))
+    assert terms[:2] == pytest.approx([0.0, 0.0], abs=1e-4)
+    assert terms[2] < terms[3] < terms[4]
+    np.testing.assert_allclose(terms, stois, atol=0.03)
+    assert float(loss(torch.zeros(1, 24000), torch.zeros(1, 24000))["intelligibility"]) == 0.0
+
+
 def test_rate_bits_uniform_prior_is_log2_k():
     k, levels, frames = 64, 4, 10
     prior = torch.zeros(2, levels, k)
@@ -126,6 +146,33 @@ def test_rate_bits_uniform_prior_is_log2_k():
     soft_bits, hard_bits = rate_bits(soft, codes, prior, torch.tensor([4, 2]))
     torch.testing.assert_close(hard_bits, torch.tensor([4 * 6.0, 2 * 6.0]))
     torch.testing.assert_close(soft_bits, torch.tensor([4 * 6.0, 2 * 6.0]))
+
+
+def test_rate_bits_per_frame_depths_count_only_coded_levels():
+    k, levels, frames = 64, 4, 10
+    prior = torch.zeros(2, levels, k)
+    codes = torch.randint(0, k, (2, levels, frames))
+    soft = [torch.softmax(torch.randn(2, frames, k), -1) for _ in range(levels)]
+    depths = torch.tensor([[4] * 5 + [1] * 5, [2] * 10])
+    soft_bits, hard_bits = rate_bits(soft, codes, prior, depths)
+    torch.testing.assert_close(hard_bits, torch.tensor([2.5 * 6.0, 2 * 6.0]))
+    torch.testing.assert_close(soft_bits, hard_bits)
+
+
+def test_training_forward_with_per_frame_depths_matches_the_coder():
+    """What training quantizes with a depth map is what the decoder gets from the coded depths."""
+    model = Backbone(TINY).eval()
+    latent = torch.randn(2, 12, TINY.latent_dim)
+    depths = torch.tensor([[1, 1, 3, 3, 2, 2, 2, 4, 1, 3, 3, 3], [2] * 12])
+    q = model.quantizer(latent, depths)
+    torch.testing.assert_close(q.depths, depths)
+    torch.testing.assert_close(model.quantizer.decode_masked(q.codes, depths), q.quantized,
+                               atol=1e-5, rtol=1e-5)
+    uniform = model.quantizer(latent, torch.tensor([2, 2]))
+    torch.testing.assert_close(q.quantized[1], uniform.quantized[1])
+    # Frames coded with fewer levels pay less commitment than the same example at full depth.
+    full = model.quantizer(latent, torch.tensor([4, 4]))
+    assert float(q.commitment_loss[0].detach()) < float(full.commitment_loss[0].detach())
 
 
 def _tiny_piece(speech_24k, profile):

@@ -103,3 +103,27 @@ def test_trainer_applies_the_cooldown_and_resumes_on_it(tmp_path, noise_training
     resumed.train_step()
     assert resumed.step == 5
     assert resumed.opt.param_groups[0]["lr"] == pytest.approx(0.5e-3)
+
+
+def test_adaptive_depth_training_uses_the_encoders_depth_maps(tmp_path, noise_training_cache):
+    """Speech (depth_slope 4) trains on energy-allocated depths; music keeps one depth."""
+    torch.manual_seed(0)
+    tiny4 = BackboneConfig(dim=16, encoder_blocks=1, decoder_blocks=1, latent_dim=16, n_levels=8,
+                           codebook_size=16, code_dim=4, cond_dim=4)
+    cfg = TrainConfig(batch_size=2, crop_s=0.2, adaptive_depth=True, checkpoint_every=1000,
+                      dead_code_every=1000, caches=[str(noise_training_cache)])
+    registry = ProfileRegistry.default(())
+    trainer = CodecTrainer(tmp_path / "run", cfg, registry, backbone_config=tiny4)
+    names = trainer.model.config.profiles
+    ids = torch.tensor([names.index("speech"), names.index("music")])
+    energy = torch.cat([torch.full((2, 20), -1.0), torch.full((2, 20), -4.0)], dim=1)
+    depths = trainer._depth_fn(ids, torch.tensor([4, 4]))(energy)
+    assert depths.shape == (2, 40)
+    assert int(depths[0, :18].min()) > int(depths[0, 22:].max())  # loud frames get more levels
+    assert float(depths[0].float().mean()) <= 4
+    assert depths[1].tolist() == [4] * 40
+    row = trainer.train_step()
+    assert all(torch.isfinite(torch.tensor(v)) for v in row.values())
+    off = CodecTrainer(tmp_path / "off", TrainConfig(caches=[str(noise_training_cache)]), registry,
+                       backbone_config=tiny4)
+    assert off._depth_fn(ids, torch.tensor([4, 4])) is None

@@ -225,7 +225,7 @@ class Backbone(nn.Module):
 
     # -- training forward ---------------------------------------------------
     def forward(
-        self, audio: torch.Tensor, cond: torch.Tensor, n_q: torch.Tensor
+        self, audio: torch.Tensor, cond: torch.Tensor, n_q: torch.Tensor, depth_fn=None
     ) -> BackboneOutput:
         """Encode, quantize with ``n_q[b]`` levels and decode a batch.
 
@@ -233,9 +233,17 @@ class Backbone(nn.Module):
         ----------
         audio : torch.Tensor [shape=(batch, samples)]
         cond : torch.Tensor [shape=(batch, frames or 1, cond_dim)]
-        n_q : torch.Tensor [shape=(batch,)], int
+        n_q : torch.Tensor [shape=(batch,) or (batch, frames)], int
+        depth_fn : callable, optional
+            ``depth_fn(log_energy (batch, frames)) -> depths (batch, frames)``
+            replaces ``n_q`` by per-frame depths, as :meth:`encode_codes`
+            does at inference, so training can see the encoder's depth maps.
         """
-        latent = self.encoder(self.analysis(audio), cond)
+        features = self.analysis(audio)
+        if depth_fn is not None:
+            # The analysis' last channel is log10(energy) / 5.
+            n_q = depth_fn(features[..., -1].detach() * 5).to(audio.device)
+        latent = self.encoder(features, cond)
         q = self.quantizer(latent, n_q)
         decoded = self.decoder(q.quantized, cond)
         out, coef = self.synthesis(decoded, audio.shape[-1])

@@ -8,7 +8,9 @@ k-means initialisation and dead-code replacement take care of the rest.
 
 Quantizer dropout: during training every example uses a random number of
 levels, so one model serves every bitrate; the profile (or ``--bitrate``)
-picks the depth at encode time.
+picks the depth at encode time. Depths may also differ per frame (what
+energy-adaptive depth codes, :mod:`adaptive_codec.depth_allocation`), so
+training can see the depth maps the encoder will send.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class QuantizedResult:
     Attributes
     ----------
     quantized : torch.Tensor [shape=(batch, frames, dim)]
-        Sum of the first ``n_q`` levels' reconstructions (straight-through).
+        Sum of each frame's first ``depths`` levels' reconstructions
+        (straight-through).
     codes : torch.Tensor [shape=(batch, levels, frames)], int64
         Codeword index per level and frame (all levels, also unused ones).
     commitment_loss : torch.Tensor [shape=(batch,)]
@@ -37,6 +40,8 @@ class QuantizedResult:
     soft_assignments : list of torch.Tensor
         Per level ``(batch, frames, codebook_size)`` softmax over codeword
         similarity; used for the differentiable rate estimate.
+    depths : torch.Tensor [shape=(batch, frames)], int64
+        Levels each frame used.
     """
 
     quantized: torch.Tensor
@@ -44,6 +49,7 @@ class QuantizedResult:
     commitment_loss: torch.Tensor
     codebook_loss: torch.Tensor
     soft_assignments: list[torch.Tensor]
+    depths: torch.Tensor
 
 
 class VectorQuantizer(nn.Module):
@@ -79,8 +85,9 @@ class VectorQuantizer(nn.Module):
         similarity = z_e @ book.T
         codes = similarity.argmax(-1)
         z_q = F.embedding(codes, book)
-        commit = F.mse_loss(z_e, z_q.detach(), reduction="none").mean(dim=(1, 2))
-        codebook = F.mse_loss(z_q, z_e.detach(), reduction="none").mean(dim=(1, 2))
+        # Per frame (batch, frames): the caller masks frames beyond their depth.
+        commit = F.mse_loss(z_e, z_q.detach(), reduction="none").mean(dim=-1)
+        codebook = F.mse_loss(z_q, z_e.detach(), reduction="none").mean(dim=-1)
         z_st = z_e + (z_q - z_e).detach()
         if self.training:
             with torch.no_grad():
@@ -133,8 +140,13 @@ class ResidualVQ(nn.Module):
     def forward(
         self, latent: torch.Tensor, n_q: torch.Tensor, temperature: float = 0.1
     ) -> QuantizedResult:
-        """Quantize ``latent`` (batch, frames, dim) with ``n_q[b]`` levels per example."""
-        batch = latent.shape[0]
+        """Quantize ``latent`` (batch, frames, dim).
+
+        ``n_q`` is the number of levels per example ``(batch,)`` or per frame
+        ``(batch, frames)``.
+        """
+        batch, frames = latent.shape[:2]
+        depths = per_frame_depths(n_q, frames)
         residual = latent
         quantized = torch.zeros_like(latent)
         codes, softs = [], []
@@ -143,13 +155,13 @@ class ResidualVQ(nn.Module):
         self._last_inputs = []
         for i, level in enumerate(self.levels):
             z, idx, c_loss, b_loss, soft, z_e = level(residual, temperature)
-            active = (i < n_q).to(latent.dtype)  # (B,)
-            quantized = quantized + z * active[:, None, None]
+            active = (i < depths).to(latent.dtype)  # (B, T)
+            quantized = quantized + z * active[..., None]
             # The residual keeps flowing through inactive levels so their
             # codes stay meaningful, but they add nothing to the output.
             residual = residual - z.detach()
-            commit = commit + c_loss * active
-            codebook = codebook + b_loss * active
+            commit = commit + (c_loss * active).mean(-1)
+            codebook = codebook + (b_loss * active).mean(-1)
             codes.append(idx)
             softs.append(soft)
             self._last_inputs.append(z_e.detach().reshape(-1, z_e.shape[-1]))
@@ -159,6 +171,7 @@ class ResidualVQ(nn.Module):
             commitment_loss=commit,
             codebook_loss=codebook,
             soft_assignments=softs,
+            depths=depths,
         )
 
     @torch.no_grad()
@@ -269,6 +282,15 @@ class ResidualVQ(nn.Module):
 #: similarity block is 1 MiB, which stays in cache; a whole 18 s piece's
 #: similarities (5.7 MiB per level) made the allocator hold ~65 MiB more.
 _SEARCH_ROWS = 256
+
+
+def per_frame_depths(n_q: torch.Tensor, frames: int) -> torch.Tensor:
+    """Depths ``(batch, frames)`` from depths per example ``(batch,)`` or per frame."""
+    if n_q.dim() == 1:
+        return n_q[:, None].expand(-1, frames)
+    if n_q.dim() != 2 or n_q.shape[1] != frames:
+        raise ValueError(f"n_q must have shape (batch,) or (batch, {frames}), got {tuple(n_q.shape)}")
+    return n_q
 
 
 def _deepest_first(depths: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, list[int]]:

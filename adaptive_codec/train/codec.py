@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import AdaptiveCodecError
@@ -30,6 +31,7 @@ from ..backbone.discriminator import MultiResolutionDiscriminator, discriminator
 from ..backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
 from ..backbone.model import Backbone, BackboneConfig
 from ..backbone.weights import export_weights, load_weights
+from ..depth_allocation import allocate_depths
 from .codec_data import CLASSES, CropSampler
 from .codec_eval import HeldOutSet, evaluate
 from .ddp import DistContext
@@ -68,6 +70,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     quantizer_dropout: float = 0.5  # share of examples with a random depth
+    # Examples of profiles with depth_slope > 0 are quantized with the
+    # per-frame depths the encoder will give them (depth_allocation.py) at
+    # their sampled depth, instead of the same depth on every frame.
+    adaptive_depth: bool = False
     commitment_weight: float = 0.25
     codebook_weight: float = 1.0
     prior_weight: float = 0.0  # gradient on the prior (0: priors come from code counts)
@@ -178,9 +184,9 @@ class _TrainForward(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio: torch.Tensor, ids: torch.Tensor, n_q: torch.Tensor):
+    def forward(self, audio: torch.Tensor, ids: torch.Tensor, n_q: torch.Tensor, depth_fn=None):
         cond = self.model.frame_conditioning(ids)
-        out = self.model(audio, cond, n_q)
+        out = self.model(audio, cond, n_q, depth_fn)
         return out, self.model.prior_logits[ids]  # prior (B, L, K)
 
 
@@ -257,6 +263,7 @@ class CodecTrainer:
                 self.opt_d.load_state_dict(state["discriminator_optimizer"])
         self.weights, self.lambdas = _profile_weights(self.model.config.profiles, registry)
         self.weights, self.lambdas = self.weights.to(self.device), self.lambdas.to(self.device)
+        self.slopes = [float(registry.get(n).depth_slope) for n in self.model.config.profiles]
         crop = int(round(config.crop_s * self.model.config.sample_rate_hz))
         seed = config.seed + self.step + RANK_SEED_STRIDE * self.dist.rank
         self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=seed,
@@ -300,14 +307,31 @@ class CodecTrainer:
         latent = self.model.encoder(self.model.analysis(audio), cond)
         self.model.quantizer.kmeans_init(latent)
 
+    def _depth_fn(self, ids: torch.Tensor, n_q: torch.Tensor):
+        """Per-frame depths for the batch's adaptive-depth examples, or None."""
+        slopes = [self.slopes[i] for i in ids.tolist()]
+        if not self.cfg.adaptive_depth or not any(slopes):
+            return None
+        cfg = self.model.config
+        bits_per_level = math.log2(cfg.codebook_size)
+        budgets = n_q.tolist()
+
+        def depth_fn(log_energy: torch.Tensor) -> torch.Tensor:
+            energy = log_energy.cpu().numpy()
+            rows = [allocate_depths(e, int(n), slope, cfg.n_levels, bits_per_level)
+                    for e, n, slope in zip(energy, budgets, slopes)]
+            return torch.from_numpy(np.stack(rows))
+
+        return depth_fn
+
     @torch.no_grad()
-    def _count_codes(self, codes: torch.Tensor, ids: torch.Tensor, n_q: torch.Tensor) -> None:
-        """Add this batch's used codes to the per-(profile, level) counts."""
+    def _count_codes(self, codes: torch.Tensor, ids: torch.Tensor, depths: torch.Tensor) -> None:
+        """Add this batch's used codes (``depths`` (B, T) levels per frame) to the per-(profile, level) counts."""
         _, levels, frames = codes.shape
         k = self.model.config.codebook_size
         level_idx = torch.arange(levels, device=codes.device)[None, :, None]
         flat = (ids[:, None, None] * levels + level_idx) * k + codes  # (B, L, T)
-        used = (level_idx < n_q[:, None, None]).expand(-1, -1, frames)
+        used = level_idx < depths[:, None, :]
         self._new_counts += torch.bincount(
             flat[used].flatten(), minlength=self._new_counts.numel()).view_as(self._new_counts)
 
@@ -325,11 +349,12 @@ class CodecTrainer:
 
     def train_step(self) -> dict[str, float]:
         audio, ids, n_q = self._batch()
-        out, prior = self.forward(audio, ids, n_q)
+        out, prior = self.forward(audio, ids, n_q, self._depth_fn(ids, n_q))
         terms = self.loss(out.audio, audio)
         recon = combine(terms, self.weights, ids)
         q = out.quantized
-        soft_bits, hard_bits = rate_bits(q.soft_assignments, q.codes, prior, n_q)
+        soft_bits, hard_bits = rate_bits(q.soft_assignments, q.codes, prior, q.depths)
+        n_q = q.depths.to(soft_bits.dtype).mean(-1)  # levels per frame actually used
         frame_rate = self.model.config.frame_rate_hz
         rate_kbps = soft_bits * frame_rate / 1000
         loss = (
@@ -352,7 +377,7 @@ class CodecTrainer:
             group["lr"] = lr
         self.opt.step()
         self.step += 1
-        self._count_codes(q.codes, ids, n_q)
+        self._count_codes(q.codes, ids, q.depths)
         if self.step % self.cfg.prior_every == 0:
             self._refresh_priors()
         if self.step % self.cfg.dead_code_every == 0:
@@ -424,7 +449,8 @@ class CodecTrainer:
 
     def _evaluate(self) -> None:
         self.model.eval()
-        metrics = evaluate(self.model, self.held_out, n_q=self.cfg.eval_n_q)
+        slopes = dict(zip(self.model.config.profiles, self.slopes))
+        metrics = evaluate(self.model, self.held_out, n_q=self.cfg.eval_n_q, depth_slopes=slopes)
         self.model.train()
         _append_csv(self.run_dir / "eval.csv", {"step": self.step, "time": int(time.time()), **metrics})
 

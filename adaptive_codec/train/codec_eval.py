@@ -15,6 +15,7 @@ import torch
 import torchaudio
 
 from ..backbone.model import Backbone
+from ..depth_allocation import allocate_depths
 from .codec_data import CLASSES, corpus_clips, read_mono
 
 
@@ -52,41 +53,75 @@ def mel_distance(estimate: np.ndarray, reference: np.ndarray, sample_rate_hz: in
 
 
 @torch.no_grad()
-def roundtrip(model: Backbone, audio: np.ndarray, profile: str, n_q: int) -> np.ndarray:
-    """Encode and decode one mono 24 kHz clip with a built-in profile."""
+def roundtrip(model: Backbone, audio: np.ndarray, profile: str, n_q: int,
+              depth_slope: float = 0.0) -> np.ndarray:
+    """Encode and decode one mono 24 kHz clip with a built-in profile.
+
+    With ``depth_slope`` > 0 the frames get energy-adaptive depths (budget
+    ``n_q``), as the codec gives a profile with that slope (the depth map's
+    bits are paid from the budget, as in a stream of one chunk).
+    """
     x = torch.from_numpy(audio).float()[None]
     cond = model.profile_vector(profile)[None, None, :]
-    codes = model.encode_codes(x, cond, n_q)
-    return model.decode_codes(codes, cond, x.shape[-1])[0].numpy()
+    if depth_slope <= 0:
+        codes = model.encode_codes(x, cond, n_q)
+        return model.decode_codes(codes, cond, x.shape[-1])[0].numpy()
+    cfg = model.config
+    depths: list[torch.Tensor] = []
+
+    def depth_fn(energy: torch.Tensor) -> torch.Tensor:
+        depths.append(torch.from_numpy(allocate_depths(
+            energy[0].numpy(), n_q, depth_slope, cfg.n_levels, float(np.log2(cfg.codebook_size))))[None])
+        return depths[0]
+
+    codes = model.encode_codes(x, cond, cfg.n_levels, depth_fn=depth_fn)
+    decoded = model.decoder(model.quantizer.decode_masked(codes, depths[0]), cond)
+    return model.synthesis(decoded, x.shape[-1])[0][0].numpy()
 
 
-def evaluate(model: Backbone, held_out: HeldOutSet, n_q: int) -> dict[str, float]:
-    """Per-class held-out metrics at depth ``n_q``."""
+def _speech_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float | None, float]:
+    """PESQ-WB (None where PESQ finds no speech) and STOI at 16 kHz."""
     from pesq import pesq
     from pystoi import stoi
 
+    r16 = torchaudio.functional.resample(torch.from_numpy(ref), sr, 16000).numpy()
+    e16 = torchaudio.functional.resample(torch.from_numpy(est), sr, 16000).numpy()
+    try:
+        p = pesq(16000, r16, e16, "wb")
+    except Exception:  # noqa: BLE001 - PESQ refuses some inputs (no speech found)
+        p = None
+    return p, stoi(r16, e16, 16000, extended=False)
+
+
+def evaluate(model: Backbone, held_out: HeldOutSet, n_q: int,
+             depth_slopes: dict[str, float] | None = None) -> dict[str, float]:
+    """Per-class held-out metrics at depth ``n_q``.
+
+    For classes with a ``depth_slopes`` entry > 0, speech scores are also
+    given with energy-adaptive depth (``speech_pesq_adaptive``,
+    ``speech_stoi_adaptive``): what the codec ships for that profile.
+    """
     sr = model.config.sample_rate_hz
     out: dict[str, float] = {}
     for label, clips in held_out.audio.items():
-        mels, ratios, pesqs, stois = [], [], [], []
+        if not clips:
+            continue
+        slope = (depth_slopes or {}).get(label, 0.0)
+        mels, ratios, scores, adaptive = [], [], [], []
         for ref in clips:
             est = roundtrip(model, ref, label, n_q)
             mels.append(mel_distance(est, ref, sr))
             ratios.append(float(np.sqrt(np.mean(est**2)) / (np.sqrt(np.mean(ref**2)) + 1e-12)))
             if label == "speech":
-                r16 = torchaudio.functional.resample(torch.from_numpy(ref), sr, 16000).numpy()
-                e16 = torchaudio.functional.resample(torch.from_numpy(est), sr, 16000).numpy()
-                try:
-                    pesqs.append(pesq(16000, r16, e16, "wb"))
-                except Exception:  # noqa: BLE001 - PESQ refuses some inputs (no speech found)
-                    pass
-                stois.append(stoi(r16, e16, 16000, extended=False))
-        if not clips:
-            continue
+                scores.append(_speech_scores(ref, est, sr))
+                if slope > 0:
+                    adaptive.append(_speech_scores(ref, roundtrip(model, ref, label, n_q, slope), sr))
         out[f"{label}_mel"] = float(np.mean(mels))
         out[f"{label}_rms_ratio"] = float(np.mean(ratios))
-        if pesqs:
-            out["speech_pesq"] = float(np.mean(pesqs))
-        if stois:
-            out["speech_stoi"] = float(np.mean(stois))
+        for suffix, rows in (("", scores), ("_adaptive", adaptive)):
+            pesqs = [p for p, _ in rows if p is not None]
+            if pesqs:
+                out[f"speech_pesq{suffix}"] = float(np.mean(pesqs))
+            if rows:
+                out[f"speech_stoi{suffix}"] = float(np.mean([s for _, s in rows]))
     return out
