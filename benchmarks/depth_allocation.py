@@ -31,7 +31,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -109,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from adaptive_codec import AdaptiveCodec
+    from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.profiles import MAX_DEPTH_SLOPE
 
     torch.set_num_threads(1)
@@ -128,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     slopes = slope_list
     if 0.0 not in slopes:
         slopes.insert(0, 0.0)
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
+    rev = git_revision()
     print("# Energy-adaptive RVQ depth: slope chosen on training clips, reported on held-out clips")
     print(f"# weights {codec.weights_meta['weights_id']}; git {rev}; {platform.processor() or platform.machine()}, "
           f"torch threads 1; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

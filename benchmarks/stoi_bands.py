@@ -23,7 +23,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -82,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from adaptive_codec import AdaptiveCodec
+    from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.bench.baselines import OpusBaseline
     from adaptive_codec.errors import AdaptiveCodecError
     from adaptive_codec.train.codec_data import corpus_clips, read_mono
@@ -98,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: Opus baseline unavailable: {missing}", file=sys.stderr)
         return 2
     clips = sorted((c.path for c in corpus_clips(args.corpus, "test") if c.label == "speech"), key=str)
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
+    rev = git_revision()
     print("# STOI per one-third octave band: ours (speech profile) vs Opus, held-out speech")
     print(f"# weights {codec.weights_meta['weights_id']}; git {rev}; {platform.processor() or platform.machine()}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

@@ -8,6 +8,7 @@ corpus is absent; set ``ADAPTIVE_CODEC_CORPUS`` to point elsewhere.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,18 @@ from adaptive_codec.audio import load_audio
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def bench_script() -> Callable:
+    """``bench_script(name)``: the module of ``benchmarks/<name>.py`` (scripts, not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 def corpus_path() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,16 +9,6 @@ import numpy as np
 import pytest
 
 from adaptive_codec.train.codec_data import CropSampler
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _cache(root: Path, seconds: dict[str, list[float]]) -> Path:
     """A cache with clips of the given lengths per class; sample values encode the clip number."""
@@ -36,8 +25,8 @@ def _cache(root: Path, seconds: dict[str, list[float]]) -> Path:
     return root
 
 
-def test_shard_is_balanced_bounded_and_readable(tmp_path):
-    pack_shard = _script("pack_shard")
+def test_shard_is_balanced_bounded_and_readable(bench_script, tmp_path):
+    pack_shard = bench_script("pack_shard")
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 20, "music": [60.0, 2.0],
                                         "ambient": [1.0, 0.2]})
     out = tmp_path / "shard"
@@ -62,8 +51,8 @@ def test_shard_is_balanced_bounded_and_readable(tmp_path):
     assert not np.array_equal(np.load(out / "speech.npy"), np.load(tmp_path / "shard2" / "speech.npy"))
 
 
-def test_shard_errors_are_one_line(tmp_path, capsys):
-    pack_shard = _script("pack_shard")
+def test_shard_errors_are_one_line(bench_script, tmp_path, capsys):
+    pack_shard = bench_script("pack_shard")
     assert pack_shard.main([str(tmp_path / "out"), "--cache", str(tmp_path / "absent")]) == 1
     assert capsys.readouterr().err.strip() == f"error: not a cache folder: {tmp_path / 'absent'}"
     (tmp_path / "empty").mkdir()
@@ -83,8 +72,8 @@ def test_class_weights_set_the_batch_mix(tmp_path):
         CropSampler([cache], 2400, class_weights={"speech": 0.0, "music": 0.0, "ambient": 0.0})
 
 
-def test_device_runner_rejects_a_bad_config_in_one_line(tmp_path, capsys):
-    device_train = _script("device_train")
+def test_device_runner_rejects_a_bad_config_in_one_line(bench_script, tmp_path, capsys):
+    device_train = bench_script("device_train")
     cache = _cache(tmp_path / "cache", {"speech": [1.0]})
     config = tmp_path / "bad.toml"
     config.write_text("[train]\nbatch_size = 'big'\n")
@@ -97,8 +86,8 @@ def test_device_runner_rejects_a_bad_config_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_device_runner_returns_weights_on_cpu(tmp_path):
-    device_train = _script("device_train")
+def test_device_runner_returns_weights_on_cpu(bench_script, tmp_path):
+    device_train = bench_script("device_train")
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 3, "music": [3.0] * 3, "ambient": [3.0] * 3})
     out = tmp_path / "out"
     rc = device_train.main(["--shard", str(cache), "--minutes", "0.02", "--batch-size", "2",

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from adaptive_codec.profiles import ProfileRegistry
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "routing_ablation.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("routing_ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_swaps_route_labels_to_the_swapped_conditioning(tmp_path):
-    ablation = _script()
+def test_swaps_route_labels_to_the_swapped_conditioning(bench_script, tmp_path):
+    ablation = bench_script("routing_ablation")
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "stale.toml").write_text("not toml [")
     root = ablation._profiles_dir(tmp_path / "profiles", ablation.VARIANTS["all-on-music"])
@@ -37,8 +25,8 @@ def test_swaps_route_labels_to_the_swapped_conditioning(tmp_path):
     assert ablation._profiles_dir(tmp_path / "none", ablation.VARIANTS["routed"]) is None
 
 
-def test_manifest_lists_mixed_files_with_segments(tmp_path, capsys):
-    ablation = _script()
+def test_manifest_lists_mixed_files_with_segments(bench_script, tmp_path, capsys):
+    ablation = bench_script("routing_ablation")
     mixed = tmp_path / "corpus" / "mixed"
     mixed.mkdir(parents=True)
     for name in ("a", "b", "c"):

@@ -313,12 +313,11 @@ class CodecTrainer:
         if not self.cfg.adaptive_depth or not any(slopes):
             return None
         cfg = self.model.config
-        bits_per_level = math.log2(cfg.codebook_size)
         budgets = n_q.tolist()
 
         def depth_fn(log_energy: torch.Tensor) -> torch.Tensor:
             energy = log_energy.cpu().numpy()
-            rows = [allocate_depths(e, int(n), slope, cfg.n_levels, bits_per_level)
+            rows = [allocate_depths(e, int(n), slope, cfg.n_levels, cfg.bits_per_index)
                     for e, n, slope in zip(energy, budgets, slopes)]
             return torch.from_numpy(np.stack(rows))
 

@@ -71,7 +71,7 @@ def roundtrip(model: Backbone, audio: np.ndarray, profile: str, n_q: int,
 
     def depth_fn(energy: torch.Tensor) -> torch.Tensor:
         depths.append(torch.from_numpy(allocate_depths(
-            energy[0].numpy(), n_q, depth_slope, cfg.n_levels, float(np.log2(cfg.codebook_size))))[None])
+            energy[0].numpy(), n_q, depth_slope, cfg.n_levels, cfg.bits_per_index))[None])
         return depths[0]
 
     codes = model.encode_codes(x, cond, cfg.n_levels, depth_fn=depth_fn)
