@@ -166,17 +166,26 @@ class AdaptiveCodec:
             Multiplies the profile's own bitrate (``--bitrate-scale``): the
             profiles keep their relative allocation (ambient half of speech
             with the built-ins). Not together with ``bitrate_kbps``.
+
+        Notes
+        -----
+        A bitrate maps to the deepest depth whose expected size after entropy
+        coding fits (the tables' ``level_bits`` for the profile's prior, from
+        their training codes); tables without them, or the fallback priors,
+        count every index at its fixed length.
         """
         from .backbone.model import n_q_for_bitrate
 
         cfg = self.backbone.config
         check_bitrate(bitrate_kbps, bitrate_scale)
-        if bitrate_kbps is not None:
-            return n_q_for_bitrate(bitrate_kbps, cfg)
         scale = 1.0 if bitrate_scale is None else float(bitrate_scale)
-        if profile.n_q is not None:
+        if bitrate_kbps is None and profile.n_q is not None:
             return max(1, min(cfg.n_levels, int(round(profile.n_q * scale))))
-        return n_q_for_bitrate(profile.bitrate_kbps * scale, cfg)
+        level_bits = None
+        if self.entropy_model.level_bits is not None:
+            level_bits = self.entropy_model.level_bits[self._prior_and_vector(profile)[0]]
+        kbps = bitrate_kbps if bitrate_kbps is not None else profile.bitrate_kbps * scale
+        return n_q_for_bitrate(kbps, cfg, level_bits)
 
     def plan(self, audio: np.ndarray | None, sample_rate_hz: int, n_frames: int,
              profile: str | Path | Profile = "auto", bitrate_kbps: float | None = None,

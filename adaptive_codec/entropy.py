@@ -46,7 +46,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -134,12 +134,18 @@ class EntropyModel:
         Context of a level-0 index whose previous frame is not coded in the chunk.
     precision_bits : int
         log2 of the row total.
+    level_bits : np.ndarray [shape=(n_priors, n_levels)], optional
+        Mean code length (bits) of an index at each level, measured on the
+        tables' training codes: what the encoder expects a level to cost when
+        it chooses a depth for a bitrate (:func:`depth_for_bitrate`). Not
+        needed to decode, so not part of :meth:`digest`.
     """
 
     frequencies: np.ndarray
     context_of: np.ndarray
     start_context: int = 0
     precision_bits: int = DEFAULT_PRECISION_BITS
+    level_bits: np.ndarray | None = None
     _models: dict = field(default_factory=dict, init=False, repr=False)
     _digest: str | None = field(default=None, init=False, repr=False)
 
@@ -167,6 +173,13 @@ class EntropyModel:
             raise FormatError(f"entropy model: context_of values must lie in 0..{n_contexts - 1}")
         if not 0 <= int(self.start_context) < n_contexts:
             raise FormatError(f"entropy model: start_context {self.start_context} out of range 0..{n_contexts - 1}")
+        if self.level_bits is not None:
+            bits = np.asarray(self.level_bits, dtype=np.float64)
+            if bits.shape != (n_priors, n_levels) or not np.all(np.isfinite(bits)) or np.any(bits <= 0) \
+                    or np.any(bits > self.precision_bits):
+                raise FormatError(f"entropy model: level_bits must be ({n_priors}, {n_levels}) values in "
+                                  f"(0, {self.precision_bits}], got shape {bits.shape}")
+            self.level_bits = bits
         self.frequencies = freqs.astype(np.uint32)
         self.context_of = ctx.astype(np.int64)
         self.start_context = int(self.start_context)
@@ -256,6 +269,41 @@ class EntropyModel:
         """Cost in bits of each symbol, ``-log2(freq / 2**precision)``, shape (priors, levels, contexts, K)."""
         return self.precision_bits - np.log2(self.frequencies.astype(np.float64))
 
+    def with_level_bits(self, level_bits: np.ndarray | None) -> "EntropyModel":
+        """The same tables with ``level_bits`` (expected bits per index and level) attached."""
+        return EntropyModel(self.frequencies, self.context_of, self.start_context, self.precision_bits,
+                            None if level_bits is None else np.asarray(level_bits, dtype=np.float64))
+
+    def mean_level_bits(self, codes: Sequence[np.ndarray], prior_id: int) -> np.ndarray:
+        """Mean code length (bits) at every level of ``codes`` coded with prior ``prior_id``.
+
+        Parameters
+        ----------
+        codes : sequence of np.ndarray [shape=(n_levels, frames)]
+            Clips coded at full depth, each as one chunk (contexts restart).
+        prior_id : int
+
+        Returns
+        -------
+        np.ndarray [shape=(n_levels,)]
+            ``log2(codebook_size)`` where ``codes`` has no frames.
+        """
+        table = self.bits_table()
+        total, frames = np.zeros(self.n_levels), 0
+        for c in codes:
+            c = np.asarray(c)
+            if c.ndim != 2 or c.shape[0] < self.n_levels:
+                raise ValueError(f"codes must have shape ({self.n_levels}, frames), got {c.shape}")
+            c = c[: self.n_levels]
+            depths = np.full(c.shape[1], self.n_levels)
+            for level in range(c.shape[0]):
+                ctx = symbol_contexts(self, c, depths, level)
+                total[level] += table[prior_id, level, ctx, c[level].astype(np.int64)].sum()
+            frames += c.shape[1]
+        if frames == 0:
+            return np.full(self.n_levels, math.log2(self.codebook_size))
+        return total / frames
+
     # -- serialization ------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays (for safetensors) and a JSON-able metadata dict; no pickle.
@@ -275,6 +323,8 @@ class EntropyModel:
             "entropy_frequencies": self.frequencies.astype(dtype),
             "entropy_context_of": self.context_of.astype(ctx_dtype),
         }
+        if self.level_bits is not None:
+            arrays["entropy_level_bits"] = self.level_bits.astype(np.float32)
         return arrays, meta
 
     @classmethod
@@ -287,6 +337,8 @@ class EntropyModel:
                 model = cls.unconditional(freqs, precision)
             else:
                 model = cls(freqs, np.asarray(arrays["entropy_context_of"]), int(meta["start_context"]), precision)
+            if "entropy_level_bits" in arrays:
+                model = model.with_level_bits(arrays["entropy_level_bits"])
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"entropy model: missing or invalid field {exc}") from None
         want = meta.get("digest")

@@ -90,6 +90,9 @@ def test_build_writes_a_table_the_codec_uses(codec, tiny_cache, tmp_path):
     blob = user.encode(audio, 24000, profile="music")
     y, sr = user.decode(blob)
     assert sr == 24000 and y.shape == audio.shape
+    # Expected bits per level come with the tables, measured on their training codes.
+    assert model.level_bits is not None and model.level_bits.shape == (model.n_priors, model.n_levels)
+    assert np.all((model.level_bits > 0) & (model.level_bits <= 16))
     # Deterministic: the same build gives the same table.
     again = build_entropy_tables(codec, [tiny_cache], tmp_path / "again.safetensors", config, echo=lambda _: None)
     assert EntropyModel.load(tmp_path / "again.safetensors")[0].digest() == model.digest()
@@ -191,3 +194,44 @@ def test_train_entropy_command(tiny_cache, tmp_path):
     result = runner.invoke(app, ["train", "entropy", "--out", str(tmp_path / "none.safetensors")])
     assert result.exit_code == 1 and "no training audio" in result.output
     assert "Traceback" not in result.output
+
+
+def test_level_bits_are_the_mean_code_length_and_survive_a_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    counts = np.zeros((1, 2, 8), np.int64)
+    counts[0, 0, 3] = 1000  # level 0 nearly always index 3: cheap; level 1 uniform: 3 bits
+    model = EntropyModel.from_counts(counts)
+    codes = [np.stack([np.full(50, 3), rng.integers(0, 8, 50)])]
+    bits = model.mean_level_bits(codes, 0)
+    assert bits[0] < 0.1 and bits[1] == pytest.approx(3.0)
+    with_bits = model.with_level_bits(bits[None])
+    assert with_bits.digest() == model.digest()  # decoding does not depend on them
+    with_bits.save(tmp_path / "t.safetensors", weights_id="w", weights_sha256="0" * 64)
+    loaded, _ = EntropyModel.load(tmp_path / "t.safetensors")
+    np.testing.assert_allclose(loaded.level_bits, bits[None], rtol=1e-6)
+    assert EntropyModel.from_counts(counts).level_bits is None
+    with pytest.raises(FormatError, match="level_bits"):
+        model.with_level_bits(np.full((1, 2), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        model.mean_level_bits([np.zeros((1, 5), np.int64)], 0)
+
+
+def test_depth_follows_the_tables_expected_bits(codec):
+    """Codes that compress well buy more levels for the same bitrate; fixed-length without level_bits."""
+    speech = codec.registry.get("speech")
+    cfg = codec.backbone.config
+    plain = codec.entropy_model.with_level_bits(None)
+    fixed = AdaptiveCodec(codec.backbone, codec.weights_meta, codec.registry, entropy_model=plain)
+    assert fixed.depth_for(speech) == 8  # 6 kbps / (10 bits x 75 frames/s)
+    cheap = np.full((plain.n_priors, plain.n_levels), 8.0)  # 600 bit/s per level
+    tuned = AdaptiveCodec(codec.backbone, codec.weights_meta, codec.registry,
+                          entropy_model=plain.with_level_bits(cheap))
+    assert tuned.depth_for(speech) == 10  # 10 x 600 = 6000 bit/s fits, 11 levels do not
+    assert tuned.depth_for(speech, bitrate_kbps=1.2) == 2
+    assert tuned.depth_for(speech, bitrate_kbps=0.1) == 1  # never below one level
+    assert tuned.depth_for(speech, bitrate_kbps=100.0) == cfg.n_levels
+    assert tuned.depth_for(speech, bitrate_scale=0.5) == 5
+    blob = tuned.encode(np.random.default_rng(2).normal(0, 0.05, 24000).astype(np.float32), 24000, profile="speech")
+    from adaptive_codec.bitstream import read_acx
+
+    assert max(seg.n_q for seg in read_acx(blob).segments) == 10

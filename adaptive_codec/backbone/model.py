@@ -12,8 +12,10 @@ overlap-add make the change continuous.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,14 +67,23 @@ class BackboneConfig:
         return cls(**d)
 
 
-def n_q_for_bitrate(bitrate_kbps: float, config: BackboneConfig) -> int:
-    """Number of RVQ levels whose fixed-length rate fits ``bitrate_kbps``.
+def n_q_for_bitrate(bitrate_kbps: float, config: BackboneConfig, level_bits: Sequence[float] | None = None) -> int:
+    """Number of RVQ levels whose rate fits ``bitrate_kbps``.
 
-    One place maps kbps to depth: ``levels × log2(codebook_size) × frame
-    rate``. At least one level, at most ``config.n_levels``.
+    One place maps kbps to depth. Without ``level_bits`` every index costs
+    its fixed length: ``levels × log2(codebook_size) × frame rate``. With
+    ``level_bits`` (expected bits of an index at each level after entropy
+    coding, from the entropy tables) the depth is the deepest whose summed
+    expected rate fits, so a codec whose codes compress well gets more levels
+    for the same bitrate. At least one level, at most ``config.n_levels``.
     """
-    bps_per_level = config.bits_per_index * config.frame_rate_hz
-    n_q = int(math.floor(bitrate_kbps * 1000 / bps_per_level + 1e-9))
+    if level_bits is None:
+        bps_per_level = config.bits_per_index * config.frame_rate_hz
+        n_q = int(math.floor(bitrate_kbps * 1000 / bps_per_level + 1e-9))
+    else:
+        bits = np.asarray(level_bits, dtype=np.float64)[: config.n_levels]
+        cumulative = np.cumsum(bits) * config.frame_rate_hz
+        n_q = int(np.count_nonzero(cumulative <= bitrate_kbps * 1000 * (1 + 1e-9)))
     return max(1, min(config.n_levels, n_q))
 
 
