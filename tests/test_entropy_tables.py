@@ -70,6 +70,30 @@ def test_fit_finds_the_context_structure_and_generalises():
     np.testing.assert_array_equal(model.frequencies[1], model.frequencies[2])
 
 
+def test_expected_level_bits_are_cross_fitted_and_capped():
+    from adaptive_codec.train.entropy import expected_level_bits
+
+    rng = np.random.default_rng(0)
+    levels, groups = 3, 8
+    group_of = rng.integers(0, groups, K)
+    favoured = rng.integers(0, K, (groups, 16))
+    clips = [_markov_codes(rng, 4000, levels, group_of, favoured) for _ in range(4)]
+    books = [rng.normal(size=(K, 8)) for _ in range(levels)]
+    config = EntropyBuildConfig(groups=groups, cluster_rounds=5, kmeans_rounds=5)
+    bits = expected_level_bits({0: clips}, 2, books, config)
+    assert bits.shape == (2, levels)
+    fixed = np.log2(K)
+    # Level 0 is uniform: about its fixed length (capped there); deeper levels follow their context.
+    assert fixed - 0.2 < bits[0, 0] <= fixed
+    assert np.all(bits[0, 1:] < fixed - 1.0)
+    # Cross-fitted, so not below what the tables fitted on everything pay on their own codes.
+    model = fit_context_model({0: clips}, 2, books, config)
+    assert np.all(bits[0] >= model.mean_level_bits(clips, 0) - 0.02)
+    np.testing.assert_allclose(bits[1], bits[0])  # a prior without codes gets the others' mean
+    # A lone clip cannot be cross-fitted: no fold has data on both sides, so fixed length.
+    np.testing.assert_allclose(expected_level_bits({0: clips[:1]}, 1, books, config), fixed)
+
+
 def test_build_writes_a_table_the_codec_uses(codec, tiny_cache, tmp_path):
     from adaptive_codec.train.entropy import build_entropy_tables
 
