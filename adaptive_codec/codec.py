@@ -170,9 +170,9 @@ class AdaptiveCodec:
         Notes
         -----
         A bitrate maps to the deepest depth whose expected size after entropy
-        coding fits (the tables' ``level_bits`` for the profile's prior, from
-        their training codes); tables without them, or the fallback priors,
-        count every index at its fixed length.
+        coding fits (the tables' ``level_bits`` for the profile's prior,
+        cross-fitted on their training codes); tables without them, or the
+        fallback priors, count every index at its fixed length.
         """
         from .backbone.model import n_q_for_bitrate
 

@@ -44,9 +44,10 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,9 +136,10 @@ class EntropyModel:
     precision_bits : int
         log2 of the row total.
     level_bits : np.ndarray [shape=(n_priors, n_levels)], optional
-        Mean code length (bits) of an index at each level, measured on the
-        tables' training codes: what the encoder expects a level to cost when
-        it chooses a depth for a bitrate (:func:`depth_for_bitrate`). Not
+        Expected code length (bits) of an index at each level, cross-fitted on
+        the tables' training codes (:func:`adaptive_codec.train.entropy.expected_level_bits`):
+        what the encoder expects a level to cost when it maps a bitrate to a
+        depth (:func:`adaptive_codec.backbone.model.n_q_for_bitrate`). Not
         needed to decode, so not part of :meth:`digest`.
     """
 
