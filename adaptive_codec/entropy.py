@@ -335,12 +335,12 @@ class EntropyModel:
         try:
             freqs = np.asarray(arrays["entropy_frequencies"])
             precision = int(meta["precision_bits"])
+            level_bits = arrays.get("entropy_level_bits")
             if freqs.ndim == 3:  # a table without contexts
-                model = cls.unconditional(freqs, precision)
+                model = cls.unconditional(freqs, precision).with_level_bits(level_bits)
             else:
-                model = cls(freqs, np.asarray(arrays["entropy_context_of"]), int(meta["start_context"]), precision)
-            if "entropy_level_bits" in arrays:
-                model = model.with_level_bits(arrays["entropy_level_bits"])
+                model = cls(freqs, np.asarray(arrays["entropy_context_of"]), int(meta["start_context"]), precision,
+                            level_bits)
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"entropy model: missing or invalid field {exc}") from None
         want = meta.get("digest")

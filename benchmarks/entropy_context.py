@@ -86,11 +86,10 @@ def context_features(codes: np.ndarray, books, in_weights, out_layers, level: in
 
 def table_log_probs(model, codes: np.ndarray, prior: int, level: int) -> np.ndarray:
     """``(frames, K)`` natural-log probabilities of the shipped table for each frame's context."""
+    from adaptive_codec.entropy import symbol_contexts
+
     freqs = model.frequencies[prior, level].astype(np.float64) / (1 << model.precision_bits)
-    if level == 0:
-        ctx = np.r_[model.start_context, model.context_of[0][codes[0][:-1]]]
-    else:
-        ctx = model.context_of[level][codes[level - 1]]
+    ctx = symbol_contexts(model, codes, np.full(codes.shape[1], codes.shape[0]), level)
     return np.log(freqs[ctx])
 
 

@@ -51,14 +51,19 @@ def _markov_codes(rng, n_frames: int, levels: int, group_of: np.ndarray, favoure
     return codes
 
 
+def _markov_clips(rng, levels: int, groups: int, frames: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Clips of :func:`_markov_codes` with the given frame counts (one context structure), and codebooks."""
+    group_of = rng.integers(0, groups, K)
+    favoured = rng.integers(0, K, (groups, 16))
+    clips = [_markov_codes(rng, n, levels, group_of, favoured) for n in frames]
+    return clips, [rng.normal(size=(K, 8)) for _ in range(levels)]
+
+
 def test_fit_finds_the_context_structure_and_generalises():
     rng = np.random.default_rng(0)
     levels, groups = 4, 8
-    group_of = rng.integers(0, groups, K)
-    favoured = rng.integers(0, K, (groups, 16))
-    train = [_markov_codes(rng, 8000, levels, group_of, favoured) for _ in range(4)]
-    held_out = [_markov_codes(rng, 1500, levels, group_of, favoured)]
-    books = [rng.normal(size=(K, 8)) for _ in range(levels)]
+    clips, books = _markov_clips(rng, levels, groups, [8000] * 4 + [1500])
+    train, held_out = clips[:4], clips[4:]
     config = EntropyBuildConfig(groups=groups, cluster_rounds=10, kmeans_rounds=5)
     model = fit_context_model({0: train}, 3, books, config)
     assert model.frequencies.shape == (3, levels, groups + 1, K) and model.start_context == groups
@@ -73,12 +78,8 @@ def test_fit_finds_the_context_structure_and_generalises():
 def test_expected_level_bits_are_cross_fitted_and_capped():
     from adaptive_codec.train.entropy import expected_level_bits
 
-    rng = np.random.default_rng(0)
     levels, groups = 3, 8
-    group_of = rng.integers(0, groups, K)
-    favoured = rng.integers(0, K, (groups, 16))
-    clips = [_markov_codes(rng, 4000, levels, group_of, favoured) for _ in range(4)]
-    books = [rng.normal(size=(K, 8)) for _ in range(levels)]
+    clips, books = _markov_clips(np.random.default_rng(0), levels, groups, [4000] * 4)
     config = EntropyBuildConfig(groups=groups, cluster_rounds=5, kmeans_rounds=5)
     bits = expected_level_bits({0: clips}, 2, books, config)
     assert bits.shape == (2, levels)

@@ -323,7 +323,6 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     """
     from tqdm import tqdm
 
-    from ..backbone.model import n_q_for_bitrate
     from ..codec import coding_prior_logits
     from .codec_data import CLASSES
 
@@ -351,13 +350,14 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     if held_out_corpus is not None:
         static = EntropyModel.from_logits(coding_prior_logits(bb.prior_logits))
         held = _held_out_codes(codec, held_out_corpus, labels)
+        # Score at the depths the codec will choose with the new tables (their expected bits per level).
+        with_tables = type(codec)(bb, codec.weights_meta, codec.registry, entropy_model=model)
         results = {}
         for label in labels:
             if not held[label]:
                 continue
             prior = bb.config.profiles.index(label)
-            # The depth the codec will choose with the new tables (their expected bits per level).
-            depth = n_q_for_bitrate(codec.registry.get(label).bitrate_kbps, bb.config, model.level_bits[prior])
+            depth = with_tables.depth_for(codec.registry.get(label))
             before = bits_per_index(static, held[label], prior, depth)
             after = bits_per_index(model, held[label], prior, depth)
             frames = sum(c.shape[1] for c in held[label])
