@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="training audio per class for the fit")
     parser.add_argument("--weights", type=Path, default=None, help="backbone weights (default: shipped)")
     args = parser.parse_args(argv)
+    if not args.minutes > 0:
+        print(f"error: --minutes must be > 0, got {args.minutes:g}", file=sys.stderr)
+        return 2
     if not args.corpus.is_dir():
         print(f"error: corpus not found: {args.corpus}", file=sys.stderr)
         return 2
@@ -164,13 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     from adaptive_codec.train.codec_data import CLASSES
     from adaptive_codec.train.entropy import EntropyBuildConfig, _held_out_codes, collect_codes
 
+    from adaptive_codec.errors import AdaptiveCodecError
+
     t0 = time.monotonic()
-    codec = AdaptiveCodec.default(weights=args.weights)
+    try:
+        codec = AdaptiveCodec.default(weights=args.weights)
+    except AdaptiveCodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     bb = codec.backbone
     model = codec.entropy_model
     labels = [c for c in CLASSES if c in bb.config.profiles]
     train = collect_codes(bb, caches, labels, EntropyBuildConfig(minutes_per_class=args.minutes, max_clip_s=60.0))
     held = _held_out_codes(codec, args.corpus, labels)
+    missing = [label for label in labels if not train[label] or not held[label]]
+    if missing:
+        print(f"error: no training or held-out audio for {', '.join(missing)} (caches: "
+              f"{', '.join(map(str, caches))}; corpus: {args.corpus})", file=sys.stderr)
+        return 2
     levels = bb.quantizer.levels
     books = [lvl.normalized_codebook().detach().double().numpy() for lvl in levels]
     in_weights = [lvl.in_proj.weight.detach().double().numpy() for lvl in levels]

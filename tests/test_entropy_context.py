@@ -72,3 +72,14 @@ def test_missing_corpus_is_a_one_line_error(bench_script, tmp_path, capsys):
     assert bench_script("entropy_context").main(["--corpus", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: corpus not found")
+
+
+def test_bad_arguments_are_one_line_errors(bench_script, tmp_path, capsys):
+    script = bench_script("entropy_context")
+    assert script.main(["--corpus", str(tmp_path), "--minutes", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --minutes must be > 0, got 0"
+    (tmp_path / "cache").mkdir()
+    assert script.main(["--corpus", str(tmp_path), "--cache", str(tmp_path / "cache"),
+                        "--weights", str(tmp_path / "nope.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: backbone weights not found")
