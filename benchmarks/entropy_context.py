@@ -137,13 +137,23 @@ def _features(clips, level, same_level, books, in_weights, out_layers):
                            for c in clips if c.shape[1] >= 8])
 
 
+#: The --extra folders of the training command in docs/TRAINING.md (never corpus audio).
+DEFAULT_EXTRA = (Path("../shared/train-pool"), Path.home() / ".cache/adaptive-codec/train-pool")
+
+
+def default_caches() -> list[Path]:
+    """The decoded caches ``train codec --extra DIR`` builds for :data:`DEFAULT_EXTRA` (default cap)."""
+    from adaptive_codec.train.codec_data import cache_dir_for
+
+    return [cache_dir_for(d, extra_hours=4.0) for d in DEFAULT_EXTRA]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
-    cache_root = Path.home() / ".cache/adaptive-codec/codec-cache"
     parser.add_argument("--cache", type=Path, action="append", default=None,
-                        help="training-audio cache (train codec's); default: pool-speech and debian under "
-                        f"{cache_root}")
+                        help="training-audio cache folder (<label>.npy + <label>.json); default: the caches "
+                        "`adaptive-codec train codec` built for its --extra folders " + " and ".join(map(str, DEFAULT_EXTRA)))
     parser.add_argument("--minutes", type=float, default=8.0, help="training audio per class for the fit")
     parser.add_argument("--weights", type=Path, default=None, help="backbone weights (default: shipped)")
     args = parser.parse_args(argv)
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.corpus.is_dir():
         print(f"error: corpus not found: {args.corpus}", file=sys.stderr)
         return 2
-    caches = args.cache or [cache_root / "pool-speech", cache_root / "debian"]
+    caches = args.cache or default_caches()
     if not any(Path(c).is_dir() for c in caches):
         print("error: no training-audio cache found (run `adaptive-codec train codec` once, or pass --cache)",
               file=sys.stderr)

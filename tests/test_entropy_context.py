@@ -83,3 +83,19 @@ def test_bad_arguments_are_one_line_errors(bench_script, tmp_path, capsys):
                         "--weights", str(tmp_path / "nope.safetensors")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: backbone weights not found")
+
+
+def test_default_caches_are_the_ones_train_codec_builds(bench_script, tmp_path):
+    from adaptive_codec.train.codec_data import cache_dir_for
+
+    script = bench_script("entropy_context")
+    caches = script.default_caches()
+    # Same folders as `train codec --extra DIR` (default cap 4 h) makes, one per --extra folder.
+    assert caches == [cache_dir_for(d, extra_hours=4.0) for d in script.DEFAULT_EXTRA]
+    assert caches[0].name.startswith("train-pool-all4-")
+    # A corpus's training split, another cap and another folder are other caches.
+    corpus = cache_dir_for(tmp_path / "corpus", tmp_path)
+    assert corpus.parent == tmp_path and corpus.name.startswith("corpus-train-")
+    assert cache_dir_for(tmp_path / "corpus", tmp_path, 4.0) != corpus
+    assert cache_dir_for(tmp_path / "pool", tmp_path, 4.0) != cache_dir_for(tmp_path / "pool", tmp_path, 2.0)
+    assert cache_dir_for(tmp_path / "a" / "pool", tmp_path, 4.0) != cache_dir_for(tmp_path / "b" / "pool", tmp_path, 4.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,12 +12,7 @@ from ..cli import cli_state, handle_errors
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
                         no_args_is_help=True)
 
-DEFAULT_CACHE = Path.home() / ".cache" / "adaptive-codec" / "codec-cache"
-
-
-def _cache_for(data_dir: Path, kind: str, cache_root: Path) -> Path:
-    key = hashlib.sha1(f"{data_dir.resolve()}|{kind}".encode()).hexdigest()[:10]
-    return cache_root / f"{data_dir.name}-{kind}-{key}"
+DEFAULT_CACHE = Path.home() / ".cache" / "adaptive-codec" / "codec-cache"  # = codec_data.DEFAULT_CACHE_ROOT
 
 
 @train_app.command("codec")
@@ -72,19 +66,19 @@ def _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scra
                  max_steps, max_minutes, device, cache_dir, dist_ctx) -> None:
     from ..resources import weights_dir
     from .codec import CodecTrainer
-    from .codec_data import build_cache, corpus_clips, pool_clips
+    from .codec_data import build_cache, cache_dir_for, corpus_clips, pool_clips
     from .codec_eval import HeldOutSet
 
     main = dist_ctx.is_main
     caches = []
     for d in data:
-        cache = _cache_for(d, "train", cache_dir)
+        cache = cache_dir_for(d, cache_dir)
         if main and not (cache / "done").exists():
             build_cache(corpus_clips(d, "train"), cache)
             (cache / "done").touch()
         caches.append(str(cache))
     for d in extra or []:
-        cache = _cache_for(d, f"all{extra_hours:g}", cache_dir)
+        cache = cache_dir_for(d, cache_dir, extra_hours)
         if main and not (cache / "done").exists():
             cap = {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}
             build_cache(pool_clips(d, cap), cache)
@@ -220,19 +214,19 @@ def train_entropy(
     from ..codec import AdaptiveCodec
     from ..errors import AdaptiveCodecError
     from ..resources import weights_dir
-    from .codec_data import build_cache, corpus_clips, pool_clips
+    from .codec_data import build_cache, cache_dir_for, corpus_clips, pool_clips
     from .entropy import EntropyBuildConfig, build_entropy_tables
 
     torch.set_num_threads(threads)
     caches = []
     for d in data or []:
-        c = _cache_for(d, "train", cache_dir)
+        c = cache_dir_for(d, cache_dir)
         if not (c / "done").exists():
             build_cache(corpus_clips(d, "train"), c)
             (c / "done").touch()
         caches.append(c)
     for d in extra or []:
-        c = _cache_for(d, f"all{extra_hours:g}", cache_dir)
+        c = cache_dir_for(d, cache_dir, extra_hours)
         if not (c / "done").exists():
             build_cache(pool_clips(d, {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}), c)
             (c / "done").touch()
