@@ -415,6 +415,9 @@ def test_auto_ladder_relative_scales_each_profile_and_absolute_overrides():
         auto = systems["adaptive-auto"]
         auto.encode(mono, info.sample_rate_hz, 3.0)
         depths[ladder] = {seg.profile.name: seg.n_q for seg in auto.last_plan}
-    assert len(depths["absolute"]) > 1 and set(depths["absolute"].values()) == {4}  # 3 kbps everywhere
-    own = {name: codec.depth_for(codec.registry.get(name)) for name in depths["relative"]}
-    assert depths["relative"] == {name: n // 2 for name, n in own.items()}  # half of each profile's 6 or 3 kbps
+    # The depth for a bitrate follows each profile's expected bits per index (entropy tables).
+    at_3_kbps = {name: codec.depth_for(codec.registry.get(name), bitrate_kbps=3.0) for name in depths["absolute"]}
+    assert len(depths["absolute"]) > 1 and depths["absolute"] == at_3_kbps  # 3 kbps for every profile
+    halves = {name: codec.depth_for(codec.registry.get(name), bitrate_scale=0.5) for name in depths["relative"]}
+    assert depths["relative"] == halves  # half of each profile's own 6 or 3 kbps
+    assert depths["relative"]["ambient"] < depths["absolute"]["ambient"]  # 1.5 vs 3 kbps

@@ -54,10 +54,14 @@ def test_encode_is_deterministic_and_header_describes_it(codec, speech):
 def test_bitrate_override_sets_depth_and_actual_size_follows(codec, speech):
     audio, sr = speech
     mono = audio[0]
-    sizes = {}
+    sizes, depths = {}, {}
     for kbps in (1.5, 6.0, 12.0):
         blob = codec.encode(mono, sr, profile="speech", bitrate_kbps=kbps)
-        assert read_header(blob).segments[0].n_q == {1.5: 2, 6.0: 8, 12.0: 16}[kbps]
+        # The deepest depth whose expected bits (entropy tables) fit: at least
+        # the fixed-length count (1.5 kbps = 2 levels of 10 bits), at most 16.
+        depths[kbps] = read_header(blob).segments[0].n_q
+        assert depths[kbps] == codec.depth_for(codec.registry.get("speech"), bitrate_kbps=kbps)
+        assert int(kbps * 1000 / 750) <= depths[kbps] <= 16
         sizes[kbps] = len(blob)
         # The uniform share mixed into the priors caps the cost of unusual
         # codes: the payload stays near or below fixed-length indices.
@@ -65,6 +69,7 @@ def test_bitrate_override_sets_depth_and_actual_size_follows(codec, speech):
         fixed_bits = stream.segments[0].n_q * 10 * stream.n_frames
         assert stream.payload_bytes() * 8 <= fixed_bits * 1.02 + 32 * len(stream.chunks)
     assert sizes[1.5] < sizes[6.0] < sizes[12.0]
+    assert depths[1.5] < depths[6.0] < depths[12.0] == 16
 
 
 def test_range_decode_matches_full_decode(codec, speech):
@@ -136,18 +141,26 @@ def test_unknown_profile_and_bad_bitrate_are_clear_errors(codec, speech):
 def test_bitrate_scale_keeps_each_profiles_allocation(codec):
     """--bitrate-scale multiplies every routed profile's own bitrate (ambient stays at half of speech)."""
     audio, info = load_audio(example_path("mixed"))
-    depth = {p: codec.depth_for(codec.registry.get(p)) for p in ("speech", "music", "ambient")}
-    assert depth == {"speech": 8, "music": 8, "ambient": 4}
-    assert codec.depth_for(codec.registry.get("ambient"), bitrate_scale=2.0) == 8
-    assert codec.depth_for(codec.registry.get("speech"), bitrate_scale=0.5) == 4
+
+    def depth_at(name, **rate):
+        return codec.depth_for(codec.registry.get(name), **rate)
+
+    # Depths follow each profile's expected bits per index (entropy tables):
+    # speech's and music's 6 kbps and ambient's 3 kbps, then scaled.
+    depth = {p: depth_at(p) for p in ("speech", "music", "ambient")}
+    assert depth == {"speech": depth_at("speech", bitrate_kbps=6.0), "music": depth_at("music", bitrate_kbps=6.0),
+                     "ambient": depth_at("ambient", bitrate_kbps=3.0)}
+    assert depth_at("ambient", bitrate_scale=2.0) == depth_at("ambient", bitrate_kbps=6.0) > depth["ambient"]
+    assert depth_at("speech", bitrate_scale=0.5) == depth_at("speech", bitrate_kbps=3.0) < depth["speech"]
+    half = {p: depth_at(p, bitrate_scale=0.5) for p in depth}
     frames = codec._n_frames(audio.shape[-1], info.sample_rate_hz)
     plain = codec.plan(audio, info.sample_rate_hz, frames)
     scaled = codec.plan(audio, info.sample_rate_hz, frames, bitrate_scale=0.5)
     assert [(s.start_frame, s.profile.name) for s in scaled] == [(s.start_frame, s.profile.name) for s in plain]
     assert len({s.profile.name for s in plain}) > 1
-    assert [s.n_q for s in scaled] == [depth[s.profile.name] // 2 for s in plain]
+    assert [s.n_q for s in scaled] == [half[s.profile.name] for s in plain]
     header = read_header(codec.encode(audio, info.sample_rate_hz, bitrate_scale=0.5))
-    assert [s.n_q for s in header.segments] == [depth[p.name] // 2 for p in
+    assert [s.n_q for s in header.segments] == [half[p.name] for p in
                                               (header.profiles[s.profile_index] for s in header.segments)]
 
 

@@ -120,7 +120,14 @@ def test_speech_profile_codes_adaptive_segments(codec, example_clip):
 
 
 def test_adaptive_depth_beats_fixed_depth_on_real_speech(codec, example_clip):
-    """Same bytes (within 2 %), better PESQ-WB: the reason the speech profile enables it."""
+    """About the same bytes, better PESQ-WB: the reason the speech profile enables it.
+
+    The allocator keeps the mean *depth* (levels counted at 10 bits) and pays
+    for the depth map; since the rate term (weights 0.dev34200) the deep
+    levels that loud frames receive entropy-code at more bits than the
+    shallow ones quiet frames give up, so the bytes come out ~4 % above
+    fixed depth (docs/TRAINING.md, "Energy-adaptive depth"): bounded at 5 %.
+    """
     from adaptive_codec.bench.metrics import pesq_wb
 
     audio, sr = example_clip("speech")
@@ -133,8 +140,8 @@ def test_adaptive_depth_beats_fixed_depth_on_real_speech(codec, example_clip):
         y, _ = codec.decode(data)
         assert y.shape == x.shape  # mono in, mono out
         scores[slope], sizes[slope] = pesq_wb(x, y, sr), len(data)
-    assert sizes[speech.depth_slope] <= 1.02 * sizes[0.0]
-    assert scores[speech.depth_slope] > scores[0.0] + 0.05, scores
+    assert sizes[speech.depth_slope] <= 1.05 * sizes[0.0], sizes
+    assert scores[speech.depth_slope] > scores[0.0] + 0.05, scores  # 0.dev34200: 2.26 -> 2.66
 
 
 def test_depth_limited_search_and_masked_decode_match_the_full_ones():
