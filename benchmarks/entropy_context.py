@@ -143,9 +143,9 @@ DEFAULT_EXTRA = (Path("../shared/train-pool"), Path.home() / ".cache/adaptive-co
 
 def default_caches() -> list[Path]:
     """The decoded caches ``train codec --extra DIR`` builds for :data:`DEFAULT_EXTRA` (default cap)."""
-    from adaptive_codec.train.codec_data import cache_dir_for
+    from adaptive_codec.train.cache_paths import DEFAULT_EXTRA_HOURS, cache_dir_for
 
-    return [cache_dir_for(d, extra_hours=4.0) for d in DEFAULT_EXTRA]
+    return [cache_dir_for(d, extra_hours=DEFAULT_EXTRA_HOURS) for d in DEFAULT_EXTRA]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,7 +86,7 @@ def test_bad_arguments_are_one_line_errors(bench_script, tmp_path, capsys):
 
 
 def test_default_caches_are_the_ones_train_codec_builds(bench_script, tmp_path):
-    from adaptive_codec.train.codec_data import cache_dir_for
+    from adaptive_codec.train.cache_paths import cache_dir_for
 
     script = bench_script("entropy_context")
     caches = script.default_caches()

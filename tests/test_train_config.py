@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,28 @@ def test_adaptive_depth_training_uses_the_encoders_depth_maps(tmp_path, noise_tr
     off = CodecTrainer(tmp_path / "off", TrainConfig(caches=[str(noise_training_cache)]), registry,
                        backbone_config=tiny4)
     assert off._depth_fn(ids, torch.tensor([4, 4])) is None
+
+
+def test_ensure_caches_builds_once_and_respects_the_cap(tmp_path):
+    """--extra folders are cached once per (folder, cap); build=False (DDP ranks > 0) only names them."""
+    import shutil
+
+    from adaptive_codec.resources import example_path
+    from adaptive_codec.train.cache_paths import cache_dir_for
+    from adaptive_codec.train.codec_data import ensure_caches
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    shutil.copy(example_path("speech"), pool / "a.flac")
+    shutil.copy(example_path("speech"), pool / "b.flac")
+    (pool / "manifest.csv").write_text("path,label,duration_s\na.flac,speech,3600\nb.flac,speech,3600\n")
+    root = tmp_path / "caches"
+    assert ensure_caches([], [pool], 1.0, root, build=False) == [cache_dir_for(pool, root, 1.0)]
+    assert not root.exists()
+    (cache,) = ensure_caches([], [pool], 1.0, root)
+    assert (cache / "done").exists() and (cache / "speech.npy").exists()
+    # A 1-hour cap takes one of the two "hour-long" clips.
+    assert len(json.loads((cache / "speech.json").read_text())["clips"]) == 1
+    stamp = (cache / "speech.npy").stat().st_mtime_ns
+    assert ensure_caches([], [pool], 1.0, root) == [cache]  # finished: not built again
+    assert (cache / "speech.npy").stat().st_mtime_ns == stamp

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..cli import cli_state, handle_errors
+from .cache_paths import DEFAULT_CACHE_ROOT, DEFAULT_EXTRA_HOURS
 
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
                         no_args_is_help=True)
 
-DEFAULT_CACHE = Path.home() / ".cache" / "adaptive-codec" / "codec-cache"  # = codec_data.DEFAULT_CACHE_ROOT
 
 
 @train_app.command("codec")
@@ -24,7 +24,7 @@ def train_codec(
     extra: Annotated[Optional[list[Path]], typer.Option(
         "--extra", help="More training folders with manifest.csv, used whole (no held-out part).")] = None,
     extra_hours: Annotated[float, typer.Option(
-        help="Cap per class (hours) on each --extra folder, bounds the one-off cache build.")] = 4.0,
+        help="Cap per class (hours) on each --extra folder, bounds the one-off cache build.")] = DEFAULT_EXTRA_HOURS,
     run_dir: Annotated[Path, typer.Option(help="Checkpoints and logs; resumes if it has one.")] = Path("runs/codec"),
     config: Annotated[Optional[Path], typer.Option(help="TOML file with a [train] table.")] = None,
     init_weights: Annotated[Optional[Path], typer.Option(
@@ -36,7 +36,7 @@ def train_codec(
     max_minutes: Annotated[float, typer.Option(help="Stop after this much wall time (resumable).")] = 10.0,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default from config).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
+    cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE_ROOT,
 ) -> None:
     """Train (or continue training) the shared backbone codec.
 
@@ -66,24 +66,11 @@ def _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scra
                  max_steps, max_minutes, device, cache_dir, dist_ctx) -> None:
     from ..resources import weights_dir
     from .codec import CodecTrainer
-    from .codec_data import build_cache, cache_dir_for, corpus_clips, pool_clips
+    from .codec_data import ensure_caches
     from .codec_eval import HeldOutSet
 
     main = dist_ctx.is_main
-    caches = []
-    for d in data:
-        cache = cache_dir_for(d, cache_dir)
-        if main and not (cache / "done").exists():
-            build_cache(corpus_clips(d, "train"), cache)
-            (cache / "done").touch()
-        caches.append(str(cache))
-    for d in extra or []:
-        cache = cache_dir_for(d, cache_dir, extra_hours)
-        if main and not (cache / "done").exists():
-            cap = {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}
-            build_cache(pool_clips(d, cap), cache)
-            (cache / "done").touch()
-        caches.append(str(cache))
+    caches = [str(c) for c in ensure_caches(data, extra or [], extra_hours, cache_dir, build=main)]
     if dist_ctx.active:
         import torch.distributed
 
@@ -189,7 +176,7 @@ def train_entropy(
     cache: Annotated[Optional[list[Path]], typer.Option(
         "--cache", help="Existing training-audio caches (<label>.npy + <label>.json) to use as they are.")] = None,
     extra_hours: Annotated[float, typer.Option(
-        help="Cap per class (hours) when building an --extra cache.")] = 4.0,
+        help="Cap per class (hours) when building an --extra cache.")] = DEFAULT_EXTRA_HOURS,
     weights: Annotated[Optional[Path], typer.Option(
         help="Backbone weights (default: the shipped ones).")] = None,
     out: Annotated[Optional[Path], typer.Option(
@@ -200,7 +187,7 @@ def train_entropy(
         min=1.0, help="At most this much of each training clip (long music tracks would otherwise crowd out the rest).")] = 600.0,
     groups: Annotated[int, typer.Option(min=1, max=4096, help="Context groups per RVQ level.")] = 32,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
-    cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE,
+    cache_dir: Annotated[Path, typer.Option(help="Where decoded 24 kHz training audio is cached.")] = DEFAULT_CACHE_ROOT,
 ) -> None:
     """Build the entropy tables (context model of RVQ indices) for a backbone's weights.
 
@@ -214,24 +201,11 @@ def train_entropy(
     from ..codec import AdaptiveCodec
     from ..errors import AdaptiveCodecError
     from ..resources import weights_dir
-    from .codec_data import build_cache, cache_dir_for, corpus_clips, pool_clips
+    from .codec_data import ensure_caches
     from .entropy import EntropyBuildConfig, build_entropy_tables
 
     torch.set_num_threads(threads)
-    caches = []
-    for d in data or []:
-        c = cache_dir_for(d, cache_dir)
-        if not (c / "done").exists():
-            build_cache(corpus_clips(d, "train"), c)
-            (c / "done").touch()
-        caches.append(c)
-    for d in extra or []:
-        c = cache_dir_for(d, cache_dir, extra_hours)
-        if not (c / "done").exists():
-            build_cache(pool_clips(d, {"speech": extra_hours, "music": extra_hours, "ambient": extra_hours}), c)
-            (c / "done").touch()
-        caches.append(c)
-    caches += list(cache or [])
+    caches = ensure_caches(data or [], extra or [], extra_hours, cache_dir) + list(cache or [])
     if not caches:
         raise AdaptiveCodecError("no training audio: give --data, --extra or --cache")
     missing = [c for c in caches if not Path(c).is_dir()]

@@ -23,36 +23,10 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from .cache_paths import cache_dir_for
+
 CLASSES: tuple[str, ...] = ("speech", "music", "ambient")
 TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out
-#: Where ``train codec`` and ``train entropy`` keep the decoded training audio.
-DEFAULT_CACHE_ROOT = Path.home() / ".cache" / "adaptive-codec" / "codec-cache"
-
-
-def cache_dir_for(data_dir: Path, cache_root: Path = DEFAULT_CACHE_ROOT,
-                  extra_hours: float | None = None) -> Path:
-    """The cache folder that training builds for one data folder.
-
-    Parameters
-    ----------
-    data_dir : Path
-        A corpus (``--data``: its training split is cached) or an ``--extra``
-        folder (cached whole, capped per class).
-    cache_root : Path
-        Root of the caches (``--cache-dir``).
-    extra_hours : float or None
-        None for a corpus; the per-class cap in hours for an ``--extra``
-        folder (a different cap is a different cache).
-
-    Returns
-    -------
-    Path
-        ``<root>/<folder name>-<kind>-<hash of the absolute path and kind>``;
-        it exists once the cache has been built.
-    """
-    kind = "train" if extra_hours is None else f"all{extra_hours:g}"
-    key = hashlib.sha1(f"{Path(data_dir).resolve()}|{kind}".encode()).hexdigest()[:10]
-    return Path(cache_root) / f"{Path(data_dir).name}-{kind}-{key}"
 
 
 def source_group(source: str) -> str:
@@ -120,6 +94,23 @@ def read_mono(path: Path, sample_rate_hz: int) -> np.ndarray:
     if sr != sample_rate_hz:
         mono = torchaudio.functional.resample(mono, sr, sample_rate_hz)
     return mono.numpy()
+
+
+def ensure_caches(data: Iterable[Path], extra: Iterable[Path], extra_hours: float, cache_root: Path,
+                  build: bool = True) -> list[Path]:
+    """The cache folders of the ``--data`` corpora (training split) and ``--extra`` folders.
+
+    With ``build`` (the default; under DDP only rank 0) a cache that is not
+    finished yet is built first and marked ``done``.
+    """
+    wanted = [(cache_dir_for(d, cache_root), lambda d=d: corpus_clips(d, "train")) for d in data]
+    cap = dict.fromkeys(CLASSES, extra_hours)
+    wanted += [(cache_dir_for(d, cache_root, extra_hours), lambda d=d: pool_clips(d, cap)) for d in extra]
+    for cache, clips in wanted:
+        if build and not (cache / "done").exists():
+            build_cache(clips(), cache)
+            (cache / "done").touch()
+    return [cache for cache, _ in wanted]
 
 
 def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24000) -> None:
