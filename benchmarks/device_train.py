@@ -1,14 +1,24 @@
 """Continue codec training on a lent GPU from carried shards; bring back fp16 weights.
 
     PYTHONPATH=. python3 benchmarks/device_train.py --shard SHARD_DIR [--shard ...]
-        [--init WEIGHTS] [--minutes 8] [--batch-size 16] [--config TRAIN.toml] [--out $OUT]
+        [--init WEIGHTS] [--minutes 8] [--cooldown-minutes 0] [--batch-size 16]
+        [--config TRAIN.toml] [--out $OUT]
 
 Made for the device machines (docs/TRAINING.md, "Training on a lent GPU"):
 torch, numpy and safetensors are there; the package's import needs
-``soundfile`` and ``librosa`` too, which travel as wheels. The run starts
-from ``--init`` (default: the shipped weights, whose metadata holds the step
-count and the code counts behind the entropy priors) with a fresh optimizer,
-trains on the shards' crops for ``--minutes`` and writes to ``--out``:
+``soundfile``, ``librosa`` and ``tomli_w`` too, which travel as wheels. The
+run starts from ``--init`` (default: the shipped weights, whose metadata
+holds the step count and the code counts behind the entropy priors) with a
+fresh optimizer - unless ``--run-dir`` already holds a checkpoint (a second
+call on the same warm machine), which is resumed with its optimizer state
+instead - trains on the shards' crops for ``--minutes`` and writes to ``--out``.
+FLAC shards (``pack_shard.py``'s default) are decoded first (``expand_shard``).
+
+``--cooldown-minutes M`` spends the last M of the minutes in a linear
+learning-rate decay to ``final_lr_ratio``: a GPU's steps/s is not known in
+advance, so the decay's length in steps is set from the speed measured in
+the constant phase, whose weights are exported too (``backbone-const.safetensors``,
+the point to continue from at a constant rate). Outputs:
 
 * ``backbone.safetensors`` - fp16 weights (11 MB: fits the 16 MiB a returned
   file may have); copy over ``adaptive_codec/weights/`` or pass as ``--init``
@@ -34,6 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # pack_shard.expand_shard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", type=Path, action="append", required=True,
                         help="shard folder from benchmarks/pack_shard.py; repeatable")
     parser.add_argument("--init", type=Path, default=REPO / "adaptive_codec/weights/backbone.safetensors",
-                        help="weights to start from (default: the shipped ones)")
+                        help="weights to start from (default: the shipped ones); "
+                             "a checkpoint in --run-dir takes precedence")
     parser.add_argument("--minutes", type=float, default=8.0, help="training wall time (default 8)")
+    parser.add_argument("--cooldown-minutes", type=float, default=0.0,
+                        help="last part of --minutes spent decaying the learning rate (default 0: none)")
     parser.add_argument("--batch-size", type=int, default=None, help="override [train] batch_size")
     parser.add_argument("--config", type=Path, default=None, help="TOML with a [train] table")
     parser.add_argument("--run-dir", type=Path, default=Path("/tmp/device-run"),
@@ -58,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
 
     for shard in args.shard:
-        if not any(shard.glob("*.npy")):
-            print(f"error: {shard}: no <label>.npy shard files", file=sys.stderr)
+        if not any(shard.glob("*.npy")) and not any(shard.glob("*.flac")):
+            print(f"error: {shard}: no <label>.npy or <label>.flac shard files", file=sys.stderr)
             return 1
+    if not 0 <= args.cooldown_minutes < args.minutes:
+        print("error: --cooldown-minutes must be >= 0 and below --minutes", file=sys.stderr)
+        return 1
     if not args.init.exists():
         print(f"error: {args.init}: no such weights file", file=sys.stderr)
         return 1
@@ -72,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    cfg.caches = [str(s) for s in args.shard]
+    from pack_shard import expand_shard
+
+    try:
+        cfg.caches = [str(expand_shard(s, args.run_dir / f"shard{i}")) for i, s in enumerate(args.shard)]
+    except (RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
+        print(f"error: cannot decode shard: {exc}", file=sys.stderr)
+        return 1
     if args.batch_size:
         cfg.batch_size = args.batch_size
     if device == "cuda":
@@ -86,7 +109,18 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {v:.2f}" for k, v in hours.items()), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    trainer.run(10**9, args.minutes, export_to=args.out / "backbone.safetensors", progress=False)
+    constant = args.minutes - args.cooldown_minutes
+    if args.cooldown_minutes > 0:
+        trainer.run(10**9, constant, export_to=args.out / "backbone-const.safetensors", progress=False)
+        rate = (trainer.step - start_step) / max(time.monotonic() - t0, 1e-9)
+        cfg.decay_start_step = trainer.step
+        cfg.decay_steps = max(1, int(rate * args.cooldown_minutes * 60))
+        print(f"constant phase: {trainer.step - start_step} steps at {rate:.2f} steps/s; "
+              f"cooldown over {cfg.decay_steps} steps", flush=True)
+        trainer.run(10**9, args.cooldown_minutes, export_to=args.out / "backbone.safetensors",
+                    progress=False)
+    else:
+        trainer.run(10**9, args.minutes, export_to=args.out / "backbone.safetensors", progress=False)
     wall = time.monotonic() - t0
     steps = trainer.step - start_step
     if (args.run_dir / "log.csv").exists():  # written every 50 steps
@@ -96,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "start_step": start_step, "end_step": trainer.step,
         "steps": steps, "wall_s": round(wall, 1), "steps_per_s": round(steps / max(wall, 1e-9), 3),
         "batch_size": cfg.batch_size, "shard_hours": hours,
+        "constant_minutes": constant, "cooldown_minutes": args.cooldown_minutes,
         "shards": [str(s) for s in args.shard], "init": str(args.init),
         "config": {k: v for k, v in vars(cfg).items() if k != "caches"},
     }

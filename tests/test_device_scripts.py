@@ -25,17 +25,17 @@ def _cache(root: Path, seconds: dict[str, list[float]]) -> Path:
     return root
 
 
-def test_shard_is_balanced_bounded_and_readable(bench_script, tmp_path):
+def test_shard_is_level_bounded_and_readable(bench_script, tmp_path):
     pack_shard = bench_script("pack_shard")
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 20, "music": [60.0, 2.0],
                                         "ambient": [1.0, 0.2]})
     out = tmp_path / "shard"
-    mib = 0.3  # 0.1 MiB = ~2.2 s of int16 audio per class
-    seconds = pack_shard.pack([cache], out, mib=mib, seed=1, max_clip_s=20.0)
-    budget_s = int(mib * 2**20 / 3) // 2 / 24000
-    assert seconds["speech"] == pytest.approx(budget_s, abs=1e-4)
-    assert seconds["music"] == pytest.approx(budget_s, abs=1e-4)
-    assert seconds["ambient"] == pytest.approx(1.0)  # all there is; the 0.2 s clip is too short
+    mib = 0.3  # 6.55 s of raw int16 audio in all
+    seconds = pack_shard.pack([cache], out, mib=mib, seed=1, max_clip_s=1.0, fmt="npy")
+    # Clips go in turn to the class with the least audio so far: ambient runs
+    # out after its one usable clip (0.2 s is too short), music after its two,
+    # speech fills the budget up to the clip that would overflow it.
+    assert seconds == {"speech": 3.0, "music": 2.0, "ambient": 1.0}
     assert sum(p.stat().st_size for p in out.glob("*.npy")) <= mib * 2**20 + 3 * 256
     # Every clip in the shard is a stretch of one source clip (constant value).
     for label in ("speech", "music", "ambient"):
@@ -46,9 +46,42 @@ def test_shard_is_balanced_bounded_and_readable(bench_script, tmp_path):
     audio, labels = CropSampler([out], 12000, seed=0).batch(6)
     assert audio.shape == (6, 12000) and set(labels) <= {"speech", "music", "ambient"}
     assert not list(out.glob("*.tmp*"))  # arrays and indexes land by rename
-    other = pack_shard.pack([cache], tmp_path / "shard2", mib=mib, seed=2, max_clip_s=20.0)
+    assert pack_shard.expand_shard(out, tmp_path / "unused") == out  # npy: read as it is
+    other = pack_shard.pack([cache], tmp_path / "shard2", mib=mib, seed=2, max_clip_s=1.0, fmt="npy")
     assert other.keys() == seconds.keys()
     assert not np.array_equal(np.load(out / "speech.npy"), np.load(tmp_path / "shard2" / "speech.npy"))
+
+
+def test_flac_shard_is_lossless_and_counts_its_encoded_bytes(bench_script, tmp_path):
+    pack_shard = bench_script("pack_shard")
+    rng = np.random.default_rng(0)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for label in ("speech", "music", "ambient"):
+        # Quiet noise: FLAC stores it in well under half the raw bytes.
+        audio = (rng.standard_normal(24000 * 12) * 30).astype(np.int16)
+        np.save(cache / f"{label}.npy", audio)
+        index = [{"path": f"{label}{i}", "offset": 24000 * i, "n_samples": 24000} for i in range(12)]
+        (cache / f"{label}.json").write_text(json.dumps({"clips": index}))
+    mib = 0.5  # 10.9 s of raw int16: FLAC fits more
+    out = tmp_path / "shard"
+    seconds = pack_shard.pack([cache], out, mib=mib, seed=0, max_clip_s=20.0)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "ambient.flac", "ambient.json", "music.flac", "music.json", "speech.flac", "speech.json"]
+    assert sum(p.stat().st_size for p in out.glob("*.flac")) <= mib * 2**20
+    assert sum(seconds.values()) > mib * 2**20 / 2 / 24000 * 1.5
+    assert max(seconds.values()) - min(seconds.values()) <= 1.0  # level to within one clip
+    expanded = pack_shard.expand_shard(out, tmp_path / "expanded")
+    for label in ("speech", "music", "ambient"):
+        decoded = np.load(expanded / f"{label}.npy")
+        index = json.loads((expanded / f"{label}.json").read_text())["clips"]
+        assert len(decoded) == int(seconds[label] * 24000)
+        for clip in index:  # each stretch is, bit for bit, the cached clip it came from
+            source = int(clip["path"].removeprefix(label))
+            original = np.load(cache / f"{label}.npy")[24000 * source:24000 * (source + 1)]
+            np.testing.assert_array_equal(decoded[clip["offset"]:clip["offset"] + 24000], original)
+    audio, _ = CropSampler([expanded], 12000, seed=0).batch(4)
+    assert audio.shape == (4, 12000)
 
 
 def test_shard_errors_are_one_line(bench_script, tmp_path, capsys):
@@ -72,6 +105,13 @@ def test_class_weights_set_the_batch_mix(tmp_path):
         CropSampler([cache], 2400, class_weights={"speech": 0.0, "music": 0.0, "ambient": 0.0})
 
 
+def test_shipped_device_config_parses(repo_root):
+    from adaptive_codec.train.codec import TrainConfig
+
+    cfg = TrainConfig.from_toml(repo_root / "benchmarks" / "device_train.toml")
+    assert cfg.batch_size == 64 and cfg.class_weights == {"speech": 2.0}
+
+
 def test_device_runner_rejects_a_bad_config_in_one_line(bench_script, tmp_path, capsys):
     device_train = bench_script("device_train")
     cache = _cache(tmp_path / "cache", {"speech": [1.0]})
@@ -85,17 +125,34 @@ def test_device_runner_rejects_a_bad_config_in_one_line(bench_script, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_device_runner_rejects_a_cooldown_longer_than_the_run(bench_script, tmp_path, capsys):
+    device_train = bench_script("device_train")
+    cache = _cache(tmp_path / "cache", {"speech": [1.0]})
+    rc = device_train.main(["--shard", str(cache), "--minutes", "1", "--cooldown-minutes", "1",
+                            "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+    assert rc == 1
+    assert capsys.readouterr().err.strip() == "error: --cooldown-minutes must be >= 0 and below --minutes"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_device_runner_returns_weights_on_cpu(bench_script, tmp_path):
     device_train = bench_script("device_train")
+    pack_shard = bench_script("pack_shard")
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 3, "music": [3.0] * 3, "ambient": [3.0] * 3})
+    shard = tmp_path / "shard"
+    pack_shard.pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)  # FLAC, decoded there
     out = tmp_path / "out"
-    rc = device_train.main(["--shard", str(cache), "--minutes", "0.02", "--batch-size", "2",
-                            "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--out", str(out)])
+    rc = device_train.main(["--shard", str(shard), "--minutes", "0.04", "--cooldown-minutes", "0.02",
+                            "--batch-size", "2", "--device", "cpu", "--run-dir", str(tmp_path / "run"),
+                            "--out", str(out)])
     assert rc == 0
     info = json.loads((out / "run.json").read_text())
     assert info["end_step"] > info["start_step"] and info["device"] == "cpu"
+    assert info["config"]["decay_start_step"] > info["start_step"] and info["config"]["decay_steps"] >= 1
     from adaptive_codec.backbone.weights import load_weights
 
     _, meta = load_weights(out / "backbone.safetensors")
     assert int(meta["steps"]) == info["end_step"]
+    _, meta = load_weights(out / "backbone-const.safetensors")
+    assert int(meta["steps"]) == info["config"]["decay_start_step"]
