@@ -418,14 +418,19 @@ class AdaptiveCodec:
         """
         cfg = self.backbone.config
         cf = header.chunk_frames
+        level_bits = self.entropy_model.level_bits
         for seg in header.segments_for_channel(channel):
             a = max(seg.start_frame, lo)
             end = min(seg.end_frame, hi)
+            # Budget in the bits the tables expect per level (the same costs
+            # that chose seg.n_q), not in levels: deep levels cost more.
+            bits = (cfg.bits_per_index if level_bits is None
+                    else level_bits[header.profiles[seg.profile_index].prior_id])
             while seg.adaptive and a < end:
                 b = min(end, (a // cf + 1) * cf)
                 prev = int(depths[a - 1]) if a % cf else 0
                 depths[a:b] = allocate_depths(log_energy[a - lo : b - lo], seg.n_q, slopes[seg.profile_index],
-                                              cfg.n_levels, cfg.bits_per_index, previous=prev)
+                                              cfg.n_levels, bits, previous=prev)
                 a = b
 
     def _profile_entry(self, profile: Profile):

@@ -8,8 +8,9 @@ quiet frames (pauses, breaths, decays) to loud ones::
 
 where ``e[f]`` is the frame's log10 energy (10 dB per unit) averaged over
 :data:`SMOOTH_FRAMES` frames, ``lo, hi`` come from :func:`depth_bounds` and
-``offset`` is found by bisection so the segment's mean depth meets the budget
-*after* paying for the depth map itself (about 2 bits per frame, coded in the
+``offset`` is found by bisection so the segment's bits meet the budget (what
+``n_q`` levels cost on every frame, each level at its own expected bits from
+the entropy tables) *after* paying for the depth map itself (about 2 bits per frame, coded in the
 chunk ahead of the indices: docs/FORMAT.md, section 4). The decoder needs
 only the coded depths, never the rule, so the rule can change without a
 format change.
@@ -24,6 +25,7 @@ enables it (benchmarks/depth_allocation.py; docs/TRAINING.md,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -66,20 +68,32 @@ def _smoothed(log_energy: np.ndarray) -> np.ndarray:
     return np.convolve(np.pad(e, pad, mode="edge"), np.full(SMOOTH_FRAMES, 1.0 / SMOOTH_FRAMES), mode="valid")
 
 
-def _depths_for(e: np.ndarray, slope: float, target_mean: float, lo: int, hi: int) -> np.ndarray:
-    """Depths whose mean is the largest not above ``target_mean`` (bisection on the offset)."""
+def _level_costs(bits_per_level: float | Sequence[float], max_levels: int) -> np.ndarray:
+    """``cost[d]``: bits per frame of depth ``d`` (0..max_levels), the sum of its levels' bits."""
+    bits = np.asarray(bits_per_level, dtype=np.float64).reshape(-1)
+    if bits.size == 1:
+        bits = np.full(max_levels, float(bits[0]))
+    if bits.size < max_levels or not np.all(np.isfinite(bits[:max_levels])) or np.any(bits[:max_levels] <= 0):
+        raise ValueError(f"bits_per_level: need one positive bit count or {max_levels} of them, "
+                         f"got {bits.size} values")
+    return np.concatenate([[0.0], np.cumsum(bits[:max_levels])])
+
+
+def _depths_for(e: np.ndarray, slope: float, target_bits: float, lo: int, hi: int,
+                cost: np.ndarray) -> np.ndarray:
+    """Depths whose summed cost is the largest not above ``target_bits`` (bisection on the offset)."""
     def at(offset: float) -> np.ndarray:
         return np.clip(np.floor(offset + slope * e + 0.5), lo, hi).astype(np.int64)
 
     a = float(lo - slope * e.max()) - 1.0  # every frame at lo
     b = float(hi - slope * e.min()) + 1.0  # every frame at hi
-    if at(a).mean() > target_mean:
+    if cost[at(a)].sum() > target_bits:
         return at(a)
     # 32 halvings of a span of at most ~100 levels leave the offset within
-    # 1e-7 levels: finer than any step of the (piecewise constant) mean.
+    # 1e-7 levels: finer than any step of the (piecewise constant) cost.
     for _ in range(32):
         m = 0.5 * (a + b)
-        if at(m).mean() > target_mean:
+        if cost[at(m)].sum() > target_bits:
             b = m
         else:
             a = m
@@ -87,7 +101,7 @@ def _depths_for(e: np.ndarray, slope: float, target_mean: float, lo: int, hi: in
 
 
 def allocate_depths(log_energy: np.ndarray, n_q: int, slope: float, max_levels: int,
-                    bits_per_level: float, previous: int = 0) -> np.ndarray:
+                    bits_per_level: float | Sequence[float], previous: int = 0) -> np.ndarray:
     """Per-frame depths for one segment at the rate of ``n_q`` fixed levels.
 
     Parameters
@@ -96,14 +110,20 @@ def allocate_depths(log_energy: np.ndarray, n_q: int, slope: float, max_levels: 
         log10 of each frame's mean squared MDCT coefficient (the backbone's
         energy channel).
     n_q : int
-        The segment's depth: its budget is ``n_q * bits_per_level`` bits per frame.
+        The segment's depth: its budget is what ``n_q`` levels cost on
+        every frame.
     slope : float
         Levels per unit of log10 energy (per 10 dB); 0 gives ``n_q`` everywhere.
     max_levels : int
         Largest depth the stream allows.
-    bits_per_level : float
-        Bits an index costs (``log2(codebook_size)``); converts the depth
-        map's own bits into levels taken from the budget.
+    bits_per_level : float or sequence of float
+        What an index costs: one number for every level (``log2(codebook_size)``
+        for fixed-length indices) or one per level (``max_levels`` values: the
+        entropy tables' expected bits, ``EntropyModel.level_bits[prior]``).
+        Per-level costs keep the segment's *bits* at the budget, not its mean
+        depth: deep levels of entropy-coded streams cost more bits than shallow
+        ones, so counting levels alone overspends when loud frames go deep.
+        Also converts the depth map's own bits into the budget.
     previous : int
         Depth of the frame before the segment (0 at a chunk start): the
         first step of the map is coded relative to it.
@@ -116,17 +136,18 @@ def allocate_depths(log_energy: np.ndarray, n_q: int, slope: float, max_levels: 
     if slope <= 0 or e.size == 0 or n_q <= 0:
         return np.full(e.size, n_q, np.int64)
     lo, hi = depth_bounds(n_q, max_levels)
-    budget = n_q * bits_per_level * e.size
-    target = float(n_q)
-    depths = _depths_for(e, slope, target, lo, hi)
+    cost = _level_costs(bits_per_level, max_levels)
+    budget = float(cost[min(n_q, max_levels)]) * e.size
+    target = budget
+    depths = _depths_for(e, slope, target, lo, hi, cost)
     # Pay for the map from the budget. Its cost changes little with the
     # target, so this settles in one or two corrections.
     for _ in range(4):
-        over = depths.sum() * bits_per_level + depth_map_bits(depths, previous, max_levels) - budget
+        over = cost[depths].sum() + depth_map_bits(depths, previous, max_levels) - budget
         if over <= 0:
             break
-        target -= over / bits_per_level / e.size + 1e-9
-        depths = _depths_for(e, slope, target, lo, hi)
+        target -= over + 1e-9
+        depths = _depths_for(e, slope, target, lo, hi, cost)
     return depths
 
 
