@@ -99,8 +99,9 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
         used[label] += n
         spent += cost
     out.mkdir(parents=True, exist_ok=True)
-    for label in orders:
-        audio = np.concatenate(arrays[label]) if arrays[label] else np.zeros(0, np.int16)
+    filled = [label for label in orders if arrays[label]]  # a 0-frame FLAC would not read back
+    for label in filled:
+        audio = np.concatenate(arrays[label])
         tmp = out / f"{label}.tmp.{fmt}"
         if fmt == "npy":
             np.save(tmp, audio)
@@ -113,7 +114,7 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
         tmp_json = out / f"{label}.tmp.json"
         tmp_json.write_text(json.dumps({"clips": index[label]}))
         tmp_json.replace(out / f"{label}.json")
-    return {label: used[label] / SAMPLE_RATE_HZ for label in orders}
+    return {label: used[label] / SAMPLE_RATE_HZ for label in filled}
 
 
 def expand_shard(shard: Path, dest: Path) -> Path:

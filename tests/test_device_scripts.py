@@ -91,6 +91,13 @@ def test_shard_errors_are_one_line(bench_script, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert pack_shard.main([str(tmp_path / "out"), "--cache", str(tmp_path / "empty")]) == 1
     assert "no cached audio" in capsys.readouterr().err
+    # Clips too short to crop from (< 0.5 s) give no audio, hence no files, in either format.
+    short = _cache(tmp_path / "short", {"speech": [0.2, 0.3], "music": [1.0]})
+    for fmt in ("flac", "npy"):
+        seconds = pack_shard.pack([short], tmp_path / fmt, mib=1.0, seed=0, max_clip_s=20.0, fmt=fmt)
+        assert seconds == {"music": 1.0}
+        assert sorted(p.name for p in (tmp_path / fmt).iterdir()) == sorted([f"music.{fmt}", "music.json"])
+    assert pack_shard.main([str(tmp_path / "out2"), "--cache", str(tmp_path / "short"), "--mib", "1"]) == 0
 
 
 def test_class_weights_set_the_batch_mix(tmp_path):
