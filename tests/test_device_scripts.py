@@ -163,3 +163,15 @@ def test_device_runner_returns_weights_on_cpu(bench_script, tmp_path):
     assert int(meta["steps"]) == info["end_step"]
     _, meta = load_weights(out / "backbone-const.safetensors")
     assert int(meta["steps"]) == info["config"]["decay_start_step"]
+
+
+def test_depth_benchmark_compares_slopes_at_equal_bytes(bench_script):
+    """benchmarks/depth_allocation.py: a slope's gain is over fixed depth *at its own bitrate*."""
+    depth_allocation = bench_script("depth_allocation")
+    curve = [(5.0, 2.0), (5.5, 2.2), (6.0, 2.3)]  # fixed depth n-1, n, n+1: (kbps, PESQ)
+    gain = depth_allocation.equal_bytes_gain
+    assert gain({"kbps": 5.5, "pesq": 2.3}, curve, "pesq") == pytest.approx(0.1)
+    # Spending 0.25 kbps more must beat the 0.05 those bytes buy as levels.
+    assert gain({"kbps": 5.75, "pesq": 2.3}, curve, "pesq") == pytest.approx(0.05)
+    assert gain({"kbps": 5.75, "pesq": 2.22}, curve, "pesq") < 0
+    assert gain({"kbps": 7.0, "pesq": 2.3}, curve, "pesq") == pytest.approx(0.0)  # flat beyond the curve
