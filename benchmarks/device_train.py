@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg.caches = [str(expand_shard(s, args.run_dir / f"shard{i}")) for i, s in enumerate(args.shard)]
-    except (RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
+    except (OSError, RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
         print(f"error: cannot decode shard: {exc}", file=sys.stderr)
         return 1
     if args.batch_size:
@@ -117,10 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.decay_steps = max(1, int(rate * args.cooldown_minutes * 60))
         print(f"constant phase: {trainer.step - start_step} steps at {rate:.2f} steps/s; "
               f"cooldown over {cfg.decay_steps} steps", flush=True)
-        trainer.run(10**9, args.cooldown_minutes, export_to=args.out / "backbone.safetensors",
-                    progress=False)
-    else:
-        trainer.run(10**9, args.minutes, export_to=args.out / "backbone.safetensors", progress=False)
+    remaining = args.cooldown_minutes if args.cooldown_minutes > 0 else args.minutes
+    trainer.run(10**9, remaining, export_to=args.out / "backbone.safetensors", progress=False)
     wall = time.monotonic() - t0
     steps = trainer.step - start_step
     if (args.run_dir / "log.csv").exists():  # written every 50 steps

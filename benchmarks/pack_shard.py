@@ -75,6 +75,7 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
     index: dict[str, list[dict]] = {label: [] for label in orders}
     used = {label: 0 for label in orders}  # samples
     spent = 0  # encoded bytes
+    arrays_of: dict[tuple[Path, str], np.ndarray] = {}  # one memory map per cache file, not per clip
     active = list(orders)
     while active:
         label = min(active, key=lambda lb: used[lb])
@@ -88,8 +89,9 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
             continue
         # A random window of a long clip, not always its opening.
         start = int(clip["offset"]) + int(rng.integers(0, int(clip["n_samples"]) - n + 1))
-        data = np.load(cache / f"{label}.npy", mmap_mode="r")
-        samples = np.asarray(data[start:start + n], dtype=np.int16)
+        if (cache, label) not in arrays_of:
+            arrays_of[cache, label] = np.load(cache / f"{label}.npy", mmap_mode="r")
+        samples = np.asarray(arrays_of[cache, label][start:start + n], dtype=np.int16)
         cost = _encoded_bytes(samples, fmt)
         if spent + cost > budget:
             break  # the budget is full; the classes are level to within one clip
@@ -157,7 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.mib <= 0 or args.max_clip_s <= 0:
         print("error: --mib and --max-clip-s must be > 0", file=sys.stderr)
         return 1
-    seconds = pack(args.cache, args.out, args.mib, args.seed, args.max_clip_s, args.format)
+    try:
+        seconds = pack(args.cache, args.out, args.mib, args.seed, args.max_clip_s, args.format)
+    except KeyError as exc:
+        print(f"error: a cache index (<label>.json) lacks the field {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:  # unreadable array or index, invalid JSON
+        print(f"error: cannot read the caches: {exc}", file=sys.stderr)
+        return 1
     if not seconds:
         print(f"error: no cached audio in {', '.join(map(str, args.cache))}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adaptive_codec import AdaptiveCodec
 from adaptive_codec.audio import audio_info, load_audio, save_audio
 from adaptive_codec.cli import main
 from adaptive_codec.resources import example_path
@@ -73,8 +74,6 @@ def test_info_bits_per_class_follow_the_profiles(example_clip, tmp_path, capsys)
 def test_bitrate_scale_option(short_clips, tmp_path, capsys):
     acx = tmp_path / "half.acx"
     assert main(["encode", str(short_clips[1]), str(acx), "--profile", "music", "--bitrate-scale", "0.5"]) == 0
-    from adaptive_codec import AdaptiveCodec
-
     codec = AdaptiveCodec.default()
     halved = codec.depth_for(codec.registry.get("music"), bitrate_scale=0.5)  # music's 6 kbps halved
     assert halved < codec.depth_for(codec.registry.get("music"))

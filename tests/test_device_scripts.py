@@ -98,6 +98,17 @@ def test_shard_errors_are_one_line(bench_script, tmp_path, capsys):
         assert seconds == {"music": 1.0}
         assert sorted(p.name for p in (tmp_path / fmt).iterdir()) == sorted([f"music.{fmt}", "music.json"])
     assert pack_shard.main([str(tmp_path / "out2"), "--cache", str(tmp_path / "short"), "--mib", "1"]) == 0
+    capsys.readouterr()
+    # A malformed index is a one-line error, and nothing is written.
+    (tmp_path / "bad").mkdir()
+    np.save(tmp_path / "bad" / "speech.npy", np.zeros(24000, np.int16))
+    for text, message in (("{not json", "error: cannot read the caches: "),
+                          ('{"clips": [{"offset": 0}]}', "error: a cache index (<label>.json) lacks the field")):
+        (tmp_path / "bad" / "speech.json").write_text(text)
+        assert pack_shard.main([str(tmp_path / "out3"), "--cache", str(tmp_path / "bad")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
+        assert not (tmp_path / "out3").exists()
 
 
 def test_class_weights_set_the_batch_mix(tmp_path):
@@ -139,6 +150,21 @@ def test_device_runner_rejects_a_cooldown_longer_than_the_run(bench_script, tmp_
                             "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
     assert rc == 1
     assert capsys.readouterr().err.strip() == "error: --cooldown-minutes must be >= 0 and below --minutes"
+    assert not (tmp_path / "out").exists()
+
+
+def test_device_runner_rejects_a_shard_without_its_index(bench_script, tmp_path, capsys):
+    device_train = bench_script("device_train")
+    pack_shard = bench_script("pack_shard")
+    cache = _cache(tmp_path / "cache", {"speech": [2.0]})
+    shard = tmp_path / "shard"
+    pack_shard.pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)
+    (shard / "speech.json").unlink()
+    rc = device_train.main(["--shard", str(shard), "--device", "cpu", "--run-dir", str(tmp_path / "run"),
+                            "--out", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot decode shard: ") and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
 
 
