@@ -84,8 +84,12 @@ VARIANTS: dict[str, dict[str, tuple[str, float | None]]] = {
 
 
 def _mixed_manifest(corpus: Path, out: Path) -> int:
-    """Manifest of the corpus' mixed files with their reference segments; returns the count."""
-    files = [f for f in sorted((corpus / "mixed").glob("*.flac"))
+    """Manifest of the corpus' mixed files with their reference segments; returns the count.
+
+    Paths are written absolute: bench reads a manifest's relative paths
+    against the manifest's own folder, which is ``--out``, not the cwd.
+    """
+    files = [f.resolve() for f in sorted((corpus / "mixed").glob("*.flac"))
              if (f.parent / f"{f.stem}.segments.csv").exists()]
     with out.open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from adaptive_codec.profiles import ProfileRegistry
 
 
@@ -25,7 +27,7 @@ def test_swaps_route_labels_to_the_swapped_conditioning(bench_script, tmp_path):
     assert ablation._profiles_dir(tmp_path / "none", ablation.VARIANTS["routed"]) is None
 
 
-def test_manifest_lists_mixed_files_with_segments(bench_script, tmp_path, capsys):
+def test_manifest_lists_mixed_files_with_segments(bench_script, tmp_path, capsys, monkeypatch):
     ablation = bench_script("routing_ablation")
     mixed = tmp_path / "corpus" / "mixed"
     mixed.mkdir(parents=True)
@@ -33,8 +35,14 @@ def test_manifest_lists_mixed_files_with_segments(bench_script, tmp_path, capsys
         (mixed / f"{name}.flac").write_bytes(b"")
     for name in ("a", "b"):
         (mixed / f"{name}.segments.csv").write_text("start_s,end_s,label\n")
-    assert ablation._mixed_manifest(tmp_path / "corpus", tmp_path / "m.csv") == 2
-    lines = (tmp_path / "m.csv").read_text().splitlines()
+    monkeypatch.chdir(tmp_path)  # a relative --corpus, as in the docstring's usage
+    (tmp_path / "out").mkdir()
+    assert ablation._mixed_manifest(Path("corpus"), tmp_path / "out" / "m.csv") == 2
+    lines = (tmp_path / "out" / "m.csv").read_text().splitlines()
     assert lines[0] == "path,label,segments" and len(lines) == 3
+    # bench resolves relative manifest paths against the manifest's folder: these must not be
+    for row in lines[1:]:
+        audio, _, segments = row.split(",")
+        assert Path(audio).is_absolute() and Path(audio).is_file() and Path(segments).is_file()
     assert ablation.main(["--corpus", str(tmp_path / "absent")]) == 1
     assert "no mixed/ folder" in capsys.readouterr().err

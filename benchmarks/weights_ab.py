@@ -1,0 +1,146 @@
+"""A/B of backbone weights files on every held-out corpus clip, at fixed depth.
+
+For each weights file and class: every held-out clip of the corpus (first
+``--seconds``, mono, 24 kHz, near-silent clips skipped), coded with the
+class's own profile at a fixed depth of ``--depths`` RVQ levels (no
+energy-adaptive depth, no entropy tables: what the backbone alone does).
+Speech is scored with PESQ-WB and STOI, every class with the log-mel
+distance of the training logs (bels, lower is better) and ViSQOL v3 (audio
+mode, the metric of the corpus benchmark and of issue 7's routing target;
+``--no-visqol`` skips it: it is most of the run time). ``kbps`` is the
+index bits under the weights' own per-level priors at the largest depth:
+the rate the entropy tables will roughly see.
+
+This compares checkpoints before one is shipped (docs/TRAINING.md), so the
+clips that choose are held-out ones: say so wherever the choice is reported.
+
+Usage (from the repository root; ~1 minute per weights file on one core without ViSQOL, ~3 with it)::
+
+    python benchmarks/weights_ab.py OLD.safetensors NEW.safetensors [...] --corpus ../shared/corpus
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def held_out_clips(corpus: Path, seconds: float, sample_rate_hz: int) -> dict[str, list[np.ndarray]]:
+    """Every held-out clip per class, cut to ``seconds``; near-silent ones dropped."""
+    from adaptive_codec.train.codec_data import CLASSES, corpus_clips, read_mono
+
+    audio: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
+    for clip in corpus_clips(corpus, "test"):
+        x = read_mono(clip.path, sample_rate_hz)[: int(seconds * sample_rate_hz)]
+        if np.sqrt(np.mean(x**2)) > 1e-3:
+            audio[clip.label].append(x)
+    return audio
+
+
+def index_kbps(model, audio: np.ndarray, profile: str, n_q: int) -> float:
+    """Kbps of the first ``n_q`` levels' indices under the model's per-level prior."""
+    import torch
+
+    cfg = model.config
+    x = torch.from_numpy(audio).float()[None]
+    cond = model.profile_vector(profile)[None, None, :]
+    with torch.no_grad():
+        codes = model.encode_codes(x, cond, n_q)[0]  # (levels, frames)
+        log_p = torch.log_softmax(model.prior_logits[cfg.profiles.index(profile)], -1) / -np.log(2.0)
+        bits = sum(float(log_p[level, codes[level]].sum()) for level in range(n_q))
+    return bits / (len(audio) / cfg.sample_rate_hz) / 1000
+
+
+def score(weights: Path, clips: dict[str, list[np.ndarray]], depths: list[int],
+          with_visqol: bool = True) -> dict[str, float]:
+    """Mean metrics per class and depth for one weights file."""
+    from adaptive_codec.backbone.weights import load_weights
+    from adaptive_codec.bench.metrics import visqol
+    from adaptive_codec.train.codec_eval import _speech_scores, mel_distance, roundtrip
+
+    model, _ = load_weights(weights)
+    sr = model.config.sample_rate_hz
+    out: dict[str, float] = {}
+    for label, refs in clips.items():
+        for n_q in depths:
+            mels, pesqs, stois, visqols = [], [], [], []
+            for ref in refs:
+                est = roundtrip(model, ref, label, n_q)
+                mels.append(mel_distance(est, ref, sr))
+                if with_visqol:
+                    visqols.append(visqol(ref, est, sr))
+                if label == "speech":
+                    p, s = _speech_scores(ref, est, sr)
+                    stois.append(s)
+                    if p is not None:
+                        pesqs.append(p)
+            out[f"{label} mel@{n_q}"] = float(np.mean(mels))
+            if visqols:
+                out[f"{label} ViSQOL@{n_q}"] = float(np.mean(visqols))
+            if pesqs:
+                out[f"speech PESQ-WB@{n_q}"] = float(np.mean(pesqs))
+                out[f"speech STOI@{n_q}"] = float(np.mean(stois))
+        out[f"{label} kbps@{max(depths)}"] = float(np.mean(
+            [index_kbps(model, ref, label, max(depths)) for ref in refs]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("weights", type=Path, nargs="+", help="backbone .safetensors files to compare")
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument("--seconds", type=float, default=8.0, help="excerpt length (default 8)")
+    parser.add_argument("--depths", default="4,8", help="fixed RVQ depths, comma-separated (default 4,8)")
+    parser.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (about halves the run time)")
+    args = parser.parse_args(argv)
+
+    if not (args.corpus / "manifest.csv").is_file():
+        print(f"error: no corpus at {args.corpus} (manifest.csv missing)", file=sys.stderr)
+        return 2
+    for w in args.weights:
+        if not w.is_file():
+            print(f"error: {w}: no such weights file", file=sys.stderr)
+            return 2
+    try:
+        depths = sorted({int(d) for d in args.depths.split(",")})
+    except ValueError:
+        print(f"error: --depths {args.depths!r}: expected integers like 4,8", file=sys.stderr)
+        return 2
+
+    import torch
+
+    torch.set_num_threads(1)
+    from adaptive_codec.backbone.weights import read_metadata
+
+    clips = held_out_clips(args.corpus, args.seconds, 24000)
+    print("held-out clips: " + ", ".join(f"{k} {len(v)}" for k, v in clips.items())
+          + f"; first {args.seconds:g} s, fixed depth {depths}")
+    rows = []
+    for w in args.weights:
+        try:
+            version = read_metadata(w)["weights_version"]
+            rows.append((f"{version} ({w})", score(w, clips, depths, not args.no_visqol)))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"scored {rows[-1][0]}", file=sys.stderr, flush=True)
+    keys = list(rows[0][1])
+    print("| weights | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name, r in rows:
+        print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
