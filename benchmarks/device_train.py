@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python3 benchmarks/device_train.py --shard SHARD_DIR [--shard ...]
         [--init WEIGHTS] [--minutes 8] [--cooldown-minutes 0] [--batch-size 16]
-        [--config TRAIN.toml] [--out $OUT]
+        [--config TRAIN.toml] [--profiles-dir DIR] [--out $OUT]
 
 Made for the device machines (docs/TRAINING.md, "Training on a lent GPU"):
 torch, numpy and safetensors are there; the package's import needs
@@ -64,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "device-out")),
                         help="where the weights, log and run.json go (default $OUT)")
     parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    parser.add_argument("--profiles-dir", type=Path, action="append", default=[],
+                        help="folder of profile TOMLs with override = true (e.g. another rate_lambda "
+                             "for one class) that training uses instead of the built-ins; repeatable")
     args = parser.parse_args(argv)
 
     import torch
 
+    from adaptive_codec.errors import ProfileError
     from adaptive_codec.profiles import ProfileRegistry
     from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
 
@@ -80,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not args.init.exists():
         print(f"error: {args.init}: no such weights file", file=sys.stderr)
+        return 1
+    try:
+        registry = ProfileRegistry.default(args.profiles_dir)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     device = args.device
     if device == "auto":
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    trainer = CodecTrainer(args.run_dir, cfg, ProfileRegistry.default(), init_weights=args.init,
+    trainer = CodecTrainer(args.run_dir, cfg, registry, init_weights=args.init,
                            device=device, held_out=None)
     start_step = trainer.step
     hours = trainer.sampler.hours()
@@ -131,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         "constant_minutes": constant, "cooldown_minutes": args.cooldown_minutes,
         "shards": [str(s) for s in args.shard], "init": str(args.init),
         "config": {k: v for k, v in vars(cfg).items() if k != "caches"},
+        # what the profiles trained with (a --profiles-dir override shows here)
+        "rate_lambda": {n: float(registry.get(n).rate_lambda) for n in trainer.model.config.profiles},
+        "profiles_dirs": [str(d) for d in args.profiles_dir],
     }
     (args.out / "run.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: info[k] for k in ("device", "start_step", "end_step", "steps_per_s")}))

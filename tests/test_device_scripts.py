@@ -168,19 +168,39 @@ def test_device_runner_rejects_a_shard_without_its_index(bench_script, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_device_runner_rejects_a_malformed_profile_in_one_line(bench_script, tmp_path, capsys):
+    device_train = bench_script("device_train")
+    cache = _cache(tmp_path / "cache", {"speech": [1.0]})
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "music.toml").write_text('name = "music"\nrate_lambda = [\n')
+    rc = device_train.main(["--shard", str(cache), "--profiles-dir", str(tmp_path / "profiles"), "--device", "cpu",
+                            "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "music.toml" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
-def test_device_runner_returns_weights_on_cpu(bench_script, tmp_path):
+def test_device_runner_returns_weights_on_cpu(bench_script, repo_root, tmp_path):
     device_train = bench_script("device_train")
     pack_shard = bench_script("pack_shard")
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 3, "music": [3.0] * 3, "ambient": [3.0] * 3})
     shard = tmp_path / "shard"
     pack_shard.pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)  # FLAC, decoded there
     out = tmp_path / "out"
+    # music trained with another rate term, the built-in profile left as it is
+    (tmp_path / "profiles").mkdir()
+    music = (repo_root / "profiles" / "music.toml").read_text()
+    (tmp_path / "profiles" / "music.toml").write_text(
+        music.replace("rate_lambda = 0.15", "rate_lambda = 0.05").replace('labels = ["music"]',
+                                                                         'labels = ["music"]\noverride = true'))
     rc = device_train.main(["--shard", str(shard), "--minutes", "0.04", "--cooldown-minutes", "0.02",
                             "--batch-size", "2", "--device", "cpu", "--run-dir", str(tmp_path / "run"),
-                            "--out", str(out)])
+                            "--out", str(out), "--profiles-dir", str(tmp_path / "profiles")])
     assert rc == 0
     info = json.loads((out / "run.json").read_text())
+    assert info["rate_lambda"] == {"speech": 0.15, "music": 0.05, "ambient": 0.15}
     assert info["end_step"] > info["start_step"] and info["device"] == "cpu"
     assert info["config"]["decay_start_step"] > info["start_step"] and info["config"]["decay_steps"] >= 1
     from adaptive_codec.backbone.weights import load_weights
