@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         "constant_minutes": constant, "cooldown_minutes": args.cooldown_minutes,
         "shards": [str(s) for s in args.shard], "init": str(args.init),
         "config": {k: v for k, v in vars(cfg).items() if k != "caches"},
-        # what the profiles trained with (a --profiles-dir override shows here)
-        "rate_lambda": {n: float(registry.get(n).rate_lambda) for n in trainer.model.config.profiles},
+        # the rate terms the trainer used (a --profiles-dir override shows here)
+        "rate_lambda": {n: round(v, 6) for n, v in zip(trainer.model.config.profiles, trainer.lambdas.tolist())},
         "profiles_dirs": [str(d) for d in args.profiles_dir],
     }
     (args.out / "run.json").write_text(json.dumps(info, indent=1))

@@ -35,18 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def held_out_clips(corpus: Path, seconds: float, sample_rate_hz: int) -> dict[str, list[np.ndarray]]:
-    """Every held-out clip per class, cut to ``seconds``; near-silent ones dropped."""
-    from adaptive_codec.train.codec_data import CLASSES, corpus_clips, read_mono
-
-    audio: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
-    for clip in corpus_clips(corpus, "test"):
-        x = read_mono(clip.path, sample_rate_hz)[: int(seconds * sample_rate_hz)]
-        if np.sqrt(np.mean(x**2)) > 1e-3:
-            audio[clip.label].append(x)
-    return audio
-
-
 def index_kbps(model, audio: np.ndarray, profile: str, n_q: int) -> float:
     """Kbps of the first ``n_q`` levels' indices under the model's per-level prior."""
     import torch
@@ -122,7 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from adaptive_codec.backbone.weights import read_metadata
 
-    clips = held_out_clips(args.corpus, args.seconds, 24000)
+    from adaptive_codec.train.codec_eval import HeldOutSet
+
+    # the training's held-out loader, with no cap on clips per class
+    try:
+        clips = HeldOutSet.from_corpus(args.corpus, per_class=sys.maxsize, seconds=args.seconds).audio
+    except (OSError, RuntimeError, ValueError, AttributeError) as exc:  # soundfile: RuntimeError; columns: AttributeError
+        print(f"error: {args.corpus}: cannot read the held-out clips ({exc})", file=sys.stderr)
+        return 2
     print("held-out clips: " + ", ".join(f"{k} {len(v)}" for k, v in clips.items())
           + f"; first {args.seconds:g} s, fixed depth {depths}")
     rows = []

@@ -68,3 +68,16 @@ def test_score_reports_each_metric_per_depth(bench_script):
     # more levels, better on every metric of a real clip
     assert out["speech mel@8"] < out["speech mel@2"] and out["speech STOI@8"] > out["speech STOI@2"]
     assert 1.0 <= out["speech ViSQOL@2"] < out["speech ViSQOL@8"] <= 5.0
+
+
+def test_an_unreadable_corpus_clip_is_a_one_line_error(bench_script, tmp_path, capsys):
+    from adaptive_codec.resources import weights_dir
+
+    (tmp_path / "corpus").mkdir()
+    # a held-out source (the split is by source) whose file is missing
+    (tmp_path / "corpus" / "manifest.csv").write_text(
+        "path,label,source\n" + "".join(f"speech/{i}.flac,speech,src{i}\n" for i in range(40)))
+    rc = bench_script("weights_ab").main(["--corpus", str(tmp_path / "corpus"), str(weights_dir() / "backbone.safetensors")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read the held-out clips" in err[0], err
