@@ -39,13 +39,15 @@ def index_kbps(model, audio: np.ndarray, profile: str, n_q: int) -> float:
     """Kbps of the first ``n_q`` levels' indices under the model's per-level prior."""
     import torch
 
+    from adaptive_codec.backbone.losses import code_bits
+
     cfg = model.config
     x = torch.from_numpy(audio).float()[None]
     cond = model.profile_vector(profile)[None, None, :]
     with torch.no_grad():
-        codes = model.encode_codes(x, cond, n_q)[0]  # (levels, frames)
-        log_p = torch.log_softmax(model.prior_logits[cfg.profiles.index(profile)], -1) / -np.log(2.0)
-        bits = sum(float(log_p[level, codes[level]].sum()) for level in range(n_q))
+        codes = model.encode_codes(x, cond, n_q)  # (1, levels, frames)
+        prior = model.prior_logits[cfg.profiles.index(profile)][None]
+        bits = float(code_bits(codes, prior[:, : codes.shape[1]], torch.tensor([n_q])).sum())
     return bits / (len(audio) / cfg.sample_rate_hz) / 1000
 
 

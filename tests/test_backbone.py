@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_codec.backbone.losses import LOSS_TERMS, ReconstructionLoss, rate_bits
+from adaptive_codec.backbone.losses import LOSS_TERMS, ReconstructionLoss, code_bits, rate_bits
 from adaptive_codec.backbone.mdct import MDCT
 from adaptive_codec.backbone.model import (
     Backbone,
@@ -157,6 +157,19 @@ def test_rate_bits_per_frame_depths_count_only_coded_levels():
     soft_bits, hard_bits = rate_bits(soft, codes, prior, depths)
     torch.testing.assert_close(hard_bits, torch.tensor([2.5 * 6.0, 2 * 6.0]))
     torch.testing.assert_close(soft_bits, hard_bits)
+
+
+def test_code_bits_are_minus_log2_of_the_coded_indices_probabilities():
+    # Level 0 puts half the mass on index 3, level 1 a quarter on index 5; level 2 is never coded.
+    k = 8
+    probs = torch.full((1, 3, k), 1.0)
+    probs[0, 0, 3] = (k - 1) * 1.0  # 7 / 14 = 1/2
+    probs[0, 1, 5] = (k - 1) / 3.0  # (7/3) / (28/3) = 1/4
+    codes = torch.tensor([[[3, 0], [5, 5], [1, 1]]])
+    bits = code_bits(codes, probs.log(), torch.tensor([[2, 1]]))
+    p_other = 1.0 / 14.0  # level 0, index 0
+    expected = torch.tensor([[1.0 + 2.0, -np.log2(p_other)]], dtype=torch.float32)
+    torch.testing.assert_close(bits, expected)
 
 
 def test_training_forward_with_per_frame_depths_matches_the_coder():

@@ -298,6 +298,31 @@ def combine(
     return (stacked * weights[profile_ids]).sum(-1)
 
 
+def code_bits(codes: torch.Tensor, prior_logits: torch.Tensor, n_q: torch.Tensor) -> torch.Tensor:
+    """Bits of each frame's codes under a per-level prior (the ideal entropy-coded size).
+
+    Parameters
+    ----------
+    codes : torch.Tensor [shape=(batch, levels, frames)]
+    prior_logits : torch.Tensor [shape=(batch, levels, K)]
+        Each example's profile prior.
+    n_q : torch.Tensor [shape=(batch,) or (batch, frames)]
+        Levels used per example or per frame; deeper levels cost nothing.
+
+    Returns
+    -------
+    torch.Tensor [shape=(batch, frames)]
+        Bits per frame, summed over the coded levels.
+    """
+    log_p = F.log_softmax(prior_logits, dim=-1) / -np.log(2.0)  # bits, (B, L, K)
+    depths = per_frame_depths(n_q, codes.shape[-1])
+    bits = prior_logits.new_zeros(depths.shape)
+    for level in range(codes.shape[1]):
+        active = (level < depths).to(log_p.dtype)  # (B, T)
+        bits = bits + active * torch.gather(log_p[:, level], 1, codes[:, level])
+    return bits
+
+
 def rate_bits(
     soft_assignments: Sequence[torch.Tensor],
     codes: torch.Tensor,
@@ -327,12 +352,10 @@ def rate_bits(
     """
     log_p = F.log_softmax(prior_logits, dim=-1) / -np.log(2.0)  # bits, (B, L, K)
     soft_bits = prior_logits.new_zeros(codes.shape[0])
-    hard_bits = prior_logits.new_zeros(codes.shape[0])
     depths = per_frame_depths(n_q, codes.shape[-1])
     for level, soft in enumerate(soft_assignments):
         active = (level < depths).to(log_p.dtype)  # (B, T)
-        bits = log_p[:, level]  # (B, K)
-        soft_bits = soft_bits + (active * (soft * bits.detach()[:, None, :]).sum(-1)).mean(-1)
-        hard = torch.gather(bits, 1, codes[:, level])  # (B, T)
-        hard_bits = hard_bits + (active * hard).mean(-1)
+        bits = log_p[:, level].detach()  # (B, K)
+        soft_bits = soft_bits + (active * (soft * bits[:, None, :]).sum(-1)).mean(-1)
+    hard_bits = code_bits(codes[:, : len(soft_assignments)], prior_logits, n_q).mean(-1)
     return soft_bits, hard_bits
