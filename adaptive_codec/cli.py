@@ -318,6 +318,9 @@ def classify(
         "--classifier", metavar="FILE", help="Classifier artifact (default: the shipped one).")] = None,
     min_segment: Annotated[float, typer.Option(
         "--min-segment", metavar="S", min=0.0, help="Shortest segment in seconds.")] = 2.0,
+    max_pause: Annotated[float, typer.Option(
+        "--max-pause", metavar="S", min=0.0,
+        help="Longest silence inside a segment that keeps its label (0: every silence is its own segment).")] = 4.0,
 ) -> None:
     """Label the speech / music / ambient / silence segments of a file and their profiles."""
     from .classifier import ContentClassifier
@@ -325,7 +328,7 @@ def classify(
 
     model = ContentClassifier.load(classifier) if classifier else ContentClassifier.default()
     typer.echo(segments_report(input, model, cli_state().registry(), format=format.value,
-                               min_segment_s=min_segment), nl=False)
+                               min_segment_s=min_segment, max_pause_s=max_pause), nl=False)
 
 # -- encode / decode / info (owner: codec) ---------------------------------------
 # `encode IN OUT.acx [--profile auto|NAME|FILE.toml] [--bitrate KBPS]`,

@@ -9,7 +9,12 @@ decision sounds worse than a slightly late one). Two stages:
    (``switch_penalty``, in nats) for every change of state. A switch therefore
    needs sustained evidence, and the decision depends on the current state,
    not only on the latest window (the idea of Opus' speech/music hysteresis).
-2. **Minimum segment length**: any segment shorter than ``min_segment_s`` is
+2. **Pauses**: a silent run (the classifier's energy gate) no longer than
+   ``max_pause_s`` between two runs of the same label takes that label, so a
+   pause in speech stays speech (a voice-activity detector's hangover). Longer
+   silences, and silences between different labels, stay ``silence`` and go
+   to the cheapest profile.
+3. **Minimum segment length**: any segment shorter than ``min_segment_s`` is
    merged into the neighbour whose label its windows found most probable.
 
 Times: window ``w`` stands for the span around its centre; a boundary between
@@ -76,21 +81,32 @@ class RoutingConfig:
         over three windows, than staying).
     min_segment_s : float
         Shortest segment kept; shorter ones are merged into a neighbour.
+    max_pause_s : float
+        Longest silence bridged by the label on both its sides (0: never).
+    silence_label : str
+        The label of the classifier's energy gate.
 
-    Both defaults were chosen on synthetic mixtures of held-out corpus clips
-    (never the corpus' mixed test files): penalties 2-8 and minimum segments
-    1-3 s were within 0.6 points of time accuracy; 8 nats and 2 s scored best
-    (``benchmarks/classifier.py`` prints the grid).
+    The first two defaults were chosen on synthetic mixtures of held-out corpus
+    clips (never the corpus' mixed test files): penalties 2-8 and minimum
+    segments 1-3 s were within 0.6 points of time accuracy; 8 nats and 2 s
+    scored best (``benchmarks/classifier.py`` prints the grid). ``max_pause_s``
+    is set from speech, not fitted: pauses between a speaker's sentences and
+    turns rarely exceed 3-4 s, while a longer silence is worth the cheap
+    profile.
     """
 
     switch_penalty: float = 8.0
     min_segment_s: float = 2.0
+    max_pause_s: float = 4.0
+    silence_label: str = "silence"
 
     def __post_init__(self) -> None:
         if self.switch_penalty < 0:
             raise ValueError(f"switch_penalty must be >= 0, got {self.switch_penalty}")
         if self.min_segment_s < 0:
             raise ValueError(f"min_segment_s must be >= 0, got {self.min_segment_s}")
+        if self.max_pause_s < 0:
+            raise ValueError(f"max_pause_s must be >= 0, got {self.max_pause_s}")
 
 
 def viterbi(probabilities: np.ndarray, *, switch_penalty: float) -> np.ndarray:
@@ -135,6 +151,26 @@ def _runs(path: np.ndarray) -> list[list[int]]:
     return [[int(path[s]), int(s), int(e)] for s, e in zip(starts, ends)]
 
 
+def _join_equal(runs: list[list[int]]) -> list[list[int]]:
+    """Merge neighbouring runs of the same label."""
+    merged = [runs[0]]
+    for run in runs[1:]:
+        if run[0] == merged[-1][0]:
+            merged[-1][2] = run[2]
+        else:
+            merged.append(run)
+    return merged
+
+
+def _bridge_pauses(runs: list[list[int]], silence: int, cuts: np.ndarray, max_pause_s: float) -> list[list[int]]:
+    """Give a short silent run between two runs of one label that label."""
+    for i in range(1, len(runs) - 1):
+        label, s, e = runs[i]
+        if label == silence and runs[i - 1][0] == runs[i + 1][0] and cuts[e] - cuts[s] <= max_pause_s:
+            runs[i][0] = runs[i - 1][0]
+    return _join_equal(runs)
+
+
 def segments_from_probabilities(
     probabilities: np.ndarray,
     labels: Sequence[str],
@@ -174,6 +210,8 @@ def segments_from_probabilities(
     # cut[i] = time between window i-1 and window i; cut[0] = 0, cut[n] = end.
     cuts = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [end_of_audio]])
     runs = _runs(viterbi(probabilities, switch_penalty=config.switch_penalty))
+    if config.silence_label in labels and config.max_pause_s > 0:
+        runs = _bridge_pauses(runs, list(labels).index(config.silence_label), cuts, config.max_pause_s)
 
     # Merge the shortest too-short run first, so that merges cascade sensibly.
     while len(runs) > 1:
@@ -187,13 +225,7 @@ def segments_from_probabilities(
         j = max(neighbours, key=lambda j: probabilities[s:e, runs[j][0]].mean())
         runs[j][1], runs[j][2] = min(runs[j][1], s), max(runs[j][2], e)
         del runs[i]
-        merged = [runs[0]]
-        for run in runs[1:]:
-            if run[0] == merged[-1][0]:
-                merged[-1][2] = run[2]
-            else:
-                merged.append(run)
-        runs = merged
+        runs = _join_equal(runs)
     return [
         Segment(float(cuts[s]), float(cuts[e]), str(labels[k]), float(probabilities[s:e, k].mean()))
         for k, s, e in runs
@@ -317,6 +349,7 @@ def segments_report(
     *,
     format: str = "table",
     min_segment_s: float = RoutingConfig.min_segment_s,
+    max_pause_s: float = RoutingConfig.max_pause_s,
     progress_after_s: float = 60.0,
 ) -> str:
     """Classify a file and render its segments for ``adaptive-codec classify``.
@@ -330,7 +363,8 @@ def segments_report(
         Maps labels to profiles; a label no profile serves is shown as ``-``
         and a one-line warning naming the available profiles goes to stderr.
     format : {"table", "csv", "json"}
-    min_segment_s : float
+    min_segment_s, max_pause_s : float
+        See :class:`RoutingConfig`.
     progress_after_s : float
         Files longer than this show a progress bar on stderr (when it is a
         terminal).
@@ -353,7 +387,7 @@ def segments_report(
     bar = tqdm(total=round(duration, 1), unit="s", desc="classifying", file=sys.stderr, leave=False,
                disable=duration < progress_after_s or not sys.stderr.isatty())
     with bar:
-        segments = classify_file(path, classifier, config=RoutingConfig(min_segment_s=min_segment_s),
+        segments = classify_file(path, classifier, config=RoutingConfig(min_segment_s=min_segment_s, max_pause_s=max_pause_s),
                                  progress=lambda s: bar.update(round(s, 1)))
     served = registry.labels()
     unserved = sorted({s.label for s in segments} - set(served))

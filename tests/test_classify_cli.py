@@ -57,10 +57,30 @@ def test_classify_min_segment_merges_everything_short():
     assert len(data["segments"]) == 1
 
 
+@needs_shipped
+def test_classify_keeps_a_pause_in_speech_as_speech_unless_told_not_to(tmp_path):
+    import numpy as np
+
+    from adaptive_codec.audio import load_audio, save_audio, to_mono
+
+    audio, info = load_audio(EXAMPLES_DIR / "speech.flac")
+    speech = to_mono(audio)[: 8 * info.sample_rate_hz]
+    pause = np.zeros(3 * info.sample_rate_hz, dtype=speech.dtype)  # digital silence: below the gate
+    path = tmp_path / "pause.wav"
+    save_audio(path, np.concatenate([speech, pause, speech]), info.sample_rate_hz)
+    default = json.loads(_run("classify", path, "-f", "json").stdout)["segments"]
+    assert [s["label"] for s in default] == ["speech"]
+    split = json.loads(_run("classify", path, "-f", "json", "--max-pause", "0").stdout)["segments"]
+    assert [s["label"] for s in split] == ["speech", "silence", "speech"]
+    assert split[1]["profile"] == "ambient"
+    assert split[1]["end_s"] - split[1]["start_s"] == pytest.approx(3.0, abs=0.6)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["classify", "missing.wav"], "missing.wav"),
+        (["classify", EXAMPLES_DIR / "speech.flac", "--max-pause", "-2"], "max-pause"),
         (["classify", EXAMPLES_DIR / "speech.flac", "--classifier", EXAMPLES_DIR / "README.md"], "README.md"),
         (["classify", EXAMPLES_DIR / "speech.flac", "--min-segment", "-1"], "min-segment"),
         (["classify", EXAMPLES_DIR / "speech.flac", "-f", "xml"], "xml"),

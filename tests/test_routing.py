@@ -90,11 +90,33 @@ def test_single_window_and_no_windows():
     assert segments_from_probabilities(np.zeros((0, 4)), LABELS, np.zeros(0), np.zeros(0)) == []
 
 
+def test_a_pause_inside_speech_stays_speech_up_to_max_pause():
+    # Windows every 0.5 s: 6 silent windows span 3 s, 12 span 6 s.
+    pause = "s" * 12 + "_" * 6 + "s" * 12
+    assert [s.label for s in _segments(pause, max_pause_s=4.0)] == ["speech"]
+    assert [s.label for s in _segments(pause, max_pause_s=0.0)] == ["speech", "silence", "speech"]
+    long_pause = "s" * 12 + "_" * 12 + "s" * 12
+    segments = _segments(long_pause, max_pause_s=4.0)
+    assert [s.label for s in segments] == ["speech", "silence", "speech"]
+    assert segments[1].duration_s == pytest.approx(6.0)
+    # Between two different labels a silence is nobody's pause.
+    assert [s.label for s in _segments("s" * 12 + "_" * 6 + "m" * 12, max_pause_s=4.0)] == ["speech", "silence", "music"]
+    # Leading and trailing silence have one neighbour only.
+    assert [s.label for s in _segments("_" * 6 + "s" * 12 + "_" * 6, max_pause_s=4.0)] == ["silence", "speech", "silence"]
+
+
+def test_a_bridged_pause_lowers_the_segment_confidence():
+    bridged = _segments("s" * 12 + "_" * 6 + "s" * 12, max_pause_s=4.0)[0]
+    assert bridged.confidence == pytest.approx((24 * 0.9 + 6 * 0.1 / 3) / 30)
+
+
 def test_invalid_routing_config():
     with pytest.raises(ValueError):
         RoutingConfig(switch_penalty=-1)
     with pytest.raises(ValueError):
         RoutingConfig(min_segment_s=-1)
+    with pytest.raises(ValueError):
+        RoutingConfig(max_pause_s=-1)
 
 
 def test_route_maps_labels_to_profiles_including_silence():
