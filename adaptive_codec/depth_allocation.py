@@ -20,7 +20,8 @@ Why: at the same bytes, on the corpus' *training* speech clips (weights
 1.93 -> 2.16 and STOI 0.861 -> 0.878; music did not change at any slope and
 ambient gained nothing within +1 % bitrate, so only the speech profile
 enables it (benchmarks/depth_allocation.py; docs/TRAINING.md,
-"Energy-adaptive depth").
+"Energy-adaptive depth"). Since 0.dev51600 the profile uses 2.5, the slope
+that the benchmark's equal-bytes rule picks on the training clips.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from adaptive_codec import __version__
 from adaptive_codec.cli import app, main
-from adaptive_codec.profiles import ENV_VAR, Profile
+from adaptive_codec.profiles import ENV_VAR, Profile, ProfileRegistry
 from adaptive_codec.resources import profiles_dir
 
 if sys.version_info >= (3, 11):
@@ -51,7 +51,8 @@ def test_profiles_list_table_and_json():
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["NAME", "LABELS", "RATE", "DEPTH", "BASE", "ORIGIN"]
     assert [line.split()[0] for line in lines[1:]] == ["ambient", "music", "speech"]
-    assert "adaptive (4/10 dB)" in lines[3] and "fixed" in lines[1]
+    slope = ProfileRegistry.default().get("speech").depth_slope
+    assert f"adaptive ({slope:g}/10 dB)" in lines[3] and "fixed" in lines[1]
     rows = json.loads(_run("profiles", "list", "--format", "json").stdout)
     assert {r["name"]: r["labels"] for r in rows} == {
         "ambient": ["ambient", "silence"], "music": ["music"], "speech": ["speech"]}

@@ -8,7 +8,7 @@ import torch
 
 from adaptive_codec.audio import load_audio
 from adaptive_codec.bitstream import read_acx, read_header
-from adaptive_codec.codec import AdaptiveCodec
+from adaptive_codec.codec import SIDE_DEPTH_DIVISOR, AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError, FormatError, ProfileError
 from adaptive_codec.resources import example_path
 
@@ -246,7 +246,9 @@ def test_stereo_is_mid_side_and_dual_mono_spends_nothing_on_side(codec, speech):
 
     wide = np.stack([audio[0], np.roll(audio[0], 4000)])
     header = read_header(codec.encode(wide, sr, profile="speech"))
-    assert [s.n_q for s in header.segments_for_channel(1)] == [4]
+    mid_depth = header.segments_for_channel(0)[0].n_q
+    assert [s.n_q for s in header.segments_for_channel(1)] == [max(1, mid_depth // SIDE_DEPTH_DIVISOR)]
+    assert 1 <= header.segments_for_channel(1)[0].n_q < mid_depth
 
 
 # -- block streaming (bounded memory) == whole-signal processing ----------------------

@@ -13,6 +13,7 @@ import pytest
 from adaptive_codec import AdaptiveCodec
 from adaptive_codec.audio import audio_info, load_audio, save_audio
 from adaptive_codec.cli import main
+from adaptive_codec.profiles import ProfileRegistry
 from adaptive_codec.resources import example_path
 
 
@@ -37,7 +38,9 @@ def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     assert "kbps" in out and "speech" in out
     assert main(["info", str(acx), "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["segments"][0]["n_q"] == 4 and info["channels"] == 2
+    speech_profile = ProfileRegistry.default().get("speech")
+    assert info["segments"][0]["n_q"] == AdaptiveCodec.default().depth_for(speech_profile, 3.0)
+    assert info["channels"] == 2
     assert info["segments"][0]["adaptive_depth"] is True  # the speech profile's depth_slope
     assert info["size_bytes"] == acx.stat().st_size
     assert main(["decode", str(acx), str(wav)]) == 0
