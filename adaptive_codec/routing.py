@@ -2,7 +2,7 @@
 
 The classifier scores overlapping windows independently; coding wants long,
 stable segments (every profile switch costs side information, and a flapping
-decision sounds worse than a slightly late one). Two stages:
+decision sounds worse than a slightly late one). Three stages:
 
 1. **Viterbi smoothing** over the window sequence: an HMM whose states are the
    labels, emissions the window probabilities, and a fixed cost
