@@ -387,8 +387,8 @@ def segments_report(
     bar = tqdm(total=round(duration, 1), unit="s", desc="classifying", file=sys.stderr, leave=False,
                disable=duration < progress_after_s or not sys.stderr.isatty())
     with bar:
-        segments = classify_file(path, classifier, config=RoutingConfig(min_segment_s=min_segment_s, max_pause_s=max_pause_s),
-                                 progress=lambda s: bar.update(round(s, 1)))
+        config = RoutingConfig(min_segment_s=min_segment_s, max_pause_s=max_pause_s)
+        segments = classify_file(path, classifier, config=config, progress=lambda s: bar.update(round(s, 1)))
     served = registry.labels()
     unserved = sorted({s.label for s in segments} - set(served))
     if unserved:

@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier  # noqa: E402
+from adaptive_codec.errors import AdaptiveCodecError  # noqa: E402
 from adaptive_codec.features import window_features  # noqa: E402
 from adaptive_codec.profiles import ProfileRegistry  # noqa: E402
 from adaptive_codec.routing import RoutingConfig, classify_file, segments_from_probabilities  # noqa: E402
@@ -332,12 +333,22 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
         lines.append(text)
 
-    shipped = ContentClassifier.load(args.classifier)
+    try:
+        shipped = ContentClassifier.load(args.classifier)
+    except AdaptiveCodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     meta = ContentClassifier.read_metadata(args.classifier)
     training = meta.get("training", {})
     recipe = TrainingRecipe.from_summary(training)
     template = ContentClassifier(**shipped.get_params())
     extra = tuple(e["source"] for e in training.get("extra", []))
+    missing = [source for source in extra if not Path(source).exists()]
+    if missing:
+        # The artifact names the extra folders it was trained on; a fresh machine fetches them first.
+        print(f"error: training data not found: {', '.join(missing)} (the artifact's training sources: "
+              "../shared/train-pool/fetch_debian_audio.py, benchmarks/fetch_songs.py)", file=sys.stderr)
+        return 2
     say(f"# Content classifier benchmark: {args.classifier.name}")
     say(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
         f"threads=1; load average {os.getloadavg()[0]:.1f} at start (the machine is shared); corpus: {args.corpus}")
@@ -429,10 +440,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except FileNotFoundError as exc:
-        # The shipped artifact names its extra training folders; on a fresh machine they are fetched first.
-        print(f"error: {exc} (the artifact's training sources: ../shared/train-pool/fetch_debian_audio.py, "
-              "benchmarks/fetch_songs.py)", file=sys.stderr)
-        raise SystemExit(2)
+    raise SystemExit(main())

@@ -315,11 +315,15 @@ def code_bits(codes: torch.Tensor, prior_logits: torch.Tensor, n_q: torch.Tensor
         Bits per frame, summed over the coded levels.
     """
     log_p = F.log_softmax(prior_logits, dim=-1) / -np.log(2.0)  # bits, (B, L, K)
-    depths = per_frame_depths(n_q, codes.shape[-1])
-    bits = prior_logits.new_zeros(depths.shape)
+    return _coded_bits(codes, log_p, per_frame_depths(n_q, codes.shape[-1]))
+
+
+def _coded_bits(codes: torch.Tensor, level_bits: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+    """:func:`code_bits` from bits per index ``(B, L, K)`` and per-frame depths ``(B, T)``."""
+    bits = level_bits.new_zeros(depths.shape)
     for level in range(codes.shape[1]):
-        active = (level < depths).to(log_p.dtype)  # (B, T)
-        bits = bits + active * torch.gather(log_p[:, level], 1, codes[:, level])
+        active = (level < depths).to(level_bits.dtype)  # (B, T)
+        bits = bits + active * torch.gather(level_bits[:, level], 1, codes[:, level])
     return bits
 
 
@@ -357,5 +361,5 @@ def rate_bits(
         active = (level < depths).to(log_p.dtype)  # (B, T)
         bits = log_p[:, level].detach()  # (B, K)
         soft_bits = soft_bits + (active * (soft * bits[:, None, :]).sum(-1)).mean(-1)
-    hard_bits = code_bits(codes[:, : len(soft_assignments)], prior_logits, n_q).mean(-1)
+    hard_bits = _coded_bits(codes[:, : len(soft_assignments)], log_p, depths).mean(-1)
     return soft_bits, hard_bits
