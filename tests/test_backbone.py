@@ -118,6 +118,24 @@ def test_phase_term_sees_phase_that_magnitude_terms_miss(speech_24k):
     assert 0.5 < float(loss(shifted, x)["phase"]) < 2.0
 
 
+def test_phase_term_ignores_phase_above_its_cutoff(speech_24k):
+    """Flipping the polarity of everything above PHASE_MAX_HZ costs ``phase`` nothing;
+    flipping the band below it does."""
+    from adaptive_codec.backbone.losses import PHASE_MAX_HZ
+
+    loss = ReconstructionLoss()
+    x = speech_24k[:24000].astype(np.float64)
+    spectrum = np.fft.rfft(x)
+    high = np.fft.rfftfreq(x.size, 1 / 24000) > PHASE_MAX_HZ + 600  # clear of the STFT's leakage
+    ref = torch.from_numpy(x).float()[None]
+    highs_flipped = torch.from_numpy(np.fft.irfft(np.where(high, -spectrum, spectrum), n=x.size)).float()[None]
+    lows_flipped = torch.from_numpy(np.fft.irfft(np.where(high, spectrum, -spectrum), n=x.size)).float()[None]
+    assert float(loss(highs_flipped, ref)["phase"]) < 0.1
+    assert float(loss(lows_flipped, ref)["phase"]) > 1.5
+    # the magnitude terms see neither flip
+    assert float(loss(highs_flipped, ref)["mel"]) < 1e-3
+
+
 def test_intelligibility_term_tracks_stoi(speech_24k):
     """The differentiable STOI stand-in is 0 for a copy or a gain change and follows 1 - STOI."""
     pystoi = pytest.importorskip("pystoi", reason="pystoi comes with the bench extra")

@@ -13,7 +13,9 @@ magnitudes alone, the codec matched spectra with incoherent phase (held-out
 speech SI-SDR about -35 dB, PESQ-WB stuck near 1.05), so ``phase`` compares
 *power-law compressed complex* STFTs (``|S|^0.3 · e^{jφ}``, as in speech
 enhancement), which is phase-aware, level-invariant and dominated by
-audible cells rather than by the loudest few.
+audible cells rather than by the loudest few. It stops at
+:data:`PHASE_MAX_HZ`: above that the codec cannot match the waveform, and
+the term would only make the highs quiet.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ LOSS_TERMS: tuple[str, ...] = (
 PHASE_COMPRESSION = 0.3
 #: STFT sizes used by the ``phase`` term: phase matters most at short windows.
 PHASE_MAX_NFFT = 1024
+#: Highest frequency the ``phase`` term compares. Above it the codec does not
+#: reproduce the waveform at its bitrates (0.dev51600, held-out speech at 8
+#: levels: compressed-complex error/reference 1.1-1.3 in every band above
+#: 4 kHz, i.e. no better than silence), so there the term could only pull
+#: magnitudes towards zero: speech came out 12-20 dB too quiet at 4-8 kHz.
+#: The magnitude terms alone govern the highs, as noise filling does in
+#: transform codecs (docs/TRAINING.md "Phase term above 4 kHz").
+PHASE_MAX_HZ = 4000.0
 
 #: The ``intelligibility`` term follows STOI (Taal et al. 2011): 15 one-third
 #: octave bands from 150 Hz, envelopes compared over 384 ms segments, the
@@ -70,12 +80,13 @@ class _Resolution(nn.Module):
         self.n_fft = n_fft
         self.hop = n_fft // 4
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
+        self.phase_bins = int(np.count_nonzero(freqs <= PHASE_MAX_HZ))
         mel = librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels, fmin=0.0)
         self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
         chroma = librosa.filters.chroma(sr=sample_rate_hz, n_fft=n_fft)
         self.register_buffer("chroma_fb", torch.from_numpy(chroma).float(), persistent=False)
         # Octave bands for spectral contrast, as in librosa.feature.spectral_contrast.
-        freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
         edges = [0.0] + [200.0 * 2**i for i in range(7)]
         bands = [(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])]
         self.band_bins = [torch.from_numpy(np.flatnonzero(b)) for b in bands if b.sum() >= 4]
@@ -148,8 +159,9 @@ class ReconstructionLoss(nn.Module):
             s_est, s_ref = res.spectrum(estimate), res.spectrum(reference)
             m_est, m_ref = s_est.abs().clamp_min(1e-9), s_ref.abs().clamp_min(1e-9)
             if res.n_fft <= PHASE_MAX_NFFT:
-                c_est = _compress_complex(s_est / rms[:, :, None])
-                c_ref = _compress_complex(s_ref / rms[:, :, None])
+                low = slice(0, res.phase_bins)
+                c_est = _compress_complex(s_est[:, low] / rms[:, :, None])
+                c_ref = _compress_complex(s_ref[:, low] / rms[:, :, None])
                 terms["phase"] = terms["phase"] + (
                     torch.linalg.vector_norm((c_est - c_ref).reshape(batch, -1), dim=-1)
                     / (torch.linalg.vector_norm(c_ref.reshape(batch, -1), dim=-1) + 1e-3)
