@@ -153,3 +153,46 @@ def test_ensure_caches_builds_once_and_respects_the_cap(tmp_path):
     stamp = (cache / "speech.npy").stat().st_mtime_ns
     assert ensure_caches([], [pool], 1.0, root) == [cache]  # finished: not built again
     assert (cache / "speech.npy").stat().st_mtime_ns == stamp
+
+
+def test_caches_expand_a_quoted_home_folder(tmp_path, monkeypatch):
+    """A quoted "~/pool" names the shell-expanded folder's cache and its clips (pandas expands ~, Path does not)."""
+    import shutil
+
+    from adaptive_codec.resources import example_path
+    from adaptive_codec.train.cache_paths import cache_dir_for
+    from adaptive_codec.train.codec_data import ensure_caches
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    shutil.copy(example_path("speech"), pool / "a.flac")
+    (pool / "manifest.csv").write_text("path,label,duration_s\na.flac,speech,3\n")
+    root = tmp_path / "caches"
+    assert cache_dir_for(Path("~/pool"), root, 1.0) == cache_dir_for(pool, root, 1.0)
+    (cache,) = ensure_caches([], [Path("~/pool")], 1.0, root)
+    assert len(json.loads((cache / "speech.json").read_text())["clips"]) == 1
+
+
+def test_a_cache_of_unreadable_clips_is_an_error_not_an_empty_cache(tmp_path):
+    """If no clip of a folder can be read, the build stops with one line instead of marking an empty cache done."""
+    from adaptive_codec.errors import AdaptiveCodecError
+    from adaptive_codec.train.codec_data import ensure_caches
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "a.flac").write_bytes(b"not audio")
+    (pool / "manifest.csv").write_text("path,label,duration_s\na.flac,speech,3\nmissing.flac,music,3\n")
+    with pytest.raises(AdaptiveCodecError, match=r"no clip for cache .* could be read \(2 tried; first: .*pool/(a|missing)\.flac"):
+        ensure_caches([], [pool], 1.0, tmp_path / "caches")
+    assert not list((tmp_path / "caches").glob("*/done"))
+
+
+def test_a_pool_manifest_without_durations_is_a_clear_error(tmp_path):
+    """The per-class hour cap needs duration_s: a manifest without it is named, not an AttributeError."""
+    from adaptive_codec.errors import AdaptiveCodecError
+    from adaptive_codec.train.codec_data import pool_clips
+
+    (tmp_path / "manifest.csv").write_text("path,label\na.flac,speech\n")
+    with pytest.raises(AdaptiveCodecError, match=r"manifest.csv: missing column\(s\) duration_s"):
+        pool_clips(tmp_path, {"speech": 1.0})

@@ -33,5 +33,7 @@ def cache_dir_for(data_dir: Path, cache_root: Path = DEFAULT_CACHE_ROOT,
         it exists once the cache has been built.
     """
     kind = "train" if extra_hours is None else f"all{extra_hours:g}"
-    key = hashlib.sha1(f"{Path(data_dir).resolve()}|{kind}".encode()).hexdigest()[:10]
-    return Path(cache_root) / f"{Path(data_dir).name}-{kind}-{key}"
+    # expanduser: a quoted "~/pool" must name the same cache as the shell-expanded path
+    data_dir = Path(data_dir).expanduser()
+    key = hashlib.sha1(f"{data_dir.resolve()}|{kind}".encode()).hexdigest()[:10]
+    return Path(cache_root).expanduser() / f"{data_dir.name}-{kind}-{key}"

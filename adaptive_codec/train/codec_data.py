@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from ..errors import AdaptiveCodecError
 from .cache_paths import cache_dir_for
 
 CLASSES: tuple[str, ...] = ("speech", "music", "ambient")
@@ -49,19 +50,31 @@ class Clip:
     source: str
 
 
+def _read_manifest(folder: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``folder/manifest.csv``, with a one-line error when a needed column is missing."""
+    manifest = pd.read_csv(folder / "manifest.csv")
+    missing = [c for c in columns if c not in manifest.columns]
+    if missing:
+        raise AdaptiveCodecError(f"{folder / 'manifest.csv'}: missing column(s) {', '.join(missing)} "
+                                 f"(needs {', '.join(columns)})")
+    return manifest
+
+
 def corpus_clips(corpus_dir: Path, split: str) -> list[Clip]:
     """Clips of ``corpus_dir/manifest.csv`` in ``split`` ('train', 'test' or 'all').
 
     Mixed files are excluded: they are cut from the same clips.
     """
-    manifest = pd.read_csv(Path(corpus_dir) / "manifest.csv")
+    # pandas expands "~" in the manifest's path but Path joins do not: expand once for both
+    corpus_dir = Path(corpus_dir).expanduser()
+    manifest = _read_manifest(corpus_dir, ("path", "label", "source"))
     clips = []
     for row in manifest.itertuples():
         if row.label not in CLASSES:
             continue
         held = is_held_out(row.source)
         if split == "all" or (split == "test") == held:
-            clips.append(Clip(Path(corpus_dir) / row.path, row.label, row.source))
+            clips.append(Clip(corpus_dir / row.path, row.label, row.source))
     return clips
 
 
@@ -71,7 +84,8 @@ def pool_clips(pool_dir: Path, max_hours: dict[str, float] | None = None) -> lis
     The cap keeps preprocessing time bounded; clips are taken in a seeded
     shuffled order so the cap samples every package.
     """
-    manifest = pd.read_csv(Path(pool_dir) / "manifest.csv")
+    pool_dir = Path(pool_dir).expanduser()
+    manifest = _read_manifest(pool_dir, ("path", "label", "duration_s"))
     manifest = manifest.sample(frac=1.0, random_state=0)
     hours: dict[str, float] = {}
     clips = []
@@ -122,6 +136,8 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
     by_label: dict[str, list[Clip]] = {}
     for clip in clips:
         by_label.setdefault(clip.label, []).append(clip)
+    n_clips = sum(len(items) for items in by_label.values())
+    failures: list[str] = []
     for label, items in by_label.items():
         arrays, index, offset = [], [], 0
         for clip in tqdm(items, desc=f"cache {label}", unit="file"):
@@ -129,6 +145,7 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
                 audio = read_mono(clip.path, sample_rate_hz)
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the cache
                 print(f"skipped {clip.path}: {exc}")
+                failures.append(f"{clip.path}: {exc}")
                 continue
             if audio.size < sample_rate_hz // 2 or not np.isfinite(audio).all():
                 continue
@@ -141,6 +158,11 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
         np.save(tmp, np.concatenate(arrays) if arrays else np.zeros(0, np.int16))
         tmp.replace(cache_dir / f"{label}.npy")
         (cache_dir / f"{label}.json").write_text(json.dumps({"clips": index}))
+    if n_clips and len(failures) == n_clips:
+        # Every file failed (a wrong folder, a manifest of moved files): the caller would mark
+        # an empty cache done and train on nothing without saying so.
+        raise AdaptiveCodecError(f"no clip for cache {cache_dir.name} could be read ({n_clips} tried; "
+                                 f"first: {failures[0]})")
 
 
 class CropSampler:
