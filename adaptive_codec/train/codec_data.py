@@ -97,7 +97,7 @@ def pool_clips(pool_dir: Path, max_hours: dict[str, float] | None = None) -> lis
             continue
         hours[row.label] = hours.get(row.label, 0.0) + float(row.duration_s) / 3600
         source = getattr(row, "source", None) or getattr(row, "source_package", "")
-        clips.append(Clip(Path(pool_dir) / row.path, row.label, str(source)))
+        clips.append(Clip(pool_dir / row.path, row.label, str(source)))
     return clips
 
 
