@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -183,7 +184,23 @@ def test_a_cache_of_unreadable_clips_is_an_error_not_an_empty_cache(tmp_path):
     pool.mkdir()
     (pool / "a.flac").write_bytes(b"not audio")
     (pool / "manifest.csv").write_text("path,label,duration_s\na.flac,speech,3\nmissing.flac,music,3\n")
-    with pytest.raises(AdaptiveCodecError, match=r"no clip for cache .* could be read \(2 tried; first: .*pool/(a|missing)\.flac"):
+    with pytest.raises(AdaptiveCodecError, match=r"no clip for cache .* could be read or used \(2 tried; first: .*pool/(a|missing)\.flac"):
+        ensure_caches([], [pool], 1.0, tmp_path / "caches")
+    assert not list((tmp_path / "caches").glob("*/done"))
+
+
+def test_a_cache_of_only_unusable_clips_is_an_error(tmp_path):
+    """Files that decode but are all too short or non-finite leave nothing to train on: one line, no ``done``."""
+    import soundfile as sf
+
+    from adaptive_codec.errors import AdaptiveCodecError
+    from adaptive_codec.train.codec_data import ensure_caches
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    sf.write(pool / "short.wav", np.zeros(1000, np.float32), 24000)
+    (pool / "manifest.csv").write_text("path,label,duration_s\nshort.wav,speech,0.04\n")
+    with pytest.raises(AdaptiveCodecError, match=r"could be read or used \(1 tried; first: .*short\.wav: shorter than 0\.5 s\)"):
         ensure_caches([], [pool], 1.0, tmp_path / "caches")
     assert not list((tmp_path / "caches").glob("*/done"))
 

@@ -148,6 +148,9 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
                 failures.append(f"{clip.path}: {exc}")
                 continue
             if audio.size < sample_rate_hz // 2 or not np.isfinite(audio).all():
+                why = "shorter than 0.5 s" if audio.size < sample_rate_hz // 2 else "NaN or inf samples"
+                print(f"skipped {clip.path}: {why}")
+                failures.append(f"{clip.path}: {why}")
                 continue
             pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
             arrays.append(pcm)
@@ -161,7 +164,8 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
     if n_clips and len(failures) == n_clips:
         # Every file failed (a wrong folder, a manifest of moved files): the caller would mark
         # an empty cache done and train on nothing without saying so.
-        raise AdaptiveCodecError(f"no clip for cache {cache_dir.name} could be read ({n_clips} tried; "
+        # The same holds when every file decodes but none is usable (all too short or non-finite).
+        raise AdaptiveCodecError(f"no clip for cache {cache_dir.name} could be read or used ({n_clips} tried; "
                                  f"first: {failures[0]})")
 
 
