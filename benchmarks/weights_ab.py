@@ -11,6 +11,16 @@ mode, the metric of the corpus benchmark and of issue 7's routing target;
 index bits under the weights' own per-level priors at the largest depth:
 the rate the entropy tables will roughly see.
 
+``--native-rate`` scores as the codec is used and benchmarked
+(``codec_quality.py``, ``adaptive-codec bench``): each clip is read at its own
+sample rate, resampled to 24 kHz for the backbone with the codec's resampler,
+and the decoded audio resampled back, so band-limited sources (the corpus's
+16 kHz speech and mixed files) are judged on their own band. The default
+scores both signals at 24 kHz. The two can disagree: on 16 kHz speech a
+decoder that puts energy above 8 kHz, where the 24 kHz reference has none,
+loses ViSQOL at 24 kHz that it does not lose at 16 kHz (docs/TRAINING.md,
+"A CPU cooldown that was not shipped").
+
 This compares checkpoints before one is shipped (docs/TRAINING.md), so the
 clips that choose are held-out ones: say so wherever the choice is reported.
 
@@ -51,21 +61,53 @@ def index_kbps(model, audio: np.ndarray, profile: str, n_q: int) -> float:
     return bits / (len(audio) / cfg.sample_rate_hz) / 1000
 
 
-def score(weights: Path, clips: dict[str, list[np.ndarray]], depths: list[int],
+def native_clips(corpus: Path, seconds: float) -> dict[str, list[tuple[np.ndarray, int]]]:
+    """Every held-out clip at its own sample rate: first ``seconds``, mono, near-silent ones skipped.
+
+    The same clips as the training's held-out loader (whose silence test is
+    on the 24 kHz version; the RMS barely depends on the rate).
+    """
+    import soundfile as sf
+
+    from adaptive_codec.train.codec_data import CLASSES, corpus_clips
+
+    out: dict[str, list[tuple[np.ndarray, int]]] = {c: [] for c in CLASSES}
+    for clip in corpus_clips(Path(corpus), "test"):
+        sr = sf.info(str(clip.path)).samplerate
+        data, _ = sf.read(str(clip.path), dtype="float32", always_2d=True, frames=int(seconds * sr))
+        x = data.mean(axis=1)
+        if np.sqrt(np.mean(x**2)) > 1e-3:
+            out[clip.label].append((x, sr))
+    return out
+
+
+def score(weights: Path, clips: dict[str, list[tuple[np.ndarray, int]]], depths: list[int],
           with_visqol: bool = True) -> dict[str, float]:
-    """Mean metrics per class and depth for one weights file."""
+    """Mean metrics per class and depth for one weights file.
+
+    ``clips`` holds ``(audio, sample_rate_hz)`` pairs; the backbone codes each
+    at 24 kHz and the scores are taken at the clip's own rate.
+    """
     from adaptive_codec.backbone.weights import load_weights
     from adaptive_codec.bench.metrics import visqol
+    from adaptive_codec.resampling import resample_signal
     from adaptive_codec.train.codec_eval import _speech_scores, mel_distance, roundtrip
 
     model, _ = load_weights(weights)
-    sr = model.config.sample_rate_hz
+    rate = model.config.sample_rate_hz
+
+    def coded(ref: np.ndarray, sr: int, label: str, n_q: int) -> np.ndarray:
+        if sr == rate:
+            return roundtrip(model, ref, label, n_q)
+        est = roundtrip(model, resample_signal(ref, sr, rate), label, n_q)
+        return resample_signal(est, rate, sr)[: len(ref)]
+
     out: dict[str, float] = {}
-    for label, refs in clips.items():
+    for label, pairs in clips.items():
         for n_q in depths:
             mels, pesqs, stois, visqols = [], [], [], []
-            for ref in refs:
-                est = roundtrip(model, ref, label, n_q)
+            for ref, sr in pairs:
+                est = coded(ref, sr, label, n_q)
                 mels.append(mel_distance(est, ref, sr))
                 if with_visqol:
                     visqols.append(visqol(ref, est, sr))
@@ -81,7 +123,8 @@ def score(weights: Path, clips: dict[str, list[np.ndarray]], depths: list[int],
                 out[f"speech PESQ-WB@{n_q}"] = float(np.mean(pesqs))
                 out[f"speech STOI@{n_q}"] = float(np.mean(stois))
         out[f"{label} kbps@{max(depths)}"] = float(np.mean(
-            [index_kbps(model, ref, label, max(depths)) for ref in refs]))
+            [index_kbps(model, ref if sr == rate else resample_signal(ref, sr, rate), label, max(depths))
+             for ref, sr in pairs]))
     return out
 
 
@@ -91,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
     parser.add_argument("--seconds", type=float, default=8.0, help="excerpt length (default 8)")
     parser.add_argument("--depths", default="4,8", help="fixed RVQ depths, comma-separated (default 4,8)")
+    parser.add_argument("--native-rate", action="store_true",
+                        help="score each clip at its own sample rate, as the benchmarks do (default: at 24 kHz)")
     parser.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (about halves the run time)")
     args = parser.parse_args(argv)
 
@@ -116,12 +161,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # the training's held-out loader, with no cap on clips per class
     try:
-        clips = HeldOutSet.from_corpus(args.corpus, per_class=sys.maxsize, seconds=args.seconds).audio
+        if args.native_rate:
+            clips = native_clips(args.corpus, args.seconds)
+        else:
+            clips = {label: [(x, 24000) for x in xs] for label, xs in
+                     HeldOutSet.from_corpus(args.corpus, per_class=sys.maxsize, seconds=args.seconds).audio.items()}
     except (OSError, RuntimeError, ValueError, AttributeError) as exc:  # soundfile: RuntimeError; columns: AttributeError
         print(f"error: {args.corpus}: cannot read the held-out clips ({exc})", file=sys.stderr)
         return 2
     print("held-out clips: " + ", ".join(f"{k} {len(v)}" for k, v in clips.items())
-          + f"; first {args.seconds:g} s, fixed depth {depths}")
+          + f"; first {args.seconds:g} s, fixed depth {depths}; scored at "
+          + ("each clip's own sample rate" if args.native_rate else "24 kHz"))
     rows = []
     for w in args.weights:
         try:
