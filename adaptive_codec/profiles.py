@@ -89,6 +89,9 @@ class LossWeights:
     intelligibility : float
         1 − STOI-style correlation of one-third octave band envelopes
         (150 Hz–4 kHz, 384 ms segments): what STOI measures, differentiable.
+    band_level : float
+        Distance of the mel bands' powers averaged over the whole example
+        (long-term spectral balance: no steady muffling or brightening).
     """
 
     waveform: float = 0.0
@@ -100,6 +103,7 @@ class LossWeights:
     loudness: float = 0.0
     phase: float = 0.0
     intelligibility: float = 0.0
+    band_level: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """Return ``{term: weight}`` for every term, zeros included."""

@@ -136,6 +136,26 @@ def test_phase_term_ignores_phase_above_its_cutoff(speech_24k):
     assert float(loss(highs_flipped, ref)["mel"]) < 1e-3
 
 
+def test_band_level_term_measures_steady_level_not_detail(speech_24k):
+    """``band_level`` is the long-term band balance: a gain costs in proportion to its level,
+    a muffled top octave costs, and noise with the same long-term spectrum costs little."""
+    loss = ReconstructionLoss()
+    x = torch.from_numpy(speech_24k[: 2 * 24000]).float()[None]
+    # -6 dB is 0.6 bels in every audible band; the clip's empty bands (above its
+    # source's 8 kHz, floored on both sides) count as matched
+    half, quarter = float(loss(0.5 * x, x)["band_level"]), float(loss(0.25 * x, x)["band_level"])
+    assert 0.3 < half < 2 * np.log10(2) and quarter == pytest.approx(2 * half, rel=0.1)
+    spectrum = np.fft.rfft(x[0].double().numpy())
+    top = np.fft.rfftfreq(x.shape[-1], 1 / 24000) > 4000
+    muffled = torch.from_numpy(np.fft.irfft(np.where(top, 0.5 * spectrum, spectrum), n=x.shape[-1])).float()[None]
+    assert 0.1 < float(loss(muffled, x)["band_level"]) < 2 * np.log10(2)
+    # random phases: the same long-term spectrum, stationary noise instead of speech
+    phases = np.exp(2j * np.pi * np.random.default_rng(0).uniform(size=spectrum.shape))
+    phases[[0, -1]] = 1
+    scrambled = loss(torch.from_numpy(np.fft.irfft(spectrum * phases, n=x.shape[-1])).float()[None], x)
+    assert float(scrambled["band_level"]) < 0.05 < 0.5 < float(scrambled["mel"])
+
+
 def test_intelligibility_term_tracks_stoi(speech_24k):
     """The differentiable STOI stand-in is 0 for a copy or a gain change and follows 1 - STOI."""
     pystoi = pytest.importorskip("pystoi", reason="pystoi comes with the bench extra")
