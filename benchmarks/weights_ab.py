@@ -96,18 +96,16 @@ def score(weights: Path, clips: dict[str, list[tuple[np.ndarray, int]]], depths:
     model, _ = load_weights(weights)
     rate = model.config.sample_rate_hz
 
-    def coded(ref: np.ndarray, sr: int, label: str, n_q: int) -> np.ndarray:
-        if sr == rate:
-            return roundtrip(model, ref, label, n_q)
-        est = roundtrip(model, resample_signal(ref, sr, rate), label, n_q)
-        return resample_signal(est, rate, sr)[: len(ref)]
-
     out: dict[str, float] = {}
     for label, pairs in clips.items():
+        # the backbone's input, resampled once per clip for every depth and the kbps
+        inputs = [ref if sr == rate else resample_signal(ref, sr, rate) for ref, sr in pairs]
         for n_q in depths:
             mels, pesqs, stois, visqols = [], [], [], []
-            for ref, sr in pairs:
-                est = coded(ref, sr, label, n_q)
+            for (ref, sr), x in zip(pairs, inputs):
+                est = roundtrip(model, x, label, n_q)
+                if sr != rate:
+                    est = resample_signal(est, rate, sr)[: len(ref)]
                 mels.append(mel_distance(est, ref, sr))
                 if with_visqol:
                     visqols.append(visqol(ref, est, sr))
@@ -122,9 +120,7 @@ def score(weights: Path, clips: dict[str, list[tuple[np.ndarray, int]]], depths:
             if pesqs:
                 out[f"speech PESQ-WB@{n_q}"] = float(np.mean(pesqs))
                 out[f"speech STOI@{n_q}"] = float(np.mean(stois))
-        out[f"{label} kbps@{max(depths)}"] = float(np.mean(
-            [index_kbps(model, ref if sr == rate else resample_signal(ref, sr, rate), label, max(depths))
-             for ref, sr in pairs]))
+        out[f"{label} kbps@{max(depths)}"] = float(np.mean([index_kbps(model, x, label, max(depths)) for x in inputs]))
     return out
 
 

@@ -147,8 +147,9 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
                 print(f"skipped {clip.path}: {exc}")
                 failures.append(f"{clip.path}: {exc}")
                 continue
-            if audio.size < sample_rate_hz // 2 or not np.isfinite(audio).all():
-                why = "shorter than 0.5 s" if audio.size < sample_rate_hz // 2 else "NaN or inf samples"
+            why = ("shorter than 0.5 s" if audio.size < sample_rate_hz // 2
+                   else None if np.isfinite(audio).all() else "NaN or inf samples")
+            if why is not None:
                 print(f"skipped {clip.path}: {why}")
                 failures.append(f"{clip.path}: {why}")
                 continue
