@@ -60,10 +60,21 @@ def test_toml_round_trip(tmp_path):
     ("class_weights = {speech = 0, music = 0, ambient = 0}", "not all 0"),
     ("class_weights = {speech = \"2\"}", "class_weights: expected numbers, got speech = '2'"),
     ("class_weights = 2.0", "class_weights: expected dict"),
+    ("bandlimit_prob = 1.5", "bandlimit_prob must be in [0, 1]"),
+    ("bandlimit_prob = 0.5\nbandlimit_hz = [16000]", "bandlimit_hz must list cutoffs in \\(0, 12000\\)"),
+    ("bandlimit_prob = 0.5\nbandlimit_hz = []", "bandlimit_hz must list cutoffs"),
+    ("bandlimit_hz = [\"8k\"]", "bandlimit_hz: expected a list of numbers"),
 ])
 def test_bad_settings_are_named(tmp_path, body, message):
     with pytest.raises(TrainConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         TrainConfig.from_toml(_toml(tmp_path, body))
+
+
+def test_bandlimit_from_toml(tmp_path):
+    cfg = TrainConfig.from_toml(_toml(tmp_path, "bandlimit_prob = 0.25\nbandlimit_hz = [8000, 11025.0]"))
+    assert cfg.bandlimit_prob == 0.25 and cfg.bandlimit_hz == [8000.0, 11025.0]
+    assert TrainConfig().bandlimit_prob == 0.5  # the shipped weights' setting
+    assert TrainConfig.from_toml(_toml(tmp_path, "bandlimit_prob = 0")).bandlimit_prob == 0.0
 
 
 def test_class_weights_from_toml(tmp_path):

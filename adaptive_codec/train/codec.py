@@ -90,6 +90,13 @@ class TrainConfig:
     # left out weigh 1; empty = class-balanced. Steers training towards the
     # class whose quality target is furthest away.
     class_weights: dict[str, float] = field(default_factory=dict)
+    # Share of crops low-passed at one of bandlimit_hz (drawn uniformly) before
+    # coding: archives hold 16 and 22.05 kHz recordings, which reach the codec
+    # resampled to 24 kHz with nothing above 8 / 11 kHz, while most music and
+    # ambient training audio is full-band. 0 = off (crops as before 0.dev64650;
+    # 0.5 gave +0.1 ViSQOL on the 16 kHz mixed files, docs/TRAINING.md).
+    bandlimit_prob: float = 0.5
+    bandlimit_hz: list[float] = field(default_factory=lambda: [8000.0, 11025.0])
 
     @classmethod
     def from_toml(cls, path: Path) -> "TrainConfig":
@@ -129,6 +136,12 @@ class TrainConfig:
                 raise TrainConfigError(f"{path}: [train] class_weights: expected numbers, "
                                        f"got {', '.join(f'{k} = {weights[k]!r}' for k in bad)}")
             data["class_weights"] = {k: float(v) for k, v in weights.items()}
+        if "bandlimit_hz" in data:
+            cutoffs = data["bandlimit_hz"]
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in cutoffs):
+                raise TrainConfigError(f"{path}: [train] bandlimit_hz: expected a list of numbers, "
+                                       f"got {cutoffs!r}")
+            data["bandlimit_hz"] = [float(v) for v in cutoffs]
         config = cls(**data)
         try:
             config.validate()
@@ -148,6 +161,12 @@ class TrainConfig:
             raise ValueError("adversarial_weight and feature_matching_weight must be >= 0")
         if self.adversarial_start_step < 0 or self.discriminator_channels < 1:
             raise ValueError("adversarial_start_step must be >= 0 and discriminator_channels >= 1")
+        if not 0.0 <= self.bandlimit_prob <= 1.0:
+            raise ValueError(f"bandlimit_prob must be in [0, 1], got {self.bandlimit_prob}")
+        if self.bandlimit_prob > 0 and not (
+                self.bandlimit_hz and all(math.isfinite(f) and 0 < f < 12000 for f in self.bandlimit_hz)):
+            raise ValueError(f"bandlimit_hz must list cutoffs in (0, 12000) Hz (the backbone's "
+                             f"24 kHz Nyquist), got {self.bandlimit_hz}")
         unknown = set(self.class_weights) - set(CLASSES)
         if unknown:
             raise ValueError(f"class_weights: unknown classes {', '.join(sorted(unknown))} "
@@ -267,7 +286,10 @@ class CodecTrainer:
         crop = int(round(config.crop_s * self.model.config.sample_rate_hz))
         seed = config.seed + self.step + RANK_SEED_STRIDE * self.dist.rank
         self.sampler = CropSampler([Path(c) for c in config.caches], crop, seed=seed,
-                                   class_weights=config.class_weights)
+                                   class_weights=config.class_weights,
+                                   bandlimit_prob=config.bandlimit_prob,
+                                   bandlimit_hz=config.bandlimit_hz,
+                                   sample_rate_hz=self.model.config.sample_rate_hz)
         self.held_out = held_out
         self.needs_kmeans = state is None and init_weights is None
         self.forward = _TrainForward(self.model)  # wrapped in DDP by run() when distributed

@@ -170,6 +170,32 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
                                  f"first: {failures[0]})")
 
 
+def band_limit(audio: np.ndarray, cutoff_hz: float, sample_rate_hz: int = 24000) -> np.ndarray:
+    """Low-pass ``audio`` at ``cutoff_hz`` as a lower-rate source resampled up would be.
+
+    Zero-phase FFT mask: 1 below 0.92 x cutoff, a raised-cosine fall to 0 at the cutoff
+    (about where a 16 kHz source resampled to 24 kHz stops), 0 above.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(n,)]
+    cutoff_hz : float
+        In (0, sample_rate_hz / 2).
+    sample_rate_hz : int
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)], float32
+    """
+    if not 0 < cutoff_hz < sample_rate_hz / 2:
+        raise ValueError(f"cutoff_hz must be in (0, {sample_rate_hz / 2:g}), got {cutoff_hz}")
+    freqs = np.fft.rfftfreq(audio.size, 1.0 / sample_rate_hz)
+    knee = 0.92 * cutoff_hz
+    t = np.clip((freqs - knee) / (cutoff_hz - knee), 0.0, 1.0)
+    mask = 0.5 * (1.0 + np.cos(np.pi * t))
+    return np.fft.irfft(np.fft.rfft(audio) * mask, n=audio.size).astype(np.float32)
+
+
 class CropSampler:
     """Class-balanced random crops from cached arrays.
 
@@ -183,12 +209,30 @@ class CropSampler:
     class_weights : dict of str to float, optional
         Relative share of each class in a batch (classes left out weigh 1).
         ``None`` or ``{}``: every class with cached audio equally often.
+    bandlimit_prob : float
+        Share of crops passed through :func:`band_limit` at a cutoff drawn uniformly
+        from ``bandlimit_hz`` (the crop stays its own reference). 0 draws nothing extra
+        from the random stream, so crops are those of a sampler without it.
+    bandlimit_hz : sequence of float
+    sample_rate_hz : int
+        Rate of the cached audio.
     """
 
     def __init__(self, cache_dirs: list[Path], crop_samples: int, seed: int = 0,
-                 class_weights: dict[str, float] | None = None) -> None:
+                 class_weights: dict[str, float] | None = None, bandlimit_prob: float = 0.0,
+                 bandlimit_hz: Iterable[float] = (8000.0, 11025.0),
+                 sample_rate_hz: int = 24000) -> None:
         self.crop = crop_samples
         self.rng = np.random.default_rng(seed)
+        self.bandlimit_prob = float(bandlimit_prob)
+        self.bandlimit_hz = [float(f) for f in bandlimit_hz]
+        self.sample_rate_hz = int(sample_rate_hz)
+        if not 0.0 <= self.bandlimit_prob <= 1.0:
+            raise ValueError(f"bandlimit_prob must be in [0, 1], got {bandlimit_prob}")
+        if self.bandlimit_prob > 0 and not (
+                self.bandlimit_hz and all(0 < f < self.sample_rate_hz / 2 for f in self.bandlimit_hz)):
+            raise ValueError(f"bandlimit_hz must list cutoffs in (0, {self.sample_rate_hz / 2:g}) Hz, "
+                             f"got {self.bandlimit_hz}")
         self.arrays: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for cache in cache_dirs:
             for label in CLASSES:
@@ -246,6 +290,14 @@ class CropSampler:
                 rms = float(np.sqrt(np.mean(crop**2)) + 1e-12)
                 if rms > 10 ** (-50 / 20):
                     break
+            if self.bandlimit_prob > 0 and self.rng.random() < self.bandlimit_prob:
+                cutoff = self.bandlimit_hz[self.rng.integers(len(self.bandlimit_hz))]
+                limited = band_limit(crop, cutoff, self.sample_rate_hz)
+                limited_rms = float(np.sqrt(np.mean(limited**2)) + 1e-12)
+                # A crop with nothing below the cutoff (a hi-hat, hiss) stays full-band
+                # rather than becoming near-silence that the gain would lift.
+                if limited_rms > 10 ** (-50 / 20):
+                    crop, rms = limited, limited_rms
             # Level augmentation: real archives come at every loudness.
             target_db = self.rng.uniform(-38.0, -14.0)
             gain = min(10 ** (target_db / 20) / rms, 0.99 / (np.abs(crop).max() + 1e-9))
