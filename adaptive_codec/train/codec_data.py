@@ -28,6 +28,7 @@ from .cache_paths import cache_dir_for
 
 CLASSES: tuple[str, ...] = ("speech", "music", "ambient")
 TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out
+SILENT_RMS = 10 ** (-50 / 20)  # crops at or below -50 dBFS RMS are redrawn, not trained on
 
 
 def source_group(source: str) -> str:
@@ -170,6 +171,10 @@ def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24
                                  f"first: {failures[0]})")
 
 
+def _rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(audio**2)) + 1e-12)
+
+
 def band_limit(audio: np.ndarray, cutoff_hz: float, sample_rate_hz: int = 24000) -> np.ndarray:
     """Low-pass ``audio`` at ``cutoff_hz`` as a lower-rate source resampled up would be.
 
@@ -287,16 +292,16 @@ class CropSampler:
                 label = self.labels[self.rng.choice(len(self.labels), p=self.label_p)]
             for _attempt in range(50):
                 crop = self._crop(label)
-                rms = float(np.sqrt(np.mean(crop**2)) + 1e-12)
-                if rms > 10 ** (-50 / 20):
+                rms = _rms(crop)
+                if rms > SILENT_RMS:
                     break
             if self.bandlimit_prob > 0 and self.rng.random() < self.bandlimit_prob:
                 cutoff = self.bandlimit_hz[self.rng.integers(len(self.bandlimit_hz))]
                 limited = band_limit(crop, cutoff, self.sample_rate_hz)
-                limited_rms = float(np.sqrt(np.mean(limited**2)) + 1e-12)
+                limited_rms = _rms(limited)
                 # A crop with nothing below the cutoff (a hi-hat, hiss) stays full-band
                 # rather than becoming near-silence that the gain would lift.
-                if limited_rms > 10 ** (-50 / 20):
+                if limited_rms > SILENT_RMS:
                     crop, rms = limited, limited_rms
             # Level augmentation: real archives come at every loudness.
             target_db = self.rng.uniform(-38.0, -14.0)
