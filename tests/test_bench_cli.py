@@ -148,6 +148,26 @@ def test_resume_refuses_another_config(quick_run, capsys, tmp_path):
     assert (quick_run / "results.csv").read_bytes() == before  # untouched
 
 
+def test_resume_accepts_a_run_from_before_a_new_config_key(quick_run, capsys):
+    # A run whose meta.json predates a config key had that key's default.
+    manifest = quick_run.parent / "examples.csv"
+    meta_path = quick_run / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["labels"]
+    meta_path.write_text(json.dumps(meta))
+    code = main(["bench", str(manifest), "--out", str(quick_run), "--quick", "--config",
+                 str(quick_run.parent / "fast.toml"), "--resume"])
+    assert code == 0 and "0 rows" in capsys.readouterr().out
+
+
+def test_unknown_label_is_one_line_error(tmp_path, capsys, manifest):
+    assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--quick",
+                 "--labels", "mixed,podcast"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "no clips labelled 'podcast'" in err and err.count("\n") == 1
+    assert not (tmp_path / "o" / "results.csv").exists()
+
+
 def test_force_starts_over_without_stale_files(tmp_path, manifest):
     code, out = _bench(tmp_path, manifest)
     assert code == 0
@@ -222,6 +242,8 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, setup, message):
     ("profiles = [\"podcastx\"]", "unknown profile 'podcastx'"),
     ("auto_ladder = \"scaled\"", "must be relative or absolute"),
     ("reference_kbps = 0", "positive number"),
+    ("labels = \"mixed\"", "list of class labels"),
+    ("labels = []", "non-empty list"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, capsys, manifest, text, message):
     config = tmp_path / "c.toml"
@@ -249,6 +271,10 @@ def test_folder_input_classes_from_subfolders_and_caps(tmp_path):
     assert clips[-1].segments is not None and "all clips" in how
     again, _ = select_clips(tmp_path, max_clips_per_class=2)
     assert [c.clip_id for c in again] == [c.clip_id for c in clips]  # seeded
+    only, _ = select_clips(tmp_path, labels=["mixed"])
+    assert [c.clip_id for c in only] == [clips[-1].clip_id]
+    assert [c.label for c in select_clips(tmp_path, labels=["speech", "mixed"])[0]] == \
+        ["speech"] * 3 + ["mixed"]
 
 
 def test_corpus_auto_split_uses_held_out_clips(corpus_dir):

@@ -19,6 +19,9 @@ def bench(
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")],
     baselines: Annotated[Optional[str], typer.Option(
         "--baselines", metavar="LIST", help="Comma-separated: opus,codec2,flac (default: the config's).")] = None,
+    labels: Annotated[Optional[str], typer.Option(
+        "--labels", metavar="LIST", help="Comma-separated classes to run, e.g. mixed "
+                                         "(default: the config's, all classes).")] = None,
     quick: Annotated[bool, typer.Option(
         "--quick", help="Smoke run: 1 clip per class, 4 s excerpts, one bitrate (6 kbps); "
                  "--config keys refine it.")] = False,
@@ -54,6 +57,8 @@ def bench(
     if baselines is not None:
         names = tuple(b.strip() for b in baselines.split(",") if b.strip())
         cfg = cfg.replace(baselines=names)
+    if labels is not None:
+        cfg = cfg.replace(labels=tuple(x.strip() for x in labels.split(",") if x.strip()))
     run = run_bench(corpus, out, cfg, resume=resume, jobs=jobs,
                     profiles_dirs=tuple(str(p) for p in cli_state().profiles_dirs), quick=quick)
     for note in run.notes:

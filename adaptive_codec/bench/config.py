@@ -12,6 +12,7 @@ Example ``bench.toml`` (every key optional; these are the defaults)::
     baselines = ["opus", "codec2", "flac"]  # keys of bench.baselines.BASELINES
     metrics = ["visqol", "pesq_wb", "stoi", "mel_distance", "stft_distance", "si_sdr", "loudness_diff"]
     split = "auto"              # "auto": held-out clips when the corpus manifest has a source column
+    labels = "all"              # classes to run: "all" or a list, e.g. ["mixed"] for the mixed files only
     max_clips_per_class = 3     # 0 = every clip
     max_seconds = 8.0           # excerpt of each labelled clip from its start; 0 = whole clip
     max_mixed_files = 2         # files with reference segments (routing); 0 = all
@@ -63,6 +64,7 @@ class BenchConfig:
     metrics: tuple[str, ...] = ("visqol", "pesq_wb", "stoi", "mel_distance", "stft_distance",
                                 "si_sdr", "loudness_diff")
     split: str = "auto"  # "auto" | "all" | "test" (held-out by source recording)
+    labels: tuple[str, ...] | str = "all"  # classes to run ("all" or a list of labels)
     max_clips_per_class: int = 3  # 0 = all
     max_seconds: float = 8.0  # excerpt length of labelled clips; 0 = whole clip
     max_mixed_files: int = 2  # files with .segments.csv; 0 = all
@@ -124,6 +126,12 @@ class BenchConfig:
                                        f"{self.bitrates_kbps!r}")
         if isinstance(self.profiles, str) and self.profiles != "all":
             raise bad("profiles", f"must be \"all\" or a list of profile names, got {self.profiles!r}")
+        if isinstance(self.labels, str) and self.labels != "all":
+            raise bad("labels", f"must be \"all\" or a list of class labels, got {self.labels!r}")
+        if not isinstance(self.labels, str) and (
+                not self.labels or not all(isinstance(x, str) and x for x in self.labels)):
+            raise bad("labels", f"must be \"all\" or a non-empty list of class labels, got "
+                                f"{list(self.labels)!r}")
         for name in self.baselines:
             if name not in BASELINES:
                 raise bad("baselines", f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")

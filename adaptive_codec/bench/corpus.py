@@ -19,6 +19,7 @@ contain training material; the report says so).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +143,8 @@ def _from_manifest(csv: Path) -> list[BenchClip]:
 
 
 def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int = 0,
-                 max_mixed_files: int = 0, seed: int = 0) -> tuple[list[BenchClip], str]:
+                 max_mixed_files: int = 0, seed: int = 0,
+                 labels: Sequence[str] | None = None) -> tuple[list[BenchClip], str]:
     """The clips of one run and a sentence saying how they were chosen.
 
     Parameters
@@ -153,6 +155,10 @@ def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int 
     max_clips_per_class, max_mixed_files : int
         Caps (0 = no cap); a seeded random sample of each class, kept in path order.
     seed : int
+    labels : sequence of str, optional
+        Keep only clips of these classes (``"mixed"`` names the files with
+        reference segments); None keeps every class. A label the corpus does
+        not have is an error, so a typo cannot silently empty the run.
     """
     corpus = Path(corpus)
     if not corpus.exists():
@@ -163,6 +169,12 @@ def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int 
         clips = _from_manifest(corpus)
     else:
         raise CorpusError(f"{corpus}: expected a folder with class sub-folders or a manifest .csv")
+    if labels is not None:
+        missing = sorted(set(labels) - {c.label for c in clips})
+        if missing:
+            raise CorpusError(f"{corpus}: no clips labelled {', '.join(map(repr, missing))}; "
+                              f"labels here: {', '.join(sorted({c.label for c in clips}))}")
+        clips = [c for c in clips if c.label in set(labels)]
     known = any(c.held_out is not None for c in clips)
     if split == "test" and not known:
         raise CorpusError(f"{corpus}: split 'test' needs a manifest with a 'source' column")

@@ -380,7 +380,10 @@ def _check_resumable(out: Path, corpus: str, config: BenchConfig, weights: dict[
     if old_weights != weights.get("weights_id"):
         problems.append(f"weights were {old_weights}, now {weights.get('weights_id')}")
     new_cfg, old_cfg = config.to_dict(), old.get("config", {})
-    changed = sorted(k for k in new_cfg if k not in RESUME_FREE_KEYS and old_cfg.get(k) != new_cfg[k])
+    # A key newer than the run's meta.json had its default value in that run.
+    default = BenchConfig().to_dict()
+    changed = sorted(k for k in new_cfg
+                     if k not in RESUME_FREE_KEYS and old_cfg.get(k, default[k]) != new_cfg[k])
     if changed:
         problems.append("config differs in " + ", ".join(changed))
     if problems:
@@ -411,7 +414,8 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
     out = Path(out_dir)
     clips, how = select_clips(Path(corpus), split=config.split,
                               max_clips_per_class=config.max_clips_per_class,
-                              max_mixed_files=config.max_mixed_files, seed=config.seed)
+                              max_mixed_files=config.max_mixed_files, seed=config.seed,
+                              labels=None if config.labels == "all" else config.labels)
     # The parent of a worker pool times nothing: no warm-up there.
     _init_worker(config, tuple(map(str, profiles_dirs)), warm_up=jobs <= 1)
     systems, notes, codec = _WORKER["systems"], list(_WORKER["notes"]), _WORKER["codec"]
