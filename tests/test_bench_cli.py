@@ -422,6 +422,14 @@ def test_full_corpus_config_fits_20_minutes(repo_root, corpus_dir):
     assert scored * s_per_audio_row <= 20 * 60 * 0.9  # 10 % margin for coding, start-up, report
 
 
+def test_mixed_whole_config_runs_every_mixed_file_whole(repo_root, corpus_dir):
+    cfg = BenchConfig.from_toml(repo_root / "benchmarks" / "bench_mixed_whole.toml")
+    clips, _ = select_clips(corpus_dir, split=cfg.split, max_clips_per_class=cfg.max_clips_per_class,
+                            max_mixed_files=cfg.max_mixed_files, seed=cfg.seed, labels=cfg.labels)
+    assert len(clips) == 10 and all(c.label == "mixed" and c.segments is not None for c in clips)
+    assert cfg.max_seconds_mixed == 0 and "visqol" in cfg.bd_metrics
+
+
 
 def test_auto_ladder_relative_scales_each_profile_and_absolute_overrides():
     import numpy as np
