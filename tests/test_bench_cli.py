@@ -160,6 +160,12 @@ def test_resume_accepts_a_run_from_before_a_new_config_key(quick_run, capsys):
     assert code == 0 and "0 rows" in capsys.readouterr().out
 
 
+def test_labels_option_all_and_empty(tmp_path, capsys, manifest):
+    assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--labels", ","]) == 1
+    assert "non-empty list of class labels" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_label_is_one_line_error(tmp_path, capsys, manifest):
     assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--quick",
                  "--labels", "mixed,podcast"]) == 1

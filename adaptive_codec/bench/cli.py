@@ -58,7 +58,8 @@ def bench(
         names = tuple(b.strip() for b in baselines.split(",") if b.strip())
         cfg = cfg.replace(baselines=names)
     if labels is not None:
-        cfg = cfg.replace(labels=tuple(x.strip() for x in labels.split(",") if x.strip()))
+        names = tuple(x.strip() for x in labels.split(",") if x.strip())
+        cfg = cfg.replace(labels="all" if names == ("all",) else names)
     run = run_bench(corpus, out, cfg, resume=resume, jobs=jobs,
                     profiles_dirs=tuple(str(p) for p in cli_state().profiles_dirs), quick=quick)
     for note in run.notes:
