@@ -55,10 +55,9 @@ def bench(
     base = BenchConfig().replace(**QUICK_OVERRIDES) if quick else BenchConfig()
     cfg = BenchConfig.from_toml(config, base=base) if config else base
     if baselines is not None:
-        names = tuple(b.strip() for b in baselines.split(",") if b.strip())
-        cfg = cfg.replace(baselines=names)
+        cfg = cfg.replace(baselines=_names(baselines))
     if labels is not None:
-        names = tuple(x.strip() for x in labels.split(",") if x.strip())
+        names = _names(labels)
         cfg = cfg.replace(labels="all" if names == ("all",) else names)
     run = run_bench(corpus, out, cfg, resume=resume, jobs=jobs,
                     profiles_dirs=tuple(str(p) for p in cli_state().profiles_dirs), quick=quick)
@@ -66,6 +65,11 @@ def bench(
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"{run.n_clips} clips, {run.n_rows_run} rows in {run.wall_s:.0f} s; "
                f"report: {out / 'report.html'}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated option value as a tuple of names (blanks dropped)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def register(app: typer.Typer) -> None:

@@ -144,7 +144,7 @@ def _from_manifest(csv: Path) -> list[BenchClip]:
 
 def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int = 0,
                  max_mixed_files: int = 0, seed: int = 0,
-                 labels: Sequence[str] | None = None) -> tuple[list[BenchClip], str]:
+                 labels: Sequence[str] | str = "all") -> tuple[list[BenchClip], str]:
     """The clips of one run and a sentence saying how they were chosen.
 
     Parameters
@@ -155,9 +155,9 @@ def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int 
     max_clips_per_class, max_mixed_files : int
         Caps (0 = no cap); a seeded random sample of each class, kept in path order.
     seed : int
-    labels : sequence of str, optional
+    labels : sequence of str or "all"
         Keep only clips of these classes (``"mixed"`` names the files with
-        reference segments); None keeps every class. A label the corpus does
+        reference segments); "all" keeps every class. A label the corpus does
         not have is an error, so a typo cannot silently empty the run.
     """
     corpus = Path(corpus)
@@ -169,7 +169,7 @@ def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int 
         clips = _from_manifest(corpus)
     else:
         raise CorpusError(f"{corpus}: expected a folder with class sub-folders or a manifest .csv")
-    if labels is not None:
+    if labels != "all":
         missing = sorted(set(labels) - {c.label for c in clips})
         if missing:
             raise CorpusError(f"{corpus}: no clips labelled {', '.join(map(repr, missing))}; "

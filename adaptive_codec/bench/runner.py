@@ -415,7 +415,7 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
     clips, how = select_clips(Path(corpus), split=config.split,
                               max_clips_per_class=config.max_clips_per_class,
                               max_mixed_files=config.max_mixed_files, seed=config.seed,
-                              labels=None if config.labels == "all" else config.labels)
+                              labels=config.labels)
     # The parent of a worker pool times nothing: no warm-up there.
     _init_worker(config, tuple(map(str, profiles_dirs)), warm_up=jobs <= 1)
     systems, notes, codec = _WORKER["systems"], list(_WORKER["notes"]), _WORKER["codec"]
