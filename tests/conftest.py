@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,8 +27,11 @@ EXAMPLES_DIR = REPO_ROOT / "examples"
 def bench_script() -> Callable:
     """``bench_script(name)``: the module of ``benchmarks/<name>.py`` (scripts, not a package)."""
     def load(name: str):
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+        # Registered under a private name so a script's dataclasses can find
+        # their module, without shadowing a real package of the same name.
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         return module
 

@@ -1,0 +1,53 @@
+"""benchmarks/class_allocation.py: the predicted mixture curve and the decision rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+
+def _tables(ca):
+    return {
+        "speech": ca.DepthTable(kbps=(1.0, 2.0, 3.0), visqol=(3.0, 3.5, 4.0), clips=2),
+        "music": ca.DepthTable(kbps=(2.0, 4.0, 6.0), visqol=(2.0, 3.0, 3.6), clips=2),
+        "ambient": ca.DepthTable(kbps=(0.5, 1.0, 1.5), visqol=(4.0, 4.1, 4.2), clips=2),
+    }
+
+
+def test_mixture_curve_is_the_share_weighted_mean_per_rung(bench_script):
+    ca = bench_script("class_allocation")
+    tables = _tables(ca)
+    depths = [{"speech": 1, "music": 2, "ambient": 3}, {"speech": 3, "music": 3, "ambient": 1}]
+    rates, quals = ca.mixture_curve(tables, depths)
+    assert rates == pytest.approx([(1.0 + 4.0 + 1.5) / 3, (3.0 + 6.0 + 0.5) / 3])
+    assert quals == pytest.approx([(3.0 + 3.0 + 4.2) / 3, (4.0 + 3.6 + 4.0) / 3])
+    rates, quals = ca.mixture_curve(tables, depths, {"speech": 1, "music": 0, "ambient": 1})
+    assert rates == pytest.approx([(1.0 + 1.5) / 2, (3.0 + 0.5) / 2])
+    with pytest.raises(ValueError, match="weights"):
+        ca.mixture_curve(tables, depths, {"speech": 0, "music": 0, "ambient": 0})
+
+
+def test_moving_bits_to_the_steeper_class_predicts_a_saving(bench_script):
+    ca = bench_script("class_allocation")
+    from adaptive_codec.bench.bd_rate import bd_rate_percent
+
+    tables = _tables(ca)
+    # Ambient is nearly flat, music steep: ambient's bits buy more as music's.
+    even = [{"speech": d, "music": d, "ambient": d} for d in (1, 2, 3)]
+    tilted = [{"speech": d, "music": d, "ambient": 1} for d in (1, 2, 3)]
+    assert bd_rate_percent(*ca.mixture_curve(tables, even), *ca.mixture_curve(tables, tilted)) < 0
+
+
+
+@pytest.mark.parametrize("train, test, chosen", [
+    ({"s": 0.0, "a": -5.0, "b": -4.0}, {"a": -1.0, "b": -9.0}, "a"),  # training split decides
+    ({"s": 0.0, "a": -2.0}, {"a": -9.0}, "s"),                      # not past --min-gain
+    ({"s": 0.0, "a": -5.0}, {"a": +0.5}, "s"),                      # held-out disagrees
+    ({"s": 0.0, "a": -5.0}, {"a": math.nan}, "s"),                  # held-out n/a
+    ({"s": math.nan, "a": math.nan}, {}, "s"),                      # nothing measurable
+])
+def test_choose(bench_script, train, test, chosen):
+    ca = bench_script("class_allocation")
+    got, why = ca.choose(train, test, "s", -3.0)
+    assert got == chosen and why
