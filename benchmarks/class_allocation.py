@@ -25,6 +25,10 @@ decision rule before it sees any number:
    chosen if that BD-rate is at most ``--min-gain`` (-3 %) *and* its held-out
    BD-rate is negative too; otherwise the shipped allocation stays.
 
+The corpus' mixed files are cut from its clips, so some clips of both splits
+are parts of them; ``--exclude-mixed-parts`` leaves those out (a check that
+the choice does not rest on the audio the mixed-file benchmark scores).
+
 The prediction treats a mixed recording's ViSQOL as the time-weighted mean
 of its parts' and ignores the cost of segment boundaries; the benchmark on
 the corpus' mixed files measures the real thing afterwards.
@@ -117,10 +121,28 @@ def choose(train_bd: dict, test_bd: dict, shipped, min_gain: float):
     return best, f"training {finite[best]:+.1f} %, held-out {test_bd[best]:+.1f} %"
 
 
-def _clips(corpus: Path, split: str, label: str, limit: int, seed: int) -> list[Path]:
+def mixed_parts(corpus: Path) -> set[str]:
+    """Corpus-relative paths of the clips the mixed files are cut from.
+
+    Read from the manifest's ``source`` column of the ``mixed`` rows
+    ("concatenation (...) of: speech/a.flac; music/b.flac; ...").
+    """
+    import pandas as pd
+
+    manifest = pd.read_csv(corpus / "manifest.csv")
+    parts: set[str] = set()
+    for source in manifest.loc[manifest["label"] == "mixed", "source"].astype(str):
+        if " of: " in source:
+            parts.update(p.strip() for p in source.split(" of: ", 1)[1].split(";") if p.strip())
+    return parts
+
+
+def _clips(corpus: Path, split: str, label: str, limit: int, seed: int,
+           exclude: set[str] = frozenset()) -> list[Path]:
     from adaptive_codec.train.codec_data import corpus_clips
 
-    items = sorted((c.path for c in corpus_clips(corpus, split) if c.label == label), key=str)
+    items = sorted((c.path for c in corpus_clips(corpus, split)
+                    if c.label == label and c.path.relative_to(corpus).as_posix() not in exclude), key=str)
     if limit and len(items) > limit:
         rng = np.random.default_rng(seed)
         items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
@@ -191,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-gain", type=float, default=-3.0,
                         help="training-split BD-rate (%%) a candidate must reach to be chosen")
+    parser.add_argument("--exclude-mixed-parts", action="store_true",
+                        help="leave out the clips the corpus' mixed files are cut from")
     parser.add_argument("--tables", type=Path, default=None,
                         help="JSON cache of the per-depth tables: read if it exists, else written")
     args = parser.parse_args(argv)
@@ -211,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads 1; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"# first {args.seconds:g} s of each clip, mono at 24 kHz; each class's built-in profile at depths "
           "1..16; kbps from the .acx bytes; ViSQOL v3 audio mode")
+    exclude = mixed_parts(args.corpus) if args.exclude_mixed_parts else set()
+    if args.exclude_mixed_parts:
+        print(f"# leaving out the {len(exclude)} clips the mixed files are cut from")
     t0 = time.time()
     cached = json.loads(args.tables.read_text()) if args.tables and args.tables.is_file() else None
     if cached is not None and cached.get("weights") != weights_id:
@@ -225,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 tables[split][label] = DepthTable(**{k: tuple(v) if isinstance(v, list) else v
                                                      for k, v in cached[split][label].items()})
             else:
-                clips = _clips(args.corpus, split, label, limit, args.seed)
+                clips = _clips(args.corpus, split, label, limit, args.seed, exclude)
                 tables[split][label] = depth_table(codec, label, clips, args.seconds)
     if args.tables and cached is None:
         args.tables.write_text(json.dumps({"weights": weights_id, **{

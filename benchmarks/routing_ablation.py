@@ -3,19 +3,22 @@
 ``adaptive-codec bench`` compares adaptive routing ("adaptive-auto") with each
 profile forced on the whole file. Routing changes two things at once: the
 *conditioning* each segment is coded with (speech / music / ambient
-embedding) and the *bit allocation* (ambient gets 3 kbps where speech and
-music get 6). This script separates them by re-running the mixed files with
+embedding) and the *bit allocation* (each class at its profile's bitrate:
+speech 6 kbps, music 7.5, ambient 4.5 since 2026-11-27, when
+``class_allocation.py`` chose them; 6 / 6 / 3 before). This script separates them by re-running the mixed files with
 profile sets that keep the routing and the allocation but swap the
 conditioning (custom profiles with ``override = true`` and ``base = "music"``,
 so no code changes):
 
 * ``routed``: the built-in profiles (what ``adaptive-auto`` is);
-* ``ambient-on-music``: ambient segments keep 3 kbps but use the music
-  conditioning;
+* ``ambient-on-music``: ambient segments keep their bitrate but use the
+  music conditioning;
 * ``all-on-music``: speech and ambient segments too: only the allocation is
   left of routing;
-* ``routed-uniform-rate``: the built-in conditionings, but ambient at 6 kbps
-  like speech and music: only the conditioning is left of routing;
+* ``routed-uniform-rate``: the built-in conditionings, but every class at
+  speech's 6 kbps: only the conditioning is left of routing;
+* ``routed-6-6-3``: the built-in conditionings at the allocation before
+  2026-11-27 (music 6 kbps, ambient 3): what the new allocation buys;
 
 and the forced ``music`` profile as the anchor (the best fixed profile in the
 committed corpus run). Each variant is one ``bench`` run over the mixed files
@@ -65,7 +68,7 @@ snippet_seconds = 0.0
 # A built-in profile's labels served by another conditioning and/or bitrate;
 # loss weights only matter for training, so they are left at their defaults.
 SWAP = """\
-name = "{name}-as-{base}-{kbps:g}k"
+name = "{name}-as-{base}-{tag}k"
 description = "routing ablation: the {name} labels at {kbps:g} kbps on the {base} conditioning"
 labels = {labels}
 bitrate_kbps = {kbps}
@@ -79,7 +82,8 @@ VARIANTS: dict[str, dict[str, tuple[str, float | None]]] = {
     "routed": {},
     "ambient-on-music": {"ambient": ("music", None)},
     "all-on-music": {"ambient": ("music", None), "speech": ("music", None)},
-    "routed-uniform-rate": {"ambient": ("ambient", 6.0)},
+    "routed-uniform-rate": {"ambient": ("ambient", 6.0), "music": ("music", 6.0)},
+    "routed-6-6-3": {"ambient": ("ambient", 3.0), "music": ("music", 6.0)},
 }
 
 
@@ -111,7 +115,8 @@ def _profiles_dir(root: Path, swaps: dict[str, tuple[str, float | None]]) -> Pat
         prof = builtin.get(name)
         labels = "[" + ", ".join(f'"{lb}"' for lb in prof.labels) + "]"
         (root / f"{name}.toml").write_text(
-            SWAP.format(name=name, base=base, labels=labels, kbps=kbps or prof.bitrate_kbps))
+            SWAP.format(name=name, base=base, labels=labels, kbps=kbps or prof.bitrate_kbps,
+                        tag=f"{kbps or prof.bitrate_kbps:g}".replace(".", "p")))  # names take no dots
     return root
 
 

@@ -459,5 +459,6 @@ def test_auto_ladder_relative_scales_each_profile_and_absolute_overrides():
     at_3_kbps = {name: codec.depth_for(codec.registry.get(name), bitrate_kbps=3.0) for name in depths["absolute"]}
     assert len(depths["absolute"]) > 1 and depths["absolute"] == at_3_kbps  # 3 kbps for every profile
     halves = {name: codec.depth_for(codec.registry.get(name), bitrate_scale=0.5) for name in depths["relative"]}
-    assert depths["relative"] == halves  # half of each profile's own 6 or 3 kbps
-    assert depths["relative"]["ambient"] < depths["absolute"]["ambient"]  # 1.5 vs 3 kbps
+    assert depths["relative"] == halves  # half of each profile's own 6, 7.5 or 4.5 kbps
+    assert depths["relative"]["speech"] == depths["absolute"]["speech"]  # speech's 6 kbps halved is 3
+    assert depths["relative"]["ambient"] < depths["absolute"]["ambient"]  # 2.25 vs 3 kbps

@@ -51,3 +51,14 @@ def test_choose(bench_script, train, test, chosen):
     ca = bench_script("class_allocation")
     got, why = ca.choose(train, test, "s", -3.0)
     assert got == chosen and why
+
+
+def test_mixed_parts_reads_the_manifest_source_lists(bench_script, tmp_path):
+    ca = bench_script("class_allocation")
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,source,license\n"
+        "speech/a.flac,speech,somewhere,cc0\n"
+        'mixed/m0.flac,mixed,"concatenation (hard cuts) of: speech/a.flac; music/b.flac",derived\n'
+        'mixed/m1.flac,mixed,"concatenation (0.5 s crossfades) of: music/b.flac; ambient/c.flac",derived\n'
+        "mixed/m2.flac,mixed,hand-made,derived\n")
+    assert ca.mixed_parts(tmp_path) == {"speech/a.flac", "music/b.flac", "ambient/c.flac"}

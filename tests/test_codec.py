@@ -140,18 +140,18 @@ def test_unknown_profile_and_bad_bitrate_are_clear_errors(codec, speech):
 
 
 def test_bitrate_scale_keeps_each_profiles_allocation(codec):
-    """--bitrate-scale multiplies every routed profile's own bitrate (ambient stays at half of speech)."""
+    """--bitrate-scale multiplies every routed profile's own bitrate (the split between classes stays)."""
     audio, info = load_audio(example_path("mixed"))
 
     def depth_at(name, **rate):
         return codec.depth_for(codec.registry.get(name), **rate)
 
     # Depths follow each profile's expected bits per index (entropy tables):
-    # speech's and music's 6 kbps and ambient's 3 kbps, then scaled.
+    # speech's 6 kbps, music's 7.5 and ambient's 4.5, then scaled.
     depth = {p: depth_at(p) for p in ("speech", "music", "ambient")}
-    assert depth == {"speech": depth_at("speech", bitrate_kbps=6.0), "music": depth_at("music", bitrate_kbps=6.0),
-                     "ambient": depth_at("ambient", bitrate_kbps=3.0)}
-    assert depth_at("ambient", bitrate_scale=2.0) == depth_at("ambient", bitrate_kbps=6.0) > depth["ambient"]
+    assert depth == {"speech": depth_at("speech", bitrate_kbps=6.0), "music": depth_at("music", bitrate_kbps=7.5),
+                     "ambient": depth_at("ambient", bitrate_kbps=4.5)}
+    assert depth_at("ambient", bitrate_scale=2.0) == depth_at("ambient", bitrate_kbps=9.0) > depth["ambient"]
     assert depth_at("speech", bitrate_scale=0.5) == depth_at("speech", bitrate_kbps=3.0) < depth["speech"]
     half = {p: depth_at(p, bitrate_scale=0.5) for p in depth}
     frames = codec._n_frames(audio.shape[-1], info.sample_rate_hz)

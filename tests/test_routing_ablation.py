@@ -16,7 +16,7 @@ def test_swaps_route_labels_to_the_swapped_conditioning(bench_script, tmp_path):
     registry = ProfileRegistry.default()
     registry.load_path(root)
     ambient, speech = registry.for_label("ambient"), registry.for_label("speech")
-    assert (ambient.base, ambient.bitrate_kbps) == ("music", 3.0)  # own bitrate kept
+    assert (ambient.base, ambient.bitrate_kbps) == ("music", 4.5)  # own bitrate kept
     assert (speech.base, speech.bitrate_kbps) == ("music", 6.0)
     assert registry.for_label("silence").name == ambient.name
     assert registry.for_label("music").name == "music"
@@ -24,6 +24,7 @@ def test_swaps_route_labels_to_the_swapped_conditioning(bench_script, tmp_path):
     registry = ProfileRegistry.default()
     registry.load_path(uniform)
     assert (registry.for_label("ambient").base, registry.for_label("ambient").bitrate_kbps) == ("ambient", 6.0)
+    assert (registry.for_label("music").base, registry.for_label("music").bitrate_kbps) == ("music", 6.0)
     assert ablation._profiles_dir(tmp_path / "none", ablation.VARIANTS["routed"]) is None
 
 

@@ -5,7 +5,7 @@ Example ``bench.toml`` (every key optional; these are the defaults)::
     bitrates_kbps = [1.5, 3.0, 6.0, 12.0]   # nominal ladder (actual kbps come from bytes)
     auto = true                             # adaptive routing ("adaptive-auto")
     auto_ladder = "relative"    # "relative": rung B scales each routed profile's own bitrate by
-                                # B / reference_kbps (ambient gets half of speech, as in use);
+                                # B / reference_kbps (the profiles keep their split, as in use);
                                 # "absolute": every segment at B, like a forced profile
     reference_kbps = 6.0        # the rung at which "relative" codes every profile at its own bitrate
     profiles = "all"                        # forced profiles: "all" or a list of names
