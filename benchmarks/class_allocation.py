@@ -137,18 +137,6 @@ def mixed_parts(corpus: Path) -> set[str]:
     return parts
 
 
-def _clips(corpus: Path, split: str, label: str, limit: int, seed: int,
-           exclude: set[str] = frozenset()) -> list[Path]:
-    from adaptive_codec.train.codec_data import corpus_clips
-
-    items = sorted((c.path for c in corpus_clips(corpus, split)
-                    if c.label == label and c.path.relative_to(corpus).as_posix() not in exclude), key=str)
-    if limit and len(items) > limit:
-        rng = np.random.default_rng(seed)
-        items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
-    return items
-
-
 def depth_table(codec, label: str, clips: list[Path], seconds: float) -> DepthTable:
     """Code ``clips`` with ``label``'s built-in profile at every depth; mean kbps and ViSQOL."""
     from adaptive_codec.bench.metrics import visqol
@@ -226,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
+    from adaptive_codec.train.codec_data import sample_corpus_clips
 
     torch.set_num_threads(1)
     codec = AdaptiveCodec.default()
@@ -252,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 tables[split][label] = DepthTable(**{k: tuple(v) if isinstance(v, list) else v
                                                      for k, v in cached[split][label].items()})
             else:
-                clips = _clips(args.corpus, split, label, limit, args.seed, exclude)
+                clips = sample_corpus_clips(args.corpus, split, label, limit, args.seed, exclude)
                 tables[split][label] = depth_table(codec, label, clips, args.seconds)
     if args.tables and cached is None:
         args.tables.write_text(json.dumps({"weights": weights_id, **{

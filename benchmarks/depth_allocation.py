@@ -46,16 +46,6 @@ import numpy as np  # noqa: E402
 SLOPES = (0.0, 1.5, 2.5, 4.0, 6.0)
 
 
-def _clips(corpus: Path, split: str, label: str, limit: int, seed: int) -> list[Path]:
-    from adaptive_codec.train.codec_data import corpus_clips
-
-    items = sorted((c.path for c in corpus_clips(corpus, split) if c.label == label), key=str)
-    if limit and len(items) > limit:
-        rng = np.random.default_rng(seed)
-        items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
-    return items
-
-
 def _score(codec, profile, clips: list[Path], seconds: float, speech: bool) -> dict[str, float]:
     from adaptive_codec.bench.metrics import pesq_wb, stoi, visqol
     from adaptive_codec.train.codec_data import read_mono
@@ -152,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.profiles import MAX_DEPTH_SLOPE
+    from adaptive_codec.train.codec_data import sample_corpus_clips
 
     torch.set_num_threads(1)
     codec = AdaptiveCodec.default()
@@ -183,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         speech = label == "speech"
         key = "pesq" if speech else "visqol"
         print(f"\n## {label} (profile bitrate {base.bitrate_kbps} kbps; shipped depth_slope {base.depth_slope:g})")
-        train = _clips(args.corpus, "train", label, args.train_clips, args.seed)
+        train = sample_corpus_clips(args.corpus, "train", label, args.train_clips, args.seed)
         print(f"training split ({len(train)} clips, selection):")
         results, gains = _ladder(codec, base, slopes, train, args.seconds, speech)
         fixed = results[0.0]
@@ -192,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen[label] = best
         print(f"chosen on training clips: depth_slope {best:g} ({key} {results[best][key]:.3f} vs fixed "
               f"{fixed[key]:.3f}, equal-bytes gain {gains[best]:+.3f})")
-        test = _clips(args.corpus, "test", label, args.test_clips, args.seed)
+        test = sample_corpus_clips(args.corpus, "test", label, args.test_clips, args.seed)
         print(f"held-out split ({len(test)} clips, report):")
         held, held_gains = _ladder(codec, base, slopes, test, args.seconds, speech, mark=best)
         gain = held[best][key] - held[0.0][key]

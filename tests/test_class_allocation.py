@@ -62,3 +62,17 @@ def test_mixed_parts_reads_the_manifest_source_lists(bench_script, tmp_path):
         'mixed/m1.flac,mixed,"concatenation (0.5 s crossfades) of: music/b.flac; ambient/c.flac",derived\n'
         "mixed/m2.flac,mixed,hand-made,derived\n")
     assert ca.mixed_parts(tmp_path) == {"speech/a.flac", "music/b.flac", "ambient/c.flac"}
+
+
+def test_sample_corpus_clips_is_seeded_sorted_and_honours_exclude(corpus_dir):
+    from adaptive_codec.train.codec_data import corpus_clips, sample_corpus_clips
+
+    every = sample_corpus_clips(corpus_dir, "train", "music")
+    assert every == sorted(c.path for c in corpus_clips(corpus_dir, "train") if c.label == "music")
+    some = sample_corpus_clips(corpus_dir, "train", "music", limit=5, seed=3)
+    assert len(some) == 5 and some == sorted(some) and set(some) <= set(every)
+    assert sample_corpus_clips(corpus_dir, "train", "music", limit=5, seed=3) == some
+    assert sample_corpus_clips(corpus_dir, "train", "music", limit=5, seed=4) != some
+    gone = {p.relative_to(corpus_dir).as_posix() for p in some[:2]}
+    rest = sample_corpus_clips(corpus_dir, "train", "music", exclude=gone)
+    assert len(rest) == len(every) - 2 and not set(some[:2]) & set(rest)

@@ -79,6 +79,24 @@ def corpus_clips(corpus_dir: Path, split: str) -> list[Clip]:
     return clips
 
 
+def sample_corpus_clips(corpus_dir: Path, split: str, label: str, limit: int = 0, seed: int = 0,
+                        exclude: Iterable[str] = ()) -> list[Path]:
+    """Paths of ``label``'s clips in ``split``, a seeded sample of ``limit`` (0 = all), sorted.
+
+    ``exclude`` holds corpus-relative paths (``"music/a.flac"``) to leave
+    out. The benchmark scripts choose and check settings on these samples,
+    so the same seed gives the same clips in every script.
+    """
+    corpus_dir = Path(corpus_dir).expanduser()
+    skip = set(exclude)
+    items = sorted((c.path for c in corpus_clips(corpus_dir, split)
+                    if c.label == label and c.path.relative_to(corpus_dir).as_posix() not in skip), key=str)
+    if limit and len(items) > limit:
+        rng = np.random.default_rng(seed)
+        items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
+    return items
+
+
 def pool_clips(pool_dir: Path, max_hours: dict[str, float] | None = None) -> list[Clip]:
     """Clips of a train-pool manifest (``path,label,...``), capped per class.
 
