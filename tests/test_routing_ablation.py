@@ -23,8 +23,10 @@ def test_swaps_route_labels_to_the_swapped_conditioning(bench_script, tmp_path):
     uniform = ablation._profiles_dir(tmp_path / "u", ablation.VARIANTS["routed-uniform-rate"])
     registry = ProfileRegistry.default()
     registry.load_path(uniform)
-    assert (registry.for_label("ambient").base, registry.for_label("ambient").bitrate_kbps) == ("ambient", 6.0)
-    assert (registry.for_label("music").base, registry.for_label("music").bitrate_kbps) == ("music", 6.0)
+    # A rerated built-in keeps its name (streams reference it; nothing embedded).
+    for label in ("ambient", "music"):
+        rerated = registry.for_label(label)
+        assert (rerated.name, rerated.base, rerated.bitrate_kbps) == (label, None, 6.0)
     assert ablation._profiles_dir(tmp_path / "none", ablation.VARIANTS["routed"]) is None
 
 
@@ -47,3 +49,24 @@ def test_manifest_lists_mixed_files_with_segments(bench_script, tmp_path, capsys
         assert Path(audio).is_absolute() and Path(audio).is_file() and Path(segments).is_file()
     assert ablation.main(["--corpus", str(tmp_path / "absent")]) == 1
     assert "no mixed/ folder" in capsys.readouterr().err
+
+
+def test_a_rerated_builtin_codes_exactly_like_the_builtin(bench_script, tmp_path):
+    """No embedded profile in the stream: the rerated variants pay no header bytes."""
+    import dataclasses
+
+    import numpy as np
+
+    from adaptive_codec import AdaptiveCodec, load_audio
+    from adaptive_codec.resources import example_path
+
+    ablation = bench_script("routing_ablation")
+    root = ablation._profiles_dir(tmp_path / "p", ablation.VARIANTS["routed-uniform-rate"])
+    registry = ProfileRegistry.default()
+    registry.load_path(root)
+    audio, info = load_audio(example_path("mixed"))
+    x = audio.mean(axis=0)[: 2 * info.sample_rate_hz].astype(np.float32)
+    codec = AdaptiveCodec.default()
+    builtin = dataclasses.replace(codec.registry.get("music"), bitrate_kbps=6.0)
+    assert codec.encode(x, info.sample_rate_hz, profile=registry.get("music")) == \
+        codec.encode(x, info.sample_rate_hz, profile=builtin)
