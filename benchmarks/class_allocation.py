@@ -228,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.exclude_mixed_parts:
         print(f"# leaving out the {len(exclude)} clips the mixed files are cut from")
     t0 = time.time()
-    cached = json.loads(args.tables.read_text()) if args.tables and args.tables.is_file() else None
+    try:
+        cached = json.loads(args.tables.read_text()) if args.tables and args.tables.is_file() else None
+    except (OSError, ValueError) as exc:
+        print(f"error: {args.tables}: unreadable tables cache ({exc}); delete it to measure again",
+              file=sys.stderr)
+        return 2
     if cached is not None and cached.get("weights") != weights_id:
         print(f"error: {args.tables} holds tables of weights {cached.get('weights')}, not {weights_id}",
               file=sys.stderr)

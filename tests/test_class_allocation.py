@@ -76,3 +76,12 @@ def test_sample_corpus_clips_is_seeded_sorted_and_honours_exclude(corpus_dir):
     gone = {p.relative_to(corpus_dir).as_posix() for p in some[:2]}
     rest = sample_corpus_clips(corpus_dir, "train", "music", exclude=gone)
     assert len(rest) == len(every) - 2 and not set(some[:2]) & set(rest)
+
+
+def test_a_corrupt_tables_cache_is_a_one_line_error(bench_script, corpus_dir, tmp_path, capsys):
+    ca = bench_script("class_allocation")
+    bad = tmp_path / "tables.json"
+    bad.write_text("{not json")
+    assert ca.main(["--corpus", str(corpus_dir), "--tables", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: unreadable tables cache") and "\n" not in err
