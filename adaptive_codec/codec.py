@@ -164,8 +164,8 @@ class AdaptiveCodec:
             the same depth.
         bitrate_scale : float, optional
             Multiplies the profile's own bitrate (``--bitrate-scale``): the
-            profiles keep their relative allocation (with the built-ins
-            speech 6 kbps, music 7.5, ambient 4.5, times the scale). Not together with ``bitrate_kbps``.
+            profiles keep their relative allocation (each built-in's
+            ``bitrate_kbps`` times the scale). Not together with ``bitrate_kbps``.
 
         Notes
         -----

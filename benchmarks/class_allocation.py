@@ -116,8 +116,9 @@ def choose(train_bd: dict, test_bd: dict, shipped, min_gain: float):
     best = min(finite, key=lambda a: (finite[a], a != shipped))
     if best == shipped or finite[best] > min_gain:
         return shipped, f"best training-split BD-rate {finite[best]:+.1f} % is not <= {min_gain:+.1f} %"
-    if not (np.isfinite(test_bd.get(best, np.nan)) and test_bd[best] < 0):
-        return shipped, f"training {finite[best]:+.1f} % but held-out {test_bd.get(best, np.nan):+.1f} % is not negative"
+    held = test_bd.get(best, np.nan)
+    if not (np.isfinite(held) and held < 0):
+        return shipped, f"training {finite[best]:+.1f} % but held-out {held:+.1f} % is not negative"
     return best, f"training {finite[best]:+.1f} %, held-out {test_bd[best]:+.1f} %"
 
 
@@ -234,9 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.tables}: unreadable tables cache ({exc}); delete it to measure again",
               file=sys.stderr)
         return 2
-    if cached is not None and cached.get("weights") != weights_id:
-        print(f"error: {args.tables} holds tables of weights {cached.get('weights')}, not {weights_id}",
-              file=sys.stderr)
+    # Tables measured on other clips or excerpts must not pass for these.
+    settings = {"weights": weights_id, "train_clips": args.train_clips, "test_clips": args.test_clips,
+                "seconds": args.seconds, "seed": args.seed, "exclude_mixed_parts": args.exclude_mixed_parts}
+    if cached is not None and cached.get("settings") != settings:
+        print(f"error: {args.tables} holds tables measured with {cached.get('settings')}, not {settings}; "
+              "delete it to measure again", file=sys.stderr)
         return 2
     tables: dict[str, dict[str, DepthTable]] = {}
     for split, limit in (("train", args.train_clips), ("test", args.test_clips)):
@@ -249,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                 clips = sample_corpus_clips(args.corpus, split, label, limit, args.seed, exclude)
                 tables[split][label] = depth_table(codec, label, clips, args.seconds)
     if args.tables and cached is None:
-        args.tables.write_text(json.dumps({"weights": weights_id, **{
+        tmp = args.tables.with_name(args.tables.name + ".tmp")
+        tmp.write_text(json.dumps({"settings": settings, **{
             s: {c: dataclasses.asdict(t) for c, t in v.items()} for s, v in tables.items()}}))
+        tmp.replace(args.tables)  # never a half-written cache
     for split, name in (("train", "training"), ("test", "held-out")):
         _print_table(name, tables[split])
 

@@ -3,11 +3,11 @@
 ``adaptive-codec bench`` compares adaptive routing ("adaptive-auto") with each
 profile forced on the whole file. Routing changes two things at once: the
 *conditioning* each segment is coded with (speech / music / ambient
-embedding) and the *bit allocation* (each class at its profile's bitrate:
-speech 6 kbps, music 7.5, ambient 4.5 since 2026-11-27, when
-``class_allocation.py`` chose them; 6 / 6 / 3 before). This script separates them by re-running the mixed files with
-profile sets that keep the routing and the allocation but swap the
-conditioning (custom profiles with ``override = true`` and ``base = "music"``,
+embedding) and the *bit allocation* (each class at its profile's bitrate,
+as ``class_allocation.py`` chose them; 6 / 6 / 3 kbps before 2026-11-27).
+This script separates them by re-running the mixed files with profile sets
+that keep the routing and the allocation but swap the conditioning (custom
+profiles with ``override = true`` and ``base = "music"``,
 so no code changes):
 
 * ``routed``: the built-in profiles (what ``adaptive-auto`` is);
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         pts = ", ".join(f"{r:.2f}/{q:.3f}" for r, q in zip(rate, quality))
         print(f"{system:18s} {pts}")
     print()
-    print("(ambient-on-music and all-on-music code with custom profiles, which each stream carries in "
+    swapped = [v for v, swaps in VARIANTS.items() if any(base != name for name, (base, _) in swaps.items())]
+    print(f"({' and '.join(swapped)} code with custom profiles, which each stream carries in "
           "full: ~200 bytes, ~0.2 kbps per swapped profile on these 8 s excerpts, counted in their rates; "
           "the rerated variants keep the built-ins' names and pay nothing.)")
     print()

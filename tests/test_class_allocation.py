@@ -85,3 +85,12 @@ def test_a_corrupt_tables_cache_is_a_one_line_error(bench_script, corpus_dir, tm
     assert ca.main(["--corpus", str(corpus_dir), "--tables", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {bad}: unreadable tables cache") and "\n" not in err
+
+
+def test_a_cache_of_other_settings_is_refused(bench_script, corpus_dir, tmp_path, capsys):
+    ca = bench_script("class_allocation")
+    cache = tmp_path / "tables.json"
+    cache.write_text('{"settings": {"weights": "someone-else"}}')
+    assert ca.main(["--corpus", str(corpus_dir), "--tables", str(cache)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {cache} holds tables measured with") and "\n" not in err

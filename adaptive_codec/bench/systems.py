@@ -6,8 +6,8 @@ classifies and routes; ``adaptive-<profile>`` forces one profile for the
 whole clip. A forced profile takes the ladder's bitrate as ``bitrate_kbps``
 (an override of its depth). ``adaptive-auto`` by default takes rung ``B`` as
 a scale ``B / reference_kbps`` of each routed profile's own bitrate
-(``auto_ladder = "relative"``): the profiles' allocation (speech 6 kbps,
-music 7.5, ambient 4.5 with the built-ins) is part of what routing buys, and the actual bitrate,
+(``auto_ladder = "relative"``): the profiles' allocation (each profile's
+own ``bitrate_kbps``) is part of what routing buys, and the actual bitrate,
 measured from the bytes, is what the rate-quality curves and BD-rates use.
 ``auto_ladder = "absolute"`` codes every segment at ``B`` instead.
 """
