@@ -1,0 +1,95 @@
+"""Golden streams: today's code must decode the committed ``.acx`` files to the
+recorded audio and re-encode their sources to the same bytes.
+
+The streams, their sources (excerpts of the bundled examples) and their
+settings are in ``tests/golden/manifest.json``, written by
+``tools/make_golden_streams.py``. A refactor that changes what the codec
+writes or decodes fails here. Encoding is compared byte for byte. Decoding is
+compared exactly (SHA-256 of the 16-bit PCM) and, where a CPU's float
+rounding differs, within :data:`PCM_TOLERANCE_LSB` of the committed decoded
+reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+#: Largest difference (in 16-bit steps) allowed between the decoded audio and
+#: the committed reference when the exact PCM differs (float rounding of
+#: another CPU's kernels); an audible change is hundreds of steps.
+PCM_TOLERANCE_LSB = 2
+
+
+def _tool():
+    path = GOLDEN.parent.parent / "tools" / "make_golden_streams.py"
+    spec = importlib.util.spec_from_file_location("make_golden_streams", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def golden_codec():
+    import torch
+
+    from adaptive_codec import AdaptiveCodec
+
+    torch.set_num_threads(1)  # the streams were written on one thread
+    codec = AdaptiveCodec.default()
+    if codec.weights_meta["weights_id"] != MANIFEST["weights_id"]:
+        pytest.fail(f"golden streams were made with weights {MANIFEST['weights_id']}, the package ships "
+                    f"{codec.weights_meta['weights_id']}: new weights need new golden streams "
+                    "(tools/make_golden_streams.py --force) and a FORMAT.md note")
+    return codec
+
+
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.atleast_2d(audio).T * 32767.0), -32768, 32767).astype("<i2")
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["streams"]))
+def test_golden_stream_decodes_to_recorded_audio(golden_codec, name):
+    entry = MANIFEST["streams"][name]
+    blob = (GOLDEN / f"{name}.acx").read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == entry["stream_sha256"], "the committed stream itself changed"
+    audio, sr = golden_codec.decode(blob)
+    assert sr == entry["sample_rate_hz"]
+    assert np.atleast_2d(audio).shape[0] == entry["channels"]
+    pcm = _pcm16(audio)
+    if hashlib.sha256(pcm.tobytes()).hexdigest() == entry["decoded_pcm16_sha256"]:
+        return
+    reference, ref_sr = sf.read(GOLDEN / f"{name}.decoded.flac", dtype="int16", always_2d=True)
+    assert ref_sr == sr and reference.shape == pcm.shape, f"{name}: decoded shape {pcm.shape} != {reference.shape}"
+    worst = int(np.abs(pcm.astype(np.int32) - reference.astype(np.int32)).max())
+    assert worst <= PCM_TOLERANCE_LSB, f"{name}: decoded audio differs by up to {worst} 16-bit steps"
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["streams"]))
+def test_golden_source_reencodes_to_the_same_bytes(golden_codec, name):
+    tool = _tool()
+    entry = MANIFEST["streams"][name]
+    audio, sr = tool.source_audio(entry)
+    profile = entry["profile"]
+    if profile.endswith(".toml"):
+        profile = str(GOLDEN / profile)
+    blob = golden_codec.encode(audio if audio.shape[0] > 1 else audio[0], sr, profile=profile,
+                               bitrate_scale=entry.get("bitrate_scale"))
+    assert len(blob) == entry["bytes"]
+    assert hashlib.sha256(blob).hexdigest() == entry["stream_sha256"], f"{name}: re-encoded bytes differ"
+
+
+def test_golden_set_covers_every_kind_of_stream():
+    streams = MANIFEST["streams"]
+    assert {"speech", "music", "ambient"} <= {s["profile"] for s in streams.values()}
+    assert any(s["channels"] == 2 for s in streams.values())
+    assert any(s["profile"].endswith(".toml") for s in streams.values())
+    assert all((GOLDEN / f"{name}.acx").stat().st_size < 8192 for name in streams)
