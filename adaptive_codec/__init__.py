@@ -9,7 +9,7 @@ Importing the package stays light (no torch); heavy parts load on first use.
 
 __version__ = "0.1.0.dev0"
 
-from .audio import (  # noqa: E402 - __version__ first: setup reads it
+from adaptive_codec.audio.files import (  # noqa: E402 - __version__ first: setup reads it
     INTERNAL_SAMPLE_RATE_HZ,
     AudioInfo,
     load_audio,
@@ -18,15 +18,15 @@ from .audio import (  # noqa: E402 - __version__ first: setup reads it
     to_mono,
     validate_audio,
 )
-from .errors import (  # noqa: E402
+from adaptive_codec.errors import (  # noqa: E402
     AdaptiveCodecError,
     AudioError,
     FormatError,
     ModelError,
     ProfileError,
 )
-from .profiles import LossWeights, Profile, ProfileRegistry  # noqa: E402
-from .rate import Rate  # noqa: E402
+from adaptive_codec.profiles.profile import LossWeights, Profile, ProfileRegistry  # noqa: E402
+from adaptive_codec.planning.rate import Rate  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -59,8 +59,8 @@ __all__ = [
 
 _LAZY = {
     "AdaptiveCodec": ".codec",
-    "ContentClassifier": ".classifier",
-    "Segment": ".routing",
+    "ContentClassifier": ".analysis.classifier",
+    "Segment": ".analysis.routing",
     "Backbone": ".backbone.model",
     "BackboneConfig": ".backbone.model",
 }

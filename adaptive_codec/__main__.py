@@ -1,4 +1,4 @@
 """``python -m adaptive_codec`` runs the command line."""
-from .cli import main
+from adaptive_codec.cli.app import main
 
 raise SystemExit(main())

@@ -5,7 +5,7 @@ segment's label picks a profile (or one forced profile covers the file), the
 profile gives the RVQ depth and the conditioning vector of its frames; every
 channel (two as mid/side) is resampled to 24 kHz, encoded by the shared
 backbone in chunks, entropy-coded chunk by chunk and written as an ``.acx``
-stream. The signal path runs block by block (:mod:`adaptive_codec.codec_stream`):
+stream. The signal path runs block by block (:mod:`adaptive_codec.pipeline.signal`):
 :meth:`AdaptiveCodec.encode_file` and :meth:`AdaptiveCodec.decode_to` never
 hold a whole recording in memory.
 
@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, validate_audio
-from .depth_allocation import allocate_depths, depth_bounds
-from .errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
-from .profiles import Profile, ProfileRegistry
-from .rate import check_bitrate
+from adaptive_codec.audio.files import INTERNAL_SAMPLE_RATE_HZ, as_channels_first, validate_audio
+from adaptive_codec.planning.depth_allocation import allocate_depths, depth_bounds
+from adaptive_codec.errors import AdaptiveCodecError, FormatError, ModelError, ProfileError
+from adaptive_codec.profiles.profile import Profile, ProfileRegistry
+from adaptive_codec.planning.rate import check_bitrate
 
 #: File name of the entropy tables, next to the backbone weights they belong to.
 ENTROPY_TABLE_NAME = "entropy.safetensors"
@@ -99,7 +99,7 @@ class AdaptiveCodec:
         self._classifier = classifier
         self.chunk_frames = chunk_frames
         if entropy_model is None:
-            from .resources import weights_dir
+            from adaptive_codec.resources import weights_dir
 
             entropy_model = entropy_model_for(backbone, self.weights_meta, weights_dir() / ENTROPY_TABLE_NAME)
         self.entropy_model = entropy_model
@@ -109,8 +109,8 @@ class AdaptiveCodec:
     def default(cls, *, profiles_dirs: Sequence[str | Path] = (), weights: str | Path | None = None,
                 classifier: str | Path | None = None) -> "AdaptiveCodec":
         """The shipped weights, classifier and built-in (+ user) profiles; no network."""
-        from .backbone.weights import load_weights
-        from .resources import weights_dir
+        from adaptive_codec.backbone.weights import load_weights
+        from adaptive_codec.resources import weights_dir
 
         path = Path(weights) if weights else weights_dir() / "backbone.safetensors"
         if not path.is_file():
@@ -121,7 +121,7 @@ class AdaptiveCodec:
             raise ModelError(str(exc)) from None
         clf = None
         if classifier is not None:
-            from .classifier import ContentClassifier
+            from adaptive_codec.analysis.classifier import ContentClassifier
 
             clf = ContentClassifier.load(classifier)
         entropy = entropy_model_for(model, meta, path.with_name(ENTROPY_TABLE_NAME))
@@ -130,7 +130,7 @@ class AdaptiveCodec:
     @property
     def classifier(self):
         if self._classifier is None:
-            from .classifier import ContentClassifier
+            from adaptive_codec.analysis.classifier import ContentClassifier
 
             self._classifier = ContentClassifier.default()
         return self._classifier
@@ -142,7 +142,7 @@ class AdaptiveCodec:
     # -- analysis -----------------------------------------------------------
     def classify(self, audio: Any, sample_rate_hz: int) -> list:
         """Labelled segments ``[Segment(start_s, end_s, label, confidence)]`` of ``audio``."""
-        from .routing import classify
+        from adaptive_codec.analysis.routing import classify
 
         x = as_channels_first(audio)
         validate_audio(x, sample_rate_hz)
@@ -174,7 +174,7 @@ class AdaptiveCodec:
         cross-fitted on their training codes); tables without them, or the
         fallback priors, count every index at its fixed length.
         """
-        from .backbone.model import n_q_for_bitrate
+        from adaptive_codec.backbone.model import n_q_for_bitrate
 
         cfg = self.backbone.config
         check_bitrate(bitrate_kbps, bitrate_scale)
@@ -198,7 +198,7 @@ class AdaptiveCodec:
         """
         check_bitrate(bitrate_kbps, bitrate_scale)  # before paying for classification
         if isinstance(profile, str) and profile == "auto":
-            from .routing import route
+            from adaptive_codec.analysis.routing import route
 
             if segments is None:
                 segments = self.classify(audio, sample_rate_hz)
@@ -263,10 +263,10 @@ class AdaptiveCodec:
                   bitrate_scale: float | None = None) -> list[PlannedSegment]:
         """Encode to a path (written atomically) or binary file object; returns the plan.
 
-        The array is coded block by block (:mod:`adaptive_codec.codec_stream`),
+        The array is coded block by block (:mod:`adaptive_codec.pipeline.signal`),
         exactly as :meth:`encode_file` codes a file with the same samples.
         """
-        from .codec_stream import BLOCK_SECONDS, array_blocks, scan_blocks
+        from adaptive_codec.pipeline.signal import BLOCK_SECONDS, array_blocks, scan_blocks
 
         x = as_channels_first(audio)
         validate_audio(x, sample_rate_hz)
@@ -291,7 +291,7 @@ class AdaptiveCodec:
         target : path or binary file object
             Written atomically when a path.
         path : str or Path
-            Audio file (anything :func:`~adaptive_codec.audio.load_audio` reads).
+            Audio file (anything :func:`~adaptive_codec.audio.files.load_audio` reads).
         profile, bitrate_kbps, progress, bitrate_scale
             As in :meth:`encode` (checked before the file is read).
         on_block : callable, optional
@@ -311,8 +311,8 @@ class AdaptiveCodec:
         """
         import dataclasses
 
-        from .audio import audio_info, iter_audio_blocks
-        from .codec_stream import BLOCK_SECONDS, scan_blocks
+        from adaptive_codec.audio.files import audio_info, iter_audio_blocks
+        from adaptive_codec.pipeline.signal import BLOCK_SECONDS, scan_blocks
 
         info = audio_info(path)
         sr = info.sample_rate_hz
@@ -333,7 +333,7 @@ class AdaptiveCodec:
         return plan, dataclasses.replace(info, n_samples=scan.n_samples, duration_s=scan.n_samples / sr)
 
     def _n_frames(self, n_samples: int, sample_rate_hz: int) -> int:
-        from .codec_stream import resampled_length
+        from adaptive_codec.pipeline.signal import resampled_length
 
         cfg = self.backbone.config
         return self.backbone.mdct.n_frames(resampled_length(n_samples, sample_rate_hz, cfg.sample_rate_hz))
@@ -341,10 +341,10 @@ class AdaptiveCodec:
     def _write_stream(self, target, blocks: Callable[[], Any], sample_rate_hz: int, scan,
                       plan: list[PlannedSegment], progress: Callable[[float], None] | None) -> None:
         """Header from the scan and plan, then the second read coded and entropy-coded."""
-        from .bitstream import AcxChunk, AcxHeader, AcxWriter, chunk_order
-        from .backbone.streaming import CHUNK_FRAMES
-        from .codec_stream import encode_blocks
-        from .entropy import encode_frames
+        from adaptive_codec.container.acx import AcxChunk, AcxHeader, AcxWriter, chunk_order
+        from adaptive_codec.backbone.streaming import CHUNK_FRAMES
+        from adaptive_codec.pipeline.signal import encode_blocks
+        from adaptive_codec.entropy.coder import encode_frames
 
         cfg = self.backbone.config
         n_frames = self._n_frames(scan.n_samples, sample_rate_hz)
@@ -435,7 +435,7 @@ class AdaptiveCodec:
 
     def _profile_entry(self, profile: Profile):
         """Profile-table row: a reference for a built-in, everything for a custom profile."""
-        from .bitstream import ProfileEntry
+        from adaptive_codec.container.acx import ProfileEntry
 
         builtins = self.backbone.config.profiles
         if profile.name in builtins and profile.conditioning is None:
@@ -454,7 +454,7 @@ class AdaptiveCodec:
             At the original sample rate and exact length (or the requested range).
         sample_rate_hz : int
         """
-        from .bitstream import AcxReader
+        from adaptive_codec.container.acx import AcxReader
 
         # One reader for header and chunks: a file object is read from the
         # position it was given at, once.
@@ -478,7 +478,7 @@ class AdaptiveCodec:
             The ``.acx`` stream.
         path : str or Path
             Output audio file; the container comes from its suffix
-            (:class:`~adaptive_codec.audio.AudioWriter`).
+            (:class:`~adaptive_codec.audio.files.AudioWriter`).
         start_s, end_s : float, optional
             Time range, as in :meth:`decode`.
         subtype : str, optional
@@ -490,8 +490,8 @@ class AdaptiveCodec:
             Samples per channel written.
         sample_rate_hz : int
         """
-        from .audio import AudioWriter
-        from .bitstream import AcxReader
+        from adaptive_codec.audio.files import AudioWriter
+        from adaptive_codec.container.acx import AcxReader
 
         with AcxReader(bytes(source) if isinstance(source, (bytearray, memoryview)) else source) as reader:
             n, blocks = self._decode_range(reader, start_s, end_s)
@@ -507,9 +507,9 @@ class AdaptiveCodec:
         The blocks ``(channels, samples)`` cover exactly the range at the
         original rate; they are synthesised as they are consumed.
         """
-        from .backbone.streaming import context_frames
-        from .codec_stream import decode_blocks, resampled_length
-        from .entropy import decode_frames
+        from adaptive_codec.backbone.streaming import context_frames
+        from adaptive_codec.pipeline.signal import decode_blocks, resampled_length
+        from adaptive_codec.entropy.coder import decode_frames
 
         header = reader.header
         self._check_compatible(header)
@@ -614,7 +614,7 @@ def entropy_model_for(backbone, weights_meta: dict[str, str], table: Path):
     ModelError
         If a table built for these weights does not fit the backbone's shape.
     """
-    from .entropy import EntropyModel
+    from adaptive_codec.entropy.coder import EntropyModel
 
     cfg = backbone.config
     reason = None
@@ -643,7 +643,7 @@ def entropy_model_for(backbone, weights_meta: dict[str, str], table: Path):
 
 def _segment_table(plan: list[PlannedSegment], index: dict[str, int], side_scale: int | None) -> list:
     """Segment rows: shared by all channels, or mid (channel 0) + side (channel 1) rows."""
-    from .bitstream import SegmentEntry
+    from adaptive_codec.container.acx import SegmentEntry
 
     def adaptive(s: PlannedSegment, n_q: int) -> bool:
         return n_q > 0 and s.profile.depth_slope > 0

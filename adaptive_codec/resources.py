@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .errors import AdaptiveCodecError
+from adaptive_codec.errors import AdaptiveCodecError
 
 __all__ = [
     "profiles_dir",

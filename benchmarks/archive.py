@@ -49,8 +49,8 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from adaptive_codec._binary import varint_bytes  # noqa: E402
-from adaptive_codec.audio import audio_info, load_audio, to_mono  # noqa: E402
+from adaptive_codec.container.binary import varint_bytes  # noqa: E402
+from adaptive_codec.audio.files import audio_info, load_audio, to_mono  # noqa: E402
 from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
 
 OPUS_LADDER_KBPS = (6, 8, 10, 12, 16, 20, 24, 32)
@@ -82,11 +82,11 @@ def entropy_savings(archive: Path, held_out_labels: dict[str, str]) -> tuple[dic
 
     ``held_out_labels`` maps member names of held-out clips to their corpus class.
     """
-    from adaptive_codec._aca_format import read_dictionary, read_tail
-    from adaptive_codec.archive import list_archive, read_member
-    from adaptive_codec.bitstream import AcxReader
+    from adaptive_codec.container.aca_format import read_dictionary, read_tail
+    from adaptive_codec.container.aca import list_archive, read_member
+    from adaptive_codec.container.acx import AcxReader
     from adaptive_codec.codec import AdaptiveCodec
-    from adaptive_codec.entropy import decode_frames, frame_bits
+    from adaptive_codec.entropy.coder import decode_frames, frame_bits
 
     model = AdaptiveCodec.default().entropy_model
     per_class: dict[tuple[str, str], list[float]] = {}
@@ -142,7 +142,7 @@ def flac_bytes(files: list[Path]) -> int:
 
 
 def mean_visqol_ours(archive: Path, files: list[Path]) -> float:
-    from adaptive_codec.archive import read_member
+    from adaptive_codec.container.aca import read_member
     from adaptive_codec.bench.metrics import visqol
     from adaptive_codec.codec import AdaptiveCodec
 

@@ -2,7 +2,7 @@
 
 A profile's ``depth_slope`` (levels per 10 dB of frame energy) moves RVQ
 levels from quiet frames to loud ones at the same bitrate
-(:mod:`adaptive_codec.depth_allocation`). This script codes corpus clips
+(:mod:`adaptive_codec.planning.depth_allocation`). This script codes corpus clips
 through the whole codec (``AdaptiveCodec.encode`` / ``decode``: real bytes,
 depth map included) with each class's built-in profile and a ladder of slopes:
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
-    from adaptive_codec.profiles import MAX_DEPTH_SLOPE
+    from adaptive_codec.profiles.profile import MAX_DEPTH_SLOPE
     from adaptive_codec.train.codec_data import sample_corpus_clips
 
     torch.set_num_threads(1)

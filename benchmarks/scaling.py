@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from adaptive_codec.archive import create_archive  # noqa: E402
-from adaptive_codec.audio import audio_info, load_audio, save_audio  # noqa: E402
-from adaptive_codec.distributed import DaskArchiveEncoder, _codec, dask_client  # noqa: E402
+from adaptive_codec.container.aca import create_archive  # noqa: E402
+from adaptive_codec.audio.files import audio_info, load_audio, save_audio  # noqa: E402
+from adaptive_codec.archive.dask_backend import DaskArchiveEncoder, _codec, dask_client  # noqa: E402
 
 WORKER_COUNTS = (1, 2)
 PROJECTED_WORKERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -96,7 +96,7 @@ def long_file(tmp: Path, seconds: float) -> Path:
 
 def serial(files: list[tuple[Path, str]]) -> tuple[float, float]:
     """Wall and CPU seconds of the in-process serial encoder (warm)."""
-    from adaptive_codec.distributed import _encode_file
+    from adaptive_codec.archive.dask_backend import _encode_file
 
     _warm()
     t, c = time.perf_counter(), time.process_time()

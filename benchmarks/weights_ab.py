@@ -90,7 +90,7 @@ def score(weights: Path, clips: dict[str, list[tuple[np.ndarray, int]]], depths:
     """
     from adaptive_codec.backbone.weights import load_weights
     from adaptive_codec.bench.metrics import visqol
-    from adaptive_codec.resampling import resample_signal
+    from adaptive_codec.audio.resampling import resample_signal
     from adaptive_codec.train.codec_eval import _speech_scores, mel_distance, roundtrip
 
     model, _ = load_weights(weights)

@@ -6,9 +6,9 @@ import hashlib
 
 import numpy as np
 
-from adaptive_codec.bitstream import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_order
-from adaptive_codec.depth_allocation import allocate_depths
-from adaptive_codec.entropy import EntropyModel, encode_frames
+from adaptive_codec.container.acx import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_order
+from adaptive_codec.planning.depth_allocation import allocate_depths
+from adaptive_codec.entropy.coder import EntropyModel, encode_frames
 
 LEVELS = 8
 K = 1024
@@ -110,7 +110,7 @@ def tiny_stream() -> AcxStream:
 
 
 def archive_members(n: int = 3, seed: int = 0) -> list[tuple[str, bytes, dict]]:
-    from adaptive_codec.bitstream import to_bytes
+    from adaptive_codec.container.acx import to_bytes
 
     out = []
     for i in range(n):

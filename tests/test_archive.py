@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _format_samples import archive_members
 
-from adaptive_codec.archive import (
+from adaptive_codec.container.aca import (
     END_BYTES,
     ExtractError,
     append_to_archive,
@@ -19,7 +19,7 @@ from adaptive_codec.archive import (
     read_member,
     verify_archive,
 )
-from adaptive_codec.bitstream import read_acx
+from adaptive_codec.container.acx import read_acx
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
 
@@ -207,7 +207,7 @@ def test_crafted_hostile_name_with_valid_crcs(tmp_path):
     """A well-formed archive (all CRCs right) naming '../escape' is still refused."""
     import io
 
-    from adaptive_codec import _aca_format as aca
+    from adaptive_codec.container import aca_format as aca
 
     record, crc = aca.entry_record("../escape", b"evil")  # bypass the writer's normalisation
     buf = io.BytesIO()
@@ -226,7 +226,7 @@ def test_index_is_compressed_and_bounded(archive, tmp_path):
     """Member metadata lives once, zlib-compressed; a declared size beyond deflate's ratio is refused."""
     import zlib
 
-    from adaptive_codec import _aca_format as aca
+    from adaptive_codec.container import aca_format as aca
 
     path, members = archive
     raw, offset, count = aca.read_tail(path)
@@ -251,7 +251,7 @@ def test_format_1_archives_are_rejected_with_a_clear_error(tmp_path):
 
 def test_acx_headers_are_packed_against_the_dictionary(tmp_path):
     """Members share their .acx header: stored deflated against the first one's, restored exactly."""
-    from adaptive_codec import _aca_format as aca
+    from adaptive_codec.container import aca_format as aca
 
     members = archive_members(4)
     path = tmp_path / "p.aca"

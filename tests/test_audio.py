@@ -1,4 +1,4 @@
-"""Audio I/O, resampling, channel handling and validation (adaptive_codec.audio)."""
+"""Audio I/O, resampling, channel handling and validation (adaptive_codec.audio.files)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_codec.audio import (
+from adaptive_codec.audio.files import (
     INTERNAL_SAMPLE_RATE_HZ,
     AudioInfo,
     AudioWriter,
@@ -304,7 +304,7 @@ def test_resample_equals_torchaudio_kaiser_best(example_clip, sr_from, sr_to):
 @pytest.mark.parametrize("sr_from,sr_to", [(44100, 24000), (48000, 24000), (24000, 16000),
                                            (24000, 44100)])
 def test_stream_resampler_equals_whole_signal(example_clip, sr_from, sr_to):
-    from adaptive_codec.resampling import StreamResampler
+    from adaptive_codec.audio.resampling import StreamResampler
 
     x = _clip(example_clip, 2, 1.0)
     whole = resample(x, sr_from, sr_to)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaptive_codec.resampling import resample_signal
+from adaptive_codec.audio.resampling import resample_signal
 from adaptive_codec.train.codec_data import CropSampler, band_limit
 
 SR = 24000

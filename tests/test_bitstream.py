@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from _format_samples import LEVELS, make_stream, tiny_stream
 
-from adaptive_codec.bitstream import (
+from adaptive_codec.container.acx import (
     FORMAT_MAJOR,
     MAGIC,
     AcxChunk,
@@ -25,8 +25,8 @@ from adaptive_codec.bitstream import (
     to_bytes,
     write_acx,
 )
-from adaptive_codec._binary import varint_bytes
-from adaptive_codec.entropy import decode_frames
+from adaptive_codec.container.binary import varint_bytes
+from adaptive_codec.entropy.coder import decode_frames
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from adaptive_codec.classifier import DEFAULT_ARTIFACT, SILENCE_LABEL, ContentClassifier
+from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, SILENCE_LABEL, ContentClassifier
 from adaptive_codec.errors import ModelError
-from adaptive_codec.features import FeatureConfig, WindowFeatures, feature_names, window_features
+from adaptive_codec.analysis.features import FeatureConfig, WindowFeatures, feature_names, window_features
 from tests.conftest import REPO_ROOT
 
 N_FEATURES = len(feature_names(FeatureConfig()))
@@ -172,7 +172,7 @@ def test_shipped_classifier_labels_bundled_examples(shipped, example_clip, name)
     ],
 )
 def test_shipped_classifier_labels_corpus_clips(shipped, corpus_dir, clip, label):
-    from adaptive_codec.routing import classify_file
+    from adaptive_codec.analysis.routing import classify_file
 
     segments = classify_file(corpus_dir / clip, shipped)
     covered = sum(s.duration_s for s in segments if s.label == label)

@@ -19,7 +19,7 @@ def test_missing_artifact_is_a_one_line_error(bench_script, tmp_path, capsys):
 
 
 def test_missing_extra_training_folder_is_a_one_line_error(bench_script, tmp_path, capsys, monkeypatch):
-    from adaptive_codec.classifier import ContentClassifier
+    from adaptive_codec.analysis.classifier import ContentClassifier
 
     module = bench_script("classifier")
     real = ContentClassifier.read_metadata

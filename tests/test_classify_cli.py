@@ -12,9 +12,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier
-from adaptive_codec.cli import app, main
-from adaptive_codec.profiles import ENV_VAR
+from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier
+from adaptive_codec.cli.app import app, main
+from adaptive_codec.profiles.profile import ENV_VAR
 from tests.conftest import EXAMPLES_DIR, REPO_ROOT
 
 runner = CliRunner(env={ENV_VAR: None})
@@ -61,7 +61,7 @@ def test_classify_min_segment_merges_everything_short():
 def test_classify_keeps_a_pause_in_speech_as_speech_unless_told_not_to(tmp_path):
     import numpy as np
 
-    from adaptive_codec.audio import load_audio, save_audio, to_mono
+    from adaptive_codec.audio.files import load_audio, save_audio, to_mono
 
     audio, info = load_audio(EXAMPLES_DIR / "speech.flac")
     speech = to_mono(audio)[: 8 * info.sample_rate_hz]

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptive_codec import __version__
-from adaptive_codec.cli import app, main
-from adaptive_codec.profiles import ENV_VAR, Profile, ProfileRegistry
+from adaptive_codec.cli.app import app, main
+from adaptive_codec.profiles.profile import ENV_VAR, Profile, ProfileRegistry
 from adaptive_codec.resources import profiles_dir
 
 if sys.version_info >= (3, 11):
@@ -140,7 +140,7 @@ def test_bugs_are_one_line_too(monkeypatch, capsys):
     def boom(*_args, **_kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("adaptive_codec.cli.ProfileRegistry.default", boom)
+    monkeypatch.setattr("adaptive_codec.cli.app.ProfileRegistry.default", boom)
     assert main(["profiles", "list"]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_codec.audio import load_audio
-from adaptive_codec.bitstream import read_acx, read_header
+from adaptive_codec.audio.files import load_audio
+from adaptive_codec.container.acx import read_acx, read_header
 from adaptive_codec.codec import SIDE_DEPTH_DIVISOR, AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError, FormatError, ProfileError
 from adaptive_codec.resources import example_path
@@ -28,7 +28,7 @@ def speech():
 @pytest.mark.parametrize("sr,channels,n", [(24000, 1, 24000), (16000, 1, 16001),
                                            (44100, 2, 30001), (8000, 1, 7999)])
 def test_decode_restores_rate_channels_and_exact_length(codec, speech, sr, channels, n):
-    from adaptive_codec.audio import resample
+    from adaptive_codec.audio.files import resample
 
     audio, sr0 = speech
     x = np.asarray(resample(audio[:channels], sr0, sr))[:, :n]
@@ -188,7 +188,7 @@ def test_stream_from_other_weights_is_a_clear_error(codec, speech, tmp_path):
 
 
 def test_custom_profile_embeds_and_decodes_without_its_toml(codec, speech, tmp_path):
-    from adaptive_codec.profiles import ProfileRegistry
+    from adaptive_codec.profiles.profile import ProfileRegistry
 
     toml = tmp_path / "lecture.toml"
     toml.write_text('name = "lecture"\nbase = "speech"\nlabels = ["lecture"]\nbitrate_kbps = 3.0\n'
@@ -206,8 +206,8 @@ def test_custom_profile_embeds_and_decodes_without_its_toml(codec, speech, tmp_p
 
 def test_train_profile_writes_a_conditioning_the_codec_uses(codec, tmp_path):
     """`train profile`: tune a custom profile's embedding, then encode with it."""
-    from adaptive_codec.audio import save_audio
-    from adaptive_codec.profiles import ProfileRegistry
+    from adaptive_codec.audio.files import save_audio
+    from adaptive_codec.profiles.profile import ProfileRegistry
     from adaptive_codec.train.profile import profile_for_tuning, tune_profile
 
     data = tmp_path / "data"
@@ -262,7 +262,7 @@ def test_block_streaming_equals_whole_signal_processing(codec, speech, monkeypat
     synthesised and resampled at once (the pre-streaming path).
     """
     import adaptive_codec.backbone.streaming as streaming
-    import adaptive_codec.codec_stream as codec_stream
+    import adaptive_codec.pipeline.signal as codec_stream
 
     audio, sr = speech  # stereo 44.1 kHz: mid/side, resampling both ways
     x = np.stack([audio[0], np.roll(audio[1], 300)])  # a real side channel

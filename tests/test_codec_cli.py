@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from adaptive_codec import AdaptiveCodec
-from adaptive_codec.audio import audio_info, load_audio, save_audio
-from adaptive_codec.cli import main
-from adaptive_codec.profiles import ProfileRegistry
+from adaptive_codec.audio.files import audio_info, load_audio, save_audio
+from adaptive_codec.cli.app import main
+from adaptive_codec.profiles.profile import ProfileRegistry
 from adaptive_codec.resources import example_path
 
 
@@ -155,8 +155,8 @@ def test_archive_create_list_verify_extract(short_clips, tmp_path, capsys):
 
 
 def test_archive_bitrate_scale_and_its_errors(short_clips, tmp_path, capsys):
-    from adaptive_codec.archive import read_member
-    from adaptive_codec.bitstream import read_header
+    from adaptive_codec.container.aca import read_member
+    from adaptive_codec.container.acx import read_header
 
     aca = tmp_path / "half.aca"
     assert main(["archive", "create", str(aca), str(short_clips[1]), "--profile", "music",

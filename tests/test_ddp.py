@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from adaptive_codec.backbone.model import BackboneConfig
-from adaptive_codec.profiles import ProfileRegistry
+from adaptive_codec.profiles.profile import ProfileRegistry
 from adaptive_codec.train.codec import CodecTrainer, TrainConfig
 from adaptive_codec.train.ddp import DistContext
 

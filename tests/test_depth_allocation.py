@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from adaptive_codec.depth_allocation import allocate_depths, depth_bounds, depth_frequencies, depth_map_bits
-from adaptive_codec.entropy import EntropyModel, decode_frames, encode_frames
+from adaptive_codec.planning.depth_allocation import allocate_depths, depth_bounds, depth_frequencies, depth_map_bits
+from adaptive_codec.entropy.coder import EntropyModel, decode_frames, encode_frames
 from adaptive_codec.errors import FormatError, ProfileError
-from adaptive_codec.profiles import Profile
+from adaptive_codec.profiles.profile import Profile
 
 K, LEVELS, BITS = 1024, 16, 10.0
 
@@ -126,7 +126,7 @@ def codec():
 
 
 def test_speech_profile_codes_adaptive_segments(codec, example_clip):
-    from adaptive_codec.bitstream import read_acx
+    from adaptive_codec.container.acx import read_acx
 
     audio, sr = example_clip("speech")
     data = codec.encode(audio[:, : 4 * sr], sr, profile="speech")
@@ -190,8 +190,8 @@ def test_depth_limited_search_and_masked_decode_match_the_full_ones():
 def test_chunk_size_that_does_not_divide_the_encoder_pieces(codec, example_clip):
     """Chunks of 400 frames do not tile the encoder's 1350-frame pieces: depths are allocated after encoding."""
     from adaptive_codec import AdaptiveCodec
-    from adaptive_codec.bitstream import read_acx
-    from adaptive_codec.entropy import decode_frames
+    from adaptive_codec.container.acx import read_acx
+    from adaptive_codec.entropy.coder import decode_frames
 
     audio, sr = example_clip("speech")
     x = audio[0, : 8 * sr]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_codec.entropy import (
+from adaptive_codec.entropy.coder import (
     EntropyModel,
     decode_frames,
     encode_frames,

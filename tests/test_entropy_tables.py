@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from adaptive_codec.codec import ENTROPY_TABLE_NAME, AdaptiveCodec, EntropyTableWarning, entropy_model_for
-from adaptive_codec.entropy import EntropyModel, decode_frames, encode_frames
+from adaptive_codec.entropy.coder import EntropyModel, decode_frames, encode_frames
 from adaptive_codec.errors import FormatError
 from adaptive_codec.train.entropy import EntropyBuildConfig, bits_per_index, fit_context_model
 
@@ -26,7 +26,7 @@ def codec():
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory, example_clip):
     """A training-audio cache (the layout `train codec` builds) from 3 s of each bundled example."""
-    from adaptive_codec.audio import save_audio
+    from adaptive_codec.audio.files import save_audio
     from adaptive_codec.train.codec_data import Clip, build_cache
 
     root = tmp_path_factory.mktemp("entropy-cache")
@@ -190,7 +190,7 @@ def test_real_codes_round_trip_through_the_shipped_tables(codec, example_clip):
     from adaptive_codec.backbone.streaming import encode_signal
 
     audio, sr = example_clip("music")
-    from adaptive_codec.audio import resample, to_mono
+    from adaptive_codec.audio.files import resample, to_mono
 
     x = np.asarray(resample(to_mono(audio)[: 2 * sr], sr, 24000), np.float32)
     bb = codec.backbone
@@ -207,7 +207,7 @@ def test_real_codes_round_trip_through_the_shipped_tables(codec, example_clip):
 def test_train_entropy_command(tiny_cache, tmp_path):
     from typer.testing import CliRunner
 
-    from adaptive_codec.cli import app
+    from adaptive_codec.cli.app import app
 
     runner = CliRunner()
     out = tmp_path / "table.safetensors"
@@ -257,6 +257,6 @@ def test_depth_follows_the_tables_expected_bits(codec):
     assert tuned.depth_for(speech, bitrate_kbps=100.0) == cfg.n_levels
     assert tuned.depth_for(speech, bitrate_scale=0.5) == 5
     blob = tuned.encode(np.random.default_rng(2).normal(0, 0.05, 24000).astype(np.float32), 24000, profile="speech")
-    from adaptive_codec.bitstream import read_acx
+    from adaptive_codec.container.acx import read_acx
 
     assert max(seg.n_q for seg in read_acx(blob).segments) == 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_codec.features import (
+from adaptive_codec.analysis.features import (
     FeatureConfig,
     WindowFeatures,
     feature_names,

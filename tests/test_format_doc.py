@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from _format_samples import tiny_stream
 
-from adaptive_codec import archive
-from adaptive_codec._binary import fixed_size
-from adaptive_codec.bitstream import read_acx, to_bytes
+from adaptive_codec.container import aca as archive
+from adaptive_codec.container.binary import fixed_size
+from adaptive_codec.container.acx import read_acx, to_bytes
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md"
 LAYOUT_TYPE = re.compile(r"^(u8|u16|u32|u64|f32|f64|varint|str8|str16|str32|vstr|bytes\d+)$")
 VARIABLE_SIZE = {"varint", "str8", "str16", "str32", "vstr"}
-LAYOUT_MODULES = ["adaptive_codec.bitstream", "adaptive_codec._acx_header", "adaptive_codec.archive", "adaptive_codec._aca_format"]
+LAYOUT_MODULES = ["adaptive_codec.container.acx", "adaptive_codec.container.acx_header", "adaptive_codec.container.aca", "adaptive_codec.container.aca_format"]
 UNDOCUMENTED_OK: set[str] = set()
 
 
@@ -111,7 +111,7 @@ def test_acx_worked_example():
 
 
 def test_depth_map_worked_example():
-    from adaptive_codec.entropy import EntropyModel, decode_frames, encode_frames
+    from adaptive_codec.entropy.coder import EntropyModel, decode_frames, encode_frames
 
     model = EntropyModel.uniform(1, 1, 16, precision_bits=8)
     adaptive, priors = np.ones(3, bool), np.zeros(3, np.int64)

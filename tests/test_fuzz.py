@@ -24,15 +24,15 @@ from _format_samples import LEVELS, archive_members, make_stream, tiny_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adaptive_codec.archive import (
+from adaptive_codec.container.aca import (
     create_archive,
     extract_archive,
     list_archive,
     read_member,
     verify_archive,
 )
-from adaptive_codec.bitstream import read_acx, read_chunks_in_range, read_header, to_bytes
-from adaptive_codec.entropy import decode_frames
+from adaptive_codec.container.acx import read_acx, read_chunks_in_range, read_header, to_bytes
+from adaptive_codec.entropy.coder import decode_frames
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
 # Channel 0's first segment is energy-adaptive, so mutations reach the depth map too.
@@ -203,7 +203,7 @@ _INTERRUPTED_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from adaptive_codec.archive import create_archive, append_to_archive
+    from adaptive_codec.container.aca import create_archive, append_to_archive
 
     path, marker, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptive_codec.errors import ProfileError
-from adaptive_codec.profiles import ENV_VAR, LossWeights, Profile, ProfileRegistry
+from adaptive_codec.profiles.profile import ENV_VAR, LossWeights, Profile, ProfileRegistry
 from adaptive_codec.resources import profiles_dir
 
 if sys.version_info >= (3, 11):

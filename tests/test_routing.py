@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from adaptive_codec.errors import ProfileError
-from adaptive_codec.profiles import Profile, ProfileRegistry
-from adaptive_codec.routing import RoutingConfig, Segment, route, segments_from_probabilities, viterbi
+from adaptive_codec.profiles.profile import Profile, ProfileRegistry
+from adaptive_codec.analysis.routing import RoutingConfig, Segment, route, segments_from_probabilities, viterbi
 
 LABELS = ["ambient", "music", "speech", "silence"]
 
@@ -138,8 +138,8 @@ def test_custom_profile_serves_a_new_label():
 
 
 def test_classify_mixed_example_matches_reference(example_clip):
-    from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier
-    from adaptive_codec.routing import classify
+    from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier
+    from adaptive_codec.analysis.routing import classify
     from tests.conftest import EXAMPLES_DIR, REPO_ROOT
 
     if not (REPO_ROOT / "classifiers" / DEFAULT_ARTIFACT).is_file():
@@ -160,7 +160,7 @@ def test_classify_mixed_example_matches_reference(example_clip):
 
 @pytest.fixture(scope="module")
 def shipped():
-    from adaptive_codec.classifier import DEFAULT_ARTIFACT, ContentClassifier
+    from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier
     from tests.conftest import REPO_ROOT
 
     if not (REPO_ROOT / "classifiers" / DEFAULT_ARTIFACT).is_file():
@@ -169,7 +169,7 @@ def shipped():
 
 
 def test_audio_shorter_than_one_window_is_one_labelled_segment(shipped, example_clip):
-    from adaptive_codec.routing import classify
+    from adaptive_codec.analysis.routing import classify
 
     audio, sr = example_clip("speech")
     segments = classify(audio[:, : int(0.4 * sr)], sr, shipped)
@@ -180,7 +180,7 @@ def test_audio_shorter_than_one_window_is_one_labelled_segment(shipped, example_
 
 @pytest.mark.parametrize("level", [0.0, 1e-5])  # digital silence and -100 dBFS hiss
 def test_silence_is_labelled_silence_and_served_by_ambient(shipped, level):
-    from adaptive_codec.routing import classify
+    from adaptive_codec.analysis.routing import classify
 
     rng = np.random.default_rng(0)
     audio = (level * rng.standard_normal(5 * 16000)).astype(np.float32)
@@ -190,7 +190,7 @@ def test_silence_is_labelled_silence_and_served_by_ambient(shipped, level):
 
 
 def test_silent_gap_inside_speech_becomes_its_own_segment(shipped, example_clip):
-    from adaptive_codec.routing import classify
+    from adaptive_codec.analysis.routing import classify
 
     audio, sr = example_clip("speech")
     mono = audio.mean(axis=0)
@@ -243,7 +243,7 @@ def test_mixtures_alternate_labels_and_cover_the_audio(mix_files):
 
 
 def test_mixture_windows_sit_next_to_a_change_and_name_all_recordings(mix_files):
-    from adaptive_codec.features import FeatureConfig, feature_names
+    from adaptive_codec.analysis.features import FeatureConfig, feature_names
     from adaptive_codec.train.classifier_data import GROUP_SEPARATOR, source_groups
     from adaptive_codec.train.classifier_mixtures import mixture_windows
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizer import per_frame_depths
+from adaptive_codec.backbone.quantizer import per_frame_depths
 
 #: Names of the loss terms a profile may weight (TOML ``[loss_weights]``).
 LOSS_TERMS: tuple[str, ...] = (

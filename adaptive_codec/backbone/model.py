@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mdct import MDCT
-from .quantizer import QuantizedResult, ResidualVQ
+from adaptive_codec.backbone.mdct import MDCT
+from adaptive_codec.backbone.quantizer import QuantizedResult, ResidualVQ
 
 #: Order of the built-in profile embeddings in the weights. Custom profiles
 #: start from one of these (their ``base``) or carry a fine-tuned vector.

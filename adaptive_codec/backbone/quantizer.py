@@ -9,7 +9,7 @@ k-means initialisation and dead-code replacement take care of the rest.
 Quantizer dropout: during training every example uses a random number of
 levels, so one model serves every bitrate; the profile (or ``--bitrate``)
 picks the depth at encode time. Depths may also differ per frame (what
-energy-adaptive depth codes, :mod:`adaptive_codec.depth_allocation`), so
+energy-adaptive depth codes, :mod:`adaptive_codec.planning.depth_allocation`), so
 training can see the depth maps the encoder will send.
 """
 

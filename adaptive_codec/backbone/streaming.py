@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .model import Backbone
+from adaptive_codec.backbone.model import Backbone
 
 #: Frames per processing piece (18 s at 75 frames/s): a multiple of the
 #: bitstream's default chunk (225 frames), so work split on bitstream chunks

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .model import Backbone, BackboneConfig
+from adaptive_codec.backbone.model import Backbone, BackboneConfig
 
 WEIGHTS_FORMAT = "adaptive-codec-backbone/1"
 

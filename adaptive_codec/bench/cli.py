@@ -1,4 +1,4 @@
-"""The ``adaptive-codec bench`` command (registered by :mod:`adaptive_codec.cli`)."""
+"""The ``adaptive-codec bench`` command (registered by :mod:`adaptive_codec.cli.app`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cli import cli_state, fail, handle_errors
+from adaptive_codec.cli.app import cli_state, fail, handle_errors
 
 __all__ = ["bench", "register"]
 
@@ -43,8 +43,8 @@ def bench(
     routing_accuracy.csv, meta.json, report.md and a self-contained
     report.html (figures, audio snippets) into DIR.
     """
-    from .config import QUICK_OVERRIDES, BenchConfig
-    from .runner import run_bench
+    from adaptive_codec.bench.config import QUICK_OVERRIDES, BenchConfig
+    from adaptive_codec.bench.runner import run_bench
 
     if not corpus.exists():
         fail(f"{corpus}: no such file or folder")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bd_rate import BDResult, bd_compare
-from .metrics import METRICS
+from adaptive_codec.bench.bd_rate import BDResult, bd_compare
+from adaptive_codec.bench.metrics import METRICS
 
 __all__ = ["BD_COLUMNS", "ROUTING_TARGET_PERCENT", "BDInterval", "RoutingTarget", "bd_interval",
            "bd_table", "curve", "headline_table", "routing_target"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AdaptiveCodecError
+from adaptive_codec.errors import AdaptiveCodecError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,8 +113,8 @@ class BenchConfig:
         return cfg
 
     def validate(self, where: str = "config") -> None:
-        from .baselines import BASELINES
-        from .metrics import METRICS
+        from adaptive_codec.bench.baselines import BASELINES
+        from adaptive_codec.bench.metrics import METRICS
 
         def bad(key: str, problem: str) -> BenchConfigError:
             return BenchConfigError(f"{where}: key {key!r}: {problem}")
@@ -156,7 +156,7 @@ class BenchConfig:
                 raise bad(key, f"must be a number >= 0, got {value!r}")
         if not isinstance(self.opus, dict):
             raise bad("opus", "must be a table of Opus options")
-        from .baselines import OpusBaseline
+        from adaptive_codec.bench.baselines import OpusBaseline
 
         try:
             OpusBaseline(**self.opus)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import AdaptiveCodecError
+from adaptive_codec.errors import AdaptiveCodecError
 
 __all__ = ["BenchClip", "select_clips", "read_segments"]
 
@@ -88,7 +88,7 @@ def _held_out_map(corpus: Path) -> dict[str, bool]:
         return {}
     if not {"path", "source"} <= set(frame.columns):
         return {}
-    from ..train.codec_data import is_held_out
+    from adaptive_codec.train.codec_data import is_held_out
 
     return {str(p): is_held_out(str(s)) for p, s in zip(frame["path"], frame["source"])}
 
@@ -124,7 +124,7 @@ def _from_manifest(csv: Path) -> list[BenchClip]:
     base = csv.parent
     held = {}
     if "source" in frame.columns:
-        from ..train.codec_data import is_held_out
+        from adaptive_codec.train.codec_data import is_held_out
 
         held = {str(p): is_held_out(str(s)) for p, s in zip(frame["path"], frame["source"])}
     clips = []

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .comparison import AUTO, BD_COLUMNS, bd_interval, bd_table, curve, headline_table, routing_target
-from .metrics import METRICS
+from adaptive_codec.bench.comparison import AUTO, BD_COLUMNS, bd_interval, bd_table, curve, headline_table, routing_target
+from adaptive_codec.bench.metrics import METRICS
 
 __all__ = ["BD_COLUMNS", "ROUTING_ACCURACY_COLUMNS", "SUMMARY_COLUMNS", "bd_table",
            "routing_accuracy", "summarize", "write_report"]

@@ -49,11 +49,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AdaptiveCodecError
-from .config import BenchConfig
-from .corpus import BenchClip, read_segments, select_clips
-from .environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
-from .systems import AdaptiveSystem, Job, build_systems, jobs_for
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.bench.config import BenchConfig
+from adaptive_codec.bench.corpus import BenchClip, read_segments, select_clips
+from adaptive_codec.bench.environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
+from adaptive_codec.bench.systems import AdaptiveSystem, Job, build_systems, jobs_for
 
 # The environment helpers stay importable from here (benchmarks/codec_quality.py uses them).
 __all__ = ["BenchRunError", "RESULT_COLUMNS", "RESUME_FREE_KEYS", "ROUTING_COLUMNS", "run_bench",
@@ -116,7 +116,7 @@ def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: b
     classifier and fills caches, so the first timed row is not slower than the
     rest; a process that times nothing (the parent of ``--jobs N``) skips it.
     """
-    from ..codec import AdaptiveCodec
+    from adaptive_codec.codec import AdaptiveCodec
 
     _single_thread()
     codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
@@ -162,7 +162,7 @@ def excerpt_start_s(reference, seconds: float, duration_s: float) -> float:
 
 def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any, float]:
     """Mono excerpt, sample rate, reference segments (excerpt time) or None, excerpt start (s)."""
-    from ..audio import load_audio, to_mono
+    from adaptive_codec.audio.files import load_audio, to_mono
 
     audio, info = load_audio(clip.path)
     x = to_mono(audio)
@@ -203,7 +203,7 @@ def _write_snippet(path: Path, audio: np.ndarray, sr: int, seconds: float) -> No
 def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: bool
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of ``results.csv`` and ``routing.csv`` for one clip (in a worker)."""
-    from .metrics import METRICS
+    from adaptive_codec.bench.metrics import METRICS
 
     config: BenchConfig = _WORKER["config"]
     systems = _WORKER["systems"]
@@ -408,7 +408,7 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
     """Run the benchmark and write every output file in ``out_dir`` (see the module docstring)."""
     from tqdm import tqdm
 
-    from .report import write_report
+    from adaptive_codec.bench.report import write_report
 
     start = time.time()
     out = Path(out_dir)

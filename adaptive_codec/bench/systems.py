@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .baselines import Baseline, make_baseline
-from .config import BenchConfig
+from adaptive_codec.bench.baselines import Baseline, make_baseline
+from adaptive_codec.bench.config import BenchConfig
 
 __all__ = ["AdaptiveSystem", "Job", "build_systems", "jobs_for"]
 
@@ -44,7 +44,7 @@ class AdaptiveSystem(Baseline):
     def encode(self, audio: np.ndarray, sample_rate_hz: int, bitrate_kbps: float | None) -> bytes:
         import io
 
-        from ..rate import Rate, rate_kwargs
+        from adaptive_codec.planning.rate import Rate, rate_kwargs
 
         buf = io.BytesIO()
         if self.reference_kbps is not None and bitrate_kbps is not None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
-from adaptive_codec.classifier import ContentClassifier
+from adaptive_codec.analysis.classifier import ContentClassifier
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.features import FeatureConfig, window_features
+from adaptive_codec.analysis.features import FeatureConfig, window_features
 from adaptive_codec.train.classifier_data import (
     AUDIO_SUFFIXES,
     Dataset,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
+from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
 
 __all__ = ["AUDIO_SUFFIXES", "GROUP_SEPARATOR", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset",
            "group_of", "load_labelled_files", "noisy_copies", "source_groups"]

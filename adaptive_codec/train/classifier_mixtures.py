@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptive_codec.features import FeatureConfig, window_features
+from adaptive_codec.analysis.features import FeatureConfig, window_features
 from adaptive_codec.train.classifier_data import GROUP_SEPARATOR, Dataset, LabelledFile
 
 __all__ = ["Mixture", "RoutingScore", "make_mixtures", "mixture_windows", "score_segments"]
@@ -255,7 +255,7 @@ def score_segments(
     Parameters
     ----------
     predicted, reference : sequence of (start_s, end_s, label)
-        Contiguous segments (e.g. from :class:`~adaptive_codec.routing.Segment`).
+        Contiguous segments (e.g. from :class:`~adaptive_codec.analysis.routing.Segment`).
     same : dict, optional
         Labels mapped before comparison (e.g. ``{"silence": "ambient"}`` to
         score routing, where one profile serves both).

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_codec.classifier import ContentClassifier
-from adaptive_codec.features import feature_names
+from adaptive_codec.analysis.classifier import ContentClassifier
+from adaptive_codec.analysis.features import feature_names
 
 __all__ = ["CVReport", "write_card"]
 

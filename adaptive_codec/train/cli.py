@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cli import cli_state, handle_errors
-from .cache_paths import DEFAULT_CACHE_ROOT, DEFAULT_EXTRA_HOURS
+from adaptive_codec.cli.app import cli_state, handle_errors
+from adaptive_codec.train.cache_paths import DEFAULT_CACHE_ROOT, DEFAULT_EXTRA_HOURS
 
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
                         no_args_is_help=True)
@@ -46,8 +46,8 @@ def train_codec(
     """
     import torch
 
-    from .codec import TrainConfig
-    from .ddp import init_from_env, shutdown
+    from adaptive_codec.train.codec import TrainConfig
+    from adaptive_codec.train.ddp import init_from_env, shutdown
 
     cfg = TrainConfig.from_toml(config) if config else TrainConfig()
     if threads is not None:
@@ -64,10 +64,10 @@ def train_codec(
 
 def _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scratch, export,
                  max_steps, max_minutes, device, cache_dir, dist_ctx) -> None:
-    from ..resources import weights_dir
-    from .codec import CodecTrainer
-    from .codec_data import ensure_caches
-    from .codec_eval import HeldOutSet
+    from adaptive_codec.resources import weights_dir
+    from adaptive_codec.train.codec import CodecTrainer
+    from adaptive_codec.train.codec_data import ensure_caches
+    from adaptive_codec.train.codec_eval import HeldOutSet
 
     main = dist_ctx.is_main
     caches = [str(c) for c in ensure_caches(data, extra or [], extra_hours, cache_dir, build=main)]
@@ -126,8 +126,8 @@ def train_classifier_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
     """Train the content classifier on your own labels (custom classes welcome)."""
-    from ..cli import handle_errors
-    from .classifier import run_training
+    from adaptive_codec.cli.app import handle_errors
+    from adaptive_codec.train.classifier import run_training
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
                                 max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
@@ -150,8 +150,8 @@ def train_profile(
     """Fine-tune a custom profile's conditioning embedding (backbone frozen)."""
     import torch
 
-    from ..codec import AdaptiveCodec
-    from .profile import profile_for_tuning, tune_profile
+    from adaptive_codec.codec import AdaptiveCodec
+    from adaptive_codec.train.profile import profile_for_tuning, tune_profile
 
     torch.set_num_threads(threads)
     prof, target = profile_for_tuning(profile)
@@ -198,11 +198,11 @@ def train_entropy(
     """
     import torch
 
-    from ..codec import AdaptiveCodec
-    from ..errors import AdaptiveCodecError
-    from ..resources import weights_dir
-    from .codec_data import ensure_caches
-    from .entropy import EntropyBuildConfig, build_entropy_tables
+    from adaptive_codec.codec import AdaptiveCodec
+    from adaptive_codec.errors import AdaptiveCodecError
+    from adaptive_codec.resources import weights_dir
+    from adaptive_codec.train.codec_data import ensure_caches
+    from adaptive_codec.train.entropy import EntropyBuildConfig, build_entropy_tables
 
     torch.set_num_threads(threads)
     caches = ensure_caches(data or [], extra or [], extra_hours, cache_dir) + list(cache or [])
@@ -214,7 +214,7 @@ def train_entropy(
     weights_path = weights or weights_dir() / "backbone.safetensors"
     import warnings
 
-    from ..codec import EntropyTableWarning
+    from adaptive_codec.codec import EntropyTableWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EntropyTableWarning)  # the table is what we are building

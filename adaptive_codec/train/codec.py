@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import AdaptiveCodecError
-from ..backbone.discriminator import MultiResolutionDiscriminator, discriminator_loss, generator_loss
-from ..backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
-from ..backbone.model import Backbone, BackboneConfig
-from ..backbone.weights import export_weights, load_weights
-from ..depth_allocation import allocate_depths
-from .codec_data import CLASSES, CropSampler
-from .codec_eval import HeldOutSet, evaluate
-from .ddp import DistContext
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.backbone.discriminator import MultiResolutionDiscriminator, discriminator_loss, generator_loss
+from adaptive_codec.backbone.losses import ReconstructionLoss, combine, rate_bits, weight_matrix
+from adaptive_codec.backbone.model import Backbone, BackboneConfig
+from adaptive_codec.backbone.weights import export_weights, load_weights
+from adaptive_codec.planning.depth_allocation import allocate_depths
+from adaptive_codec.train.codec_data import CLASSES, CropSampler
+from adaptive_codec.train.codec_eval import HeldOutSet, evaluate
+from adaptive_codec.train.ddp import DistContext
 
 class TrainConfigError(AdaptiveCodecError, ValueError):
     """A ``[train]`` TOML table is unreadable or holds an unusable setting."""

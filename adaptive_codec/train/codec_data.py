@@ -23,8 +23,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from ..errors import AdaptiveCodecError
-from .cache_paths import cache_dir_for
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.train.cache_paths import cache_dir_for
 
 CLASSES: tuple[str, ...] = ("speech", "music", "ambient")
 TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torchaudio
 
-from ..backbone.model import Backbone
-from ..depth_allocation import allocate_depths
-from .codec_data import CLASSES, corpus_clips, read_mono
+from adaptive_codec.backbone.model import Backbone
+from adaptive_codec.planning.depth_allocation import allocate_depths
+from adaptive_codec.train.codec_data import CLASSES, corpus_clips, read_mono
 
 
 @dataclass
@@ -47,7 +47,7 @@ def mel_distance(estimate: np.ndarray, reference: np.ndarray, sample_rate_hz: in
     scales, floor and 24 kHz analysis) divided by 10: the training logs have
     always been in log10 units (bels), so their curves stay comparable.
     """
-    from ..bench.metrics import mel_distance_db
+    from adaptive_codec.bench.metrics import mel_distance_db
 
     return mel_distance_db(reference, estimate, sample_rate_hz, floor_db=floor_db) / 10
 

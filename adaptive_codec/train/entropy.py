@@ -6,7 +6,7 @@ retrained), so the command encodes capped, seeded training audio with those
 weights and writes ``entropy.safetensors`` next to them, recording the
 weights' hash; the codec refuses a table built for other weights.
 
-Model (see :mod:`adaptive_codec.entropy`): per prior id (built-in profile
+Model (see :mod:`adaptive_codec.entropy.coder`): per prior id (built-in profile
 family), RVQ level and context group, one categorical distribution. Steps:
 
 1. Codes: every training clip (at most ``max_clip_s`` of it, up to
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..entropy import DEFAULT_PRECISION_BITS, EntropyModel, ideal_bits
+from adaptive_codec.entropy.coder import DEFAULT_PRECISION_BITS, EntropyModel, ideal_bits
 
 __all__ = ["EntropyBuildConfig", "collect_codes", "fit_context_model", "bits_per_index", "build_entropy_tables"]
 
@@ -91,7 +91,7 @@ def collect_codes(backbone, caches: Sequence[Path], labels: Sequence[str], confi
     dict[str, list[np.ndarray [shape=(n_levels, frames), dtype=int16]]]
         One array per clip.
     """
-    from ..backbone.streaming import encode_signal
+    from adaptive_codec.backbone.streaming import encode_signal
 
     cfg = backbone.config
     rate = cfg.sample_rate_hz
@@ -284,8 +284,8 @@ def bits_per_index(model: EntropyModel, codes: list[np.ndarray], prior: int, dep
 
 def _held_out_codes(codec, corpus: Path, labels: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Codes of the corpus's held-out clips (mono downmix, each with its class's profile)."""
-    from ..backbone.streaming import encode_signal
-    from .codec_data import corpus_clips, read_mono
+    from adaptive_codec.backbone.streaming import encode_signal
+    from adaptive_codec.train.codec_data import corpus_clips, read_mono
 
     bb = codec.backbone
     out: dict[str, list[np.ndarray]] = {label: [] for label in labels}
@@ -323,8 +323,8 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     """
     from tqdm import tqdm
 
-    from ..codec import coding_prior_logits
-    from .codec_data import CLASSES
+    from adaptive_codec.codec import coding_prior_logits
+    from adaptive_codec.train.codec_data import CLASSES
 
     bb = codec.backbone
     labels = [c for c in CLASSES if c in bb.config.profiles]
@@ -334,7 +334,7 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
         codes = collect_codes(bb, caches, labels, config, progress=lambda s: bar.update(round(s)))
     minutes = {label: sum(c.shape[1] for c in codes[label]) / bb.config.frame_rate_hz / 60 for label in labels}
     if not any(codes.values()):
-        from ..errors import AdaptiveCodecError
+        from adaptive_codec.errors import AdaptiveCodecError
 
         raise AdaptiveCodecError(f"no training audio found in {', '.join(map(str, caches)) or 'no caches'}")
     books = [lvl.normalized_codebook().detach().double().numpy() for lvl in bb.quantizer.levels]

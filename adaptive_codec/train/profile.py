@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import AdaptiveCodecError
+from adaptive_codec.errors import AdaptiveCodecError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
 
@@ -48,7 +48,7 @@ def profile_for_tuning(path: Path):
     """
     import tomllib
 
-    from ..profiles import Profile
+    from adaptive_codec.profiles.profile import Profile
 
     path = Path(path)
     try:
@@ -73,7 +73,7 @@ def _audio_files(data: Path) -> list[Path]:
 
 
 def _load_24k(files: list[Path], sample_rate_hz: int) -> list[np.ndarray]:
-    from ..audio import load_audio, resample, to_mono
+    from adaptive_codec.audio.files import load_audio, resample, to_mono
 
     out = []
     for f in files:
@@ -122,7 +122,7 @@ def tune_profile(codec, profile, data: Path, output: Path | None = None, *, step
     from safetensors.numpy import save_file
     from tqdm import tqdm
 
-    from ..backbone.losses import ReconstructionLoss, combine, weight_matrix
+    from adaptive_codec.backbone.losses import ReconstructionLoss, combine, weight_matrix
 
     if profile.base is None:
         raise AdaptiveCodecError(f"profile {profile.name!r} needs a 'base' profile to start from")

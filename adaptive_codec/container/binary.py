@@ -20,7 +20,7 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
-from .errors import FormatError
+from adaptive_codec.errors import FormatError
 
 Layout = Sequence[tuple[str, str]]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptive_codec._feature_dsp import _base_names, _frame_features, _window_stats
+from adaptive_codec.analysis.feature_dsp import _base_names, _frame_features, _window_stats
 
 __all__ = [
     "FEATURE_VERSION",
@@ -394,7 +394,7 @@ def file_window_features(
     AudioError
         Missing, unreadable or corrupt file.
     """
-    from adaptive_codec.audio import audio_info, iter_audio_blocks
+    from adaptive_codec.audio.files import audio_info, iter_audio_blocks
 
     sr = audio_info(path).sample_rate_hz
     blocks = iter_audio_blocks(path, max(1, int(block_s * sr)))

@@ -1,6 +1,6 @@
-"""Frame-level DSP behind :mod:`adaptive_codec.features` (one STFT per chunk).
+"""Frame-level DSP behind :mod:`adaptive_codec.analysis.features` (one STFT per chunk).
 
-Private module: :mod:`adaptive_codec.features` is the public interface. Split
+Private module: :mod:`adaptive_codec.analysis.features` is the public interface. Split
 out to keep each module to one idea: this one turns samples into per-frame
 descriptors and per-window statistics; ``features`` handles configuration,
 windowing, temporal context and streaming.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from adaptive_codec.features import FeatureConfig
+    from adaptive_codec.analysis.features import FeatureConfig
 
 # Floor added before logarithms: -100 dB re full scale, far below any real
 # recording, so silence gives finite (and constant) features.

@@ -21,7 +21,7 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
 :meth:`Profile.from_toml` validates the file and reports problems as
 ``FILE:LINE: key 'KEY': PROBLEM``. :class:`ProfileRegistry` collects the
 built-in profiles, user folders (``--profiles-dir``, ``$ADAPTIVE_CODEC_PROFILES``)
-and plug-in packages (entry point group ``adaptive_codec.profiles``).
+and plug-in packages (entry point group ``adaptive_codec.profiles.profile``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-from .errors import ProfileError
+from adaptive_codec.errors import ProfileError
 
 __all__ = [
     "ENV_VAR",
@@ -55,7 +55,7 @@ __all__ = [
 #: Environment variable with extra profile folders/files (os.pathsep-separated).
 ENV_VAR = "ADAPTIVE_CODEC_PROFILES"
 #: Entry-point group through which installed packages contribute profiles.
-ENTRY_POINT_GROUP = "adaptive_codec.profiles"
+ENTRY_POINT_GROUP = "adaptive_codec.profiles.profile"
 
 # Names and labels travel in bitstreams and on command lines: keep them
 # lowercase ASCII so "Speech" and "speech" can never be two profiles.
@@ -189,7 +189,7 @@ class Profile:
     depth_slope : float
         Energy-adaptive depth: RVQ levels per 10 dB of frame energy that the
         encoder moves from quiet to loud frames at the same bitrate
-        (:mod:`adaptive_codec.depth_allocation`); 0 codes every frame at the
+        (:mod:`adaptive_codec.planning.depth_allocation`); 0 codes every frame at the
         profile's depth.
     sample_rate_hz : int or None
         Rate the profile codes at; None means the backbone's internal rate.
@@ -439,6 +439,6 @@ def _where(path: Path, text: str, key: str) -> str:
     return f"{path}:{line}: " if line else f"{path}: "
 
 
-# Registry in its own module; imported here so `adaptive_codec.profiles`
+# Registry in its own module; imported here so `adaptive_codec.profiles.profile`
 # stays the one place to import profile types from.
-from .profile_registry import ProfileRegistry  # noqa: E402
+from adaptive_codec.profiles.registry import ProfileRegistry  # noqa: E402

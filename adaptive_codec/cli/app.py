@@ -29,9 +29,9 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from . import __version__
-from .errors import AdaptiveCodecError
-from .profiles import ENV_VAR, Profile, ProfileRegistry
+from adaptive_codec import __version__
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.profiles.profile import ENV_VAR, Profile, ProfileRegistry
 
 __all__ = ["app", "main", "handle_errors", "cli_state", "CliState", "fail"]
 
@@ -286,8 +286,8 @@ def examples(
     ] = None,
 ) -> None:
     """List the bundled example clips (speech, music, ambient, mixed)."""
-    from .audio import audio_info
-    from .resources import EXAMPLE_NAMES, example_path
+    from adaptive_codec.audio.files import audio_info
+    from adaptive_codec.resources import EXAMPLE_NAMES, example_path
 
     if path is not None:
         typer.echo(str(example_path(path)))
@@ -323,8 +323,8 @@ def classify(
         help="Longest silence inside a segment that keeps its label (0: every silence is its own segment).")] = 4.0,
 ) -> None:
     """Label the speech / music / ambient / silence segments of a file and their profiles."""
-    from .classifier import ContentClassifier
-    from .routing import segments_report
+    from adaptive_codec.analysis.classifier import ContentClassifier
+    from adaptive_codec.analysis.routing import segments_report
 
     model = ContentClassifier.load(classifier) if classifier else ContentClassifier.default()
     typer.echo(segments_report(input, model, cli_state().registry(), format=format.value,
@@ -347,15 +347,15 @@ def classify(
 # A sub-app `train` with commands codec|classifier|profile. Register the group
 # only once it has a command: an empty group shows up as broken in --help.
 
-from .train.cli import train_app  # noqa: E402 - after handle_errors, which it uses
+from adaptive_codec.train.cli import train_app  # noqa: E402 - after handle_errors, which it uses
 
 app.add_typer(train_app, name="train")
 
-from .cli_codec import register as _register_codec_commands  # noqa: E402
+from adaptive_codec.cli.codec import register as _register_codec_commands  # noqa: E402
 
 _register_codec_commands(app)
 
-from .bench.cli import register as _register_bench_command  # noqa: E402
+from adaptive_codec.bench.cli import register as _register_bench_command  # noqa: E402
 
 _register_bench_command(app)
 

@@ -1,13 +1,13 @@
 """The codec's signal path, block by block: mid/side, resampling, backbone chunks.
 
 :class:`~adaptive_codec.codec.AdaptiveCodec` reads its input as a stream of
-blocks (a file read with :func:`~adaptive_codec.audio.iter_audio_blocks`, or
+blocks (a file read with :func:`~adaptive_codec.audio.files.iter_audio_blocks`, or
 views of an in-memory array) in two passes:
 
 1. :func:`scan_blocks`: length, mid/side levels and, for ``profile="auto"``,
    the classifier's window features (streamed; the classifier needs the whole
    file before the first segment is final);
-2. :func:`encode_blocks`: mid/side, :class:`~adaptive_codec.resampling.StreamResampler`
+2. :func:`encode_blocks`: mid/side, :class:`~adaptive_codec.audio.resampling.StreamResampler`
    to 24 kHz and one :class:`~adaptive_codec.backbone.streaming.ChunkedEncoder`
    per channel, which calls the backbone on exactly the pieces whole-signal
    encoding uses.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .resampling import StreamResampler
+from adaptive_codec.audio.resampling import StreamResampler
 
 __all__ = ["SignalScan", "scan_blocks", "array_blocks", "encode_blocks", "decode_blocks",
            "resampled_length", "BLOCK_SECONDS"]
@@ -98,8 +98,8 @@ def scan_blocks(blocks: Iterable[np.ndarray], sample_rate_hz: int, classifier=No
         for _ in counted(blocks):
             pass
     else:
-        from .features import WindowFeatures, feature_names, stream_window_features
-        from .routing import segments_from_probabilities
+        from adaptive_codec.analysis.features import WindowFeatures, feature_names, stream_window_features
+        from adaptive_codec.analysis.routing import segments_from_probabilities
 
         config = classifier.config_
         parts = list(stream_window_features(counted(blocks), sample_rate_hz=sample_rate_hz, config=config))
@@ -146,7 +146,7 @@ def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n
     list of np.ndarray [shape=(levels, frames)], int16
         One per channel (a single row of zeros for a skipped channel).
     """
-    from .backbone.streaming import ChunkedEncoder, n_frames
+    from adaptive_codec.backbone.streaming import ChunkedEncoder, n_frames
 
     internal_hz = backbone.config.sample_rate_hz
     n_internal = resampled_length(n_samples, sample_rate_hz, internal_hz)
@@ -216,7 +216,7 @@ def decode_blocks(backbone, codes: list[np.ndarray], depths: list[np.ndarray],
         ``ceil(len · sample_rate_hz / internal_rate)`` samples for the
         ``len`` internal samples of the range, the first at time ``a · hop``.
     """
-    from .backbone.streaming import CHUNK_FRAMES, decode_signal
+    from adaptive_codec.backbone.streaming import CHUNK_FRAMES, decode_signal
 
     hop = backbone.config.hop
     internal_hz = backbone.config.sample_rate_hz

@@ -1,7 +1,7 @@
 """Registry of the profiles available to a codec: built-ins, plug-ins, users'.
 
 Precedence, lowest first: built-in ``profiles/*.toml``; plug-in packages
-(entry point group ``adaptive_codec.profiles``); folders or files in
+(entry point group ``adaptive_codec.profiles.profile``); folders or files in
 ``$ADAPTIVE_CODEC_PROFILES`` (``os.pathsep``-separated); ``--profiles-dir``
 folders. A later profile that reuses a name or label must say
 ``override = true``, so a user never replaces a built-in by accident.
@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ProfileError
-from .profiles import ENTRY_POINT_GROUP, ENV_VAR, Profile, _where
+from adaptive_codec.errors import ProfileError
+from adaptive_codec.profiles.profile import ENTRY_POINT_GROUP, ENV_VAR, Profile, _where
 
 __all__ = ["ProfileRegistry"]
 
@@ -74,7 +74,7 @@ class ProfileRegistry:
             Invalid file, duplicate name or label without ``override``,
             unknown or circular ``base``, missing folder, failing plug-in.
         """
-        from .resources import profiles_dir
+        from adaptive_codec.resources import profiles_dir
 
         registry = cls()
         registry.load_path(profiles_dir(), origin="built-in")

@@ -1,6 +1,6 @@
 """The header of an ``.acx`` file: dataclasses, (de)serialization, validation.
 
-Split from :mod:`adaptive_codec.bitstream` to keep each module to one idea;
+Split from :mod:`adaptive_codec.container.acx` to keep each module to one idea;
 import the public names from there. The byte layout is in docs/FORMAT.md
 ("Header"), field for field with the layouts below. Sizes matter here: the
 header is paid once per file, and archives hold thousands of short files, so
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._binary import Reader, Writer, json_depth_ok
-from .errors import FormatError
+from adaptive_codec.container.binary import Reader, Writer, json_depth_ok
+from adaptive_codec.errors import FormatError
 
 NO_CHANNEL = 0xFFFF  # SegmentEntry.to_dict() channel value meaning "every channel" (as in format 1)
 STEREO_MODES = ("mono", "independent", "mid_side")  # stereo_mode codes 0, 1, 2
@@ -154,7 +154,7 @@ class SegmentEntry:
         Channel the row applies to; ``None`` means all channels.
     adaptive : bool
         Frame depths are coded in the chunks (energy-adaptive depth,
-        :mod:`adaptive_codec.depth_allocation`).
+        :mod:`adaptive_codec.planning.depth_allocation`).
     """
 
     start_frame: int
@@ -225,7 +225,7 @@ class AcxHeader:
         Returns
         -------
         depths, prior_ids, profile_indices : np.ndarray [shape=(end_frame - start_frame,), dtype=int64]
-            What :func:`adaptive_codec.entropy.decode_frames` needs for a chunk.
+            What :func:`adaptive_codec.entropy.coder.decode_frames` needs for a chunk.
         """
         n = max(0, end_frame - start_frame)
         depths = np.zeros(n, np.int64)

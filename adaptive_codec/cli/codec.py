@@ -1,6 +1,6 @@
 """CLI commands of the codec itself: ``encode``, ``decode``, ``info`` and ``archive …``.
 
-Registered on the main app by :mod:`adaptive_codec.cli`; they use its error
+Registered on the main app by :mod:`adaptive_codec.cli.app`; they use its error
 handling (one-line errors, exit 1) and shared profile registry.
 """
 
@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import cli_state, fail, handle_errors
-from .errors import AdaptiveCodecError
-from .rate import Rate, check_bitrate
+from adaptive_codec.cli.app import cli_state, fail, handle_errors
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.planning.rate import Rate, check_bitrate
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
 
@@ -25,7 +25,7 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".a
 def _codec(threads: int):
     import torch
 
-    from .codec import AdaptiveCodec
+    from adaptive_codec.codec import AdaptiveCodec
 
     torch.set_num_threads(max(1, threads))
     return AdaptiveCodec.default(profiles_dirs=cli_state().profiles_dirs)
@@ -58,7 +58,7 @@ def encode(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Encode an audio file into an .acx stream (written atomically)."""
-    from .audio import audio_info
+    from adaptive_codec.audio.files import audio_info
 
     output = output or input.with_suffix(".acx")
     _check_output(output, force)
@@ -106,7 +106,7 @@ def info(
     format: Annotated[InfoFormat, typer.Option("--format", "-f", help="Output format.")] = InfoFormat.table,
 ) -> None:
     """Show a stream's header: profile per segment, bits per class, actual kbps."""
-    from .bitstream import AcxReader
+    from adaptive_codec.container.acx import AcxReader
 
     if not input.is_file():
         fail(f"{input}: no such file")
@@ -199,7 +199,7 @@ def _expand_inputs(inputs: list[Path], recursive: bool) -> list[tuple[Path, str]
 
 
 def _encode_one(path: Path, profile: str, bitrate: Rate | float | None, profiles_dirs) -> tuple[bytes, dict]:
-    from .distributed import cached_codec, encode_member
+    from adaptive_codec.archive.dask_backend import cached_codec, encode_member
 
     return encode_member(cached_codec(profiles_dirs), path, profile, bitrate)
 
@@ -231,7 +231,7 @@ def _encoded_members(files: list[tuple[Path, str]], profile: str, bitrate: Rate 
 
     dirs = list(cli_state().profiles_dirs)
     if scheduler is not None or workers is not None:
-        from .distributed import DaskArchiveEncoder, dask_client
+        from adaptive_codec.archive.dask_backend import DaskArchiveEncoder, dask_client
 
         with dask_client(scheduler or "local", workers) as client:
             encoder = DaskArchiveEncoder(client, files, profile, bitrate, dirs)
@@ -285,7 +285,7 @@ def archive_create(
     workers: WorkersOpt = None,
 ) -> None:
     """Encode files into a new .aca archive; print routing, sizes and ratios."""
-    from .archive import create_archive
+    from adaptive_codec.container.aca import create_archive
 
     _check_output(output, force)
     rate = Rate(bitrate, bitrate_scale)  # a bad value fails before any file is read
@@ -307,8 +307,8 @@ def _report_failures(failures: list) -> None:
 
 
 def _summarise(output: Path, entries) -> None:
-    from .archive import read_member
-    from .bitstream import read_header
+    from adaptive_codec.container.aca import read_member
+    from adaptive_codec.container.acx import read_header
 
     _report_entries(entries)
     for e in entries:
@@ -344,7 +344,7 @@ def archive_append(
     workers: WorkersOpt = None,
 ) -> None:
     """Encode more files into an existing archive (replaced atomically)."""
-    from .archive import append_to_archive, list_archive
+    from adaptive_codec.container.aca import append_to_archive, list_archive
 
     rate = Rate(bitrate, bitrate_scale)  # a bad value fails before any file is read
     existing = {e.name for e in list_archive(archive)}
@@ -363,7 +363,7 @@ def archive_append(
 @handle_errors
 def archive_list(archive: Annotated[Path, typer.Argument(metavar="ARCHIVE.aca")]) -> None:
     """List members: path, duration, size, kbps, ratio to the original, class mix."""
-    from .archive import list_archive
+    from adaptive_codec.container.aca import list_archive
 
     _report_entries(list_archive(archive))
 
@@ -372,7 +372,7 @@ def archive_list(archive: Annotated[Path, typer.Argument(metavar="ARCHIVE.aca")]
 @handle_errors
 def archive_info(archive: Annotated[Path, typer.Argument(metavar="ARCHIVE.aca")]) -> None:
     """Totals of an archive: members, duration, size, kbps, compression ratio."""
-    from .archive import list_archive
+    from adaptive_codec.container.aca import list_archive
 
     entries = list_archive(archive)
     orig = sum(e.original_size_bytes for e in entries)
@@ -396,13 +396,13 @@ def archive_extract(
     """Extract members as decoded .wav (default) or as .acx streams; never outside --to."""
     import tempfile
 
-    from .archive import extract_archive
+    from adaptive_codec.container.aca import extract_archive
 
     if acx:
         for path in extract_archive(archive, to, members, force=force, salvage=salvage):
             typer.echo(str(path))
         return
-    from .archive import _safe_target  # same path rules as raw extraction
+    from adaptive_codec.container.aca import _safe_target  # same path rules as raw extraction
 
     codec = _codec(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -424,12 +424,12 @@ def archive_verify(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Check every CRC (and optionally decode everything); exit 1 on any problem."""
-    from .archive import read_member, verify_archive
+    from adaptive_codec.container.aca import read_member, verify_archive
 
     report = verify_archive(archive, check_members=True)
     problems = list(report.problems)
     if decode and not problems:
-        from .archive import list_archive
+        from adaptive_codec.container.aca import list_archive
 
         codec = _codec(threads)
         for e in list_archive(archive):

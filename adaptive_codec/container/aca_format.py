@@ -1,6 +1,6 @@
 """Byte layout of the ``.aca`` archive: constants, entry records, low-level read/write.
 
-Split from :mod:`adaptive_codec.archive` (the public API) to keep each module
+Split from :mod:`adaptive_codec.container.aca` (the public API) to keep each module
 to one idea; docs/FORMAT.md section 3 is the normative spec of these layouts.
 
 Sizes matter: an archive holds thousands of short members, so
@@ -26,8 +26,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ._binary import MAX_VARINT_BYTES, Reader, Writer, crc32, fixed_size, json_depth_ok, parse_varint, varint_bytes
-from .errors import FormatError
+from adaptive_codec.container.binary import MAX_VARINT_BYTES, Reader, Writer, crc32, fixed_size, json_depth_ok, parse_varint, varint_bytes
+from adaptive_codec.errors import FormatError
 
 MAGIC = b"ACA1"
 FORMAT_MAJOR = 2

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AdaptiveCodecError
-from .rate import Rate, rate_kwargs
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.planning.rate import Rate, rate_kwargs
 
 #: Memory limit of each worker of a LocalCluster (Dask pauses, then restarts, a worker above it).
 DEFAULT_MEMORY_LIMIT = "3GiB"
@@ -115,7 +115,7 @@ def cached_codec(profiles_dirs: Sequence[str]):
 
     Shared by Dask workers and the ``--jobs`` process pool of ``archive``.
     """
-    from .codec import AdaptiveCodec
+    from adaptive_codec.codec import AdaptiveCodec
 
     key = tuple(str(d) for d in profiles_dirs)
     if key not in _CODECS:
@@ -222,7 +222,7 @@ def encode_member(codec, path: Path, profile: str, bitrate: float | Rate | None)
     The FLAC reference size is measured on the same read, so memory stays
     bounded by a block whatever the file's length (``--jobs`` and Dask).
     """
-    from .audio import audio_info
+    from adaptive_codec.audio.files import audio_info
 
     info = audio_info(path)
     flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
@@ -305,7 +305,7 @@ class _Prepared:
 def _prepare_long(path: Path, profile: str, bitrate: float | Rate | None,
                   profiles_dirs: Sequence[str]) -> _Prepared | TaskError:
     """Task: load, classify and record the backbone inputs of a long file."""
-    from .audio import load_audio
+    from adaptive_codec.audio.files import load_audio
 
     try:
         codec = _codec(profiles_dirs)
@@ -342,7 +342,7 @@ def _encode_pieces(pieces: list[tuple[Any, Any, int]], profiles_dirs: Sequence[s
 def _assemble_long(path: Path, profile: str, bitrate: float | Rate | None, profiles_dirs: Sequence[str],
                    head: tuple[list, dict, int], *groups: list) -> tuple[bytes, dict] | TaskError:
     """Task: encode the file again with the recorded plan and the pieces' codes."""
-    from .audio import load_audio
+    from adaptive_codec.audio.files import load_audio
 
     plan, meta, _ = head
     try:
@@ -372,7 +372,7 @@ class DaskArchiveEncoder:
     profile : str
         ``auto``, a profile name or a profile TOML path.
     bitrate_kbps : float or Rate, optional
-        A bitrate override in kbps, or a :class:`~adaptive_codec.rate.Rate`
+        A bitrate override in kbps, or a :class:`~adaptive_codec.planning.rate.Rate`
         (override or scale of each profile's bitrate).
     profiles_dirs : sequence of str
         User profile folders (must be readable by the workers).
@@ -405,8 +405,8 @@ class DaskArchiveEncoder:
 
     def _files_to_split(self) -> dict[int, int]:
         """``{file index: piece groups}`` of the files to split (at least 2 groups each)."""
-        from .audio import audio_info
-        from .backbone.streaming import CHUNK_FRAMES
+        from adaptive_codec.audio.files import audio_info
+        from adaptive_codec.backbone.streaming import CHUNK_FRAMES
 
         if self.split_long_files is False:
             return {}

@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adaptive_codec import __version__
 from adaptive_codec.errors import ModelError
-from adaptive_codec.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names
+from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names
 
 __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "DEFAULT_ARTIFACT", "SILENCE_LABEL", "ContentClassifier"]
 

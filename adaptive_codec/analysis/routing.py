@@ -284,9 +284,9 @@ def classify(
     -------
     list of Segment
     """
-    from adaptive_codec.audio import as_channels_first
-    from adaptive_codec.classifier import ContentClassifier
-    from adaptive_codec.features import window_features
+    from adaptive_codec.audio.files import as_channels_first
+    from adaptive_codec.analysis.classifier import ContentClassifier
+    from adaptive_codec.analysis.features import window_features
 
     classifier = classifier or ContentClassifier.default()
     audio = as_channels_first(audio)
@@ -328,9 +328,9 @@ def classify_file(
     AudioError
         Missing, unreadable or corrupt file.
     """
-    from adaptive_codec.audio import audio_info
-    from adaptive_codec.classifier import ContentClassifier
-    from adaptive_codec.features import file_window_features
+    from adaptive_codec.audio.files import audio_info
+    from adaptive_codec.analysis.classifier import ContentClassifier
+    from adaptive_codec.analysis.features import file_window_features
 
     classifier = classifier or ContentClassifier.default()
     info = audio_info(path)
@@ -381,7 +381,7 @@ def segments_report(
 
     from tqdm import tqdm
 
-    from adaptive_codec.audio import audio_info
+    from adaptive_codec.audio.files import audio_info
 
     duration = audio_info(path).duration_s
     bar = tqdm(total=round(duration, 1), unit="s", desc="classifying", file=sys.stderr, leave=False,

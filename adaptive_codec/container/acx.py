@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, BinaryIO, Iterator
 
-from ._acx_header import (
+from adaptive_codec.container.acx_header import (
     NO_CHANNEL,
     STEREO_MODES,
     AcxHeader,
@@ -36,8 +36,8 @@ from ._acx_header import (
     serialize_header_body,
     validate_header,
 )
-from ._binary import MAX_VARINT_BYTES, Reader, Writer, atomic_write, crc32, parse_varint, stream_size, varint_bytes
-from .errors import FormatError
+from adaptive_codec.container.binary import MAX_VARINT_BYTES, Reader, Writer, atomic_write, crc32, parse_varint, stream_size, varint_bytes
+from adaptive_codec.errors import FormatError
 
 __all__ = [
     "MAGIC",
@@ -91,7 +91,7 @@ class AcxChunk:
     n_frames : int
         Number of frames, ``1..chunk_frames``.
     data : bytes
-        Output of :func:`adaptive_codec.entropy.encode_frames` for those frames.
+        Output of :func:`adaptive_codec.entropy.coder.encode_frames` for those frames.
     """
 
     channel: int

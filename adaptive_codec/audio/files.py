@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError
+from adaptive_codec.errors import AudioError
 
 __all__ = [
     "INTERNAL_SAMPLE_RATE_HZ",
@@ -62,6 +62,9 @@ __all__ = [
 
 #: Sample rate the backbone codec runs at.
 INTERNAL_SAMPLE_RATE_HZ = 24_000
+#: File suffixes the codec treats as audio when it expands folders (archive inputs,
+#: training and benchmark corpora); anything libsndfile reads can still be named directly.
+AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
 #: More channels than this is almost certainly a transposed array or a
 #: multitrack stem bundle; both are better rejected than coded slowly.
 MAX_CHANNELS = 8
@@ -495,15 +498,15 @@ def resample(audio: Any, sr_from: int, sr_to: int) -> Any:
     Notes
     -----
     The filter is torchaudio's ``"kaiser_best"`` (Kaiser window, 64 zero
-    crossings), applied by :mod:`adaptive_codec.resampling`, whose
-    :class:`~adaptive_codec.resampling.StreamResampler` gives the same result
+    crossings), applied by :mod:`adaptive_codec.audio.resampling`, whose
+    :class:`~adaptive_codec.audio.resampling.StreamResampler` gives the same result
     for a signal read block by block.
     """
     if int(sr_from) <= 0 or int(sr_to) <= 0:
         raise AudioError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
     if int(sr_from) == int(sr_to):
         return audio
-    from .resampling import resample_signal
+    from adaptive_codec.audio.resampling import resample_signal
 
     if hasattr(audio, "detach"):  # torch.Tensor: same type (and device) back
         import torch

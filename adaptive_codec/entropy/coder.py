@@ -25,10 +25,10 @@ every machine: decoding is bit-identical everywhere (the idea of EnCodec's
 ``build_stable_quantized_cdf``; floating-point work happens once, when the
 table is built, and only integers are shipped).
 
-Frames of an energy-adaptive segment (:mod:`adaptive_codec.depth_allocation`)
+Frames of an energy-adaptive segment (:mod:`adaptive_codec.planning.depth_allocation`)
 carry their own depth: those depths are coded first, frame by frame, each
 given the previous frame's depth (0 before the chunk's first frame) with the
-fixed table of :func:`~adaptive_codec.depth_allocation.depth_frequencies`.
+fixed table of :func:`~adaptive_codec.planning.depth_allocation.depth_frequencies`.
 
 The coder is ``constriction``'s range coder (a queue: symbols decode in the
 order they were encoded). Order inside one chunk: the adaptive frames'
@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FormatError
+from adaptive_codec.errors import FormatError
 
 __all__ = [
     "DEFAULT_PRECISION_BITS",
@@ -491,7 +491,7 @@ class _DepthModels:
         if model is None:
             import constriction
 
-            from .depth_allocation import depth_frequencies
+            from adaptive_codec.planning.depth_allocation import depth_frequencies
 
             probs = depth_frequencies(previous, self.max_depth).astype(np.float64) / float(1 << 16)
             model = self._models[previous] = constriction.stream.model.Categorical(probs, perfect=False)

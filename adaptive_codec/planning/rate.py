@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import AdaptiveCodecError
+from adaptive_codec.errors import AdaptiveCodecError
 
 __all__ = ["Rate", "rate_kwargs", "check_bitrate"]
 

@@ -14,7 +14,7 @@ entry's local header names the member and its length, so
 end record is damaged.
 Every byte is under a CRC (the end record's CRC also covers the preamble), so
 :func:`verify_archive` detects any single-byte change. docs/FORMAT.md is the
-normative spec; the byte-level helpers live in :mod:`adaptive_codec._aca_format`.
+normative spec; the byte-level helpers live in :mod:`adaptive_codec.container.aca_format`.
 
 Writes go to a temporary sibling that is renamed over the target at the end,
 so an interrupted ``create`` or ``append`` leaves the previous archive intact.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from ._aca_format import (
+from adaptive_codec.container.aca_format import (
     DICTIONARY_LAYOUT,
     END_BYTES,
     END_LAYOUT,
@@ -60,8 +60,8 @@ from ._aca_format import (
     read_tail,
     write_tail,
 )
-from ._binary import atomic_write
-from .errors import AdaptiveCodecError, FormatError
+from adaptive_codec.container.binary import atomic_write
+from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
 COPY_BLOCK_BYTES = 1 << 20  # append copies the old entries in blocks of this size
 
@@ -117,7 +117,7 @@ def acx_header_length(data: bytes) -> int:
     That prefix is what members share (weights id, hashes, profile table) and
     what the archive stores deflated against its dictionary.
     """
-    from .bitstream import AcxReader
+    from adaptive_codec.container.acx import AcxReader
 
     try:
         with AcxReader(io.BytesIO(data)) as reader:
@@ -341,7 +341,7 @@ def verify_archive(path: str | os.PathLike, check_members: bool = False) -> Veri
                 if (name, len(data), crc, length) != (want.name, want.size_bytes, want.crc32, want.entry_bytes):
                     raise FormatError(f"{path}: entry of {want.name!r} disagrees with the central index")
                 if check_members:
-                    from .bitstream import read_acx
+                    from adaptive_codec.container.acx import read_acx
 
                     read_acx(data)
             except FormatError as exc:
