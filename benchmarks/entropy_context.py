@@ -86,7 +86,7 @@ def context_features(codes: np.ndarray, books, in_weights, out_layers, level: in
 
 def table_log_probs(model, codes: np.ndarray, prior: int, level: int) -> np.ndarray:
     """``(frames, K)`` natural-log probabilities of the shipped table for each frame's context."""
-    from adaptive_codec.entropy.coder import symbol_contexts
+    from adaptive_codec.entropy.tables import symbol_contexts
 
     freqs = model.frequencies[prior, level].astype(np.float64) / (1 << model.precision_bits)
     ctx = symbol_contexts(model, codes, np.full(codes.shape[1], codes.shape[0]), level)

@@ -8,7 +8,8 @@ import numpy as np
 
 from adaptive_codec.container.acx import AcxChunk, AcxHeader, AcxStream, ProfileEntry, SegmentEntry, chunk_order
 from adaptive_codec.planning.depth_allocation import allocate_depths
-from adaptive_codec.entropy.coder import EntropyModel, encode_frames
+from adaptive_codec.entropy.coder import encode_frames
+from adaptive_codec.entropy.tables import EntropyModel
 
 LEVELS = 8
 K = 1024

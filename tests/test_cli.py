@@ -140,7 +140,7 @@ def test_bugs_are_one_line_too(monkeypatch, capsys):
     def boom(*_args, **_kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("adaptive_codec.cli.app.ProfileRegistry.default", boom)
+    monkeypatch.setattr("adaptive_codec.cli.common.ProfileRegistry.default", boom)
     assert main(["profiles", "list"]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [

@@ -8,7 +8,8 @@ import torch
 
 from adaptive_codec.audio.files import load_audio
 from adaptive_codec.container.acx import read_acx, read_header
-from adaptive_codec.codec import SIDE_DEPTH_DIVISOR, AdaptiveCodec
+from adaptive_codec.codec import AdaptiveCodec
+from adaptive_codec.pipeline.encoder import SIDE_DEPTH_DIVISOR
 from adaptive_codec.errors import AdaptiveCodecError, FormatError, ProfileError
 from adaptive_codec.resources import example_path
 
@@ -102,7 +103,7 @@ def test_profile_switch_is_continuous(codec):
     """Around a profile switch the output has no click: no energy burst at the boundary."""
     audio, info = load_audio(example_path("music"))
     x = np.asarray(audio[0, : 4 * info.sample_rate_hz])
-    from adaptive_codec.codec import PlannedSegment
+    from adaptive_codec.planning.plan import PlannedSegment
 
     n_frames = codec.backbone.mdct.n_frames(
         int(np.ceil(x.size * 24000 / info.sample_rate_hz)))
@@ -154,7 +155,7 @@ def test_bitrate_scale_keeps_each_profiles_allocation(codec):
     assert depth_at("ambient", bitrate_scale=2.0) == depth_at("ambient", bitrate_kbps=9.0) > depth["ambient"]
     assert depth_at("speech", bitrate_scale=0.5) == depth_at("speech", bitrate_kbps=3.0) < depth["speech"]
     half = {p: depth_at(p, bitrate_scale=0.5) for p in depth}
-    frames = codec._n_frames(audio.shape[-1], info.sample_rate_hz)
+    frames = codec.n_frames(audio.shape[-1], info.sample_rate_hz)
     plain = codec.plan(audio, info.sample_rate_hz, frames)
     scaled = codec.plan(audio, info.sample_rate_hz, frames, bitrate_scale=0.5)
     assert [(s.start_frame, s.profile.name) for s in scaled] == [(s.start_frame, s.profile.name) for s in plain]

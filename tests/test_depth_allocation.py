@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from adaptive_codec.planning.depth_allocation import allocate_depths, depth_bounds, depth_frequencies, depth_map_bits
-from adaptive_codec.entropy.coder import EntropyModel, decode_frames, encode_frames
+from adaptive_codec.entropy.coder import decode_frames, encode_frames
+from adaptive_codec.entropy.tables import EntropyModel
 from adaptive_codec.errors import FormatError, ProfileError
 from adaptive_codec.profiles.profile import Profile
 

@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_codec.entropy.coder import (
-    EntropyModel,
-    decode_frames,
-    encode_frames,
-    fixed_length_bits,
-    ideal_bits,
-    quantize_probabilities,
-    symbol_contexts,
-)
+from adaptive_codec.entropy.coder import decode_frames, encode_frames, fixed_length_bits, ideal_bits
+from adaptive_codec.entropy.tables import EntropyModel, quantize_probabilities, symbol_contexts
 from adaptive_codec.errors import FormatError
 
 K = 1024

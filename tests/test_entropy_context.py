@@ -24,7 +24,7 @@ def _codes(rng, frames: int, dependent: bool) -> np.ndarray:
 
 
 def _held_out_bits(script, dependent: bool) -> float:
-    from adaptive_codec.entropy.coder import EntropyModel
+    from adaptive_codec.entropy.tables import EntropyModel
 
     books, in_w, out_l = _geometry(np.random.default_rng(0))
     train = _codes(np.random.default_rng(1), 4000, dependent)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_codec.codec import ENTROPY_TABLE_NAME, AdaptiveCodec, EntropyTableWarning, entropy_model_for
-from adaptive_codec.entropy.coder import EntropyModel, decode_frames, encode_frames
+from adaptive_codec.codec import AdaptiveCodec
+from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME, EntropyTableWarning, entropy_model_for
+from adaptive_codec.entropy.coder import decode_frames, encode_frames
+from adaptive_codec.entropy.tables import EntropyModel
 from adaptive_codec.errors import FormatError
 from adaptive_codec.train.entropy import EntropyBuildConfig, bits_per_index, fit_context_model
 

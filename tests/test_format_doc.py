@@ -111,7 +111,8 @@ def test_acx_worked_example():
 
 
 def test_depth_map_worked_example():
-    from adaptive_codec.entropy.coder import EntropyModel, decode_frames, encode_frames
+    from adaptive_codec.entropy.coder import decode_frames, encode_frames
+    from adaptive_codec.entropy.tables import EntropyModel
 
     model = EntropyModel.uniform(1, 1, 16, precision_bits=8)
     adaptive, priors = np.ones(3, bool), np.zeros(3, np.int64)

@@ -2,23 +2,25 @@
 
 The client expands the inputs, submits one task per file and writes the
 archive itself (atomically, members in input order); workers return encoded
-``.acx`` bytes. A file longer than one processing piece
+``.acx`` bytes (:func:`~adaptive_codec.archive.members.encode_member`). A file
+longer than one processing piece
 (:data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, 18 s) whose
 single task would leave workers idle (few long files) is split so that its
-pieces run on several workers at once:
+pieces run on several workers at once, through the same pipeline stages:
 
-1. ``_prepare_long`` (one task) loads, classifies and resamples the file and
-   records exactly the tensors that single-process encoding would feed the
-   backbone, piece by piece (through :class:`_PieceBackbone`, which stands in
-   for the backbone inside :meth:`AdaptiveCodec.encode_to`);
-2. ``_encode_pieces`` (one task per group of consecutive pieces) runs the
-   backbone on recorded pieces; a file gets about as many groups as its share
-   of the work in worker slots (two tasks per slot in all), so few long files
-   keep many workers busy without flooding the scheduler;
-3. ``_assemble_long`` runs :meth:`AdaptiveCodec.encode_to` again with the
-   recorded plan (no classification) and the pieces' codes replayed in order.
+1. ``_prepare_long`` (one task) loads the file, measures and classifies it,
+   plans it, builds the stream header and cuts the backbone's pieces
+   (:func:`~adaptive_codec.pipeline.signal.backbone_pieces`);
+2. ``_encode_pieces`` (one task per group of consecutive pieces) runs each
+   piece through the backbone and its channel's depth allocation stage
+   (:func:`~adaptive_codec.pipeline.signal.code_piece`); a file gets about as
+   many groups as its share of the work in worker slots (two tasks per slot in
+   all), so few long files keep many workers busy without flooding the scheduler;
+3. ``_assemble_long`` gathers the pieces' indices in order, allocates the
+   depths from their frame energies and entropy-codes the stream
+   (:func:`~adaptive_codec.pipeline.encoder.write_stream`).
 
-Pieces are aligned with the bitstream's chunks and are the same tensors as in
+Pieces are aligned with the bitstream's chunks and are the same arrays as in
 single-process mode, so the archive is byte-identical to ``--jobs 1`` (on the
 same machine type). Codec errors (a corrupt file) fail only their file, are
 not retried and are reported; other exceptions are retried ``retries`` times,
@@ -27,17 +29,32 @@ and tasks of a worker that dies are rescheduled by Dask.
 
 from __future__ import annotations
 
-import copy
 import io
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
+import numpy as np
+import torch
+from distributed import Client, LocalCluster, as_completed
+from tqdm import tqdm
+
+from adaptive_codec.archive.members import encode_member, member_metadata, worker_codec
+from adaptive_codec.audio.files import audio_info, load_audio
+from adaptive_codec.backbone.streaming import CHUNK_FRAMES, SignalPiece
+from adaptive_codec.container.acx_header import AcxHeader
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.planning.rate import Rate, rate_kwargs
+from adaptive_codec.pipeline.encoder import CodedChannels, build_header, coded_levels, depth_allocators, write_stream
+from adaptive_codec.pipeline.signal import BLOCK_SECONDS, array_blocks, backbone_pieces, code_piece
+from adaptive_codec.planning.conditioning import frame_conditioning
+from adaptive_codec.planning.plan import PlannedSegment
+from adaptive_codec.planning.rate import Rate
+from adaptive_codec.threads import pin_threads
 
 #: Memory limit of each worker of a LocalCluster (Dask pauses, then restarts, a worker above it).
 DEFAULT_MEMORY_LIMIT = "3GiB"
@@ -90,9 +107,6 @@ def dask_client(scheduler: str = "local", workers: int | None = None,
     :data:`TORCH_FRIENDLY_DASK_CONFIG`); workers of an existing cluster get
     whatever their nanny's configuration says (docs/SCALING.md).
     """
-    import dask
-    from distributed import Client, LocalCluster
-
     if scheduler == "local":
         n = workers or os.cpu_count() or 1
         with dask.config.set(TORCH_FRIENDLY_DASK_CONFIG), \
@@ -107,255 +121,92 @@ def dask_client(scheduler: str = "local", workers: int | None = None,
 
 # -- worker side -----------------------------------------------------------------
 
-_CODECS: dict[tuple[str, ...], Any] = {}
-
-
-def cached_codec(profiles_dirs: Sequence[str]):
-    """This process's codec, loaded once per process and profile folders.
-
-    Shared by Dask workers and the ``--jobs`` process pool of ``archive``.
-    """
-    from adaptive_codec.codec import AdaptiveCodec
-
-    key = tuple(str(d) for d in profiles_dirs)
-    if key not in _CODECS:
-        _CODECS[key] = AdaptiveCodec.default(profiles_dirs=key)
-    return _CODECS[key]
-
-
 def _codec(profiles_dirs: Sequence[str]):
     """The Dask worker's codec, on one thread."""
-    import torch
-
-    torch.set_num_threads(1)  # one worker = one thread; oversubscription is 10x slower
-    return cached_codec(profiles_dirs)
+    pin_threads(1)  # one worker = one thread; oversubscription is 10x slower
+    return worker_codec(profiles_dirs)
 
 
-def member_metadata(path: Path, info, plan, frame_rate_hz: float, audio=None) -> dict:
-    """Archive metadata of one member (every mode: ``--jobs`` and Dask).
-
-    With ``audio`` (float32 ``(channels, samples)``) the size of a 16-bit FLAC
-    of the input is recorded too, the lossless reference `archive` reports.
-    """
-    total = sum(s.end_frame - s.start_frame for s in plan) or 1
-    mix: dict[str, float] = {}
-    for s in plan:
-        mix[s.label] = mix.get(s.label, 0.0) + (s.end_frame - s.start_frame) / total
-    # Routing, sample rate and channels are in the member's .acx header: the
-    # archive index does not repeat them (container overhead, issue 6).
-    meta = {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
-            "class_mix": {label: round(share, 4) for label, share in mix.items()},
-            "source_name": path.name}
-    if audio is not None:
-        meta["flac_size_bytes"] = flac_size_bytes(audio, info.sample_rate_hz)
-    return meta
-
-
-def flac_size_bytes(audio, sample_rate_hz: int) -> int:
-    """Bytes of a 16-bit FLAC of ``audio`` ``(channels, samples)`` (libsndfile defaults)."""
-    counter = FlacSizeCounter(sample_rate_hz, audio.shape[0])
-    counter.write(audio)
-    return counter.close()
-
-
-class FlacSizeCounter:
-    """Size of a 16-bit FLAC of audio given block by block, without keeping the bytes.
-
-    Parameters
-    ----------
-    sample_rate_hz, channels : int
-    """
-
-    def __init__(self, sample_rate_hz: int, channels: int) -> None:
-        import soundfile as sf
-
-        self._sink = _CountingSink()
-        self._file = sf.SoundFile(self._sink, "w", samplerate=int(sample_rate_hz), channels=int(channels),
-                                  format="FLAC", subtype="PCM_16")
-
-    def write(self, block) -> None:
-        """Append ``block`` ``(channels, samples)``."""
-        self._file.write(block.T)
-
-    def close(self) -> int:
-        """Finish the stream; returns its size in bytes."""
-        self._file.close()
-        return self._sink.size
-
-
-class _CountingSink(io.RawIOBase):
-    """A seekable binary sink that only records how far it was written."""
-
-    def __init__(self) -> None:
-        self.pos = 0
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True  # libsndfile's virtual I/O asks; FLAC writing never reads
-
-    def write(self, data) -> int:
-        n = memoryview(data).nbytes
-        self.pos += n
-        self.size = max(self.size, self.pos)
-        return n
-
-    def read(self, n: int = -1) -> bytes:
-        return b""
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence] + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-
-def encode_member(codec, path: Path, profile: str, bitrate: float | Rate | None) -> tuple[bytes, dict]:
-    """One archive member: ``.acx`` bytes and metadata of a file read block by block.
-
-    The FLAC reference size is measured on the same read, so memory stays
-    bounded by a block whatever the file's length (``--jobs`` and Dask).
-    """
-    from adaptive_codec.audio.files import audio_info
-
-    info = audio_info(path)
-    flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
-    buf = io.BytesIO()
-    plan, info = codec.encode_file(buf, path, profile=profile, **rate_kwargs(bitrate), on_block=flac.write)
-    meta = member_metadata(path, info, plan, codec.frame_rate_hz)
-    meta["flac_size_bytes"] = flac.close()
-    return buf.getvalue(), meta
-
-
-def _encode_file(path: Path, profile: str, bitrate: float | Rate | None,
+def _encode_file(path: Path, profile: str, rate: Rate,
                  profiles_dirs: Sequence[str]) -> tuple[bytes, dict] | TaskError:
     """Task: one whole file → (``.acx`` bytes, metadata)."""
     try:
-        return encode_member(_codec(profiles_dirs), path, profile, bitrate)
+        return encode_member(_codec(profiles_dirs), path, profile, rate)
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
-
-
-class _PieceBackbone:
-    """Stands in for the backbone in ``encode_to``: records or replays ``encode_codes``.
-
-    Parameters
-    ----------
-    real : Backbone
-        Everything but ``encode_codes`` is delegated to it.
-    replay : list of (torch.Tensor, torch.Tensor), optional
-        Codes and frame log-energies to return, in call order; without it,
-        calls are recorded as ``(audio (1, samples), cond (1, frames, cond_dim),
-        n_q)`` and zeros returned.
-    """
-
-    def __init__(self, real, replay: list | None = None) -> None:
-        self._real = real
-        self._replay = None if replay is None else list(replay)
-        self.recorded: list[tuple[Any, Any, int]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def encode_codes(self, audio, cond, n_q: int, *, with_energy: bool = False, depth_fn=None):
-        import torch
-
-        if self._replay is None:
-            self.recorded.append((audio.clone(), cond.clone(), int(n_q)))
-            frames = self._real.mdct.n_frames(audio.shape[-1])
-            codes = torch.zeros((audio.shape[0], n_q, frames), dtype=torch.long)
-            energy = torch.zeros((audio.shape[0], frames))
-        else:
-            if not self._replay:
-                raise RuntimeError("replayed encoding asked for more pieces than were recorded")
-            codes, energy = self._replay.pop(0)
-        if depth_fn is not None:
-            # The workers searched every level (same indices where used); the
-            # call still allocates the frames' depths, as in a local encode.
-            depth_fn(energy)
-        return (codes, energy) if with_energy else codes
-
-    def unused(self) -> int:
-        return len(self._replay or [])
-
-
-def _proxy_codec(codec, backbone: _PieceBackbone, plan=None):
-    proxy = copy.copy(codec)
-    proxy.backbone = backbone
-    if plan is not None:
-        proxy.plan = lambda *args, **kwargs: plan
-    return proxy
 
 
 @dataclass
 class _Prepared:
-    """A long file's recorded plan, metadata and backbone inputs (stays on its worker)."""
+    """A long file's header, plan, metadata and backbone pieces (stays on its worker)."""
 
-    plan: list
+    header: AcxHeader
+    plan: list[PlannedSegment]
     meta: dict
-    pieces: list = field(repr=False)
+    pieces: list[tuple[int, SignalPiece]] = field(repr=False)
 
 
-def _prepare_long(path: Path, profile: str, bitrate: float | Rate | None,
-                  profiles_dirs: Sequence[str]) -> _Prepared | TaskError:
-    """Task: load, classify and record the backbone inputs of a long file."""
-    from adaptive_codec.audio.files import load_audio
-
+def _prepare_long(path: Path, profile: str, rate: Rate, profiles_dirs: Sequence[str]) -> _Prepared | TaskError:
+    """Task: load, measure, classify and plan a long file; cut its backbone pieces."""
     try:
         codec = _codec(profiles_dirs)
         audio, info = load_audio(path)
-        recorder = _PieceBackbone(codec.backbone)
-        plan = _proxy_codec(codec, recorder).encode_to(
-            io.BytesIO(), audio, info.sample_rate_hz, profile=profile, **rate_kwargs(bitrate))
-        return _Prepared(plan, member_metadata(path, info, plan, codec.frame_rate_hz, audio), recorder.recorded)
+        sr = info.sample_rate_hz
+        block = max(1, int(BLOCK_SECONDS * sr))
+        scan, plan = codec.measure_and_plan(lambda: array_blocks(audio, block), sr, profile, rate)
+        header = build_header(codec.parts, scan, sr, plan)
+        pieces = list(backbone_pieces(codec.backbone, array_blocks(audio, block), sr, scan.n_samples,
+                                      header.stereo_mode == "mid_side", coded_levels(header)))
+        return _Prepared(header, plan, member_metadata(path, info, plan, codec.frame_rate_hz, audio), pieces)
     except AdaptiveCodecError as exc:
         return TaskError(str(exc))
 
 
-def _head(prepared: _Prepared | TaskError) -> tuple[list, dict, int] | TaskError:
-    """Task: the small part of a prepared file (plan, metadata, number of pieces)."""
+def _head(prepared: _Prepared | TaskError) -> tuple[AcxHeader, list, dict, int] | TaskError:
+    """Task: the small part of a prepared file (header, plan, metadata, number of pieces)."""
     if isinstance(prepared, TaskError):
         return prepared
-    return prepared.plan, prepared.meta, len(prepared.pieces)
+    return prepared.header, prepared.plan, prepared.meta, len(prepared.pieces)
 
 
-def _take_pieces(prepared: _Prepared, start: int, stop: int) -> list[tuple[Any, Any, int]]:
-    """Task: recorded pieces ``start:stop`` (runs where the prepared file is; moves only them)."""
+def _take_pieces(prepared: _Prepared, start: int, stop: int) -> list[tuple[int, SignalPiece]]:
+    """Task: pieces ``start:stop`` (runs where the prepared file is; moves only them)."""
     return prepared.pieces[start:stop]
 
 
-def _encode_pieces(pieces: list[tuple[Any, Any, int]], profiles_dirs: Sequence[str]) -> list:
-    """Task: backbone codes ``(1, n_q, frames)`` and frame log-energies of recorded pieces, in order."""
-    import torch
+def _encode_pieces(header: AcxHeader, plan: list, pieces: list[tuple[int, SignalPiece]],
+                   profiles_dirs: Sequence[str]) -> list[tuple[int, int, int, np.ndarray, np.ndarray]]:
+    """Task: ``(channel, start frame, end frame, indices, frame log-energies)`` of each piece, in order."""
+    parts = _codec(profiles_dirs).parts
+    cond = torch.from_numpy(frame_conditioning(header, 0, parts.embeddings()))
+    levels = coded_levels(header)
+    allocators = depth_allocators(parts, header, plan)
+    out = []
+    for ch, piece in pieces:
+        codes, energy = code_piece(parts.backbone, piece, cond, levels[ch], allocators[ch])
+        out.append((ch, piece.start_frame, piece.end_frame, codes, energy))
+    return out
 
-    backbone = _codec(profiles_dirs).backbone
-    with torch.no_grad():
-        return [backbone.encode_codes(audio, cond, n_q, with_energy=True) for audio, cond, n_q in pieces]
 
-
-def _assemble_long(path: Path, profile: str, bitrate: float | Rate | None, profiles_dirs: Sequence[str],
-                   head: tuple[list, dict, int], *groups: list) -> tuple[bytes, dict] | TaskError:
-    """Task: encode the file again with the recorded plan and the pieces' codes."""
-    from adaptive_codec.audio.files import load_audio
-
-    plan, meta, _ = head
-    try:
-        codec = _codec(profiles_dirs)
-        audio, info = load_audio(path)
-        replay = _PieceBackbone(codec.backbone, replay=[c for group in groups for c in group])
-        buf = io.BytesIO()
-        _proxy_codec(codec, replay, plan).encode_to(
-            buf, audio, info.sample_rate_hz, profile=profile, **rate_kwargs(bitrate))
-    except AdaptiveCodecError as exc:
-        return TaskError(str(exc))
-    if replay.unused():
-        raise RuntimeError(f"{path}: {replay.unused()} encoded piece(s) were not used")
+def _assemble_long(profiles_dirs: Sequence[str], head: tuple[AcxHeader, list, dict, int],
+                   *groups: list) -> tuple[bytes, dict]:
+    """Task: the pieces' indices in order, their depths allocated, entropy-coded into the stream."""
+    header, plan, meta, n_pieces = head
+    parts = _codec(profiles_dirs).parts
+    levels = coded_levels(header)
+    codes = [np.zeros((max(1, depth), header.n_frames), np.int16) for depth in levels]
+    allocators = depth_allocators(parts, header, plan)
+    results = [r for group in groups for r in group]
+    if len(results) != n_pieces:
+        raise RuntimeError(f"{len(results)} encoded piece(s) for {n_pieces} cut")
+    for ch, a, b, piece_codes, energy in results:
+        codes[ch][:, a:b] = piece_codes
+        if allocators[ch] is not None:
+            allocators[ch].allocate(a, b, energy)
+    depths = [alloc.finish() if alloc is not None else header.frame_layout(ch, 0, header.n_frames)[0]
+              for ch, alloc in enumerate(allocators)]
+    buf = io.BytesIO()
+    write_stream(parts, buf, header, CodedChannels(codes, depths))
     return buf.getvalue(), meta
 
 
@@ -394,7 +245,7 @@ class DaskArchiveEncoder:
                  on_file_done: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.files = list(files)
-        self.args = (profile, bitrate_kbps, [str(d) for d in profiles_dirs])
+        self.args = (profile, Rate.of(bitrate_kbps), [str(d) for d in profiles_dirs])
         self.retries = retries
         self.split_long_files = split_long_files
         self.on_file_done = on_file_done
@@ -405,9 +256,6 @@ class DaskArchiveEncoder:
 
     def _files_to_split(self) -> dict[int, int]:
         """``{file index: piece groups}`` of the files to split (at least 2 groups each)."""
-        from adaptive_codec.audio.files import audio_info
-        from adaptive_codec.backbone.streaming import CHUNK_FRAMES
-
         if self.split_long_files is False:
             return {}
         durations = []
@@ -435,11 +283,6 @@ class DaskArchiveEncoder:
         AdaptiveCodecError
             When no input could be encoded (so no empty archive is written).
         """
-        import sys
-
-        from distributed import as_completed
-        from tqdm import tqdm
-
         role: dict[Any, tuple[str, int]] = {}  # future -> (kind, file index)
         futures = []
         split = self._files_to_split()
@@ -486,14 +329,14 @@ class DaskArchiveEncoder:
 
     def _submit_pieces(self, i: int, head, prepared, groups: int):
         """Submit the piece groups of file ``i`` and the task that assembles them."""
-        path = self.files[i][0]
-        n_pieces = head[2]  # recorded backbone calls, all channels
+        n_pieces = head[3]  # backbone pieces, all channels
         groups = max(1, min(groups, n_pieces))
         bounds = [round(k * n_pieces / groups) for k in range(groups + 1)]
         dirs = self.args[2]
-        codes = [self._submit(_encode_pieces, self._submit(_take_pieces, prepared, a, b), dirs)
+        header, plan = head[0], head[1]
+        codes = [self._submit(_encode_pieces, header, plan, self._submit(_take_pieces, prepared, a, b), dirs)
                  for a, b in zip(bounds, bounds[1:])]
-        return self._submit(_assemble_long, path, *self.args, head, *codes)
+        return self._submit(_assemble_long, dirs, head, *codes)
 
     def _result(self, fut, i: int):
         path, name = self.files[i]

@@ -15,13 +15,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from adaptive_codec.backbone.mdct import MDCT
 from adaptive_codec.backbone.quantizer import QuantizedResult, ResidualVQ
+from adaptive_codec.planning.rate import depth_for_bitrate
 
 #: Order of the built-in profile embeddings in the weights. Custom profiles
 #: start from one of these (their ``base``) or carry a fine-tuned vector.
@@ -68,23 +68,12 @@ class BackboneConfig:
 
 
 def n_q_for_bitrate(bitrate_kbps: float, config: BackboneConfig, level_bits: Sequence[float] | None = None) -> int:
-    """Number of RVQ levels whose rate fits ``bitrate_kbps``.
+    """Number of RVQ levels of this backbone whose rate fits ``bitrate_kbps``.
 
-    One place maps kbps to depth. Without ``level_bits`` every index costs
-    its fixed length: ``levels × log2(codebook_size) × frame rate``. With
-    ``level_bits`` (expected bits of an index at each level after entropy
-    coding, from the entropy tables) the depth is the deepest whose summed
-    expected rate fits, so a codec whose codes compress well gets more levels
-    for the same bitrate. At least one level, at most ``config.n_levels``.
+    :func:`adaptive_codec.planning.rate.depth_for_bitrate` with the backbone's
+    levels, index length and frame rate.
     """
-    if level_bits is None:
-        bps_per_level = config.bits_per_index * config.frame_rate_hz
-        n_q = int(math.floor(bitrate_kbps * 1000 / bps_per_level + 1e-9))
-    else:
-        bits = np.asarray(level_bits, dtype=np.float64)[: config.n_levels]
-        cumulative = np.cumsum(bits) * config.frame_rate_hz
-        n_q = int(np.count_nonzero(cumulative <= bitrate_kbps * 1000 * (1 + 1e-9)))
-    return max(1, min(config.n_levels, n_q))
+    return depth_for_bitrate(bitrate_kbps, config.n_levels, config.bits_per_index, config.frame_rate_hz, level_bits)
 
 
 def bitrate_for_n_q(n_q: int, config: BackboneConfig) -> float:
@@ -247,8 +236,8 @@ class Backbone(nn.Module):
         n_q : torch.Tensor [shape=(batch,) or (batch, frames)], int
         depth_fn : callable, optional
             ``depth_fn(log_energy (batch, frames)) -> depths (batch, frames)``
-            replaces ``n_q`` by per-frame depths, as :meth:`encode_codes`
-            does at inference, so training can see the encoder's depth maps.
+            replaces ``n_q`` by per-frame depths, as the depth allocation
+            stage does at inference, so training can see the encoder's depth maps.
         """
         features = self.analysis(audio)
         if depth_fn is not None:
@@ -262,21 +251,40 @@ class Backbone(nn.Module):
 
     # -- inference --------------------------------------------------------
     @torch.no_grad()
-    def encode_codes(self, audio: torch.Tensor, cond: torch.Tensor, n_q: int, *, with_energy: bool = False,
-                     depth_fn=None):
-        """RVQ indices ``(batch, n_q, frames)`` for audio ``(batch, samples)``.
+    def analyse(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Analysis features and frame energies of audio ``(batch, samples)``.
 
-        With ``with_energy``, also each frame's log10 mean squared MDCT
-        coefficient ``(batch, frames)`` (what energy-adaptive depth uses).
-        ``depth_fn(log_energy (batch, frames)) -> depths (batch, frames)``
-        limits each frame's search to the levels it will code (indices
-        beyond are 0).
+        Returns
+        -------
+        features : torch.Tensor [shape=(batch, frames, channels)]
+            What :meth:`quantize` takes.
+        log_energy : torch.Tensor [shape=(batch, frames)]
+            Each frame's log10 mean squared MDCT coefficient (what the depth
+            allocation stage spends bits by).
         """
         features = self.analysis(audio)
         # The analysis' last channel is log10(energy) / 5.
-        energy = features[..., -1] * 5
-        depths = None if depth_fn is None else depth_fn(energy)
-        codes = self.quantizer.encode(self.encoder(features, cond), n_q, depths)
+        return features, features[..., -1] * 5
+
+    @torch.no_grad()
+    def quantize(self, features: torch.Tensor, cond: torch.Tensor, n_q: int,
+                 depths: torch.Tensor | None = None) -> torch.Tensor:
+        """RVQ indices ``(batch, n_q, frames)`` of analysed frames (see :meth:`analyse`).
+
+        ``depths`` ``(batch, frames)`` limits each frame's search to the
+        levels it will code (indices beyond are 0); without it every frame
+        is searched at ``n_q`` levels.
+        """
+        return self.quantizer.encode(self.encoder(features, cond), n_q, depths)
+
+    @torch.no_grad()
+    def encode_codes(self, audio: torch.Tensor, cond: torch.Tensor, n_q: int, *, with_energy: bool = False):
+        """RVQ indices ``(batch, n_q, frames)`` for audio ``(batch, samples)``, every frame at ``n_q`` levels.
+
+        With ``with_energy``, also each frame's log10 energy ``(batch, frames)``.
+        """
+        features, energy = self.analyse(audio)
+        codes = self.quantize(features, cond, n_q)
         return (codes, energy) if with_energy else codes
 
     @torch.no_grad()

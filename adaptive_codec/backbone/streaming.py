@@ -11,6 +11,7 @@ frames as processing the whole signal, up to float rounding, as long as
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,70 +41,74 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + size)
 
 
-class ChunkedEncoder:
-    """RVQ indices of a mono internal-rate signal that arrives block by block.
+@dataclass(frozen=True)
+class SignalPiece:
+    """One backbone call's worth of a mono internal-rate signal.
 
-    The signal is cut into pieces of ``chunk_frames`` frames plus context
-    exactly as :func:`encode_signal` cuts a whole signal, whatever the block
-    sizes, so the codes are the same; samples no later piece needs are
-    dropped, so memory is one piece (plus the codes) at any length.
+    Attributes
+    ----------
+    first_frame : int
+        Global index of the piece's first (context) frame.
+    start_frame, end_frame : int
+        The frames ``[start_frame, end_frame)`` this piece codes; the others
+        are context that the neighbouring pieces code.
+    samples : np.ndarray [shape=(samples,)], float32
+        The signal from sample ``first_frame · hop``.
+    """
+
+    first_frame: int
+    start_frame: int
+    end_frame: int
+    samples: np.ndarray = field(repr=False)
+
+
+class PieceCutter:
+    """Cuts a mono internal-rate signal that arrives block by block into backbone pieces.
+
+    Pieces of ``chunk_frames`` coded frames plus context are cut exactly as a
+    whole signal is cut, whatever the block sizes, so every piece is the same
+    array; samples no later piece needs are dropped, so memory is one piece
+    at any length.
 
     Parameters
     ----------
     model : Backbone
+        Gives the hop, the frame count and the context.
     n_samples : int
         Length of the whole signal (internal rate): the frame count and the
         last piece depend on it.
-    cond : torch.Tensor [shape=(frames, cond_dim)]
-        Profile conditioning of every frame.
-    max_levels : int
-        Levels to compute (the largest depth any frame uses).
     chunk_frames : int
-        Frames coded per backbone call.
-    depth_fn : callable, optional
-        ``depth_fn(a, b, log_energy) -> depths`` of frames ``[a, b)`` given
-        their log10 energies, called once per piece before its RVQ search
-        (pieces start at multiples of ``chunk_frames``): frames are searched
-        at their depth only. Without it every frame gets ``max_levels``.
+        Frames coded per piece.
     """
 
-    def __init__(self, model: Backbone, n_samples: int, cond: torch.Tensor, max_levels: int,
-                 chunk_frames: int = CHUNK_FRAMES, depth_fn=None) -> None:
-        self.model = model
-        self.depth_fn = depth_fn
+    def __init__(self, model: Backbone, n_samples: int, chunk_frames: int = CHUNK_FRAMES) -> None:
+        self.hop = model.config.hop
+        self.context = context_frames(model)
         self.n_samples = int(n_samples)
-        self.cond = cond
-        self.max_levels = max_levels
         self.chunk_frames = chunk_frames
         self.total_frames = n_frames(model, self.n_samples)
-        self.codes = np.zeros((max_levels, self.total_frames), dtype=np.int16)
-        #: log10 energy of every frame (filled as pieces are coded).
-        self.log_energy = np.zeros(self.total_frames, dtype=np.float32)
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # signal index of _buffer[0]
         self._received = 0
-        self._next_frame = 0  # first frame whose codes are not computed yet
+        self._next_frame = 0  # first frame not yet handed out in a piece
 
-    def push(self, samples: np.ndarray) -> None:
-        """Append the next ``samples`` ``(n,)`` and code every piece they complete."""
+    def push(self, samples: np.ndarray) -> list[SignalPiece]:
+        """Append the next ``samples`` ``(n,)``; returns the pieces they complete, in order."""
         if self._received + samples.shape[-1] > self.n_samples:
             raise ValueError(f"more than the announced {self.n_samples} samples")
         self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float32)])
         self._received += samples.shape[-1]
-        self._code_ready_pieces()
+        return self._ready_pieces()
 
-    def finish(self) -> np.ndarray:
-        """Code the remaining pieces; returns the codes ``(max_levels, frames)``, int16."""
+    def finish(self) -> list[SignalPiece]:
+        """The remaining pieces once every announced sample has arrived."""
         if self._received != self.n_samples:
             raise ValueError(f"got {self._received} of the announced {self.n_samples} samples")
-        self._code_ready_pieces()
-        return self.codes
+        return self._ready_pieces()
 
-    @torch.inference_mode()
-    def _code_ready_pieces(self) -> None:
-        hop = self.model.config.hop
-        ctx = context_frames(self.model)
-        total = self.total_frames
+    def _ready_pieces(self) -> list[SignalPiece]:
+        hop, ctx, total = self.hop, self.context, self.total_frames
+        out = []
         while self._next_frame < total:
             a = self._next_frame
             b = min(total, a + self.chunk_frames)
@@ -113,27 +118,109 @@ class ChunkedEncoder:
             # fa·hop makes local frame j equal global frame fa + j.
             lo, hi = fa * hop, min(self.n_samples, (fb + 1) * hop)
             if hi > self._received:
-                return
+                break
             piece = self._buffer[lo - self._buffer_start : hi - self._buffer_start]
-            x = torch.from_numpy(np.ascontiguousarray(piece))[None]
-            frames = self.model.mdct.n_frames(piece.shape[-1])
-            c = _fit(self.cond[fa : fa + frames][None], frames)
-            local_depths = None
-            if self.depth_fn is not None:
-                def local_depths(energy: torch.Tensor, a=a, b=b, fa=fa) -> torch.Tensor:
-                    # Context frames are coded by the neighbouring pieces: not searched here.
-                    d = torch.zeros(energy.shape, dtype=torch.long)
-                    d[0, a - fa : b - fa] = torch.from_numpy(
-                        np.asarray(self.depth_fn(a, b, energy[0, a - fa : b - fa].numpy()), np.int64))
-                    return d
-            local, energy = self.model.encode_codes(x, c, self.max_levels, with_energy=True,
-                                                    depth_fn=local_depths)
-            self.codes[:, a:b] = local[0, :, a - fa : b - fa].numpy()
-            self.log_energy[a:b] = energy[0, a - fa : b - fa].numpy()
+            out.append(SignalPiece(fa, a, b, piece))
             self._next_frame = b
             keep_from = max(0, b - ctx - 1) * hop  # where the next piece starts
             self._buffer = self._buffer[keep_from - self._buffer_start :]
             self._buffer_start = keep_from
+        return out
+
+
+@torch.inference_mode()
+def analyse_piece(model: Backbone, piece: SignalPiece) -> tuple[torch.Tensor, np.ndarray]:
+    """Backbone analysis of a piece: its features and the log10 energies of its coded frames.
+
+    Returns
+    -------
+    features : torch.Tensor [shape=(1, frames, channels)]
+        Every frame of the piece, context included.
+    log_energy : np.ndarray [shape=(end_frame - start_frame,)], float32
+    """
+    x = torch.from_numpy(np.ascontiguousarray(piece.samples))[None]
+    features, energy = model.analyse(x)
+    a, b = piece.start_frame - piece.first_frame, piece.end_frame - piece.first_frame
+    return features, energy[0, a:b].numpy()
+
+
+@torch.inference_mode()
+def quantize_piece(model: Backbone, piece: SignalPiece, features: torch.Tensor, cond: torch.Tensor,
+                   max_levels: int, depths: np.ndarray | None = None) -> np.ndarray:
+    """RVQ indices of a piece's coded frames from its analysis features.
+
+    Parameters
+    ----------
+    cond : torch.Tensor [shape=(frames, cond_dim)]
+        Conditioning of every frame of the whole signal.
+    max_levels : int
+        Levels to compute.
+    depths : np.ndarray [shape=(end_frame - start_frame,)], optional
+        Levels to search per coded frame (context frames are not searched);
+        without it every frame is searched at ``max_levels``.
+
+    Returns
+    -------
+    np.ndarray [shape=(max_levels, end_frame - start_frame)], int16
+    """
+    frames = features.shape[1]
+    c = _fit(cond[piece.first_frame : piece.first_frame + frames][None], frames)
+    a, b = piece.start_frame - piece.first_frame, piece.end_frame - piece.first_frame
+    local = None
+    if depths is not None:
+        # Context frames are coded by the neighbouring pieces: not searched here.
+        local = torch.zeros((1, frames), dtype=torch.long)
+        local[0, a:b] = torch.from_numpy(np.asarray(depths, np.int64))
+    codes = model.quantize(features, c, max_levels, local)
+    return codes[0, :, a:b].numpy().astype(np.int16)
+
+
+class ChunkedEncoder:
+    """RVQ indices of a mono internal-rate signal that arrives block by block.
+
+    :class:`PieceCutter` + :func:`analyse_piece` + :func:`quantize_piece`
+    with every frame searched at ``max_levels``: the codes equal
+    :func:`encode_signal` of the whole signal.
+
+    Parameters
+    ----------
+    model : Backbone
+    n_samples : int
+        Length of the whole signal (internal rate).
+    cond : torch.Tensor [shape=(frames, cond_dim)]
+        Profile conditioning of every frame.
+    max_levels : int
+        Levels to compute.
+    chunk_frames : int
+        Frames coded per backbone call.
+    """
+
+    def __init__(self, model: Backbone, n_samples: int, cond: torch.Tensor, max_levels: int,
+                 chunk_frames: int = CHUNK_FRAMES) -> None:
+        self.model = model
+        self.cond = cond
+        self.max_levels = max_levels
+        self.cutter = PieceCutter(model, n_samples, chunk_frames)
+        self.total_frames = self.cutter.total_frames
+        self.codes = np.zeros((max_levels, self.total_frames), dtype=np.int16)
+        #: log10 energy of every frame (filled as pieces are coded).
+        self.log_energy = np.zeros(self.total_frames, dtype=np.float32)
+
+    def push(self, samples: np.ndarray) -> None:
+        """Append the next ``samples`` ``(n,)`` and code every piece they complete."""
+        self._code(self.cutter.push(samples))
+
+    def finish(self) -> np.ndarray:
+        """Code the remaining pieces; returns the codes ``(max_levels, frames)``, int16."""
+        self._code(self.cutter.finish())
+        return self.codes
+
+    def _code(self, pieces: list[SignalPiece]) -> None:
+        for piece in pieces:
+            features, energy = analyse_piece(self.model, piece)
+            a, b = piece.start_frame, piece.end_frame
+            self.codes[:, a:b] = quantize_piece(self.model, piece, features, self.cond, self.max_levels)
+            self.log_energy[a:b] = energy
 
 
 @torch.inference_mode()

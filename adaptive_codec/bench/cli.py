@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from adaptive_codec.cli.app import cli_state, fail, handle_errors
+from adaptive_codec.cli.common import cli_state, fail, handle_errors
 
 __all__ = ["bench", "register"]
 

@@ -1,42 +1,43 @@
-"""The ``adaptive-codec`` command line (typer).
+"""The ``adaptive-codec`` command line (typer): the root app, ``profiles``, ``examples``, ``classify``.
 
-Conventions every command follows:
-
-* One typer sub-app per command group (``profiles``, later ``archive``,
-  ``train``), registered with ``app.add_typer``; single commands
-  (``encode``, ``classify``, ...) with ``app.command``.
-* Every command function is wrapped in :func:`handle_errors`: an
-  :class:`~adaptive_codec.errors.AdaptiveCodecError` or ``OSError`` becomes
-  one line ``error: ...`` on stderr and exit code 1. Usage errors exit with
-  code 2 (also one line, via :func:`main`). ``--debug`` shows tracebacks.
-* Heavy imports (torch, the codec) happen inside command functions so that
-  ``--help`` and ``profiles`` stay fast.
-* Results go to stdout, diagnostics to stderr.
+One typer sub-app or module per command group, registered here:
+:mod:`adaptive_codec.cli.codec` (``encode``, ``decode``, ``info``),
+:mod:`adaptive_codec.cli.archive` (``archive ...``),
+:mod:`adaptive_codec.bench.cli` (``bench``) and
+:mod:`adaptive_codec.train.cli` (``train ...``). What every command shares
+(state, one-line errors, options) is in :mod:`adaptive_codec.cli.common`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import enum
-import functools
 import json
-import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
 
 from adaptive_codec import __version__
+from adaptive_codec.bench.cli import register as register_bench_command
+from adaptive_codec.cli import archive as archive_commands
+from adaptive_codec.cli import codec as codec_commands
+from adaptive_codec.cli.common import (
+    PROG,
+    CliState,
+    class_names,
+    cli_state,
+    error_message,
+    handle_errors,
+    is_click_flow,
+    print_error,
+    set_cli_state,
+)
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.profiles.profile import ENV_VAR, Profile, ProfileRegistry
+from adaptive_codec.profiles.profile import ENV_VAR, Profile
+from adaptive_codec.train.cli import train_app
 
-__all__ = ["app", "main", "handle_errors", "cli_state", "CliState", "fail"]
-
-PROG = "adaptive-codec"
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name=PROG,
@@ -47,105 +48,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-# -- shared state and error handling ------------------------------------------
-
-
-@dataclass
-class CliState:
-    """Options of the top-level command, shared with every sub-command."""
-
-    debug: bool = False
-    profiles_dirs: tuple[Path, ...] = ()
-    _registry: ProfileRegistry | None = field(default=None, repr=False)
-
-    def registry(self) -> ProfileRegistry:
-        """Profiles: built-ins + plug-ins + $ADAPTIVE_CODEC_PROFILES + --profiles-dir."""
-        if self._registry is None:
-            self._registry = ProfileRegistry.default(self.profiles_dirs)
-        return self._registry
-
-
-# Set by the root callback on every invocation. A context variable rather than
-# click's context object because newer typer vendors its own click, so
-# `click.get_current_context()` would not see typer's context.
-_STATE: contextvars.ContextVar[CliState] = contextvars.ContextVar("adaptive_codec_cli")
-
-
-def cli_state() -> CliState:
-    """The :class:`CliState` of the running command (defaults outside one)."""
-    return _STATE.get(CliState())
-
-
-def _is_click_flow(exc: BaseException) -> bool:
-    """True for typer/click's own exceptions (exit, abort, usage errors).
-
-    Duck-typed on purpose: recent typer versions ship a private copy of click, so
-    the classes differ between typer versions.
-    """
-    if isinstance(exc, (typer.Exit, typer.Abort)):
-        return True
-    return hasattr(exc, "exit_code") and hasattr(exc, "format_message")
-
-
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        # "[Errno 2] No such file or directory: 'x'" -> "x: No such file or directory"
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _print_error(message: str) -> None:
-    # One line, whatever the message holds: scripts grep for "error:".
-    one_line = " ".join(message.split())
-    typer.echo(f"error: {one_line}", err=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    _print_error(message)
-    raise typer.Exit(code)
-
-
-def handle_errors(func: F) -> F:
-    """Decorate a command: expected errors become one line and exit code 1.
-
-    ``AdaptiveCodecError`` and ``OSError`` print ``error: <message>``;
-    anything else is a bug and prints ``error: internal error: ...`` with a
-    hint to rerun with ``--debug``, which re-raises so the traceback shows.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except KeyboardInterrupt:
-            _print_error("interrupted")
-            raise typer.Exit(130) from None
-        except BrokenPipeError:
-            # The reader went away (`... | head`): not an error. Point stdout
-            # at /dev/null so the final flush does not fail again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(0) from None
-        except (AdaptiveCodecError, OSError) as exc:
-            if cli_state().debug:
-                raise
-            fail(_message(exc))
-        except Exception as exc:  # noqa: BLE001 - last line of defence
-            if cli_state().debug or _is_click_flow(exc):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {_message(exc)} "
-                 f"(rerun with --debug for the traceback)")
-
-    return wrapper  # type: ignore[return-value]
-
-
-# -- top level ----------------------------------------------------------------
 
 
 def _version_callback(value: bool) -> None:
@@ -173,7 +75,7 @@ def _root(
     ] = None,
 ) -> None:
     """Content-adaptive neural audio codec: classify, route, encode, archive."""
-    _STATE.set(CliState(debug=debug, profiles_dirs=tuple(profiles_dir or ())))
+    set_cli_state(CliState(debug=debug, profiles_dirs=tuple(profiles_dir or ())))
 
 
 # -- profiles -----------------------------------------------------------------
@@ -266,7 +168,7 @@ def profiles_validate(
                 scratch.check()
         except AdaptiveCodecError as exc:
             failed += 1
-            _print_error(str(exc))
+            print_error(str(exc))
             continue
         typer.echo(f"ok: {path} (profile {profile.name!r}, {_rate(profile)}, "
                    f"labels: {', '.join(profile.labels) or '-'})")
@@ -337,27 +239,10 @@ def classify(
 
 # -- archive (owner: archive) ---------------------------------------------------
 # A sub-app: archive_app = typer.Typer(help=..., no_args_is_help=True);
-# app.add_typer(archive_app, name="archive"); commands create|list|extract|verify.
-
-# -- bench (owner: benchmarks) ---------------------------------------------------
-# `bench CORPUS --out DIR [--baselines opus,codec2,flac]`: adaptive_codec/bench/cli.py,
-# registered at the bottom of this section list (after handle_errors exists).
-
-# -- train (owner: training) ------------------------------------------------------
-# A sub-app `train` with commands codec|classifier|profile. Register the group
-# only once it has a command: an empty group shows up as broken in --help.
-
-from adaptive_codec.train.cli import train_app  # noqa: E402 - after handle_errors, which it uses
-
 app.add_typer(train_app, name="train")
-
-from adaptive_codec.cli.codec import register as _register_codec_commands  # noqa: E402
-
-_register_codec_commands(app)
-
-from adaptive_codec.bench.cli import register as _register_bench_command  # noqa: E402
-
-_register_bench_command(app)
+codec_commands.register(app)
+archive_commands.register(app)
+register_bench_command(app)
 
 
 # -- entry point --------------------------------------------------------------
@@ -373,15 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name=PROG, standalone_mode=False)
     except KeyboardInterrupt:
-        _print_error("interrupted")
+        print_error("interrupted")
         return 130
     except typer.Abort:
-        _print_error("aborted")
+        print_error("aborted")
         return 1
     except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:
-        names = _class_names(exc)
+        names = class_names(exc)
         if "NoArgsIsHelpError" in names:
             # Recent typer has printed the help already (get_help() is then
             # empty); older versions leave it to us.
@@ -390,16 +275,16 @@ def main(argv: list[str] | None = None) -> int:
             if help_text.strip():
                 typer.echo(help_text, err=True)
             return 2
-        if _is_click_flow(exc):
+        if is_click_flow(exc):
             message = exc.format_message()  # type: ignore[attr-defined]
             ctx = getattr(exc, "ctx", None)
             if "UsageError" in names and ctx is not None:
                 message += f" (see '{ctx.command_path} --help')"
-            _print_error(message)
+            print_error(message)
             return int(exc.exit_code)  # type: ignore[attr-defined]
         if "--debug" in args:
             raise
         # Raised outside any command (e.g. while building the registry).
-        _print_error(_message(exc))
+        print_error(error_message(exc))
         return 1
     return result if isinstance(result, int) else 0

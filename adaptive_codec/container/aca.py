@@ -241,7 +241,7 @@ def _scan_members(path: str | os.PathLike) -> Iterator[tuple[ArchiveEntry, bytes
                 pos = mm.find(LOCAL_SIGNATURE, entry.end_offset)
 
 
-def _safe_target(root: Path, name: str, force: bool) -> Path:
+def safe_target(root: Path, name: str, force: bool) -> Path:
     """Path for member ``name`` under ``root``; refuse symlinks, escapes and overwrites."""
     parts = normalize_member_name(name).split("/")
     cur = root
@@ -302,7 +302,7 @@ def extract_archive(
     for entry, data in items:
         if entry.name in done:  # salvage may meet a member twice
             continue
-        target = _safe_target(root, entry.name, force)
+        target = safe_target(root, entry.name, force)
         payload = data if data is not None else _read_checked(path, entry)
         with atomic_write(target) as fh:
             fh.write(payload)

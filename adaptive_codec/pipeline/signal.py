@@ -8,9 +8,11 @@ views of an in-memory array) in two passes:
    the classifier's window features (streamed; the classifier needs the whole
    file before the first segment is final);
 2. :func:`encode_blocks`: mid/side, :class:`~adaptive_codec.audio.resampling.StreamResampler`
-   to 24 kHz and one :class:`~adaptive_codec.backbone.streaming.ChunkedEncoder`
-   per channel, which calls the backbone on exactly the pieces whole-signal
-   encoding uses.
+   to 24 kHz and one :class:`~adaptive_codec.backbone.streaming.PieceCutter`
+   per channel, which cuts exactly the pieces whole-signal encoding uses;
+   each piece is analysed, its frames' depths allocated
+   (:class:`~adaptive_codec.planning.depth_allocation.DepthAllocator`) and
+   its RVQ indices searched (:func:`code_piece`).
 
 :func:`decode_blocks` runs the way back: backbone pieces of
 :data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, resampling to
@@ -29,9 +31,20 @@ import numpy as np
 import torch
 
 from adaptive_codec.audio.resampling import StreamResampler
+from adaptive_codec.backbone.model import Backbone
+from adaptive_codec.backbone.streaming import (
+    CHUNK_FRAMES,
+    PieceCutter,
+    SignalPiece,
+    analyse_piece,
+    decode_signal,
+    n_frames,
+    quantize_piece,
+)
+from adaptive_codec.planning.depth_allocation import DepthAllocator
 
-__all__ = ["SignalScan", "scan_blocks", "array_blocks", "encode_blocks", "decode_blocks",
-           "resampled_length", "BLOCK_SECONDS"]
+__all__ = ["SignalScan", "scan_blocks", "array_blocks", "backbone_pieces", "code_piece", "encode_blocks",
+           "decode_blocks", "resampled_length", "BLOCK_SECONDS"]
 
 #: Seconds of input read per block. Short blocks keep memory low (a 10-minute
 #: 48 kHz stereo encode peaked ~25 MiB lower than with 10 s blocks); per-block
@@ -116,11 +129,10 @@ def resampled_length(n: int, sr_from: int, sr_to: int) -> int:
     return n if sr_from == sr_to else int(math.ceil(n * sr_to / sr_from))
 
 
-def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
-                  mid_side: bool, cond: torch.Tensor, levels: list[int],
-                  progress: Callable[[float], None] | None = None,
-                  energies: list | None = None, depth_fns: list | None = None) -> list[np.ndarray]:
-    """Second pass: RVQ indices of every channel.
+def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
+                    mid_side: bool, levels: list[int],
+                    progress: Callable[[float], None] | None = None) -> Iterator[tuple[int, SignalPiece]]:
+    """Second pass, up to the backbone: mid/side, 24 kHz, cut into the backbone's pieces.
 
     Parameters
     ----------
@@ -129,55 +141,99 @@ def encode_blocks(backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n
         The input again, at ``sample_rate_hz``; ``n_samples`` in all.
     mid_side : bool
         Code two channels as ``(L + R) / 2`` and ``(L - R) / 2``.
+    levels : list of int
+        RVQ depth per channel; a channel with 0 is not coded (no pieces).
+    progress : callable, optional
+        Called with the fraction of the input read so far.
+
+    Yields
+    ------
+    channel : int
+    piece : SignalPiece
+        In signal order; the pieces of the coded channels interleave as
+        the blocks arrive.
+    """
+    internal_hz = backbone.config.sample_rate_hz
+    n_internal = resampled_length(n_samples, sample_rate_hz, internal_hz)
+    coded = [ch for ch, depth in enumerate(levels) if depth > 0]
+    cutters = {ch: PieceCutter(backbone, n_internal) for ch in coded}
+    resampler = StreamResampler(sample_rate_hz, internal_hz) if sample_rate_hz != internal_hz else None
+    done = 0
+    for block in blocks:
+        done += block.shape[-1]
+        if coded:
+            x = _to_mid_side(block) if mid_side else block
+            x = x[coded]
+            internal = resampler.push(x) if resampler is not None else x
+            for row, ch in enumerate(coded):
+                for piece in cutters[ch].push(internal[row]):
+                    yield ch, piece
+        if progress is not None:
+            progress(done / max(n_samples, 1))
+    if done != n_samples:
+        raise ValueError(f"input changed between passes: {done} samples, expected {n_samples}")
+    if coded and resampler is not None:
+        internal = resampler.finish()
+        for row, ch in enumerate(coded):
+            for piece in cutters[ch].push(internal[row]):
+                yield ch, piece
+    for ch in coded:
+        for piece in cutters[ch].finish():
+            yield ch, piece
+
+
+def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor, max_levels: int,
+               allocator: DepthAllocator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One piece through the backbone: analysis, depth allocation, RVQ search.
+
+    Parameters
+    ----------
+    cond : torch.Tensor [shape=(frames, cond_dim)]
+        Conditioning of every frame of the stream.
+    max_levels : int
+        Levels to compute.
+    allocator : DepthAllocator, optional
+        The channel's depth allocation stage, for a channel with energy-adaptive
+        segments: it takes the piece's frame energies and says how many levels
+        each frame is searched at. Without it every frame is searched at
+        ``max_levels``.
+
+    Returns
+    -------
+    codes : np.ndarray [shape=(max_levels, frames)], int16
+        Indices of the piece's coded frames (0 beyond a frame's searched depth).
+    log_energy : np.ndarray [shape=(frames,)], float32
+    """
+    features, energy = analyse_piece(backbone, piece)
+    depths = None if allocator is None else allocator.allocate(piece.start_frame, piece.end_frame, energy)
+    return quantize_piece(backbone, piece, features, cond, max_levels, depths), energy
+
+
+def encode_blocks(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
+                  mid_side: bool, cond: torch.Tensor, levels: list[int],
+                  allocators: list[DepthAllocator | None],
+                  progress: Callable[[float], None] | None = None) -> list[np.ndarray]:
+    """Second pass: RVQ indices of every channel (:func:`backbone_pieces` + :func:`code_piece`).
+
+    Parameters
+    ----------
     cond : torch.Tensor [shape=(frames, cond_dim)]
     levels : list of int
-        RVQ depth to compute per coded channel; 0 skips the channel.
-    progress : callable, optional
-        Called with the fraction of the input coded so far.
-    energies : list, optional
-        Filled with each channel's per-frame log10 energy ``(frames,)``
-        (zeros for a skipped channel), for energy-adaptive depth.
-    depth_fns : list of callable or None, optional
-        Per channel, the ``depth_fn`` of its
-        :class:`~adaptive_codec.backbone.streaming.ChunkedEncoder`.
+        RVQ depth to compute per channel; 0 skips the channel.
+    allocators : list of DepthAllocator or None
+        Per channel, its depth allocation stage (None: fixed depth).
 
     Returns
     -------
     list of np.ndarray [shape=(levels, frames)], int16
         One per channel (a single row of zeros for a skipped channel).
     """
-    from adaptive_codec.backbone.streaming import ChunkedEncoder, n_frames
-
-    internal_hz = backbone.config.sample_rate_hz
-    n_internal = resampled_length(n_samples, sample_rate_hz, internal_hz)
-    coded = [ch for ch, depth in enumerate(levels) if depth > 0]
-    encoders = {ch: ChunkedEncoder(backbone, n_internal, cond, levels[ch],
-                                   depth_fn=depth_fns[ch] if depth_fns else None) for ch in coded}
-    resampler = StreamResampler(sample_rate_hz, internal_hz) if sample_rate_hz != internal_hz else None
-    done = 0
-
-    def feed(internal: np.ndarray) -> None:
-        for row, ch in enumerate(coded):
-            encoders[ch].push(internal[row])
-
-    for block in blocks:
-        done += block.shape[-1]
-        if coded:
-            x = _to_mid_side(block) if mid_side else block
-            x = x[coded]
-            feed(resampler.push(x) if resampler is not None else x)
-        if progress is not None:
-            progress(done / max(n_samples, 1))
-    if done != n_samples:
-        raise ValueError(f"input changed between passes: {done} samples, expected {n_samples}")
-    if coded and resampler is not None:
-        feed(resampler.finish())
-    frames = n_frames(backbone, n_internal)
-    codes = [encoders[ch].finish() if ch in encoders else np.zeros((1, frames), np.int16)
-             for ch in range(len(levels))]
-    if energies is not None:
-        energies[:] = [encoders[ch].log_energy if ch in encoders else np.zeros(frames, np.float32)
-                       for ch in range(len(levels))]
+    frames = n_frames(backbone, resampled_length(n_samples, sample_rate_hz, backbone.config.sample_rate_hz))
+    codes = [np.zeros((depth, frames), np.int16) if depth > 0 else np.zeros((1, frames), np.int16)
+             for depth in levels]
+    for ch, piece in backbone_pieces(backbone, blocks, sample_rate_hz, n_samples, mid_side, levels, progress):
+        codes[ch][:, piece.start_frame : piece.end_frame], _ = code_piece(
+            backbone, piece, cond, levels[ch], allocators[ch])
     return codes
 
 
@@ -216,8 +272,6 @@ def decode_blocks(backbone, codes: list[np.ndarray], depths: list[np.ndarray],
         ``ceil(len · sample_rate_hz / internal_rate)`` samples for the
         ``len`` internal samples of the range, the first at time ``a · hop``.
     """
-    from adaptive_codec.backbone.streaming import CHUNK_FRAMES, decode_signal
-
     hop = backbone.config.hop
     internal_hz = backbone.config.sample_rate_hz
     first, last = block_range

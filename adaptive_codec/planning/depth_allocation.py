@@ -27,11 +27,13 @@ that the benchmark's equal-bytes rule picks on the training clips.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["SMOOTH_FRAMES", "depth_bounds", "allocate_depths", "depth_frequencies", "depth_map_bits"]
+__all__ = ["SMOOTH_FRAMES", "depth_bounds", "allocate_depths", "depth_frequencies", "depth_map_bits",
+           "AdaptiveSegment", "DepthAllocator"]
 
 #: Frames the log energy is averaged over before mapping it to a depth: the
 #: depth map then changes less often (1.7 instead of 2.2 bits per frame on
@@ -186,3 +188,111 @@ def depth_map_bits(depths: np.ndarray, previous: int, max_depth: int) -> float:
         return 0.0
     prev = np.concatenate([[int(previous)], d[:-1]])
     return float(_bits_table(max_depth)[prev, d].sum())
+
+
+@dataclass(frozen=True)
+class AdaptiveSegment:
+    """A segment whose per-frame depth the allocator chooses.
+
+    Attributes
+    ----------
+    start_frame, end_frame : int
+    n_q : int
+        The segment's depth budget (levels per frame on average).
+    slope : float
+        The profile's ``depth_slope``.
+    bits_per_level : float or sequence of float
+        Expected bits of an index at each level (the same costs that chose
+        ``n_q``).
+    """
+
+    start_frame: int
+    end_frame: int
+    n_q: int
+    slope: float
+    bits_per_level: float | Sequence[float]
+
+
+class DepthAllocator:
+    """Stage: energy-adaptive depths of one channel's frames, one bitstream chunk at a time.
+
+    Frame energies arrive as the backbone analyses its pieces
+    (:meth:`allocate`); every bitstream chunk whose frames all have an
+    energy is allocated at once (each adaptive segment's span in the chunk
+    by :func:`allocate_depths`), so a chunk's depths need nothing outside
+    the chunk and every span of a long segment keeps the segment's rate (a
+    loud minute cannot starve a quiet one).
+
+    Parameters
+    ----------
+    nominal_depths : np.ndarray [shape=(frames,)], int64
+        Each frame's segment depth (the stream's segment table).
+    segments : sequence of AdaptiveSegment
+        The adaptive segments, in frame order.
+    chunk_frames : int
+        Frames per bitstream chunk.
+    max_levels : int
+        Levels of the backbone.
+    """
+
+    def __init__(self, nominal_depths: np.ndarray, segments: Sequence[AdaptiveSegment],
+                 chunk_frames: int, max_levels: int) -> None:
+        self.depths = np.array(nominal_depths, dtype=np.int64)
+        self.segments = list(segments)
+        self.chunk_frames = int(chunk_frames)
+        self.max_levels = int(max_levels)
+        n = self.depths.shape[0]
+        self._energy = np.zeros(n, np.float32)
+        self._have = np.zeros(n, bool)
+        n_chunks = -(-n // self.chunk_frames)
+        # Chunks without adaptive frames need no allocation.
+        self._pending = np.zeros(n_chunks, bool)
+        # Until its chunk is allocated, an adaptive frame is searched at its upper bound.
+        self._search = self.depths.copy()
+        for seg in self.segments:
+            self._pending[seg.start_frame // self.chunk_frames : -(-seg.end_frame // self.chunk_frames)] = True
+            self._search[seg.start_frame : seg.end_frame] = depth_bounds(seg.n_q, self.max_levels)[1]
+
+    def allocate(self, start_frame: int, end_frame: int, log_energy: np.ndarray) -> np.ndarray:
+        """Take the energies of frames ``[start_frame, end_frame)``; allocate the chunks they complete.
+
+        Parameters
+        ----------
+        log_energy : np.ndarray [shape=(end_frame - start_frame,)]
+            log10 energy of each frame (:meth:`Backbone.analyse`).
+
+        Returns
+        -------
+        np.ndarray [shape=(end_frame - start_frame,)], int64
+            Levels to search per frame: the allocated depth, or, for a frame
+            of a chunk that still lacks energies, the segment's largest depth
+            (RVQ indices of the first levels do not depend on deeper ones).
+        """
+        self._energy[start_frame:end_frame] = log_energy
+        self._have[start_frame:end_frame] = True
+        cf = self.chunk_frames
+        for c in range(start_frame // cf, -(-end_frame // cf)):
+            lo, hi = c * cf, min((c + 1) * cf, self.depths.shape[0])
+            if self._pending[c] and self._have[lo:hi].all():
+                self._allocate_chunk(lo, hi)
+                self._pending[c] = False
+        return self._search[start_frame:end_frame].copy()
+
+    def finish(self) -> np.ndarray:
+        """Every frame's depth ``(frames,)``, int64, once every adaptive chunk is allocated."""
+        if self._pending.any():
+            missing = int(np.flatnonzero(self._pending)[0]) * self.chunk_frames
+            raise ValueError(f"no frame energies for the chunk at frame {missing}")
+        return self.depths
+
+    def _allocate_chunk(self, lo: int, hi: int) -> None:
+        for seg in self.segments:
+            a, b = max(seg.start_frame, lo), min(seg.end_frame, hi)
+            if a >= b:
+                continue
+            # A span that starts inside the chunk continues from the frame
+            # before it; the depth map of a chunk starts from 0.
+            previous = int(self.depths[a - 1]) if a % self.chunk_frames else 0
+            self.depths[a:b] = allocate_depths(self._energy[a:b], seg.n_q, seg.slope, self.max_levels,
+                                               seg.bits_per_level, previous=previous)
+            self._search[a:b] = self.depths[a:b]

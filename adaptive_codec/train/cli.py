@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from adaptive_codec.cli.app import cli_state, handle_errors
+from adaptive_codec.cli.common import cli_state, handle_errors
 from adaptive_codec.train.cache_paths import DEFAULT_CACHE_ROOT, DEFAULT_EXTRA_HOURS
 
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
@@ -126,7 +126,7 @@ def train_classifier_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
     """Train the content classifier on your own labels (custom classes welcome)."""
-    from adaptive_codec.cli.app import handle_errors
+    from adaptive_codec.cli.common import handle_errors
     from adaptive_codec.train.classifier import run_training
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
@@ -214,7 +214,7 @@ def train_entropy(
     weights_path = weights or weights_dir() / "backbone.safetensors"
     import warnings
 
-    from adaptive_codec.codec import EntropyTableWarning
+    from adaptive_codec.entropy.selection import EntropyTableWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EntropyTableWarning)  # the table is what we are building

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_codec.entropy.coder import DEFAULT_PRECISION_BITS, EntropyModel, ideal_bits
+from adaptive_codec.entropy.coder import ideal_bits
+from adaptive_codec.entropy.tables import DEFAULT_PRECISION_BITS, EntropyModel
 
 __all__ = ["EntropyBuildConfig", "collect_codes", "fit_context_model", "bits_per_index", "build_entropy_tables"]
 
@@ -323,7 +324,7 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     """
     from tqdm import tqdm
 
-    from adaptive_codec.codec import coding_prior_logits
+    from adaptive_codec.entropy.selection import coding_prior_logits
     from adaptive_codec.train.codec_data import CLASSES
 
     bb = codec.backbone

@@ -146,7 +146,7 @@ def tune_profile(codec, profile, data: Path, output: Path | None = None, *, step
     if not train:
         raise AdaptiveCodecError(f"{data}: no usable (non-silent, >= 0.5 s) audio")
 
-    prior, start_vec = codec._prior_and_vector(codec.registry.get(profile.base))
+    prior, start_vec = codec.prior_and_vector(codec.registry.get(profile.base))
     vec = torch.nn.Parameter(torch.from_numpy(start_vec.copy()))
     for p in model.parameters():
         p.requires_grad_(False)

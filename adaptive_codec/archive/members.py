@@ -1,0 +1,176 @@
+"""Archive members: one function encodes a file into an ``.acx`` member and its metadata.
+
+The serial and process-pool back ends (:mod:`adaptive_codec.archive.local`)
+and the Dask back end (:mod:`adaptive_codec.archive.dask_backend`) all call
+:func:`encode_member` (Dask's split long files run the same pipeline stages
+piece by piece), so an archive is byte-identical whichever back end wrote it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import soundfile as sf
+
+from adaptive_codec.audio.files import AUDIO_SUFFIXES, audio_info
+from adaptive_codec.codec import AdaptiveCodec
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.planning.rate import Rate
+from adaptive_codec.threads import pin_threads
+
+__all__ = ["expand_inputs", "worker_codec", "init_worker", "encode_member", "member_metadata", "flac_size_bytes",
+           "FlacSizeCounter"]
+
+#: This process's codecs by profile folders (a worker loads the weights once, not once per file).
+_CODECS: dict[tuple[str, ...], AdaptiveCodec] = {}
+
+
+def expand_inputs(inputs: Sequence[Path], recursive: bool) -> list[tuple[Path, str]]:
+    """Audio files of ``inputs`` (files, and folders with ``recursive``) and their member names.
+
+    A file becomes ``<stem>.acx``; a file found in a folder keeps its path
+    below the folder's parent (``shows/ep1.flac`` -> ``shows/ep1.acx``).
+
+    Raises
+    ------
+    AdaptiveCodecError
+        A missing input, a folder without ``recursive``, no audio at all, or
+        two inputs with the same member name.
+    """
+    out = []
+    for item in inputs:
+        if item.is_dir():
+            if not recursive:
+                raise AdaptiveCodecError(f"{item} is a folder (use --recursive)")
+            for f in sorted(item.rglob("*")):
+                if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES:
+                    rel = f.relative_to(item.parent).as_posix()
+                    out.append((f, str(Path(rel).with_suffix(".acx").as_posix())))
+        elif item.exists():
+            out.append((item, item.with_suffix(".acx").name))
+        else:
+            raise AdaptiveCodecError(f"{item}: no such file")
+    if not out:
+        raise AdaptiveCodecError("no audio files to archive")
+    names = [n for _, n in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise AdaptiveCodecError(f"two inputs map to the member name {dupes[0]!r}")
+    return out
+
+
+def worker_codec(profiles_dirs: Sequence[str]) -> AdaptiveCodec:
+    """This process's codec, loaded once per process and profile folders.
+
+    Shared by Dask workers and the ``--jobs`` process pool of ``archive``.
+    """
+    key = tuple(str(d) for d in profiles_dirs)
+    if key not in _CODECS:
+        _CODECS[key] = AdaptiveCodec.default(profiles_dirs=key)
+    return _CODECS[key]
+
+
+def init_worker(threads: int) -> None:
+    """Set up an encoding process: ``threads`` torch threads (one per worker avoids oversubscription)."""
+    pin_threads(threads)
+
+
+def member_metadata(path: Path, info, plan, frame_rate_hz: float, audio=None) -> dict:
+    """Archive metadata of one member (every mode: ``--jobs`` and Dask).
+
+    With ``audio`` (float32 ``(channels, samples)``) the size of a 16-bit FLAC
+    of the input is recorded too, the lossless reference `archive` reports.
+    """
+    total = sum(s.end_frame - s.start_frame for s in plan) or 1
+    mix: dict[str, float] = {}
+    for s in plan:
+        mix[s.label] = mix.get(s.label, 0.0) + (s.end_frame - s.start_frame) / total
+    # Routing, sample rate and channels are in the member's .acx header: the
+    # archive index does not repeat them (container overhead, issue 6).
+    meta = {"original_size_bytes": path.stat().st_size, "duration_s": info.duration_s,
+            "class_mix": {label: round(share, 4) for label, share in mix.items()},
+            "source_name": path.name}
+    if audio is not None:
+        meta["flac_size_bytes"] = flac_size_bytes(audio, info.sample_rate_hz)
+    return meta
+
+
+def flac_size_bytes(audio, sample_rate_hz: int) -> int:
+    """Bytes of a 16-bit FLAC of ``audio`` ``(channels, samples)`` (libsndfile defaults)."""
+    counter = FlacSizeCounter(sample_rate_hz, audio.shape[0])
+    counter.write(audio)
+    return counter.close()
+
+
+class FlacSizeCounter:
+    """Size of a 16-bit FLAC of audio given block by block, without keeping the bytes.
+
+    Parameters
+    ----------
+    sample_rate_hz, channels : int
+    """
+
+    def __init__(self, sample_rate_hz: int, channels: int) -> None:
+        self._sink = _CountingSink()
+        self._file = sf.SoundFile(self._sink, "w", samplerate=int(sample_rate_hz), channels=int(channels),
+                                  format="FLAC", subtype="PCM_16")
+
+    def write(self, block) -> None:
+        """Append ``block`` ``(channels, samples)``."""
+        self._file.write(block.T)
+
+    def close(self) -> int:
+        """Finish the stream; returns its size in bytes."""
+        self._file.close()
+        return self._sink.size
+
+
+class _CountingSink(io.RawIOBase):
+    """A seekable binary sink that only records how far it was written."""
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True  # libsndfile's virtual I/O asks; FLAC writing never reads
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.pos += n
+        self.size = max(self.size, self.pos)
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        return b""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence] + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def encode_member(codec: AdaptiveCodec, path: Path, profile: str, bitrate: float | Rate | None
+                  ) -> tuple[bytes, dict]:
+    """One archive member: ``.acx`` bytes and metadata of a file read block by block.
+
+    The FLAC reference size is measured on the same read, so memory stays
+    bounded by a block whatever the file's length (``--jobs`` and Dask).
+    """
+    info = audio_info(path)
+    flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
+    buf = io.BytesIO()
+    plan, info = codec.encode_file(buf, path, profile=profile, rate=Rate.of(bitrate), on_block=flac.write)
+    meta = member_metadata(path, info, plan, codec.frame_rate_hz)
+    meta["flac_size_bytes"] = flac.close()
+    return buf.getvalue(), meta

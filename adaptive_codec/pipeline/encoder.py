@@ -1,0 +1,216 @@
+"""The encoder: the stages in order, from a stream of audio blocks to an ``.acx`` stream.
+
+::
+
+    blocks ─► measure (length, mid/side levels; classifier segments for "auto")   pipeline.signal.scan_blocks
+           ─► plan (segments + profiles + rate ─► PlannedSegment list)            planning.plan
+           ─► header (profile table, segment table, stereo mode)                  build_header
+           ─► backbone pieces ─► depth allocation ─► RVQ indices                   pipeline.signal, planning.depth_allocation
+           ─► entropy coding, chunk by chunk ─► container                          entropy.coder, container.acx
+
+The input is read twice (measure, then code), so a file of any length is
+coded with bounded memory. Every function takes what it needs as arguments
+(:class:`~adaptive_codec.pipeline.parts.CodecParts` for the models) and
+returns data for the next stage; none calls back into an earlier one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adaptive_codec.container.acx import AcxChunk, AcxWriter, chunk_order
+from adaptive_codec.container.acx_header import AcxHeader, ProfileEntry, SegmentEntry
+from adaptive_codec.entropy.coder import encode_frames
+from adaptive_codec.pipeline.parts import CodecParts
+from adaptive_codec.pipeline.signal import SignalScan, encode_blocks
+from adaptive_codec.planning.conditioning import builtin_row, frame_conditioning
+from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, depth_bounds
+from adaptive_codec.planning.plan import PlannedSegment
+from adaptive_codec.profiles.profile import Profile
+
+__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "depth_allocators",
+           "coded_levels", "code_channels", "write_stream", "encode_stream", "stream_parameters"]
+
+#: Side below this fraction of the mid's RMS (-30 dB) is not coded at all:
+#: at that level it is recording noise or a trace of width nobody hears
+#: next to the codec's own error, and coding it costs half a mono stream.
+SIDE_SILENT_RATIO = 0.03
+#: The side channel gets the mid's depth divided by this (at least 1 level).
+SIDE_DEPTH_DIVISOR = 2
+
+
+@dataclass(frozen=True)
+class CodedChannels:
+    """What the backbone and the depth allocation stage produce for every channel.
+
+    Attributes
+    ----------
+    codes : list of np.ndarray [shape=(levels, frames)], int16
+        RVQ indices per channel (deeper than a frame's depth: ignored).
+    depths : list of np.ndarray [shape=(frames,)], int64
+        Levels each frame codes, per channel.
+    """
+
+    codes: list[np.ndarray]
+    depths: list[np.ndarray]
+
+
+def build_header(parts: CodecParts, scan: SignalScan, sample_rate_hz: int,
+                 plan: Sequence[PlannedSegment]) -> AcxHeader:
+    """The stream header: format facts, the profile table and the segment table(s).
+
+    Two channels are coded as mid/side: the side usually needs far fewer
+    levels, and a near-mono file (side below -30 dB) spends none on it.
+    """
+    cfg = parts.backbone.config
+    n_frames = parts.n_frames(scan.n_samples, sample_rate_hz)
+    mid_side = scan.channels == 2
+    side_scale = None
+    if mid_side:
+        side_scale = 0 if scan.side_rms <= SIDE_SILENT_RATIO * scan.mid_rms else 1
+    entries: list[ProfileEntry] = []
+    index: dict[str, int] = {}
+    for seg in plan:
+        if seg.profile.name not in index:
+            index[seg.profile.name] = len(entries)
+            entries.append(profile_entry(parts, seg.profile))
+    return AcxHeader(
+        original_sample_rate_hz=int(sample_rate_hz), channels=int(scan.channels),
+        length_samples=int(scan.n_samples), internal_sample_rate_hz=cfg.sample_rate_hz,
+        hop_samples=cfg.hop, n_frames=n_frames, codebook_size=cfg.codebook_size,
+        max_levels=cfg.n_levels, weights_version=parts.weights_meta["weights_id"].rsplit("+", 1)[0],
+        weights_sha256_prefix=parts.weights_meta["sha256"][:16],
+        entropy_digest_prefix=parts.entropy_model.digest()[:16],
+        profiles=entries,
+        segments=segment_table(plan, index, side_scale),
+        stereo_mode="mid_side" if mid_side else ("mono" if scan.channels == 1 else "independent"),
+        chunk_frames=parts.chunk_frames,
+    )
+
+
+def profile_entry(parts: CodecParts, profile: Profile) -> ProfileEntry:
+    """Profile-table row: a reference for a built-in, everything for a custom profile."""
+    table = parts.embeddings()
+    row = builtin_row(profile, table)
+    if row is not None:
+        return ProfileEntry.builtin(profile.name, row)
+    prior, vec = parts.prior_and_vector(profile)
+    return ProfileEntry(profile.name, prior, stream_parameters(profile), vec)
+
+
+def stream_parameters(profile: Profile) -> dict:
+    """What a stream records of a profile: enough to describe it, nothing training-only.
+
+    Decoding needs only the conditioning vector and prior id (stored beside
+    these); loss weights and descriptions would cost bytes in every file.
+    """
+    keys = ("bitrate_kbps", "n_q", "labels", "base")
+    d = profile.to_dict()
+    return {k: (list(d[k]) if k == "labels" else d[k]) for k in keys if d.get(k) not in (None, [], ())}
+
+
+def segment_table(plan: Sequence[PlannedSegment], index: dict[str, int], side_scale: int | None) -> list:
+    """Segment rows: shared by all channels, or mid (channel 0) + side (channel 1) rows."""
+    def adaptive(s: PlannedSegment, n_q: int) -> bool:
+        return n_q > 0 and s.profile.depth_slope > 0
+
+    if side_scale is None:
+        return [SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], s.n_q,
+                             s.label, s.confidence, adaptive=adaptive(s, s.n_q)) for s in plan]
+    rows = []
+    for ch in (0, 1):
+        for s in plan:
+            n_q = s.n_q if ch == 0 else side_scale * max(1, s.n_q // SIDE_DEPTH_DIVISOR)
+            # The side channel keeps a fixed depth: it is a few levels of a
+            # residual whose loudness follows the mid's anyway.
+            rows.append(SegmentEntry(s.start_frame, s.end_frame, index[s.profile.name], n_q,
+                                     s.label, s.confidence, channel=ch, adaptive=ch == 0 and adaptive(s, n_q)))
+    return rows
+
+
+def coded_levels(header: AcxHeader) -> list[int]:
+    """RVQ levels the backbone computes per channel: the deepest any of its frames may use (0: not coded)."""
+    return [max((depth_bounds(s.n_q, header.max_levels)[1] if s.adaptive else s.n_q
+                 for s in header.segments_for_channel(ch)), default=0) for ch in range(header.channels)]
+
+
+def depth_allocators(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]
+                     ) -> list[DepthAllocator | None]:
+    """The depth allocation stage of every channel (None for a channel without adaptive segments).
+
+    Each adaptive segment's budget is counted in the bits the entropy tables
+    expect per level (the same costs that chose its depth), not in levels:
+    deep levels cost more.
+    """
+    cfg = parts.backbone.config
+    level_bits = parts.entropy_model.level_bits
+    # Profile-table rows are unique by name, in plan order (build_header).
+    names = [p.name for p in header.profiles]
+    slopes = {names.index(seg.profile.name): seg.profile.depth_slope for seg in plan}
+    out: list[DepthAllocator | None] = []
+    for ch in range(header.channels):
+        segments = [
+            AdaptiveSegment(s.start_frame, s.end_frame, s.n_q, slopes[s.profile_index],
+                            cfg.bits_per_index if level_bits is None
+                            else level_bits[header.profiles[s.profile_index].prior_id])
+            for s in header.segments_for_channel(ch) if s.adaptive]
+        if not segments:
+            out.append(None)
+            continue
+        nominal = header.frame_layout(ch, 0, header.n_frames)[0]
+        out.append(DepthAllocator(nominal, segments, header.chunk_frames, cfg.n_levels))
+    return out
+
+
+def code_channels(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment],
+                  blocks: Iterable[np.ndarray], progress: Callable[[float], None] | None = None) -> CodedChannels:
+    """The second read through the backbone and the depth allocation stage: indices and depths."""
+    allocators = depth_allocators(parts, header, plan)
+    cond = torch.from_numpy(frame_conditioning(header, 0, parts.embeddings()))
+    codes = encode_blocks(parts.backbone, blocks, header.original_sample_rate_hz, header.length_samples,
+                          header.stereo_mode == "mid_side", cond, coded_levels(header), allocators, progress)
+    depths = [alloc.finish() if alloc is not None else header.frame_layout(ch, 0, header.n_frames)[0]
+              for ch, alloc in enumerate(allocators)]
+    return CodedChannels(codes, depths)
+
+
+def write_stream(parts: CodecParts, target, header: AcxHeader, coded: CodedChannels) -> None:
+    """Entropy-code every chunk (in file order: each time span, channel 0, 1, ...) and write the stream.
+
+    ``target`` is a path (written atomically) or a binary file object.
+    """
+    with AcxWriter(target, header) as writer:
+        for ch, a, n in chunk_order(header):
+            _, priors, _ = header.frame_layout(ch, a, a + n)
+            data = encode_frames(parts.entropy_model, coded.codes[ch][:, a : a + n], coded.depths[ch][a : a + n],
+                                 priors, adaptive=header.adaptive_frames(ch, a, a + n))
+            writer.write_chunk(AcxChunk(ch, a, n, data))
+
+
+def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.ndarray]], sample_rate_hz: int,
+                  scan: SignalScan, plan: Sequence[PlannedSegment],
+                  progress: Callable[[float], None] | None = None) -> AcxHeader:
+    """Header, backbone + allocation over a fresh read of the input, entropy coding, container.
+
+    Parameters
+    ----------
+    target : path or binary file object
+    blocks : callable
+        Returns a new iterable of the input's blocks ``(channels, samples)``.
+    scan : SignalScan
+        The first read's measurements.
+    plan : sequence of PlannedSegment
+
+    Returns
+    -------
+    AcxHeader
+        The header written.
+    """
+    header = build_header(parts, scan, sample_rate_hz, plan)
+    coded = code_channels(parts, header, plan, blocks(), progress)
+    write_stream(parts, target, header, coded)
+    return header
