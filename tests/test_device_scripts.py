@@ -127,7 +127,7 @@ def test_class_weights_set_the_batch_mix(tmp_path):
 def test_shipped_device_config_parses(repo_root):
     from adaptive_codec.train.codec import TrainConfig
 
-    cfg = TrainConfig.from_toml(repo_root / "benchmarks" / "device_train.toml")
+    cfg = TrainConfig.from_toml(repo_root / "tools" / "device_train.toml")
     assert cfg.batch_size == 64 and cfg.class_weights == {"speech": 2.0}
 
 

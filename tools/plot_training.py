@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/plot_training.py --log docs/training/log.csv \
+    python tools/plot_training.py --log docs/training/log.csv \
         --eval docs/training/eval.csv --out docs/training/curves.png
 
 ``log.csv`` and ``eval.csv`` are what ``adaptive-codec train codec`` writes in

@@ -1,6 +1,6 @@
 """Pack a small, class-balanced shard of cached training audio for a lent GPU.
 
-    python benchmarks/pack_shard.py OUT_DIR --cache DIR [--cache DIR ...] [--mib 38] [--seed N]
+    python tools/pack_shard.py OUT_DIR --cache DIR [--cache DIR ...] [--mib 38] [--seed N]
         [--format flac|npy]
 
 The codec's training caches (24 kHz mono int16 ``<label>.npy`` + ``<label>.json``,
@@ -10,7 +10,7 @@ This draws clips at random, an equal number of seconds per class, until the
 shard's encoded bytes reach ``--mib``, and writes ``<label>.flac`` (lossless,
 16-bit: about twice the audio of raw int16 in the same luggage) or
 ``<label>.npy`` beside each ``<label>.json`` index. ``expand_shard`` (called by
-``benchmarks/device_train.py``) decodes a FLAC shard into the cache format
+``tools/device_train.py``) decodes a FLAC shard into the cache format
 ``CropSampler`` reads; an npy shard is read as it is. Long clips are cut to at
 most ``--max-clip-s`` so one soundtrack cannot fill a class. Different
 ``--seed`` values give different shards: rotate them between device calls.

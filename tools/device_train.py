@@ -1,6 +1,6 @@
 """Continue codec training on a lent GPU from carried shards; bring back fp16 weights.
 
-    PYTHONPATH=. python3 benchmarks/device_train.py --shard SHARD_DIR [--shard ...]
+    PYTHONPATH=. python3 tools/device_train.py --shard SHARD_DIR [--shard ...]
         [--init WEIGHTS] [--minutes 8] [--cooldown-minutes 0] [--batch-size 16]
         [--config TRAIN.toml] [--profiles-dir DIR] [--out $OUT]
 
@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # pack_shard.expand_sh
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shard", type=Path, action="append", required=True,
-                        help="shard folder from benchmarks/pack_shard.py; repeatable")
+                        help="shard folder from tools/pack_shard.py; repeatable")
     parser.add_argument("--init", type=Path, default=REPO / "adaptive_codec/weights/backbone.safetensors",
                         help="weights to start from (default: the shipped ones); "
                              "a checkpoint in --run-dir takes precedence")
