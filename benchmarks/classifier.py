@@ -43,7 +43,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier  # noqa: E402
 from adaptive_codec.errors import AdaptiveCodecError  # noqa: E402
