@@ -47,7 +47,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from adaptive_codec.container.binary import varint_bytes  # noqa: E402
 from adaptive_codec.audio.files import audio_info, load_audio, to_mono  # noqa: E402

@@ -43,7 +43,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier  # noqa: E402
 from adaptive_codec.errors import AdaptiveCodecError  # noqa: E402
@@ -224,7 +223,7 @@ _CARD_NOTES = """\
 ## Recipe (reproduce)
 
 ```
-python benchmarks/fetch_songs.py ~/.cache/adaptive-codec/songs
+python tools/fetch_songs.py ~/.cache/adaptive-codec/songs
 adaptive-codec train classifier --data ../shared/corpus --extra ../shared/train-pool \\
     --extra ~/.cache/adaptive-codec/train-pool --extra ~/.cache/adaptive-codec/songs \\
     --max-files-per-label 700 --extra-share 0.25 --extra-balance group \\
@@ -236,7 +235,7 @@ python benchmarks/classifier.py --out benchmarks/results/classifier.txt --update
 
 The Debian pool (`~/.cache/adaptive-codec/train-pool`) is made by `../shared/train-pool/fetch_debian_audio.py`;
 the songs (`~/.cache/adaptive-codec/songs`: the eight rock/metal songs of Debian's two Frets on Fire song packages,
-stems summed to full mixes) by `benchmarks/fetch_songs.py`.
+stems summed to full mixes) by `tools/fetch_songs.py`.
 
 ## Choices, measured
 
@@ -274,7 +273,7 @@ time; a handful of settings per choice, so the CV numbers carry a little selecti
   (HistGradientBoosting, corpus only) scored 94.5 % vs 95.1 % and took 15 min per CV instead of 8 s; a 64-unit MLP
   94.1 %. A linear model is also the least likely to learn single recordings.
 - Rock and metal (v3): content-v2 called seven of the eight Frets on Fire songs (distorted guitars, dense drums;
-  `benchmarks/fetch_songs.py`) mostly ambient (4 Muldjord songs 94-100 % ambient). Added as a third extra source,
+  `tools/fetch_songs.py`) mostly ambient (4 Muldjord songs 94-100 % ambient). Added as a third extra source,
   with the per-class weighting of v2 they would carry 13 of the music class's 318 extra window-weights, too little
   to matter (Muldjord still 97 % ambient when trained on the Sectoid songs). `--extra-balance group` splits each
   class's extra weight evenly over its recording groups (a Debian package, a speaker) first. Measured with all three
@@ -347,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         # The artifact names the extra folders it was trained on; a fresh machine fetches them first.
         print(f"error: training data not found: {', '.join(missing)} (the artifact's training sources: "
-              "../shared/train-pool/fetch_debian_audio.py, benchmarks/fetch_songs.py)", file=sys.stderr)
+              "../shared/train-pool/fetch_debian_audio.py, tools/fetch_songs.py)", file=sys.stderr)
         return 2
     say(f"# Content classifier benchmark: {args.classifier.name}")
     say(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "

@@ -50,7 +50,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 #: The issue's target for a 10-minute stereo 48 kHz file.
 RSS_TARGET_MIB = 1024

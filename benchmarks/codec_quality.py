@@ -41,7 +41,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from adaptive_codec.bench import runner  # noqa: E402
 from adaptive_codec.bench.config import BenchConfig  # noqa: E402
@@ -117,17 +116,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     parser.add_argument("--csv", type=Path, help="write the per-clip rows to this CSV")
     args = parser.parse_args(argv)
+    if not (args.corpus / "manifest.csv").is_file():
+        print(f"error: no corpus at {args.corpus} (expected manifest.csv there)", file=sys.stderr)
+        return 2
+    try:
+        bitrates = tuple(float(b) for b in args.bitrates.split(","))
+    except ValueError:
+        bitrates = ()
+    if not bitrates or not all(b > 0 for b in bitrates):
+        print(f"error: --bitrates must be comma-separated kbps > 0, got {args.bitrates!r}", file=sys.stderr)
+        return 2
 
     import torch
 
     torch.set_num_threads(1)
-    bitrates = tuple(float(b) for b in args.bitrates.split(","))
     config = BenchConfig(bitrates_kbps=bitrates, auto=False, profiles="all", baselines=("opus",),
                          metrics=METRIC_KEYS, max_seconds=args.max_seconds, split="test")
     start = time.time()
-    runner._init_worker(config, ())
-    codec = runner._WORKER["codec"]
-    systems = runner._WORKER["systems"]
+    runner.init_worker(config, ())
+    codec = runner.WORKER["codec"]
+    systems = runner.WORKER["systems"]
     clips = _pick(args.corpus, args.max_clips_per_class, args.seed)
     rows = []
     for i, clip in enumerate(clips, 1):

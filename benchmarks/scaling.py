@@ -31,7 +31,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -39,19 +38,25 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from adaptive_codec.container.aca import create_archive  # noqa: E402
 from adaptive_codec.audio.files import audio_info, load_audio, save_audio  # noqa: E402
-from adaptive_codec.archive.dask_backend import DaskArchiveEncoder, _codec, dask_client  # noqa: E402
+from adaptive_codec.archive.dask_backend import (  # noqa: E402
+    DaskArchiveEncoder,
+    cached_codec,
+    dask_client,
+    encode_member,
+)
+from adaptive_codec.threads import pin_threads  # noqa: E402
 
 WORKER_COUNTS = (1, 2)
 PROJECTED_WORKERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 def _warm() -> bool:
-    """Load codec + classifier in a worker and encode 1 s (excluded from timings)."""
-    codec = _codec(())
+    """Load codec + classifier in a worker on one thread and encode 1 s (excluded from timings)."""
+    pin_threads(1)
+    codec = cached_codec(())
     rng = np.random.default_rng(0)
     codec.encode((rng.standard_normal(24000) * 0.05).astype(np.float32), 24000)
     return True
@@ -96,12 +101,11 @@ def long_file(tmp: Path, seconds: float) -> Path:
 
 def serial(files: list[tuple[Path, str]]) -> tuple[float, float]:
     """Wall and CPU seconds of the in-process serial encoder (warm)."""
-    from adaptive_codec.archive.dask_backend import _encode_file
-
     _warm()
+    codec = cached_codec(())
     t, c = time.perf_counter(), time.process_time()
     for path, _ in files:
-        _encode_file(path, "auto", None, ())
+        encode_member(codec, path, "auto", None)
     return time.perf_counter() - t, time.process_time() - c
 
 

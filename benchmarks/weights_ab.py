@@ -42,7 +42,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def index_kbps(model, audio: np.ndarray, profile: str, n_q: int) -> float:

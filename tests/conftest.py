@@ -23,13 +23,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
+#: Folders of stand-alone scripts: benchmarks, then training and data tools.
+SCRIPT_DIRS = (REPO_ROOT / "benchmarks", REPO_ROOT / "tools")
+
+
 @pytest.fixture(scope="session")
 def bench_script() -> Callable:
-    """``bench_script(name)``: the module of ``benchmarks/<name>.py`` (scripts, not a package)."""
+    """``bench_script(name)``: the module of ``benchmarks/<name>.py`` or ``tools/<name>.py``.
+
+    Scripts are not a package; a name found in both folders is an error, so a
+    test never loads the other script by accident.
+    """
     def load(name: str):
+        found = [d / f"{name}.py" for d in SCRIPT_DIRS if (d / f"{name}.py").is_file()]
+        if len(found) != 1:
+            raise LookupError(f"{name}.py: expected in exactly one of "
+                              f"{', '.join(d.name + '/' for d in SCRIPT_DIRS)}, found {len(found)}")
         # Registered under a private name so a script's dataclasses can find
         # their module, without shadowing a real package of the same name.
-        spec = importlib.util.spec_from_file_location(f"_bench_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", found[0])
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)

@@ -1,4 +1,5 @@
-"""The scripts that move codec training to a lent GPU: shard packing and the device runner."""
+"""Moving codec training to a lent GPU: shards (``adaptive_codec.train.shards``, ``tools/pack_shard.py``)
+and the device runner (``tools/device_train.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from adaptive_codec.train.codec_data import CropSampler
+from adaptive_codec.train.shards import expand_shard, pack
 
 def _cache(root: Path, seconds: dict[str, list[float]]) -> Path:
     """A cache with clips of the given lengths per class; sample values encode the clip number."""
@@ -26,13 +28,12 @@ def _cache(root: Path, seconds: dict[str, list[float]]) -> Path:
     return root
 
 
-def test_shard_is_level_bounded_and_readable(bench_script, tmp_path):
-    pack_shard = bench_script("pack_shard")
+def test_shard_is_level_bounded_and_readable(tmp_path):
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 20, "music": [60.0, 2.0],
                                         "ambient": [1.0, 0.2]})
     out = tmp_path / "shard"
     mib = 0.3  # 6.55 s of raw int16 audio in all
-    seconds = pack_shard.pack([cache], out, mib=mib, seed=1, max_clip_s=1.0, fmt="npy")
+    seconds = pack([cache], out, mib=mib, seed=1, max_clip_s=1.0, fmt="npy")
     # Clips go in turn to the class with the least audio so far: ambient runs
     # out after its one usable clip (0.2 s is too short), music after its two,
     # speech fills the budget up to the clip that would overflow it.
@@ -47,14 +48,13 @@ def test_shard_is_level_bounded_and_readable(bench_script, tmp_path):
     audio, labels = CropSampler([out], 12000, seed=0).batch(6)
     assert audio.shape == (6, 12000) and set(labels) <= {"speech", "music", "ambient"}
     assert not list(out.glob("*.tmp*"))  # arrays and indexes land by rename
-    assert pack_shard.expand_shard(out, tmp_path / "unused") == out  # npy: read as it is
-    other = pack_shard.pack([cache], tmp_path / "shard2", mib=mib, seed=2, max_clip_s=1.0, fmt="npy")
+    assert expand_shard(out, tmp_path / "unused") == out  # npy: read as it is
+    other = pack([cache], tmp_path / "shard2", mib=mib, seed=2, max_clip_s=1.0, fmt="npy")
     assert other.keys() == seconds.keys()
     assert not np.array_equal(np.load(out / "speech.npy"), np.load(tmp_path / "shard2" / "speech.npy"))
 
 
-def test_flac_shard_is_lossless_and_counts_its_encoded_bytes(bench_script, tmp_path):
-    pack_shard = bench_script("pack_shard")
+def test_flac_shard_is_lossless_and_counts_its_encoded_bytes(tmp_path):
     rng = np.random.default_rng(0)
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -66,13 +66,13 @@ def test_flac_shard_is_lossless_and_counts_its_encoded_bytes(bench_script, tmp_p
         (cache / f"{label}.json").write_text(json.dumps({"clips": index}))
     mib = 0.5  # 10.9 s of raw int16: FLAC fits more
     out = tmp_path / "shard"
-    seconds = pack_shard.pack([cache], out, mib=mib, seed=0, max_clip_s=20.0)
+    seconds = pack([cache], out, mib=mib, seed=0, max_clip_s=20.0)
     assert sorted(p.name for p in out.iterdir()) == [
         "ambient.flac", "ambient.json", "music.flac", "music.json", "speech.flac", "speech.json"]
     assert sum(p.stat().st_size for p in out.glob("*.flac")) <= mib * 2**20
     assert sum(seconds.values()) > mib * 2**20 / 2 / 24000 * 1.5
     assert max(seconds.values()) - min(seconds.values()) <= 1.0  # level to within one clip
-    expanded = pack_shard.expand_shard(out, tmp_path / "expanded")
+    expanded = expand_shard(out, tmp_path / "expanded")
     for label in ("speech", "music", "ambient"):
         decoded = np.load(expanded / f"{label}.npy")
         index = json.loads((expanded / f"{label}.json").read_text())["clips"]
@@ -95,7 +95,7 @@ def test_shard_errors_are_one_line(bench_script, tmp_path, capsys):
     # Clips too short to crop from (< 0.5 s) give no audio, hence no files, in either format.
     short = _cache(tmp_path / "short", {"speech": [0.2, 0.3], "music": [1.0]})
     for fmt in ("flac", "npy"):
-        seconds = pack_shard.pack([short], tmp_path / fmt, mib=1.0, seed=0, max_clip_s=20.0, fmt=fmt)
+        seconds = pack([short], tmp_path / fmt, mib=1.0, seed=0, max_clip_s=20.0, fmt=fmt)
         assert seconds == {"music": 1.0}
         assert sorted(p.name for p in (tmp_path / fmt).iterdir()) == sorted([f"music.{fmt}", "music.json"])
     assert pack_shard.main([str(tmp_path / "out2"), "--cache", str(tmp_path / "short"), "--mib", "1"]) == 0
@@ -127,7 +127,7 @@ def test_class_weights_set_the_batch_mix(tmp_path):
 def test_shipped_device_config_parses(repo_root):
     from adaptive_codec.train.codec import TrainConfig
 
-    cfg = TrainConfig.from_toml(repo_root / "benchmarks" / "device_train.toml")
+    cfg = TrainConfig.from_toml(repo_root / "tools" / "device_train.toml")
     assert cfg.batch_size == 64 and cfg.class_weights == {"speech": 2.0}
 
 
@@ -156,10 +156,9 @@ def test_device_runner_rejects_a_cooldown_longer_than_the_run(bench_script, tmp_
 
 def test_device_runner_rejects_a_shard_without_its_index(bench_script, tmp_path, capsys):
     device_train = bench_script("device_train")
-    pack_shard = bench_script("pack_shard")
     cache = _cache(tmp_path / "cache", {"speech": [2.0]})
     shard = tmp_path / "shard"
-    pack_shard.pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)
+    pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)
     (shard / "speech.json").unlink()
     rc = device_train.main(["--shard", str(shard), "--device", "cpu", "--run-dir", str(tmp_path / "run"),
                             "--out", str(tmp_path / "out")])
@@ -185,10 +184,9 @@ def test_device_runner_rejects_a_malformed_profile_in_one_line(bench_script, tmp
 @pytest.mark.slow
 def test_device_runner_returns_weights_on_cpu(bench_script, repo_root, tmp_path):
     device_train = bench_script("device_train")
-    pack_shard = bench_script("pack_shard")
     cache = _cache(tmp_path / "cache", {"speech": [3.0] * 3, "music": [3.0] * 3, "ambient": [3.0] * 3})
     shard = tmp_path / "shard"
-    pack_shard.pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)  # FLAC, decoded there
+    pack([cache], shard, mib=1.0, seed=0, max_clip_s=20.0)  # FLAC, decoded there
     out = tmp_path / "out"
     # music trained with another rate term, the built-in profile left as it is
     (tmp_path / "profiles").mkdir()

@@ -55,8 +55,10 @@ from adaptive_codec.bench.corpus import BenchClip, read_segments, select_clips
 from adaptive_codec.bench.environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
 from adaptive_codec.bench.systems import AdaptiveSystem, Job, build_systems, jobs_for
 
-# The environment helpers stay importable from here (benchmarks/codec_quality.py uses them).
+# The environment helpers stay importable from here; benchmarks/codec_quality.py runs
+# clips one by one through init_worker, WORKER and run_clip.
 __all__ = ["BenchRunError", "RESULT_COLUMNS", "RESUME_FREE_KEYS", "ROUTING_COLUMNS", "run_bench",
+           "init_worker", "run_clip", "WORKER",
            "git_revision", "machine_info", "peak_rss_mib", "reset_peak_rss", "versions"]
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -77,7 +79,8 @@ class BenchRunError(AdaptiveCodecError):
 
 # -- one clip -----------------------------------------------------------------------
 
-_WORKER: dict[str, Any] = {}
+#: This process's ``config``, ``codec``, ``systems`` and ``notes``, set by :func:`init_worker`.
+WORKER: dict[str, Any] = {}
 
 
 #: Thread-pool variables pinned to 1 for worker processes (read at library load).
@@ -98,7 +101,7 @@ def _single_thread() -> None:
     try:
         from threadpoolctl import threadpool_limits
 
-        _WORKER["thread_limits"] = threadpool_limits(1)  # kept alive for the process
+        WORKER["thread_limits"] = threadpool_limits(1)  # kept alive for the process
     except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
         pass
     try:
@@ -109,7 +112,7 @@ def _single_thread() -> None:
         pass
 
 
-def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: bool = True) -> None:
+def init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: bool = True) -> None:
     """Load the codec and build the systems once per process (1 thread), then warm up.
 
     The warm-up (1 s of quiet noise through every adaptive system) loads the
@@ -121,7 +124,7 @@ def _init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: b
     _single_thread()
     codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
     systems, notes = build_systems(config, codec, codec.registry)
-    _WORKER.update(config=config, codec=codec, systems=systems, notes=notes)
+    WORKER.update(config=config, codec=codec, systems=systems, notes=notes)
     if not warm_up:
         return
     noise = (1e-2 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
@@ -205,8 +208,8 @@ def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: boo
     """Rows of ``results.csv`` and ``routing.csv`` for one clip (in a worker)."""
     from adaptive_codec.bench.metrics import METRICS
 
-    config: BenchConfig = _WORKER["config"]
-    systems = _WORKER["systems"]
+    config: BenchConfig = WORKER["config"]
+    systems = WORKER["systems"]
     rows: list[dict[str, Any]] = []
     routing: list[dict[str, Any]] = []
     base = {"clip": clip.clip_id, "label": clip.label}
@@ -250,11 +253,11 @@ def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: boo
             rows.append(row)
             continue
         if isinstance(system, AdaptiveSystem):
-            frames = int(round(duration * _WORKER["codec"].frame_rate_hz))
+            frames = int(round(duration * WORKER["codec"].frame_rate_hz))
             row["routed_profiles"] = _share_of_profiles(system.last_plan, frames)
             if (job.system == "adaptive-auto" and ref is not None
                     and job.nominal_kbps == float(config.bitrates_kbps[0])):
-                fr = _WORKER["codec"].frame_rate_hz
+                fr = WORKER["codec"].frame_rate_hz
                 routing += [{"clip": clip.clip_id, "source": "predicted",
                              "start_s": seg.start_frame / fr,
                              "end_s": min(duration, seg.end_frame / fr),
@@ -417,8 +420,8 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
                               max_mixed_files=config.max_mixed_files, seed=config.seed,
                               labels=config.labels)
     # The parent of a worker pool times nothing: no warm-up there.
-    _init_worker(config, tuple(map(str, profiles_dirs)), warm_up=jobs <= 1)
-    systems, notes, codec = _WORKER["systems"], list(_WORKER["notes"]), _WORKER["codec"]
+    init_worker(config, tuple(map(str, profiles_dirs)), warm_up=jobs <= 1)
+    systems, notes, codec = WORKER["systems"], list(WORKER["notes"]), WORKER["codec"]
     results, routing_csv = out / "results.csv", out / "routing.csv"
     corpus_id = str(Path(corpus).resolve())
     if resume:
@@ -465,11 +468,11 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
     else:
         import multiprocessing
 
-        # Children read these when their libraries load (before _init_worker runs).
+        # Children read these when their libraries load (before init_worker runs).
         for var in _THREAD_ENV:
             os.environ[var] = "1"
         # spawn, not fork: a forked torch/OpenMP runtime can hang in the child.
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+        with ProcessPoolExecutor(max_workers=jobs, initializer=init_worker,
                                  initargs=(config, tuple(map(str, profiles_dirs))),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_run_clip_task, task) for task in tasks]

@@ -1,19 +1,13 @@
-"""Pack a small, class-balanced shard of cached training audio for a lent GPU.
+"""Training shards: a small, class-balanced sample of the codec's training caches.
 
-    python benchmarks/pack_shard.py OUT_DIR --cache DIR [--cache DIR ...] [--mib 38] [--seed N]
-        [--format flac|npy]
-
-The codec's training caches (24 kHz mono int16 ``<label>.npy`` + ``<label>.json``,
+The training caches (24 kHz mono int16 ``<label>.npy`` + ``<label>.json``,
 written by ``adaptive-codec train codec``; ~1.5 GB here) are far larger than
 what travels to a device machine (64 MiB in all, the repository included).
-This draws clips at random, an equal number of seconds per class, until the
-shard's encoded bytes reach ``--mib``, and writes ``<label>.flac`` (lossless,
-16-bit: about twice the audio of raw int16 in the same luggage) or
-``<label>.npy`` beside each ``<label>.json`` index. ``expand_shard`` (called by
-``benchmarks/device_train.py``) decodes a FLAC shard into the cache format
-``CropSampler`` reads; an npy shard is read as it is. Long clips are cut to at
-most ``--max-clip-s`` so one soundtrack cannot fill a class. Different
-``--seed`` values give different shards: rotate them between device calls.
+:func:`pack` draws clips from them into a shard folder of ``<label>.flac``
+(lossless, 16-bit: about twice the audio of raw int16 in the same luggage) or
+``<label>.npy``, each beside its ``<label>.json`` index; :func:`expand_shard`
+turns a shard back into the cache format :class:`~adaptive_codec.train.codec_data.CropSampler`
+reads. ``tools/pack_shard.py`` and ``tools/device_train.py`` are the two ends.
 
 Only corpus *train-split* caches and pool caches should be packed: the
 held-out corpus recordings stay out of training wherever it runs.
@@ -21,17 +15,21 @@ held-out corpus recordings stay out of training wherever it runs.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-CLASSES = ("speech", "music", "ambient")
-SAMPLE_RATE_HZ = 24000
+from adaptive_codec.audio.files import INTERNAL_SAMPLE_RATE_HZ
+from adaptive_codec.train.codec_data import CLASSES
+
+__all__ = ["FORMATS", "SAMPLE_RATE_HZ", "expand_shard", "pack"]
+
+#: Rate of the cached (and shard) audio: the backbone's.
+SAMPLE_RATE_HZ = INTERNAL_SAMPLE_RATE_HZ
+#: Shard audio formats: FLAC (lossless, default) or raw int16 arrays.
 FORMATS = ("flac", "npy")
 
 
@@ -57,12 +55,40 @@ def _encoded_bytes(samples: np.ndarray, fmt: str) -> int:
 
 def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float,
          fmt: str = "flac") -> dict[str, float]:
-    """Write the shard; return seconds of audio per class.
+    """Write a shard of ``caches`` into ``out``.
 
     Clips are drawn in turn for the class with the fewest seconds so far, so
     the classes hold equal time (a class whose clips run out stops early)
     while their encoded bytes differ: FLAC halves speech and ambient but
     keeps ~65 % of music.
+
+    Parameters
+    ----------
+    caches : list of Path
+        Training cache folders (``<label>.npy`` + ``<label>.json``).
+    out : Path
+        Shard folder to write (created).
+    mib : float
+        Budget of the shard's encoded audio in MiB.
+    seed : int
+        Which random shard: different seeds draw different clips and windows.
+    max_clip_s : float
+        Longest stretch taken from one clip (s), a random window of a longer
+        one, so one soundtrack cannot fill a class; clips under 0.5 s are skipped.
+    fmt : str
+        One of :data:`FORMATS`.
+
+    Returns
+    -------
+    dict of str to float
+        Seconds of audio per class written (classes without audio left out).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``fmt``, or an unreadable array or index.
+    KeyError
+        A cache index entry lacks a field (``offset``, ``n_samples``).
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -122,7 +148,25 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
 def expand_shard(shard: Path, dest: Path) -> Path:
     """The shard as a cache ``CropSampler`` reads: FLAC shards are decoded into ``dest``.
 
-    Returns ``shard`` itself when it already holds ``<label>.npy`` arrays.
+    Parameters
+    ----------
+    shard : Path
+        A folder written by :func:`pack`.
+    dest : Path
+        Where a FLAC shard's ``<label>.npy`` arrays (and copies of the
+        indexes) are written; unused for an npy shard.
+
+    Returns
+    -------
+    Path
+        ``dest``, or ``shard`` itself when it already holds ``<label>.npy`` arrays.
+
+    Raises
+    ------
+    ValueError
+        A FLAC file that is not 24 kHz mono.
+    OSError, RuntimeError
+        A missing index or an unreadable FLAC file (soundfile's errors are RuntimeErrors).
     """
     flacs = sorted(shard.glob("*.flac"))
     if not flacs:
@@ -138,43 +182,3 @@ def expand_shard(shard: Path, dest: Path) -> Path:
         np.save(dest / f"{label}.npy", audio)
         shutil.copy(shard / f"{label}.json", dest / f"{label}.json")
     return dest
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path, help="shard folder to write (git-ignored, named in carry)")
-    parser.add_argument("--cache", type=Path, action="append", required=True,
-                        help="a training cache folder (<label>.npy + <label>.json); repeatable")
-    parser.add_argument("--mib", type=float, default=38.0, help="total shard size in MiB (default 38)")
-    parser.add_argument("--seed", type=int, default=0, help="which random shard (default 0)")
-    parser.add_argument("--max-clip-s", type=float, default=20.0,
-                        help="longest stretch taken from one clip (default 20 s)")
-    parser.add_argument("--format", choices=FORMATS, default="flac",
-                        help="flac (default: lossless, ~2x the audio per MiB) or npy (raw int16)")
-    args = parser.parse_args(argv)
-    missing = [str(c) for c in args.cache if not c.is_dir()]
-    if missing:
-        print(f"error: not a cache folder: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    if args.mib <= 0 or args.max_clip_s <= 0:
-        print("error: --mib and --max-clip-s must be > 0", file=sys.stderr)
-        return 1
-    try:
-        seconds = pack(args.cache, args.out, args.mib, args.seed, args.max_clip_s, args.format)
-    except KeyError as exc:
-        print(f"error: a cache index (<label>.json) lacks the field {exc}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as exc:  # unreadable array or index, invalid JSON
-        print(f"error: cannot read the caches: {exc}", file=sys.stderr)
-        return 1
-    if not seconds:
-        print(f"error: no cached audio in {', '.join(map(str, args.cache))}", file=sys.stderr)
-        return 1
-    size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file()) / 2**20
-    print(f"{args.out}: {size:.1f} MiB, "
-          + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ sums the stems of each song into the full mix a listener hears, and writes
 
 Usage::
 
-    python benchmarks/fetch_songs.py ~/.cache/adaptive-codec/songs
+    python tools/fetch_songs.py ~/.cache/adaptive-codec/songs
 
 Needs ``apt-get`` and ``dpkg`` (Debian/Ubuntu) and network access to the
 package archive; ``--debs DIR`` uses already downloaded ``.deb`` files instead.

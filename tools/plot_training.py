@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/plot_training.py --log docs/training/log.csv \
+    python tools/plot_training.py --log docs/training/log.csv \
         --eval docs/training/eval.csv --out docs/training/curves.png
 
 ``log.csv`` and ``eval.csv`` are what ``adaptive-codec train codec`` writes in
@@ -12,6 +12,7 @@ its run folder; sessions append to the copies under ``docs/training/``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -50,14 +51,27 @@ def plot(log_csv: Path, eval_csv: Path | None, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", type=Path, required=True, help="log.csv of a training run")
     parser.add_argument("--eval", type=Path, default=None, help="eval.csv of a training run")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
-    args = parser.parse_args()
-    plot(args.log, args.eval, args.out)
+    args = parser.parse_args(argv)
+    if not args.log.is_file():
+        print(f"error: {args.log}: no such training log", file=sys.stderr)
+        return 1
+    try:
+        plot(args.log, args.eval, args.out)
+    except KeyError:  # a CSV without the columns plot() reads
+        names = str(args.log) + (f", {args.eval}" if args.eval else "")
+        print(f"error: {names}: not a training log (needs the step and loss columns `train codec` writes)",
+              file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:  # unreadable or malformed CSV (pandas' errors are ValueErrors)
+        print(f"error: cannot read the training log: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

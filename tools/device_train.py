@@ -1,6 +1,6 @@
 """Continue codec training on a lent GPU from carried shards; bring back fp16 weights.
 
-    PYTHONPATH=. python3 benchmarks/device_train.py --shard SHARD_DIR [--shard ...]
+    PYTHONPATH=. python3 tools/device_train.py --shard SHARD_DIR [--shard ...]
         [--init WEIGHTS] [--minutes 8] [--cooldown-minutes 0] [--batch-size 16]
         [--config TRAIN.toml] [--profiles-dir DIR] [--out $OUT]
 
@@ -12,7 +12,8 @@ holds the step count and the code counts behind the entropy priors) with a
 fresh optimizer - unless ``--run-dir`` already holds a checkpoint (a second
 call on the same warm machine), which is resumed with its optimizer state
 instead - trains on the shards' crops for ``--minutes`` and writes to ``--out``.
-FLAC shards (``pack_shard.py``'s default) are decoded first (``expand_shard``).
+FLAC shards (``pack_shard.py``'s default) are decoded first
+(``adaptive_codec.train.shards.expand_shard``).
 
 ``--cooldown-minutes M`` spends the last M of the minutes in a linear
 learning-rate decay to ``final_lr_ratio``: a GPU's steps/s is not known in
@@ -43,14 +44,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # pack_shard.expand_shard
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shard", type=Path, action="append", required=True,
-                        help="shard folder from benchmarks/pack_shard.py; repeatable")
+                        help="shard folder from tools/pack_shard.py; repeatable")
     parser.add_argument("--init", type=Path, default=REPO / "adaptive_codec/weights/backbone.safetensors",
                         help="weights to start from (default: the shipped ones); "
                              "a checkpoint in --run-dir takes precedence")
@@ -74,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from adaptive_codec.errors import ProfileError
     from adaptive_codec.profiles.profile import ProfileRegistry
     from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
+    from adaptive_codec.train.shards import expand_shard
 
     for shard in args.shard:
         if not any(shard.glob("*.npy")) and not any(shard.glob("*.flac")):
@@ -98,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    from pack_shard import expand_shard
-
     try:
         cfg.caches = [str(expand_shard(s, args.run_dir / f"shard{i}")) for i, s in enumerate(args.shard)]
     except (OSError, RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
