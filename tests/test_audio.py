@@ -1,26 +1,35 @@
-"""Audio I/O, resampling, channel handling and validation (adaptive_codec.audio.files)."""
+"""Audio I/O, resampling, channel handling and validation (the adaptive_codec.audio stage)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_codec.audio.files import (
+import adaptive_codec
+from adaptive_codec.audio import (
+    AUDIO_SUFFIXES,
     INTERNAL_SAMPLE_RATE_HZ,
     AudioInfo,
     AudioWriter,
     as_channels_first,
     audio_info,
+    StreamResampler,
+    analysis_stream_resampler,
     iter_audio_blocks,
     load_audio,
     resample,
+    resample_for_analysis,
+    resample_for_training,
     save_audio,
     to_mono,
     validate_audio,
@@ -304,8 +313,6 @@ def test_resample_equals_torchaudio_kaiser_best(example_clip, sr_from, sr_to):
 @pytest.mark.parametrize("sr_from,sr_to", [(44100, 24000), (48000, 24000), (24000, 16000),
                                            (24000, 44100)])
 def test_stream_resampler_equals_whole_signal(example_clip, sr_from, sr_to):
-    from adaptive_codec.audio.resampling import StreamResampler
-
     x = _clip(example_clip, 2, 1.0)
     whole = resample(x, sr_from, sr_to)
     rng = np.random.default_rng(sr_from + sr_to)
@@ -335,3 +342,46 @@ def test_resample_length_property(channels, n, sr):
     x = np.zeros((channels, n), np.float32)
     y = resample(x, sr, INTERNAL_SAMPLE_RATE_HZ)
     assert y.shape == (channels, int(np.ceil(n * INTERNAL_SAMPLE_RATE_HZ / sr)))
+
+
+# -- the other resamplers: same algorithms as the callers used before ---------
+
+
+@pytest.mark.parametrize("sr_from,sr_to", [(44100, 16000), (48000, 16000), (16000, 8000)])
+def test_analysis_resamplers_are_soxr_hq(example_clip, sr_from, sr_to):
+    """The classifier was trained on soxr "HQ" features: whole and streamed stay that filter."""
+    x = _clip(example_clip, 1, 1.0)[0]
+    np.testing.assert_array_equal(resample_for_analysis(x, sr_from, sr_to),
+                                  soxr.resample(x, sr_from, sr_to, quality="HQ"))
+    ours = analysis_stream_resampler(sr_from, sr_to)
+    theirs = soxr.ResampleStream(sr_from, sr_to, 1, dtype="float32", quality="HQ")
+    for piece in np.array_split(x, 5):
+        np.testing.assert_array_equal(ours.resample_chunk(piece, last=False),
+                                      theirs.resample_chunk(piece, last=False))
+    empty = np.zeros(0, np.float32)
+    np.testing.assert_array_equal(ours.resample_chunk(empty, last=True), theirs.resample_chunk(empty, last=True))
+
+
+def test_training_resampler_is_torchaudio_default(example_clip):
+    import torchaudio.functional as AF
+
+    x = _clip(example_clip, 1, 0.5)[0]
+    np.testing.assert_array_equal(resample_for_training(x, 44100, 24000),
+                                  AF.resample(torch.from_numpy(x), 44100, 24000).numpy())
+
+
+
+# -- import weight -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["adaptive_codec", "adaptive_codec.audio", "adaptive_codec.analysis"])
+def test_import_is_light(module):
+    """Importing the package (or the audio / analysis stage) pulls in neither torch nor sklearn."""
+    code = (f"import sys, {module}; "
+            "print(' '.join(m for m in ('torch', 'torchaudio', 'sklearn') if m in sys.modules))")
+    # The subprocess must import the very package under test (checkout or installed).
+    here = str(Path(adaptive_codec.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": path})
+    assert out.stdout.split() == [], f"import {module} imported {out.stdout.strip()}"

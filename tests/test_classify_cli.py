@@ -61,7 +61,7 @@ def test_classify_min_segment_merges_everything_short():
 def test_classify_keeps_a_pause_in_speech_as_speech_unless_told_not_to(tmp_path):
     import numpy as np
 
-    from adaptive_codec.audio.files import load_audio, save_audio, to_mono
+    from adaptive_codec.audio import load_audio, save_audio, to_mono
 
     audio, info = load_audio(EXAMPLES_DIR / "speech.flac")
     speech = to_mono(audio)[: 8 * info.sample_rate_hz]

@@ -1,4 +1,4 @@
-"""Routing: Viterbi smoothing, minimum segment length, label -> profile."""
+"""Routing: Viterbi smoothing, minimum segment length, label -> profile; the one classify path."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ import csv
 import numpy as np
 import pytest
 
+from adaptive_codec.analysis import (
+    RoutingConfig,
+    Segment,
+    classify,
+    classify_blocks,
+    classify_file,
+    route,
+    segments_from_probabilities,
+    viterbi,
+)
+from adaptive_codec.audio import iter_audio_blocks
 from adaptive_codec.errors import ProfileError
 from adaptive_codec.profiles.profile import Profile, ProfileRegistry
-from adaptive_codec.analysis.routing import RoutingConfig, Segment, route, segments_from_probabilities, viterbi
 
 LABELS = ["ambient", "music", "speech", "silence"]
 
@@ -139,7 +149,6 @@ def test_custom_profile_serves_a_new_label():
 
 def test_classify_mixed_example_matches_reference(example_clip):
     from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier
-    from adaptive_codec.analysis.routing import classify
     from tests.conftest import EXAMPLES_DIR, REPO_ROOT
 
     if not (REPO_ROOT / "classifiers" / DEFAULT_ARTIFACT).is_file():
@@ -169,8 +178,6 @@ def shipped():
 
 
 def test_audio_shorter_than_one_window_is_one_labelled_segment(shipped, example_clip):
-    from adaptive_codec.analysis.routing import classify
-
     audio, sr = example_clip("speech")
     segments = classify(audio[:, : int(0.4 * sr)], sr, shipped)
     assert len(segments) == 1
@@ -180,8 +187,6 @@ def test_audio_shorter_than_one_window_is_one_labelled_segment(shipped, example_
 
 @pytest.mark.parametrize("level", [0.0, 1e-5])  # digital silence and -100 dBFS hiss
 def test_silence_is_labelled_silence_and_served_by_ambient(shipped, level):
-    from adaptive_codec.analysis.routing import classify
-
     rng = np.random.default_rng(0)
     audio = (level * rng.standard_normal(5 * 16000)).astype(np.float32)
     segments = classify(audio, 16000, shipped)
@@ -190,8 +195,6 @@ def test_silence_is_labelled_silence_and_served_by_ambient(shipped, level):
 
 
 def test_silent_gap_inside_speech_becomes_its_own_segment(shipped, example_clip):
-    from adaptive_codec.analysis.routing import classify
-
     audio, sr = example_clip("speech")
     mono = audio.mean(axis=0)
     gap = np.zeros(5 * sr, np.float32)
@@ -270,3 +273,39 @@ def test_score_segments_time_share_and_boundary_errors():
     partial = score_segments([(0.0, 20.0, "speech")], reference, ignore=[(10.0, 20.0)])
     assert partial.time_correct == 1.0 and partial.duration_s == pytest.approx(10)
     assert partial.boundary_errors_s == [10.0]
+
+
+# -- one classify path: arrays, files and block streams ---------------------------
+
+
+def test_classify_blocks_is_the_path_of_arrays_and_files(shipped, example_clip):
+    """classify (one block) and classify_file (the file in one block) are classify_blocks, exactly;
+    other cuts of the stream change the confidences by resampler rounding only."""
+    from tests.conftest import EXAMPLES_DIR
+
+    audio, sr = example_clip("mixed")
+    whole = classify(audio, sr, shipped)
+    assert [s.label for s in whole][:3] == ["ambient", "speech", "music"]
+    assert classify_blocks([audio], sr, shipped) == whole
+    assert classify_file(EXAMPLES_DIR / "mixed.flac", shipped) == whole
+
+    def same_segments(got):
+        assert [(s.start_s, s.end_s, s.label) for s in got] == [(s.start_s, s.end_s, s.label) for s in whole]
+        np.testing.assert_allclose([s.confidence for s in got], [s.confidence for s in whole], atol=1e-6)
+
+    rng = np.random.default_rng(1)
+    cuts = np.sort(rng.choice(np.arange(1, audio.shape[1]), size=9, replace=False))
+    same_segments(classify_blocks(np.split(audio, cuts, axis=1), sr, shipped))
+    same_segments(classify_blocks(iter_audio_blocks(EXAMPLES_DIR / "mixed.flac", 4096), sr, shipped))
+    seen = []
+    same_segments(classify_file(EXAMPLES_DIR / "mixed.flac", shipped, block_s=3.3, progress=seen.append))
+    assert sum(seen) == pytest.approx(audio.shape[1] / sr)
+
+
+def test_classify_blocks_duration_and_empty_stream(shipped, example_clip):
+    audio, sr = example_clip("speech")
+    segments = classify_blocks([audio[:, : 3 * sr]], sr, shipped)
+    assert segments[0].start_s == 0.0 and segments[-1].end_s == pytest.approx(3.0)
+    longer = classify_blocks([audio[:, : 3 * sr]], sr, shipped, duration_s=3.5)
+    assert longer[-1].end_s == 3.5
+    assert classify_blocks([], sr, shipped) == []

@@ -12,6 +12,12 @@ Artifacts are saved WITHOUT pickle: one safetensors file holding the arrays
 version, feature version and configuration, classes, parameters, training
 summary). :meth:`ContentClassifier.load` checks all of it and raises
 :class:`~adaptive_codec.errors.ModelError` on anything it does not understand.
+
+This module imports scikit-learn (about 2 s at first import), so the rest of
+the package reaches it lazily, at two documented points: the stage's
+``adaptive_codec.analysis.ContentClassifier`` (PEP 562) and
+:func:`adaptive_codec.analysis.routing.shipped_classifier` (the default of
+every classify function).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
@@ -30,8 +38,9 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adaptive_codec import __version__
-from adaptive_codec.errors import ModelError
 from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names
+from adaptive_codec.errors import ModelError
+from adaptive_codec.resources import classifiers_dir
 
 __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "DEFAULT_ARTIFACT", "SILENCE_LABEL", "ContentClassifier"]
 
@@ -246,8 +255,6 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         -------
         Path
         """
-        from safetensors.numpy import save_file
-
         check_is_fitted(self, "pipeline_")
         arrays, extra = self._arrays()
         params = {k: v for k, v in self.get_params().items() if k != "feature_config"}
@@ -338,15 +345,11 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def default(cls) -> ContentClassifier:
         """The shipped classifier (``classifiers/content-v3.safetensors``)."""
-        from adaptive_codec.resources import classifiers_dir
-
         return cls.load(classifiers_dir() / DEFAULT_ARTIFACT)
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and checked JSON header of an artifact."""
-    from safetensors import safe_open
-
     where = str(path)
     if not Path(path).is_file():
         raise ModelError(f"{where}: classifier artifact not found")

@@ -11,7 +11,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, NamedTuple
 
+# librosa loads its submodules on first use (lazy_loader), so this import is cheap;
+# the filter banks' first call pays for them.
+import librosa
 import numpy as np
+import scipy.fft
 
 if TYPE_CHECKING:
     from adaptive_codec.analysis.features import FeatureConfig
@@ -98,9 +102,6 @@ def _spectral_contrast(power: np.ndarray, freqs: np.ndarray, floor: np.ndarray, 
 @functools.lru_cache(maxsize=8)
 def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Analysis window, mel and chroma filter banks and DCT matrix (cached)."""
-    import librosa
-    import scipy.fft
-
     sr, n_fft = config.sample_rate_hz, config.n_fft
     hann = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
     n_bins = _n_bins(config)
@@ -125,9 +126,6 @@ def _frame_features(y: np.ndarray, config: FeatureConfig) -> Frames:
         Descriptors, log-mel power, frame power, pitch candidate and chroma,
         all with t = 1 + (n - n_fft) // frame_hop frames.
     """
-    import librosa
-    import scipy.fft
-
     sr, n_fft, hop = config.sample_rate_hz, config.n_fft, config.frame_hop
     hann, mel_fb, chroma_fb, dct = _filters(config)
     # center=False: frame j covers samples [j*hop, j*hop + n_fft), so a frame

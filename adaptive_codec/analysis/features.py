@@ -24,12 +24,14 @@ is cut into blocks; :func:`window_features` is the same code with one block.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from adaptive_codec.analysis.feature_dsp import _base_names, _frame_features, _window_stats
+from adaptive_codec.audio import analysis_stream_resampler, audio_info, iter_audio_blocks
 
 __all__ = [
     "FEATURE_VERSION",
@@ -301,13 +303,11 @@ def _stream_base_features(
     blocks: Iterable[np.ndarray], *, sample_rate_hz: int, config: FeatureConfig
 ) -> Iterator[WindowFeatures]:
     """:func:`stream_window_features` without temporal context."""
-    import soxr
-
     if sample_rate_hz <= 0:
         raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
     resampler = None
     if sample_rate_hz != config.sample_rate_hz:
-        resampler = soxr.ResampleStream(sample_rate_hz, config.sample_rate_hz, 1, dtype="float32", quality="HQ")
+        resampler = analysis_stream_resampler(sample_rate_hz, config.sample_rate_hz)
     W, H, L = config.window_samples, config.hop_samples, config.frames_per_window
     hop_frames = H // config.frame_hop
     buffer = np.zeros(0, np.float32)
@@ -370,7 +370,11 @@ def window_features(
 
 
 def file_window_features(
-    path, *, config: FeatureConfig = FeatureConfig(), block_s: float = 60.0, progress=None
+    path: str | os.PathLike[str],
+    *,
+    config: FeatureConfig = FeatureConfig(),
+    block_s: float = 60.0,
+    progress: Callable[[float], None] | None = None,
 ) -> WindowFeatures:
     """Features of an audio file, read in blocks (bounded memory).
 
@@ -394,12 +398,10 @@ def file_window_features(
     AudioError
         Missing, unreadable or corrupt file.
     """
-    from adaptive_codec.audio.files import audio_info, iter_audio_blocks
-
     sr = audio_info(path).sample_rate_hz
     blocks = iter_audio_blocks(path, max(1, int(block_s * sr)))
 
-    def reported():
+    def reported() -> Iterator[np.ndarray]:
         for block in blocks:
             yield block
             # After the block's windows are done (the generator resumes here).

@@ -24,22 +24,36 @@ two windows lies half-way between their centres. The first segment starts at
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
 
+from adaptive_codec.analysis.features import WindowFeatures, feature_names, stream_window_features
+from adaptive_codec.audio import as_channels_first, audio_info, iter_audio_blocks
 from adaptive_codec.errors import ProfileError
+
+if TYPE_CHECKING:
+    from adaptive_codec.analysis.classifier import ContentClassifier
+    from adaptive_codec.profiles.profile import Profile, ProfileRegistry
 
 __all__ = [
     "RoutingConfig",
     "Segment",
     "classify",
+    "classify_blocks",
     "classify_file",
     "route",
     "segments_from_probabilities",
     "segments_report",
+    "shipped_classifier",
     "viterbi",
 ]
 
@@ -232,7 +246,7 @@ def segments_from_probabilities(
     ]
 
 
-def route(segments: Sequence[Segment], registry) -> list[tuple[Segment, object]]:
+def route(segments: Sequence[Segment], registry: ProfileRegistry) -> list[tuple[Segment, Profile]]:
     """Pair every segment with the profile serving its label.
 
     Parameters
@@ -263,19 +277,92 @@ def route(segments: Sequence[Segment], registry) -> list[tuple[Segment, object]]
     return pairs
 
 
-def classify(
-    audio: np.ndarray,
+def shipped_classifier() -> ContentClassifier:
+    """The shipped classifier, the default of every classify function.
+
+    The one place this module imports :mod:`adaptive_codec.analysis.classifier`,
+    on first use: it pulls in scikit-learn (about 2 s), which a caller that
+    passes its own classifier, or only routes, never needs.
+    """
+    from adaptive_codec.analysis.classifier import ContentClassifier
+
+    return ContentClassifier.default()
+
+
+def classify_blocks(
+    blocks: Iterable[np.ndarray],
     sample_rate_hz: int,
-    classifier=None,
+    classifier: ContentClassifier | None = None,
     *,
     config: RoutingConfig = RoutingConfig(),
+    duration_s: float | None = None,
 ) -> list[Segment]:
-    """Label an in-memory signal: features, classifier, silence gate, smoothing.
+    """Label a recording that arrives block by block: THE classify path.
+
+    Streams the blocks through the classifier's features
+    (:func:`~adaptive_codec.analysis.features.stream_window_features`, bounded
+    memory), then scores every window (the model and the silence gate,
+    :meth:`~adaptive_codec.analysis.classifier.ContentClassifier.window_probabilities`)
+    and smooths the windows into segments (:func:`segments_from_probabilities`).
+    :func:`classify` (arrays) and :func:`classify_file` (files) call it; the
+    codec's first pass over a file can too, since it only consumes ``blocks``.
 
     Parameters
     ----------
-    audio : np.ndarray [shape=(samples,) or (channels, samples)]
+    blocks : iterable of np.ndarray [shape=(samples,) or (channels, samples)]
+        Consecutive pieces of one recording at ``sample_rate_hz`` (channels
+        are averaged). Where the stream is cut changes the features only by
+        the resampler's float rounding; the same cut gives the same bytes.
     sample_rate_hz : int
+        Sample rate of the blocks in Hz.
+    classifier : ContentClassifier, optional
+        Default: :func:`shipped_classifier`.
+    config : RoutingConfig
+        Smoothing parameters.
+    duration_s : float, optional
+        End of the last segment in seconds. Default: the samples the blocks
+        held, over ``sample_rate_hz``.
+
+    Returns
+    -------
+    list of Segment
+        Contiguous, covering [0, duration_s]; empty for an empty stream.
+    """
+    if classifier is None:
+        classifier = shipped_classifier()
+    n_samples = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal n_samples
+        for block in blocks:
+            n_samples += np.shape(block)[-1]
+            yield block
+
+    features = classifier.config_
+    parts = stream_window_features(counted(), sample_rate_hz=sample_rate_hz, config=features)
+    windows = WindowFeatures.concatenate(parts, len(feature_names(features)))
+    if duration_s is None:
+        duration_s = n_samples / sample_rate_hz
+    return segments_from_probabilities(
+        classifier.window_probabilities(windows), classifier.labels_, windows.start_s, windows.end_s,
+        duration_s=duration_s, config=config,
+    )
+
+
+def classify(
+    audio: Any,
+    sample_rate_hz: int,
+    classifier: ContentClassifier | None = None,
+    *,
+    config: RoutingConfig = RoutingConfig(),
+) -> list[Segment]:
+    """Label an in-memory signal: :func:`classify_blocks` of one block.
+
+    Parameters
+    ----------
+    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
+    sample_rate_hz : int
+        Sample rate of ``audio`` in Hz.
     classifier : ContentClassifier, optional
         Default: the shipped one.
     config : RoutingConfig
@@ -284,29 +371,18 @@ def classify(
     -------
     list of Segment
     """
-    from adaptive_codec.audio.files import as_channels_first
-    from adaptive_codec.analysis.classifier import ContentClassifier
-    from adaptive_codec.analysis.features import window_features
-
-    classifier = classifier or ContentClassifier.default()
-    audio = as_channels_first(audio)
-    feats = window_features(audio, sample_rate_hz=sample_rate_hz, config=classifier.config_)
-    probs = classifier.window_probabilities(feats)
-    duration = audio.shape[-1] / sample_rate_hz
-    return segments_from_probabilities(
-        probs, classifier.labels_, feats.start_s, feats.end_s, duration_s=duration, config=config
-    )
+    return classify_blocks([as_channels_first(audio)], sample_rate_hz, classifier, config=config)
 
 
 def classify_file(
-    path: str | os.PathLike,
-    classifier=None,
+    path: str | os.PathLike[str],
+    classifier: ContentClassifier | None = None,
     *,
     config: RoutingConfig = RoutingConfig(),
     block_s: float = 60.0,
     progress: Callable[[float], None] | None = None,
 ) -> list[Segment]:
-    """Label an audio file read block by block (bounded memory).
+    """Label an audio file read block by block (bounded memory): :func:`classify_blocks`.
 
     Parameters
     ----------
@@ -322,30 +398,31 @@ def classify_file(
     Returns
     -------
     list of Segment
+        The last ends at the length the file's header declares.
 
     Raises
     ------
     AudioError
         Missing, unreadable or corrupt file.
     """
-    from adaptive_codec.audio.files import audio_info
-    from adaptive_codec.analysis.classifier import ContentClassifier
-    from adaptive_codec.analysis.features import file_window_features
-
-    classifier = classifier or ContentClassifier.default()
     info = audio_info(path)
-    feats = file_window_features(path, config=classifier.config_, block_s=block_s, progress=progress)
-    probs = classifier.window_probabilities(feats)
-    duration = info.n_samples / info.sample_rate_hz
-    return segments_from_probabilities(
-        probs, classifier.labels_, feats.start_s, feats.end_s, duration_s=duration, config=config
-    )
+    sr = info.sample_rate_hz
+
+    def reported() -> Iterator[np.ndarray]:
+        for block in iter_audio_blocks(path, max(1, int(block_s * sr))):
+            yield block
+            # Resumed when the block's windows are done.
+            if progress is not None:
+                progress(block.shape[-1] / sr)
+
+    return classify_blocks(reported(), sr, classifier, config=config,
+                           duration_s=info.n_samples / info.sample_rate_hz)
 
 
 def segments_report(
-    path: str | os.PathLike,
-    classifier,
-    registry,
+    path: str | os.PathLike[str],
+    classifier: ContentClassifier,
+    registry: ProfileRegistry,
     *,
     format: str = "table",
     min_segment_s: float = RoutingConfig.min_segment_s,
@@ -374,15 +451,6 @@ def segments_report(
     str
         The rendered report, ending with a newline.
     """
-    import csv
-    import io
-    import json
-    import sys
-
-    from tqdm import tqdm
-
-    from adaptive_codec.audio.files import audio_info
-
     duration = audio_info(path).duration_s
     bar = tqdm(total=round(duration, 1), unit="s", desc="classifying", file=sys.stderr, leave=False,
                disable=duration < progress_after_s or not sys.stderr.isatty())

@@ -1,31 +1,16 @@
-"""Audio input/output, resampling, channel handling and validation.
+"""Audio files: reading (whole or block by block), writing (atomically) and metadata.
 
-Array convention
-----------------
-Audio is a float32 array shaped ``(channels, samples)``; functions that take
-audio also accept a mono ``(samples,)`` array (or a torch tensor of either
-shape) and treat it as one channel. Samples are nominally in [-1, 1]; louder
-values are kept, not clipped, except when writing an integer PCM file.
-
-Mono/stereo policy
-------------------
-* The codec decodes to the input's channel count, so stereo stays stereo
-  (it codes two channels as mid/side, see :mod:`adaptive_codec.codec`; no
-  silent downmix).
-* The content classifier listens to the mono downmix (:func:`to_mono`), so all
-  channels of a segment are routed to the same profile.
-* At most :data:`MAX_CHANNELS` channels are accepted.
-
-Sample rates
-------------
-Files keep their original sample rate as metadata (:class:`AudioInfo`); the
-backbone runs at :data:`INTERNAL_SAMPLE_RATE_HZ` and the codec resamples with
-:func:`resample` on the way in and back to the original rate on the way out.
+Every file is read at its original sample rate and channel count into the
+array convention of :mod:`adaptive_codec.audio.signal` (float32
+``(channels, samples)``) and validated there; :class:`AudioInfo` keeps what
+the file held. Writers take the same arrays and never leave a half-written
+file under the final name.
 
 Errors
 ------
-Every problem with the input is an :class:`~adaptive_codec.errors.AudioError`
-whose message names the file (if any) and the problem. Silence is valid input.
+Every problem with a file is an :class:`~adaptive_codec.errors.AudioError`
+whose message names the file and the problem (missing, unreadable,
+truncated, NaN samples, ...). Silence is valid input.
 """
 
 from __future__ import annotations
@@ -41,37 +26,22 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from adaptive_codec.audio.signal import as_channels_first, validate_audio
 from adaptive_codec.errors import AudioError
 
 __all__ = [
-    "INTERNAL_SAMPLE_RATE_HZ",
-    "MAX_CHANNELS",
-    "MIN_SAMPLE_RATE_HZ",
-    "MAX_SAMPLE_RATE_HZ",
+    "AUDIO_SUFFIXES",
     "AudioInfo",
     "audio_info",
     "load_audio",
     "iter_audio_blocks",
     "save_audio",
     "AudioWriter",
-    "resample",
-    "to_mono",
-    "as_channels_first",
-    "validate_audio",
 ]
 
-#: Sample rate the backbone codec runs at.
-INTERNAL_SAMPLE_RATE_HZ = 24_000
 #: File suffixes the codec treats as audio when it expands folders (archive inputs,
 #: training and benchmark corpora); anything libsndfile reads can still be named directly.
 AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
-#: More channels than this is almost certainly a transposed array or a
-#: multitrack stem bundle; both are better rejected than coded slowly.
-MAX_CHANNELS = 8
-#: Below 8 kHz there is too little band for speech to survive a codec.
-MIN_SAMPLE_RATE_HZ = 8_000
-#: Highest rate libsndfile formats commonly use in practice (192 kHz masters).
-MAX_SAMPLE_RATE_HZ = 192_000
 
 # libsndfile's log says "data : 192000 (should be 95978)" when a WAV/AIFF
 # header promises more bytes than the file holds.
@@ -269,80 +239,6 @@ def iter_audio_blocks(
         _check_complete(p, f, declared, n_read)
 
 
-def as_channels_first(audio: Any) -> np.ndarray:
-    """Return ``audio`` as a float32 ``(channels, samples)`` NumPy array.
-
-    Parameters
-    ----------
-    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
-        Floating-point samples, or integer PCM (scaled to [-1, 1)).
-
-    Returns
-    -------
-    np.ndarray [shape=(channels, samples), dtype=float32]
-        A view when no conversion is needed.
-
-    Raises
-    ------
-    AudioError
-        Not 1-D or 2-D, or not a numeric dtype.
-    """
-    if hasattr(audio, "detach"):  # torch.Tensor without importing torch here
-        audio = audio.detach().cpu().numpy()
-    arr = np.asarray(audio)
-    if arr.ndim == 1:
-        arr = arr[np.newaxis, :]
-    elif arr.ndim != 2:
-        raise AudioError(
-            f"audio must have shape (samples,) or (channels, samples), got {arr.shape}"
-        )
-    if np.issubdtype(arr.dtype, np.integer):
-        # Integer PCM: full scale maps to 1.0 like soundfile does.
-        arr = arr.astype(np.float32) / float(-np.iinfo(arr.dtype).min)
-    elif not np.issubdtype(arr.dtype, np.floating):
-        raise AudioError(f"audio must be floating point or integer PCM, got dtype {arr.dtype}")
-    return arr.astype(np.float32, copy=False)
-
-
-def validate_audio(audio: Any, sample_rate_hz: int, *, name: str | None = None) -> None:
-    """Check that audio is something the codec accepts.
-
-    Parameters
-    ----------
-    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
-    sample_rate_hz : int
-    name : str, optional
-        File name or other label to put at the front of error messages.
-
-    Raises
-    ------
-    AudioError
-        Empty audio, NaN/inf samples, more than :data:`MAX_CHANNELS`
-        channels, or a sample rate outside
-        [:data:`MIN_SAMPLE_RATE_HZ`, :data:`MAX_SAMPLE_RATE_HZ`].
-        All-zero (silent) audio is valid.
-    """
-    prefix = f"{name}: " if name else ""
-    arr = as_channels_first(audio)
-    channels, n_samples = arr.shape
-    if channels > MAX_CHANNELS:
-        hint = ""
-        if n_samples <= MAX_CHANNELS:
-            hint = " (is the array transposed? expected (channels, samples))"
-        raise AudioError(
-            f"{prefix}{channels} channels is more than the {MAX_CHANNELS} supported{hint}"
-        )
-    if channels == 0 or n_samples == 0:
-        raise AudioError(f"{prefix}audio is empty (0 samples)")
-    if not (MIN_SAMPLE_RATE_HZ <= int(sample_rate_hz) <= MAX_SAMPLE_RATE_HZ):
-        raise AudioError(
-            f"{prefix}sample rate {sample_rate_hz} Hz is outside the supported range "
-            f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz"
-        )
-    if not np.isfinite(arr).all():
-        raise AudioError(f"{prefix}audio contains NaN or infinite samples")
-
-
 def save_audio(
     path: str | os.PathLike[str],
     audio: Any,
@@ -480,54 +376,8 @@ def _mode_for(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def resample(audio: Any, sr_from: int, sr_to: int) -> Any:
-    """Resample with a high-quality windowed-sinc filter.
-
-    Parameters
-    ----------
-    audio : np.ndarray or torch.Tensor [shape=(..., samples)]
-    sr_from, sr_to : int
-        Source and target sample rates in Hz.
-
-    Returns
-    -------
-    np.ndarray or torch.Tensor [shape=(..., ceil(samples * sr_to / sr_from))]
-        Same type as the input (NumPy in, float32 NumPy out). The input itself
-        is returned when the rates are equal.
-
-    Notes
-    -----
-    The filter is torchaudio's ``"kaiser_best"`` (Kaiser window, 64 zero
-    crossings), applied by :mod:`adaptive_codec.audio.resampling`, whose
-    :class:`~adaptive_codec.audio.resampling.StreamResampler` gives the same result
-    for a signal read block by block.
-    """
-    if int(sr_from) <= 0 or int(sr_to) <= 0:
-        raise AudioError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
-    if int(sr_from) == int(sr_to):
-        return audio
-    from adaptive_codec.audio.resampling import resample_signal
-
-    if hasattr(audio, "detach"):  # torch.Tensor: same type (and device) back
-        import torch
-
-        y = resample_signal(audio.detach().cpu().numpy(), int(sr_from), int(sr_to))
-        return torch.from_numpy(y).to(audio.device)
-    return resample_signal(np.asarray(audio, dtype=np.float32), int(sr_from), int(sr_to))
-
-
-def to_mono(audio: Any) -> np.ndarray:
-    """Average all channels (the classifier's view of a recording).
-
-    Parameters
-    ----------
-    audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
-
-    Returns
-    -------
-    np.ndarray [shape=(samples,), dtype=float32]
-    """
-    arr = as_channels_first(audio)
-    if arr.shape[0] == 1:
-        return arr[0]
-    return arr.mean(axis=0, dtype=np.float32)
+# TRANSITIONAL (issue 29), delete this block once no module outside audio/ does
+# `from adaptive_codec.audio.files import INTERNAL_SAMPLE_RATE_HZ / resample / to_mono`
+# (they import from `adaptive_codec.audio`); until then it keeps them working.
+from adaptive_codec.audio.resampling import resample  # noqa: E402, F401
+from adaptive_codec.audio.signal import INTERNAL_SAMPLE_RATE_HZ, to_mono  # noqa: E402, F401

@@ -1,8 +1,20 @@
-"""Windowed-sinc resampling of whole signals and of block streams, with one filter.
+"""Resampling: the one owner of every resampler the package uses.
 
-The filter is torchaudio's ``"kaiser_best"`` design (Kaiser-windowed sinc, 64
-zero crossings, rolloff 0.9476, beta 14.77: very low aliasing, flat to ~95 %
-of Nyquist), and :func:`resample_signal` gives what
+Three algorithms, each kept where results depend on it bit for bit:
+
+* :func:`resample`, :func:`resample_signal` and :class:`StreamResampler`: the
+  codec's own filter (below). Everything the codec codes or decodes goes
+  through it, so the golden streams depend on it.
+* :func:`resample_for_analysis` and :func:`analysis_stream_resampler`: soxr
+  ("HQ"), fast; the classifier's features are computed through it, and the
+  shipped classifier was trained on those features, so it must not change.
+* :func:`resample_for_training`: torchaudio's default (Hann-windowed sinc,
+  6 zero crossings), cheaper and softer; the backbone's training data and its
+  evaluation scores were made with it.
+
+The codec's filter is torchaudio's ``"kaiser_best"`` design (Kaiser-windowed
+sinc, 64 zero crossings, rolloff 0.9476, beta 14.77: very low aliasing, flat
+to ~95 % of Nyquist), and :func:`resample_signal` gives what
 ``torchaudio.functional.resample`` gives with those settings, to float
 rounding. It is applied here as a polyphase matrix product instead of a
 strided convolution: output sample ``j`` of group ``g`` is the dot product
@@ -15,6 +27,10 @@ slower there).
 :class:`StreamResampler` computes the same groups from a signal that arrives
 in blocks, each as soon as its whole input window is known, so a long file
 is resampled with bounded memory and exactly as if it were resampled whole.
+
+Importing this module does not import torch (``import adaptive_codec``
+imports it, and must stay light): :func:`_torch` is the one place torch is
+imported, on first use.
 """
 
 from __future__ import annotations
@@ -22,11 +38,30 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+import soxr
 
-__all__ = ["PolyphaseFilter", "design_filter", "resample_signal", "StreamResampler"]
+from adaptive_codec.errors import AudioError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "resample",
+    "resample_signal",
+    "StreamResampler",
+    "PolyphaseFilter",
+    "design_filter",
+    "resample_for_analysis",
+    "analysis_stream_resampler",
+    "resample_for_training",
+]
+
+#: soxr quality of the analysis resampler (the classifier's features).
+ANALYSIS_QUALITY = "HQ"
 
 #: Filter half-length in zero crossings of the sinc.
 LOWPASS_ZERO_CROSSINGS = 64
@@ -38,6 +73,13 @@ KAISER_BETA = 14.769656459379492
 MIN_GROUP_OUTPUTS = 32
 #: Bytes of input windows gathered per matrix product (bounds scratch memory).
 _SCRATCH_BYTES = 1 << 21
+
+
+def _torch() -> ModuleType:
+    """``torch``, imported on first use (about 3 s; see the module docstring)."""
+    import torch
+
+    return torch
 
 
 @dataclass(frozen=True)
@@ -86,6 +128,7 @@ def design_filter(sr_from: int, sr_to: int) -> PolyphaseFilter:
     -------
     PolyphaseFilter
     """
+    torch = _torch()
     g = math.gcd(int(sr_from), int(sr_to))
     orig, new = int(sr_from) // g, int(sr_to) // g
     # Widening the group by m leaves every tap where it was (all positions
@@ -107,6 +150,7 @@ def design_filter(sr_from: int, sr_to: int) -> PolyphaseFilter:
 
 def _apply(filt: PolyphaseFilter, padded: np.ndarray, n_groups: int) -> np.ndarray:
     """Outputs of ``n_groups`` groups whose windows start at ``padded[..., g · step_in]``."""
+    torch = _torch()
     lead = padded.shape[:-1]
     x = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32).reshape(-1, padded.shape[-1]))
     out = torch.empty(x.shape[0], n_groups * filt.step_out)
@@ -139,6 +183,42 @@ def resample_signal(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     stream = StreamResampler(sr_from, sr_to)
     head = stream.push(audio)
     return np.concatenate([head, stream.finish()], axis=-1)
+
+
+def resample(audio: Any, sr_from: int, sr_to: int) -> Any:
+    """Resample with the codec's high-quality windowed-sinc filter.
+
+    Parameters
+    ----------
+    audio : np.ndarray or torch.Tensor [shape=(..., samples)]
+    sr_from, sr_to : int
+        Source and target sample rates in Hz.
+
+    Returns
+    -------
+    np.ndarray or torch.Tensor [shape=(..., ceil(samples * sr_to / sr_from))]
+        Same type as the input (NumPy in, float32 NumPy out). The input itself
+        is returned when the rates are equal.
+
+    Raises
+    ------
+    AudioError
+        A rate that is not positive.
+
+    Notes
+    -----
+    The filter is torchaudio's ``"kaiser_best"`` (Kaiser window, 64 zero
+    crossings), applied by :func:`resample_signal`; :class:`StreamResampler`
+    gives the same result for a signal read block by block.
+    """
+    if int(sr_from) <= 0 or int(sr_to) <= 0:
+        raise AudioError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    if int(sr_from) == int(sr_to):
+        return audio
+    if hasattr(audio, "detach"):  # torch.Tensor: same type (and device) back
+        y = resample_signal(audio.detach().cpu().numpy(), int(sr_from), int(sr_to))
+        return _torch().from_numpy(y).to(audio.device)
+    return resample_signal(np.asarray(audio, dtype=np.float32), int(sr_from), int(sr_to))
 
 
 class StreamResampler:
@@ -215,3 +295,67 @@ class StreamResampler:
             self._buffer = self._buffer[..., keep - self._buffer_start :]
             self._buffer_start = keep
         return out
+
+
+def resample_for_analysis(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Resample with soxr ("HQ"), the resampler of the classifier's features.
+
+    For whole signals that feed the feature extractor (training data,
+    benchmarks); :func:`analysis_stream_resampler` is the same filter for
+    block streams.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(samples,) or (samples, channels)]
+        Note soxr's layout: frames first, unlike the package's
+        ``(channels, samples)``.
+    sr_from, sr_to : int
+        Source and target sample rates in Hz.
+
+    Returns
+    -------
+    np.ndarray [shape=(about samples * sr_to / sr_from,) or (..., channels)]
+        The input's dtype (float32 or float64).
+    """
+    return soxr.resample(audio, sr_from, sr_to, quality=ANALYSIS_QUALITY)
+
+
+def analysis_stream_resampler(sr_from: int, sr_to: int) -> soxr.ResampleStream:
+    """A soxr ("HQ") stream resampler for mono float32 blocks (the features' input).
+
+    Parameters
+    ----------
+    sr_from, sr_to : int
+        Source and target sample rates in Hz.
+
+    Returns
+    -------
+    soxr.ResampleStream
+        ``resample_chunk(block, last=False)`` per ``(samples,)`` float32 block,
+        then ``resample_chunk(empty, last=True)`` for the tail.
+    """
+    return soxr.ResampleStream(sr_from, sr_to, 1, dtype="float32", quality=ANALYSIS_QUALITY)
+
+
+def resample_for_training(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Resample with ``torchaudio.functional.resample``'s defaults.
+
+    Hann-windowed sinc, 6 zero crossings, rolloff 0.99: cheaper and softer
+    than :func:`resample`. The backbone's training clips and its evaluation
+    scores were made with it; the codec path never uses it.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(..., samples)]
+    sr_from, sr_to : int
+        Source and target sample rates in Hz.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., ceil(samples * sr_to / sr_from))]
+        The input's dtype.
+    """
+    # torchaudio (with torch) is needed only here: the training and benchmark paths.
+    import torchaudio
+
+    return torchaudio.functional.resample(_torch().from_numpy(audio), sr_from, sr_to).numpy()
