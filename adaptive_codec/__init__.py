@@ -9,7 +9,7 @@ Importing the package stays light (no torch); heavy parts load on first use.
 
 __version__ = "0.1.0.dev0"
 
-from adaptive_codec.audio.files import (  # noqa: E402 - __version__ first: setup reads it
+from adaptive_codec.audio import (  # noqa: E402 - __version__ first: setup reads it
     INTERNAL_SAMPLE_RATE_HZ,
     AudioInfo,
     load_audio,

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_codec.analysis.routing import classify as classify_array
-from adaptive_codec.audio.files import AudioInfo, AudioWriter, as_channels_first, audio_info, iter_audio_blocks, validate_audio
+from adaptive_codec.analysis import classify as classify_array
+from adaptive_codec.audio import AudioInfo, AudioWriter, as_channels_first, audio_info, iter_audio_blocks, validate_audio
 from adaptive_codec.backbone.weights import load_weights
 from adaptive_codec.container.acx import AcxReader
 from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME, entropy_model_for

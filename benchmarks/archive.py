@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 from adaptive_codec.container.binary import varint_bytes  # noqa: E402
-from adaptive_codec.audio.files import audio_info, load_audio, to_mono  # noqa: E402
+from adaptive_codec.audio import audio_info, load_audio, to_mono  # noqa: E402
 from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
 
 OPUS_LADDER_KBPS = (6, 8, 10, 12, 16, 20, 24, 32)

@@ -83,7 +83,7 @@ def speed_pass(codec, clips: list[BenchClip], max_seconds: float, repeats: int =
     Returns wall-clock and thread-CPU-time figures; CPU time counts only
     this thread's work, so a busy machine inflates it far less.
     """
-    from adaptive_codec.audio.files import load_audio, to_mono
+    from adaptive_codec.audio import load_audio, to_mono
 
     rows = []
     for clip in clips:

@@ -40,13 +40,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 from adaptive_codec.container.aca import create_archive  # noqa: E402
-from adaptive_codec.audio.files import audio_info, load_audio, save_audio  # noqa: E402
-from adaptive_codec.archive.dask_backend import (  # noqa: E402
-    DaskArchiveEncoder,
-    cached_codec,
-    dask_client,
-    encode_member,
-)
+from adaptive_codec.audio import audio_info, load_audio, save_audio  # noqa: E402
+from adaptive_codec.archive.dask_backend import DaskArchiveEncoder, dask_client  # noqa: E402
+from adaptive_codec.archive.members import encode_member, worker_codec  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
 WORKER_COUNTS = (1, 2)
@@ -56,7 +52,7 @@ PROJECTED_WORKERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 def _warm() -> bool:
     """Load codec + classifier in a worker on one thread and encode 1 s (excluded from timings)."""
     pin_threads(1)
-    codec = cached_codec(())
+    codec = worker_codec(())
     rng = np.random.default_rng(0)
     codec.encode((rng.standard_normal(24000) * 0.05).astype(np.float32), 24000)
     return True
@@ -102,7 +98,7 @@ def long_file(tmp: Path, seconds: float) -> Path:
 def serial(files: list[tuple[Path, str]]) -> tuple[float, float]:
     """Wall and CPU seconds of the in-process serial encoder (warm)."""
     _warm()
-    codec = cached_codec(())
+    codec = worker_codec(())
     t, c = time.perf_counter(), time.process_time()
     for path, _ in files:
         encode_member(codec, path, "auto", None)

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = ("speech", "music", "ambient", "mixed")
 
-#: Run in a child process with the tree on sys.path: times encode_file and decode_to of every example.
+#: Run in a child process whose PYTHONPATH is the tree: times encode_file and decode_to of every example.
 _CHILD = r"""
 import json, sys, tempfile, time
 from pathlib import Path

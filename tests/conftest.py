@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaptive_codec.audio.files import load_audio
+from adaptive_codec.audio import load_audio
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"

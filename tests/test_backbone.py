@@ -23,7 +23,7 @@ TINY = BackboneConfig(dim=32, encoder_blocks=2, decoder_blocks=2, latent_dim=32,
 
 @pytest.fixture(scope="module")
 def speech_24k():
-    from adaptive_codec.audio.files import load_audio, resample, to_mono
+    from adaptive_codec.audio import load_audio, resample, to_mono
     from adaptive_codec.resources import example_path
 
     audio, info = load_audio(example_path("speech"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptive_codec.audio.files import to_mono
+from adaptive_codec.audio import to_mono
 from adaptive_codec.bench.baselines import BASELINES, Baseline, Codec2Baseline, make_baseline
 from adaptive_codec.bench.metrics import si_sdr_db, stoi
 

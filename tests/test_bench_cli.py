@@ -440,7 +440,7 @@ def test_mixed_whole_config_runs_every_mixed_file_whole(repo_root, corpus_dir):
 def test_auto_ladder_relative_scales_each_profile_and_absolute_overrides():
     import numpy as np
 
-    from adaptive_codec.audio.files import load_audio
+    from adaptive_codec.audio import load_audio
     from adaptive_codec.bench.systems import build_systems
     from adaptive_codec.codec import AdaptiveCodec
     from adaptive_codec.resources import example_path

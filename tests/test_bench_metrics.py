@@ -17,7 +17,7 @@ def _noise(n: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def speech16(example_clip):
     audio, sr = example_clip("speech")
-    from adaptive_codec.audio.files import resample, to_mono
+    from adaptive_codec.audio import resample, to_mono
 
     return np.asarray(resample(to_mono(audio), sr, 16000), np.float64)[: 16000 * 4], 16000
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_codec.audio.files import load_audio
+from adaptive_codec.audio import load_audio
 from adaptive_codec.container.acx import read_acx, read_header
 from adaptive_codec.codec import AdaptiveCodec
 from adaptive_codec.pipeline.encoder import SIDE_DEPTH_DIVISOR
@@ -29,7 +29,7 @@ def speech():
 @pytest.mark.parametrize("sr,channels,n", [(24000, 1, 24000), (16000, 1, 16001),
                                            (44100, 2, 30001), (8000, 1, 7999)])
 def test_decode_restores_rate_channels_and_exact_length(codec, speech, sr, channels, n):
-    from adaptive_codec.audio.files import resample
+    from adaptive_codec.audio import resample
 
     audio, sr0 = speech
     x = np.asarray(resample(audio[:channels], sr0, sr))[:, :n]
@@ -207,7 +207,7 @@ def test_custom_profile_embeds_and_decodes_without_its_toml(codec, speech, tmp_p
 
 def test_train_profile_writes_a_conditioning_the_codec_uses(codec, tmp_path):
     """`train profile`: tune a custom profile's embedding, then encode with it."""
-    from adaptive_codec.audio.files import save_audio
+    from adaptive_codec.audio import save_audio
     from adaptive_codec.profiles.profile import ProfileRegistry
     from adaptive_codec.train.profile import profile_for_tuning, tune_profile
 

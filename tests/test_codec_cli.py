@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from adaptive_codec import AdaptiveCodec
-from adaptive_codec.audio.files import audio_info, load_audio, save_audio
+from adaptive_codec.audio import audio_info, load_audio, save_audio
 from adaptive_codec.cli.app import main
 from adaptive_codec.profiles.profile import ProfileRegistry
 from adaptive_codec.resources import example_path

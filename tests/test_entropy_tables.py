@@ -28,7 +28,7 @@ def codec():
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory, example_clip):
     """A training-audio cache (the layout `train codec` builds) from 3 s of each bundled example."""
-    from adaptive_codec.audio.files import save_audio
+    from adaptive_codec.audio import save_audio
     from adaptive_codec.train.codec_data import Clip, build_cache
 
     root = tmp_path_factory.mktemp("entropy-cache")
@@ -192,7 +192,7 @@ def test_real_codes_round_trip_through_the_shipped_tables(codec, example_clip):
     from adaptive_codec.backbone.streaming import encode_signal
 
     audio, sr = example_clip("music")
-    from adaptive_codec.audio.files import resample, to_mono
+    from adaptive_codec.audio import resample, to_mono
 
     x = np.asarray(resample(to_mono(audio)[: 2 * sr], sr, 24000), np.float32)
     bb = codec.backbone

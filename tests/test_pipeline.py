@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_codec.audio.files import load_audio
+from adaptive_codec.audio import load_audio
 from adaptive_codec.backbone.model import n_q_for_bitrate
 from adaptive_codec.codec import AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError

@@ -8,7 +8,7 @@ import pytest
 
 def test_band_correlations_average_to_stoi(bench_script):
     pystoi = pytest.importorskip("pystoi", reason="pystoi comes with the bench extra")
-    from adaptive_codec.audio.files import load_audio, resample, to_mono
+    from adaptive_codec.audio import load_audio, resample, to_mono
     from adaptive_codec.resources import example_path
 
     audio, info = load_audio(example_path("speech"))

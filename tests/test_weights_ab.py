@@ -8,7 +8,7 @@ import torch
 
 
 def test_index_kbps_matches_the_training_rate_term(bench_script):
-    from adaptive_codec.audio.files import load_audio, resample, to_mono
+    from adaptive_codec.audio import load_audio, resample, to_mono
     from adaptive_codec.backbone.losses import rate_bits
     from adaptive_codec.backbone.weights import load_weights
     from adaptive_codec.resources import example_path, weights_dir
@@ -58,7 +58,7 @@ def test_a_file_that_is_not_weights_is_a_one_line_error(bench_script, tmp_path, 
 
 def test_score_reports_each_metric_per_depth(bench_script):
     pytest.importorskip("visqol", reason="visqol-python comes with the bench extra")
-    from adaptive_codec.audio.files import load_audio, resample, to_mono
+    from adaptive_codec.audio import load_audio, resample, to_mono
     from adaptive_codec.resources import example_path, weights_dir
 
     audio, info = load_audio(example_path("speech"))
@@ -72,7 +72,7 @@ def test_score_reports_each_metric_per_depth(bench_script):
 
 def test_native_rate_scores_a_16_khz_clip_on_its_own_band(bench_script):
     """--native-rate: the clip is coded at 24 kHz and scored at 16 kHz against the untouched original."""
-    from adaptive_codec.audio.files import load_audio, resample, to_mono
+    from adaptive_codec.audio import load_audio, resample, to_mono
     from adaptive_codec.resources import example_path, weights_dir
 
     audio, info = load_audio(example_path("speech"))

@@ -45,7 +45,7 @@ from distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
 
 from adaptive_codec.archive.members import encode_member, member_metadata, worker_codec
-from adaptive_codec.audio.files import audio_info, load_audio
+from adaptive_codec.audio import audio_info, load_audio
 from adaptive_codec.backbone.streaming import CHUNK_FRAMES, SignalPiece
 from adaptive_codec.container.acx_header import AcxHeader
 from adaptive_codec.errors import AdaptiveCodecError

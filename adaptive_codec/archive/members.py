@@ -14,7 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from adaptive_codec.audio.files import AUDIO_SUFFIXES, audio_info
+from adaptive_codec.audio import AUDIO_SUFFIXES, audio_info
 from adaptive_codec.codec import AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.planning.rate import Rate

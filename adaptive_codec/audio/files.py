@@ -374,10 +374,3 @@ def _mode_for(path: Path) -> int:
     umask = os.umask(0o022)  # reading the umask means setting it; put it back
     os.umask(umask)
     return 0o666 & ~umask
-
-
-# TRANSITIONAL (issue 29), delete this block once no module outside audio/ does
-# `from adaptive_codec.audio.files import INTERNAL_SAMPLE_RATE_HZ / resample / to_mono`
-# (they import from `adaptive_codec.audio`); until then it keeps them working.
-from adaptive_codec.audio.resampling import resample  # noqa: E402, F401
-from adaptive_codec.audio.signal import INTERNAL_SAMPLE_RATE_HZ, to_mono  # noqa: E402, F401

@@ -35,7 +35,7 @@ def _fit_length(x: np.ndarray, n_samples: int) -> np.ndarray:
 
 
 def _resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    from adaptive_codec.audio.files import resample
+    from adaptive_codec.audio import resample
 
     return np.asarray(resample(np.asarray(x, np.float32), sr_from, sr_to), dtype=np.float32)
 

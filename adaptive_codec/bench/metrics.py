@@ -56,7 +56,7 @@ def _pair(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _resampled(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    from adaptive_codec.audio.files import resample
+    from adaptive_codec.audio import resample
 
     return np.asarray(resample(x.astype(np.float32), sr_from, sr_to), dtype=np.float64)
 

@@ -165,7 +165,7 @@ def excerpt_start_s(reference, seconds: float, duration_s: float) -> float:
 
 def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any, float]:
     """Mono excerpt, sample rate, reference segments (excerpt time) or None, excerpt start (s)."""
-    from adaptive_codec.audio.files import load_audio, to_mono
+    from adaptive_codec.audio import load_audio, to_mono
 
     audio, info = load_audio(clip.path)
     x = to_mono(audio)

@@ -188,7 +188,7 @@ def examples(
     ] = None,
 ) -> None:
     """List the bundled example clips (speech, music, ambient, mixed)."""
-    from adaptive_codec.audio.files import audio_info
+    from adaptive_codec.audio import audio_info
     from adaptive_codec.resources import EXAMPLE_NAMES, example_path
 
     if path is not None:

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from adaptive_codec.audio.files import audio_info
+from adaptive_codec.audio import audio_info
 from adaptive_codec.cli.common import BitrateScaleOpt, ForceOpt, ThreadsOpt, check_output, fail, handle_errors, load_codec
 from adaptive_codec.container.acx import AcxReader
 from adaptive_codec.planning.rate import Rate

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from adaptive_codec.analysis import classify_blocks
 from adaptive_codec.audio.resampling import StreamResampler
 from adaptive_codec.backbone.model import Backbone
 from adaptive_codec.backbone.streaming import (
@@ -88,8 +89,9 @@ def scan_blocks(blocks: Iterable[np.ndarray], sample_rate_hz: int, classifier=No
     blocks : iterable of np.ndarray [shape=(channels, samples)]
     sample_rate_hz : int
     classifier : ContentClassifier, optional
-        Classify the mono downmix in the same pass (as ``routing.classify``
-        does for an in-memory signal).
+        Classify the mono downmix in the same pass
+        (:func:`~adaptive_codec.analysis.routing.classify_blocks`, the one
+        classify path).
     """
     n, channels = 0, 0
     sums = np.zeros(2)  # sum of squares of mid and side, float64
@@ -111,15 +113,7 @@ def scan_blocks(blocks: Iterable[np.ndarray], sample_rate_hz: int, classifier=No
         for _ in counted(blocks):
             pass
     else:
-        from adaptive_codec.analysis.features import WindowFeatures, feature_names, stream_window_features
-        from adaptive_codec.analysis.routing import segments_from_probabilities
-
-        config = classifier.config_
-        parts = list(stream_window_features(counted(blocks), sample_rate_hz=sample_rate_hz, config=config))
-        feats = WindowFeatures.concatenate(parts, len(feature_names(config)))
-        segments = segments_from_probabilities(
-            classifier.window_probabilities(feats), classifier.labels_, feats.start_s, feats.end_s,
-            duration_s=n / sample_rate_hz)
+        segments = classify_blocks(counted(blocks), sample_rate_hz, classifier)
     rms = np.sqrt(sums / max(n, 1))
     return SignalScan(n, channels, float(rms[0]), float(rms[1]), segments)
 

@@ -73,7 +73,7 @@ def _audio_files(data: Path) -> list[Path]:
 
 
 def _load_24k(files: list[Path], sample_rate_hz: int) -> list[np.ndarray]:
-    from adaptive_codec.audio.files import load_audio, resample, to_mono
+    from adaptive_codec.audio import load_audio, resample, to_mono
 
     out = []
     for f in files:

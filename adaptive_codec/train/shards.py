@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_codec.audio.files import INTERNAL_SAMPLE_RATE_HZ
+from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ
 from adaptive_codec.train.codec_data import CLASSES
 
 __all__ = ["FORMATS", "SAMPLE_RATE_HZ", "expand_shard", "pack"]
