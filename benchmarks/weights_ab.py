@@ -18,7 +18,7 @@ and the decoded audio resampled back, so band-limited sources (the corpus's
 16 kHz speech and mixed files) are judged on their own band. The default
 scores both signals at 24 kHz. The two can disagree: on 16 kHz speech a
 decoder that puts energy above 8 kHz, where the 24 kHz reference has none,
-loses ViSQOL at 24 kHz that it does not lose at 16 kHz (docs/TRAINING.md,
+loses ViSQOL at 24 kHz that it does not lose at 16 kHz (docs/training-journal.md,
 "A CPU cooldown that was not shipped").
 
 This compares checkpoints before one is shipped (docs/TRAINING.md), so the

@@ -391,7 +391,7 @@ def test_headless_check_catches_a_broken_page(tmp_path):
 
 
 def test_shipped_bench_configs_parse(repo_root):
-    configs = sorted((repo_root / "benchmarks").glob("bench*.toml"))  # device_train.toml is a [train] table
+    configs = sorted((repo_root / "benchmarks").glob("bench*.toml"))
     assert configs
     for path in configs:
         BenchConfig.from_toml(path)

@@ -149,7 +149,7 @@ def test_adaptive_depth_beats_fixed_depth_on_real_speech(codec, example_clip):
     for the depth map, but those are means over all frames and a loud
     frame's indices cost more than the mean, so the bytes come out a little
     above fixed depth (0.dev47856: 2.2 %, 4,487 vs 4,391 bytes, PESQ-WB
-    2.51 -> 2.83; 0.dev40852: 3.5 %; docs/TRAINING.md, "Energy-adaptive
+    2.51 -> 2.83; 0.dev40852: 3.5 %; docs/training-journal.md, "Energy-adaptive
     depth"): bounded at 5 %.
     """
     from adaptive_codec.bench.metrics import pesq_wb

@@ -1,7 +1,7 @@
 """Multi-resolution complex-STFT discriminator and its adversarial losses.
 
 Reconstruction losses alone leave a codec's output over-smoothed and its
-phase implausible at low bitrates (docs/TRAINING.md, "What limits speech
+phase implausible at low bitrates (docs/training-journal.md, "What limits speech
 quality"); an adversarial term is how EnCodec, DAC, Vocos and MDCTCodec get
 plausible fine structure. This is the EnCodec/DAC-style multi-resolution STFT
 discriminator: one small 2-D conv net per STFT size, each looking at the real

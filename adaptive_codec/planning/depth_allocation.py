@@ -19,7 +19,7 @@ Why: at the same bytes, on the corpus' *training* speech clips (weights
 0.dev26414, 6 kbps, 12 clips, whole codec) ``depth_slope = 4`` gave PESQ-WB
 1.93 -> 2.16 and STOI 0.861 -> 0.878; music did not change at any slope and
 ambient gained nothing within +1 % bitrate, so only the speech profile
-enables it (benchmarks/depth_allocation.py; docs/TRAINING.md,
+enables it (benchmarks/depth_allocation.py; docs/training-journal.md,
 "Energy-adaptive depth"). Since 0.dev51600 the profile uses 2.5, the slope
 that the benchmark's equal-bytes rule picks on the training clips.
 """
