@@ -11,20 +11,24 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import soundfile as sf
 
+import adaptive_codec
 from adaptive_codec.audio import AUDIO_SUFFIXES, audio_info
-from adaptive_codec.codec import AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.planning.rate import Rate
 from adaptive_codec.threads import pin_threads
+
+if TYPE_CHECKING:
+    from adaptive_codec.codec import AdaptiveCodec
 
 __all__ = ["expand_inputs", "worker_codec", "init_worker", "encode_member", "member_metadata", "flac_size_bytes",
            "FlacSizeCounter"]
 
 #: This process's codecs by profile folders (a worker loads the weights once, not once per file).
-_CODECS: dict[tuple[str, ...], AdaptiveCodec] = {}
+_CODECS: dict[tuple[str, ...], "AdaptiveCodec"] = {}
 
 
 def expand_inputs(inputs: Sequence[Path], recursive: bool) -> list[tuple[Path, str]]:
@@ -61,14 +65,15 @@ def expand_inputs(inputs: Sequence[Path], recursive: bool) -> list[tuple[Path, s
     return out
 
 
-def worker_codec(profiles_dirs: Sequence[str]) -> AdaptiveCodec:
+def worker_codec(profiles_dirs: Sequence[str]) -> "AdaptiveCodec":
     """This process's codec, loaded once per process and profile folders.
 
     Shared by Dask workers and the ``--jobs`` process pool of ``archive``.
     """
     key = tuple(str(d) for d in profiles_dirs)
     if key not in _CODECS:
-        _CODECS[key] = AdaptiveCodec.default(profiles_dirs=key)
+        # adaptive_codec.AdaptiveCodec: the package's one lazy import of the codec (torch).
+        _CODECS[key] = adaptive_codec.AdaptiveCodec.default(profiles_dirs=key)
     return _CODECS[key]
 
 
@@ -160,7 +165,7 @@ class _CountingSink(io.RawIOBase):
         return self.pos
 
 
-def encode_member(codec: AdaptiveCodec, path: Path, profile: str, bitrate: float | Rate | None
+def encode_member(codec: "AdaptiveCodec", path: Path, profile: str, bitrate: float | Rate | None
                   ) -> tuple[bytes, dict]:
     """One archive member: ``.acx`` bytes and metadata of a file read block by block.
 

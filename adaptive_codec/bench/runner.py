@@ -54,6 +54,7 @@ from adaptive_codec.bench.config import BenchConfig
 from adaptive_codec.bench.corpus import BenchClip, read_segments, select_clips
 from adaptive_codec.bench.environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
 from adaptive_codec.bench.systems import AdaptiveSystem, Job, build_systems, jobs_for
+from adaptive_codec.threads import pin_threads
 
 # The environment helpers stay importable from here; benchmarks/codec_quality.py runs
 # clips one by one through init_worker, WORKER and run_clip.
@@ -95,21 +96,7 @@ def _single_thread() -> None:
     threads made the codec ~10x slower between metric computations on a
     shared 2-core machine; speeds are "on one core" only with this.
     """
-    import torch
-
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        WORKER["thread_limits"] = threadpool_limits(1)  # kept alive for the process
-    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except (ImportError, ValueError):
-        pass
+    WORKER["thread_limits"] = pin_threads(1, native_pools=True)  # kept alive for the process
 
 
 def init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: bool = True) -> None:

@@ -14,10 +14,12 @@ measured from the bytes, is what the rate-quality curves and BD-rates use.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
 
+from adaptive_codec.planning.rate import Rate
 from adaptive_codec.bench.baselines import Baseline, make_baseline
 from adaptive_codec.bench.config import BenchConfig
 
@@ -42,17 +44,13 @@ class AdaptiveSystem(Baseline):
         self.last_plan: list = []
 
     def encode(self, audio: np.ndarray, sample_rate_hz: int, bitrate_kbps: float | None) -> bytes:
-        import io
-
-        from adaptive_codec.planning.rate import Rate, rate_kwargs
-
         buf = io.BytesIO()
         if self.reference_kbps is not None and bitrate_kbps is not None:
             rate = Rate(scale=bitrate_kbps / self.reference_kbps)
         else:
             rate = Rate(kbps=bitrate_kbps)
         self.last_plan = self.codec.encode_to(buf, np.asarray(audio, np.float32), sample_rate_hz,
-                                              profile=self.profile, **rate_kwargs(rate))
+                                              profile=self.profile, rate=rate)
         return buf.getvalue()
 
     def decode(self, data: bytes, sample_rate_hz: int, n_samples: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from adaptive_codec import __version__
+from adaptive_codec.audio import audio_info
 from adaptive_codec.bench.cli import register as register_bench_command
 from adaptive_codec.cli import archive as archive_commands
 from adaptive_codec.cli import codec as codec_commands
@@ -35,6 +36,7 @@ from adaptive_codec.cli.common import (
 )
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.profiles.profile import ENV_VAR, Profile
+from adaptive_codec.resources import EXAMPLE_NAMES, example_path
 from adaptive_codec.train.cli import train_app
 
 __all__ = ["app", "main"]
@@ -188,9 +190,6 @@ def examples(
     ] = None,
 ) -> None:
     """List the bundled example clips (speech, music, ambient, mixed)."""
-    from adaptive_codec.audio import audio_info
-    from adaptive_codec.resources import EXAMPLE_NAMES, example_path
-
     if path is not None:
         typer.echo(str(example_path(path)))
         return
@@ -225,6 +224,7 @@ def classify(
         help="Longest silence inside a segment that keeps its label (0: every silence is its own segment).")] = 4.0,
 ) -> None:
     """Label the speech / music / ambient / silence segments of a file and their profiles."""
+    # The analysis stage (scipy, librosa, sklearn) loads for this command only: --help stays fast.
     from adaptive_codec.analysis.classifier import ContentClassifier
     from adaptive_codec.analysis.routing import segments_report
 
@@ -232,13 +232,8 @@ def classify(
     typer.echo(segments_report(input, model, cli_state().registry(), format=format.value,
                                min_segment_s=min_segment, max_pause_s=max_pause), nl=False)
 
-# -- encode / decode / info (owner: codec) ---------------------------------------
-# `encode IN OUT.acx [--profile auto|NAME|FILE.toml] [--bitrate KBPS]`,
-# `decode IN.acx OUT.wav`, `info IN.acx`: resolve --profile with
-# cli_state().registry().resolve(...) ("auto" means classify and route).
+# -- command groups in their own modules ---------------------------------------
 
-# -- archive (owner: archive) ---------------------------------------------------
-# A sub-app: archive_app = typer.Typer(help=..., no_args_is_help=True);
 app.add_typer(train_app, name="train")
 codec_commands.register(app)
 archive_commands.register(app)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
+import adaptive_codec
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.profiles.profile import ProfileRegistry
 from adaptive_codec.threads import pin_threads
@@ -145,10 +146,9 @@ def load_codec(threads: int = 1) -> "AdaptiveCodec":
     The command line's one import of the codec (and torch): commands that do
     not code audio never pay for it.
     """
-    from adaptive_codec.codec import AdaptiveCodec  # torch: lazily, see the module docstring
-
     pin_threads(threads)
-    return AdaptiveCodec.default(profiles_dirs=cli_state().profiles_dirs)
+    # adaptive_codec.AdaptiveCodec: the package's one lazy import of the codec (torch).
+    return adaptive_codec.AdaptiveCodec.default(profiles_dirs=cli_state().profiles_dirs)
 
 
 def check_output(path: Path, force: bool) -> None:

@@ -60,6 +60,7 @@ from adaptive_codec.container.aca_format import (
     read_tail,
     write_tail,
 )
+from adaptive_codec.container.acx import AcxReader, read_acx
 from adaptive_codec.container.binary import atomic_write
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 
@@ -117,8 +118,6 @@ def acx_header_length(data: bytes) -> int:
     That prefix is what members share (weights id, hashes, profile table) and
     what the archive stores deflated against its dictionary.
     """
-    from adaptive_codec.container.acx import AcxReader
-
     try:
         with AcxReader(io.BytesIO(data)) as reader:
             return reader.data_offset
@@ -341,8 +340,6 @@ def verify_archive(path: str | os.PathLike, check_members: bool = False) -> Veri
                 if (name, len(data), crc, length) != (want.name, want.size_bytes, want.crc32, want.entry_bytes):
                     raise FormatError(f"{path}: entry of {want.name!r} disagrees with the central index")
                 if check_members:
-                    from adaptive_codec.container.acx import read_acx
-
                     read_acx(data)
             except FormatError as exc:
                 report.problems.append(f"{want.name}: {exc}")

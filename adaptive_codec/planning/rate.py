@@ -16,7 +16,7 @@ import numpy as np
 
 from adaptive_codec.errors import AdaptiveCodecError
 
-__all__ = ["Rate", "rate_kwargs", "check_bitrate", "depth_for_bitrate", "DepthRule"]
+__all__ = ["Rate", "check_bitrate", "depth_for_bitrate", "DepthRule"]
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,6 @@ class Rate:
                 raise AdaptiveCodecError("give a bitrate or a bitrate scale, not both")
             return bitrate
         return cls(bitrate, scale)
-
-
-def rate_kwargs(bitrate: float | Rate | None) -> dict[str, float | None]:
-    """``bitrate_kbps`` / ``bitrate_scale`` keyword arguments of :meth:`AdaptiveCodec.encode` for ``bitrate``."""
-    if isinstance(bitrate, Rate):
-        return {"bitrate_kbps": bitrate.kbps, "bitrate_scale": bitrate.scale}
-    return {"bitrate_kbps": bitrate}
 
 
 def check_bitrate(bitrate_kbps: float | None, bitrate_scale: float | None) -> None:
