@@ -22,10 +22,11 @@ from torch import nn
 
 from adaptive_codec.backbone.mdct import MDCT
 from adaptive_codec.backbone.quantizer import QuantizedResult, ResidualVQ
+from adaptive_codec.profiles.builtin import BUILTIN_CLASSES
 
 #: Order of the built-in profile embeddings in the weights. Custom profiles
 #: start from one of these (their ``base``) or carry a fine-tuned vector.
-BUILTIN_PROFILES: tuple[str, ...] = ("speech", "music", "ambient")
+BUILTIN_PROFILES: tuple[str, ...] = BUILTIN_CLASSES
 
 
 @dataclass(frozen=True)
