@@ -142,6 +142,19 @@ def test_toml_errors_are_one_line(tmp_path):
     assert parse_toml("[t]\nx = 1", "text") == {"t": {"x": 1}}
 
 
+def test_no_bare_tomllib_import():
+    # Python 3.10 (pyproject's requires-python) has no tomllib: only the
+    # owner imports it, behind a version check.
+    users = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) else [])
+            if any(n and n.split(".")[0] in ("tomllib", "tomli") for n in names):
+                users.append(path.relative_to(PACKAGE).as_posix())
+    assert sorted(set(users)) == ["profiles/toml.py"]
+
+
 # -- light package root, no cycles between profiles, train and bench ----------
 
 
@@ -173,3 +186,10 @@ def test_profile_does_not_import_registry_at_import_time():
     tree = ast.parse((PACKAGE / "profiles" / "profile.py").read_text(encoding="utf-8"))
     top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
     assert "adaptive_codec.profiles.registry" not in top
+
+
+@pytest.mark.parametrize("folder", ["profiles", "train", "bench"])
+def test_modules_hold_at_most_500_lines(folder):
+    long = {p.name: n for p in (PACKAGE / folder).glob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}
