@@ -25,7 +25,7 @@ from adaptive_codec.errors import (  # noqa: E402
     ModelError,
     ProfileError,
 )
-from adaptive_codec.profiles.profile import LossWeights, Profile, ProfileRegistry  # noqa: E402
+from adaptive_codec.profiles import LossWeights, Profile, ProfileRegistry  # noqa: E402
 from adaptive_codec.planning.rate import Rate  # noqa: E402
 
 __all__ = [

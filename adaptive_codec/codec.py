@@ -35,7 +35,7 @@ from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import BLOCK_SECONDS, SignalScan, array_blocks, scan_blocks
 from adaptive_codec.planning.plan import PlannedSegment, is_auto, plan_segments
 from adaptive_codec.planning.rate import Rate
-from adaptive_codec.profiles.profile import Profile
+from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 from adaptive_codec.resources import weights_dir
 

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier  # noqa: E402
 from adaptive_codec.errors import AdaptiveCodecError  # noqa: E402
 from adaptive_codec.analysis.features import window_features  # noqa: E402
-from adaptive_codec.profiles.profile import ProfileRegistry  # noqa: E402
+from adaptive_codec.profiles import ProfileRegistry  # noqa: E402
 from adaptive_codec.analysis.routing import RoutingConfig, classify_file, segments_from_probabilities  # noqa: E402
 from adaptive_codec.train.classifier import (  # noqa: E402
     CVReport,

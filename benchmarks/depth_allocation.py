@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
-    from adaptive_codec.profiles.profile import MAX_DEPTH_SLOPE
+    from adaptive_codec.profiles import MAX_DEPTH_SLOPE
     from adaptive_codec.train.codec_data import sample_corpus_clips
 
     torch.set_num_threads(1)

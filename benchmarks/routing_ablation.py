@@ -121,7 +121,7 @@ def _mixed_manifest(corpus: Path, out: Path) -> int:
 def _profiles_dir(root: Path, swaps: dict[str, tuple[str, float | None]]) -> Path | None:
     if not swaps:
         return None
-    from adaptive_codec.profiles.profile import ProfileRegistry
+    from adaptive_codec.profiles import ProfileRegistry
 
     builtin = ProfileRegistry.default()
     shutil.rmtree(root, ignore_errors=True)  # no profile of an earlier layout may linger

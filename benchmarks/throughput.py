@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     audio_s = sum(v["seconds"] for v in runs["this"][0].values())
     lines = [f"# throughput, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"median of {args.repeats} alternating runs, 1 torch thread",
-             f"# trees: " + ", ".join(f"{k} = {v}" for k, v in trees.items()),
+             "# trees: " + ", ".join(f"{k} = {v}" for k, v in trees.items()),
              f"{'tree':8s} {'example':8s} {'audio s':>8s} {'encode x':>9s} {'decode x':>9s} {'bytes':>7s}"]
     summary: dict[str, dict[str, float]] = {}
     for key in trees:

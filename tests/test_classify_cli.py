@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from adaptive_codec.analysis.classifier import DEFAULT_ARTIFACT, ContentClassifier
 from adaptive_codec.cli.app import app, main
-from adaptive_codec.profiles.profile import ENV_VAR
+from adaptive_codec.profiles import ENV_VAR
 from tests.conftest import EXAMPLES_DIR, REPO_ROOT
 
 runner = CliRunner(env={ENV_VAR: None})

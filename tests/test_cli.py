@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from adaptive_codec import __version__
 from adaptive_codec.cli.app import app, main
-from adaptive_codec.profiles.profile import ENV_VAR, Profile, ProfileRegistry
+from adaptive_codec.profiles import ENV_VAR, Profile, ProfileRegistry
 from adaptive_codec.resources import profiles_dir
 
 if sys.version_info >= (3, 11):

@@ -189,7 +189,7 @@ def test_stream_from_other_weights_is_a_clear_error(codec, speech, tmp_path):
 
 
 def test_custom_profile_embeds_and_decodes_without_its_toml(codec, speech, tmp_path):
-    from adaptive_codec.profiles.profile import ProfileRegistry
+    from adaptive_codec.profiles import ProfileRegistry
 
     toml = tmp_path / "lecture.toml"
     toml.write_text('name = "lecture"\nbase = "speech"\nlabels = ["lecture"]\nbitrate_kbps = 3.0\n'
@@ -208,7 +208,7 @@ def test_custom_profile_embeds_and_decodes_without_its_toml(codec, speech, tmp_p
 def test_train_profile_writes_a_conditioning_the_codec_uses(codec, tmp_path):
     """`train profile`: tune a custom profile's embedding, then encode with it."""
     from adaptive_codec.audio import save_audio
-    from adaptive_codec.profiles.profile import ProfileRegistry
+    from adaptive_codec.profiles import ProfileRegistry
     from adaptive_codec.train.profile import profile_for_tuning, tune_profile
 
     data = tmp_path / "data"

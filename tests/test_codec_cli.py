@@ -13,7 +13,7 @@ import pytest
 from adaptive_codec import AdaptiveCodec
 from adaptive_codec.audio import audio_info, load_audio, save_audio
 from adaptive_codec.cli.app import main
-from adaptive_codec.profiles.profile import ProfileRegistry
+from adaptive_codec.profiles import ProfileRegistry
 from adaptive_codec.resources import example_path
 
 

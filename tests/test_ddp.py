@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from adaptive_codec.backbone.model import BackboneConfig
-from adaptive_codec.profiles.profile import ProfileRegistry
+from adaptive_codec.profiles import ProfileRegistry
 from adaptive_codec.train.codec import CodecTrainer, TrainConfig
 from adaptive_codec.train.ddp import DistContext
 
@@ -140,7 +140,7 @@ def test_torchrun_two_cpu_processes_train_checkpoint_and_resume(tmp_path, corpus
         "[train]\nbatch_size = 2\ncrop_s = 0.5\neval_every = 100000\ncheckpoint_every = 100000\n")
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "adaptive_codec.train", "codec", "--data", str(data), "--run-dir", str(run),
+           "-m", "adaptive_codec", "train", "codec", "--data", str(data), "--run-dir", str(run),
            "--config", str(tmp_path / "train.toml"), "--cache-dir", str(tmp_path / "cache"),
            "--device", "cpu", "--threads", "1", "--max-minutes", "0.1"]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}

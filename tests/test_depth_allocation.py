@@ -11,7 +11,7 @@ from adaptive_codec.planning.depth_allocation import allocate_depths, depth_boun
 from adaptive_codec.entropy.coder import decode_frames, encode_frames
 from adaptive_codec.entropy.tables import EntropyModel
 from adaptive_codec.errors import FormatError, ProfileError
-from adaptive_codec.profiles.profile import Profile
+from adaptive_codec.profiles import Profile
 
 K, LEVELS, BITS = 1024, 16, 10.0
 

@@ -14,7 +14,7 @@ from adaptive_codec.backbone.discriminator import (
     generator_loss,
 )
 from adaptive_codec.backbone.model import BackboneConfig
-from adaptive_codec.profiles.profile import ProfileRegistry
+from adaptive_codec.profiles import ProfileRegistry
 from adaptive_codec.train.codec import CodecTrainer, TrainConfig, _append_csv
 
 TINY = BackboneConfig(dim=16, encoder_blocks=1, decoder_blocks=1, latent_dim=16, n_levels=2,

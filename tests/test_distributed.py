@@ -15,7 +15,7 @@ pytest.importorskip("distributed")
 from adaptive_codec.container.aca import create_archive, list_archive, read_member  # noqa: E402
 from adaptive_codec.cli.app import app  # noqa: E402
 from adaptive_codec.archive.dask_backend import DaskArchiveEncoder, dask_client  # noqa: E402
-from adaptive_codec.profiles.profile import ENV_VAR  # noqa: E402
+from adaptive_codec.profiles import ENV_VAR  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # mixed.flac (41 s) is longer than one processing piece, so it is split across workers.

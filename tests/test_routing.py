@@ -19,7 +19,7 @@ from adaptive_codec.analysis import (
 )
 from adaptive_codec.audio import iter_audio_blocks
 from adaptive_codec.errors import ProfileError
-from adaptive_codec.profiles.profile import Profile, ProfileRegistry
+from adaptive_codec.profiles import Profile, ProfileRegistry
 
 LABELS = ["ambient", "music", "speech", "silence"]
 

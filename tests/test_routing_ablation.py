@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptive_codec.profiles.profile import ProfileRegistry
+from adaptive_codec.profiles import ProfileRegistry
 
 
 def test_swaps_route_labels_to_the_swapped_conditioning(bench_script, tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 from adaptive_codec.backbone.model import BackboneConfig
 from adaptive_codec.cli.app import app
-from adaptive_codec.profiles.profile import ProfileRegistry
+from adaptive_codec.profiles import ProfileRegistry
 from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
 
 TINY = BackboneConfig(dim=16, encoder_blocks=1, decoder_blocks=1, latent_dim=16, n_levels=2,

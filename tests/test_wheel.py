@@ -27,7 +27,7 @@ import pytest
 
 from adaptive_codec import resources
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.profiles.profile import ENV_VAR
+from adaptive_codec.profiles import ENV_VAR
 
 # What a source distribution is made of; everything else (.venv, runs/, .git)
 # must not matter for the build.

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from adaptive_codec.errors import ProfileError
-    from adaptive_codec.profiles.profile import ProfileRegistry
+    from adaptive_codec.profiles import ProfileRegistry
     from adaptive_codec.train.codec import CodecTrainer, TrainConfig, TrainConfigError
     from adaptive_codec.train.shards import expand_shard
 

@@ -42,7 +42,7 @@ from adaptive_codec.errors import ProfileError
 
 if TYPE_CHECKING:
     from adaptive_codec.analysis.classifier import ContentClassifier
-    from adaptive_codec.profiles.profile import Profile, ProfileRegistry
+    from adaptive_codec.profiles import Profile, ProfileRegistry
 
 __all__ = [
     "RoutingConfig",

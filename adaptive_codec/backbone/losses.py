@@ -16,6 +16,10 @@ enhancement), which is phase-aware, level-invariant and dominated by
 audible cells rather than by the loudest few. It stops at
 :data:`PHASE_MAX_HZ`: above that the codec cannot match the waveform, and
 the term would only make the highs quiet.
+
+The term names are owned by the profiles' :class:`~adaptive_codec.profiles.profile.LossWeights`
+fields (:data:`LOSS_TERMS`); :class:`ReconstructionLoss` computes each of
+them, and ``tests/test_facts.py`` fails if a name has no computed term.
 """
 
 from __future__ import annotations
@@ -28,21 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ
 from adaptive_codec.backbone.quantizer import per_frame_depths
+from adaptive_codec.profiles import LOSS_TERMS
 
-#: Names of the loss terms a profile may weight (TOML ``[loss_weights]``).
-LOSS_TERMS: tuple[str, ...] = (
-    "waveform",
-    "mel",
-    "stft",
-    "mfcc",
-    "chroma",
-    "contrast",
-    "loudness",
-    "phase",
-    "intelligibility",
-    "band_level",
-)
+__all__ = ["LOSS_TERMS", "ReconstructionLoss", "code_bits", "combine", "rate_bits", "weight_matrix"]
 
 #: Compression exponent of the ``phase`` term's complex spectra.
 PHASE_COMPRESSION = 0.3
@@ -136,7 +130,7 @@ class ReconstructionLoss(nn.Module):
 
     def __init__(
         self,
-        sample_rate_hz: int = 24000,
+        sample_rate_hz: int = INTERNAL_SAMPLE_RATE_HZ,
         n_ffts: Sequence[int] = (256, 512, 1024, 2048),
         floor_db: float = 60.0,
     ) -> None:
@@ -324,7 +318,15 @@ def _envelope_decorrelation(res: _Resolution, p_est: torch.Tensor, p_ref: torch.
 def weight_matrix(
     profile_weights: Sequence[Mapping[str, float]], device: torch.device | None = None
 ) -> torch.Tensor:
-    """``(n_profiles, len(LOSS_TERMS))`` tensor from per-profile weight mappings."""
+    """``(n_profiles, len(LOSS_TERMS))`` tensor from per-profile weight mappings.
+
+    Terms a mapping leaves out weigh 0; a name that is not in
+    :data:`LOSS_TERMS` is an error (it would otherwise weigh nothing, silently).
+    """
+    for w in profile_weights:
+        unknown = sorted(set(w) - set(LOSS_TERMS))
+        if unknown:
+            raise ValueError(f"unknown loss term(s) {', '.join(unknown)}; known: {', '.join(LOSS_TERMS)}")
     rows = [[float(w.get(k, 0.0)) for k in LOSS_TERMS] for w in profile_weights]
     return torch.tensor(rows, dtype=torch.float32, device=device)
 

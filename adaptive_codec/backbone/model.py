@@ -19,20 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ
 from adaptive_codec.backbone.mdct import MDCT
 from adaptive_codec.backbone.quantizer import QuantizedResult, ResidualVQ
 from adaptive_codec.planning.rate import depth_for_bitrate
+from adaptive_codec.profiles.builtin import BUILTIN_CLASSES
 
 #: Order of the built-in profile embeddings in the weights. Custom profiles
 #: start from one of these (their ``base``) or carry a fine-tuned vector.
-BUILTIN_PROFILES: tuple[str, ...] = ("speech", "music", "ambient")
+BUILTIN_PROFILES: tuple[str, ...] = BUILTIN_CLASSES
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
     """Hyper-parameters of the backbone; stored next to the weights."""
 
-    sample_rate_hz: int = 24000  # internal rate of the codec
+    sample_rate_hz: int = INTERNAL_SAMPLE_RATE_HZ  # internal rate of the codec
     hop: int = 320  # MDCT hop: 24000 / 320 = 75 frames per second
     dim: int = 256  # channels of the ConvNeXt blocks
     encoder_blocks: int = 6

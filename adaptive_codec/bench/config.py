@@ -32,17 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adaptive_codec.errors import AdaptiveCodecError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from adaptive_codec.profiles.toml import load_toml
 
 __all__ = ["BenchConfig", "QUICK_OVERRIDES"]
 
@@ -84,10 +79,7 @@ class BenchConfig:
         so ``--quick --config FILE`` is the quick run refined by FILE.
         """
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise BenchConfigError(f"{path}: invalid TOML: {exc}") from None
+        data = load_toml(path, what="config", error=BenchConfigError)
         return cls.from_dict(data, where=str(path), base=base)
 
     @classmethod

@@ -12,13 +12,15 @@ coded like the others and also scores routing.
 
 Held-out clips: when the corpus folder has a ``manifest.csv`` with a
 ``source`` column (the developers' corpus), ``split="auto"`` keeps only clips
-of recordings the codec never trained on (``train.codec_data.is_held_out``).
-Mixed files are kept either way (they are cut from corpus clips, so they may
-contain training material; the report says so).
+of recordings the codec never trained on (:func:`is_held_out`, the split that
+codec training uses too: ``train/`` imports it from here). Mixed files are
+kept either way (they are cut from corpus clips, so they may contain training
+material; the report says so).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adaptive_codec.audio import AUDIO_SUFFIXES
 from adaptive_codec.errors import AdaptiveCodecError
 
-__all__ = ["BenchClip", "select_clips", "read_segments"]
+__all__ = ["BenchClip", "TEST_FRACTION_PERCENT", "is_held_out", "read_segments", "select_clips",
+           "source_group"]
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
+TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out
+
+
+def source_group(source: str) -> str:
+    """Recording id of a corpus ``source`` entry (drops the cut offset and notes)."""
+    return source.split("@", 1)[0].strip()
+
+
+def is_held_out(source: str) -> bool:
+    """Deterministic held-out membership of a corpus clip's recording.
+
+    A fixed hash of :func:`source_group`, so every cut of one recording falls
+    on the same side; codec training never trains on a held-out recording.
+    """
+    digest = hashlib.sha1(source_group(source).encode()).hexdigest()
+    return int(digest[:8], 16) % 100 < TEST_FRACTION_PERCENT
 
 
 class CorpusError(AdaptiveCodecError):
@@ -47,7 +66,8 @@ class BenchClip:
         Path relative to the corpus (the ``clip`` column of ``results.csv``).
     path : Path
     label : str
-        Class (``speech``, ``music``, ``ambient``, ``mixed``, a custom class).
+        Class (one of :data:`~adaptive_codec.profiles.builtin.BUILTIN_CLASSES`,
+        ``mixed``, or a custom class).
     segments : Path or None
         Reference segments CSV (``start_s,end_s,label``) of a mixed file.
     held_out : bool or None
@@ -88,8 +108,6 @@ def _held_out_map(corpus: Path) -> dict[str, bool]:
         return {}
     if not {"path", "source"} <= set(frame.columns):
         return {}
-    from adaptive_codec.train.codec_data import is_held_out
-
     return {str(p): is_held_out(str(s)) for p, s in zip(frame["path"], frame["source"])}
 
 
@@ -124,8 +142,6 @@ def _from_manifest(csv: Path) -> list[BenchClip]:
     base = csv.parent
     held = {}
     if "source" in frame.columns:
-        from adaptive_codec.train.codec_data import is_held_out
-
         held = {str(p): is_held_out(str(s)) for p, s in zip(frame["path"], frame["source"])}
     clips = []
     for i, row in enumerate(frame.itertuples(index=False), start=2):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ, resample
+
 __all__ = [
     "METRICS",
     "Metric",
@@ -38,7 +40,7 @@ __all__ = [
 
 VISQOL_SAMPLE_RATE_HZ = 48_000  # ViSQOL v3 audio mode is defined at 48 kHz
 SPEECH_SAMPLE_RATE_HZ = 16_000  # PESQ wide-band and our STOI input
-ANALYSIS_SAMPLE_RATE_HZ = 24_000  # mel / STFT distances (the codec's internal rate)
+ANALYSIS_SAMPLE_RATE_HZ = INTERNAL_SAMPLE_RATE_HZ  # mel / STFT distances: the codec's internal rate
 
 
 def _mono(x: np.ndarray) -> np.ndarray:
@@ -56,8 +58,6 @@ def _pair(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _resampled(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    from adaptive_codec.audio import resample
-
     return np.asarray(resample(x.astype(np.float32), sr_from, sr_to), dtype=np.float64)
 
 
@@ -69,7 +69,7 @@ _VISQOL_API = None
 def _visqol_api():
     global _VISQOL_API
     if _VISQOL_API is None:
-        from visqol import VisqolApi
+        from visqol import VisqolApi  # optional (the bench extra): imported when first scored
 
         api = VisqolApi()
         api.create(mode="audio")
@@ -102,7 +102,7 @@ def pesq_wb(reference: np.ndarray, degraded: np.ndarray, sample_rate_hz: int) ->
     Range 1.04 to 4.64; higher is better. Meaningful for speech only. Returns
     NaN when PESQ finds no utterance (e.g. silence).
     """
-    from pesq import PesqError, pesq
+    from pesq import PesqError, pesq  # optional (the bench extra)
 
     ref, deg = _pair(reference, degraded)
     ref = _resampled(ref, sample_rate_hz, SPEECH_SAMPLE_RATE_HZ)
@@ -119,7 +119,7 @@ def stoi(reference: np.ndarray, degraded: np.ndarray, sample_rate_hz: int) -> fl
     Range 0 to 1 (identical signals: 1); higher is better. Meaningful for
     speech only. Computed from 16 kHz signals (pystoi works at 10 kHz inside).
     """
-    from pystoi import stoi as _stoi
+    from pystoi import stoi as _stoi  # optional (the bench extra)
 
     ref, deg = _pair(reference, degraded)
     ref = _resampled(ref, sample_rate_hz, SPEECH_SAMPLE_RATE_HZ)
@@ -148,7 +148,7 @@ def mel_distance_db(reference: np.ndarray, degraded: np.ndarray, sample_rate_hz:
     Range 0 (identical) upwards, in dB; lower is better. The relative floor
     keeps near-silent cells (where any codec "matches" noise) from dominating.
     """
-    import torch
+    import torch  # heavy: keeps `import adaptive_codec.bench.metrics` torch-free
     import torchaudio
 
     ref, deg = _pair(reference, degraded)
@@ -175,7 +175,7 @@ def stft_distance(reference: np.ndarray, degraded: np.ndarray, sample_rate_hz: i
     better. Dominated by the loud cells, the complement of the mel distance.
     Returns NaN for a silent reference.
     """
-    import torch
+    import torch  # heavy, as in mel_distance_db
 
     ref, deg = _pair(reference, degraded)
     ref = _resampled(ref, sample_rate_hz, ANALYSIS_SAMPLE_RATE_HZ)
@@ -226,7 +226,7 @@ def loudness_diff_lu(reference: np.ndarray, degraded: np.ndarray, sample_rate_hz
     means the codec made it quieter. NaN when either signal is too short
     (< 0.4 s) or silent (gated out).
     """
-    import pyloudnorm
+    import pyloudnorm  # optional (the bench extra)
 
     ref, deg = _pair(reference, degraded)
     if ref.size < int(0.4 * sample_rate_hz):

@@ -3,8 +3,8 @@
 One typer sub-app or module per command group, registered here:
 :mod:`adaptive_codec.cli.codec` (``encode``, ``decode``, ``info``),
 :mod:`adaptive_codec.cli.archive` (``archive ...``),
-:mod:`adaptive_codec.bench.cli` (``bench``) and
-:mod:`adaptive_codec.train.cli` (``train ...``). What every command shares
+:mod:`adaptive_codec.cli.bench` (``bench``) and
+:mod:`adaptive_codec.cli.train` (``train ...``). What every command shares
 (state, one-line errors, options) is in :mod:`adaptive_codec.cli.common`.
 """
 
@@ -20,7 +20,7 @@ import typer
 
 from adaptive_codec import __version__
 from adaptive_codec.audio import audio_info
-from adaptive_codec.bench.cli import register as register_bench_command
+from adaptive_codec.cli.bench import register as register_bench_command
 from adaptive_codec.cli import archive as archive_commands
 from adaptive_codec.cli import codec as codec_commands
 from adaptive_codec.cli.common import (
@@ -35,9 +35,9 @@ from adaptive_codec.cli.common import (
     set_cli_state,
 )
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.profiles.profile import ENV_VAR, Profile
+from adaptive_codec.profiles import ENV_VAR, Profile
 from adaptive_codec.resources import EXAMPLE_NAMES, example_path
-from adaptive_codec.train.cli import train_app
+from adaptive_codec.cli.train import train_app
 
 __all__ = ["app", "main"]
 

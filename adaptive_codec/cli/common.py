@@ -25,7 +25,7 @@ import typer
 
 import adaptive_codec
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.profiles.profile import ProfileRegistry
+from adaptive_codec.profiles import ProfileRegistry
 from adaptive_codec.threads import pin_threads
 
 if TYPE_CHECKING:

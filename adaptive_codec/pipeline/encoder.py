@@ -30,7 +30,7 @@ from adaptive_codec.pipeline.signal import SignalScan, encode_blocks
 from adaptive_codec.planning.conditioning import builtin_row, frame_conditioning
 from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, depth_bounds
 from adaptive_codec.planning.plan import PlannedSegment
-from adaptive_codec.profiles.profile import Profile
+from adaptive_codec.profiles import Profile
 
 __all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "depth_allocators",
            "coded_levels", "code_channels", "write_stream", "encode_stream", "stream_parameters"]

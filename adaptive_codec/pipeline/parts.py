@@ -15,7 +15,7 @@ import numpy as np
 from adaptive_codec.pipeline.signal import resampled_length
 from adaptive_codec.planning.conditioning import EmbeddingTable, prior_and_vector
 from adaptive_codec.planning.rate import DepthRule
-from adaptive_codec.profiles.profile import Profile
+from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 
 if TYPE_CHECKING:

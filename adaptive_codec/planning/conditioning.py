@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from adaptive_codec.errors import FormatError, ProfileError
-from adaptive_codec.profiles.profile import Profile
+from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 
 if TYPE_CHECKING:

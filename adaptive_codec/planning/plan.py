@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adaptive_codec.analysis.routing import route
 from adaptive_codec.planning.rate import DepthRule, Rate
-from adaptive_codec.profiles.profile import Profile
+from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 
 __all__ = ["PlannedSegment", "plan_segments", "merge_segments", "AUTO"]

@@ -10,7 +10,6 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
     depth_slope = 0.0                     # optional: RVQ levels moved per 10 dB of frame energy (0 = fixed depth)
     base = "speech"                       # optional: start from this profile's conditioning
     conditioning = "podcast.safetensors"  # optional: fine-tuned embedding, relative to this file
-    # sample_rate_hz = 24000              # optional: coding rate; default the backbone's
     # override = true                     # required to replace a profile of the same name/label
 
     [loss_weights]                        # all default to 0.0
@@ -21,7 +20,13 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
 :meth:`Profile.from_toml` validates the file and reports problems as
 ``FILE:LINE: key 'KEY': PROBLEM``. :class:`ProfileRegistry` collects the
 built-in profiles, user folders (``--profiles-dir``, ``$ADAPTIVE_CODEC_PROFILES``)
-and plug-in packages (entry point group ``adaptive_codec.profiles.profile``).
+and plug-in packages (entry point group ``adaptive_codec.profiles``); it lives
+in :mod:`adaptive_codec.profiles.registry` and is re-exported by
+:mod:`adaptive_codec.profiles`.
+
+The names of the loss terms are owned here: :data:`LOSS_TERMS` is the list
+of :class:`LossWeights` fields, and the training loss
+(:mod:`adaptive_codec.backbone.losses`) computes exactly those terms.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -37,25 +42,22 @@ from typing import Any
 
 import tomli_w
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
-
 from adaptive_codec.errors import ProfileError
+from adaptive_codec.profiles.toml import load_toml, where_key
 
 __all__ = [
     "ENV_VAR",
     "ENTRY_POINT_GROUP",
+    "LOSS_TERMS",
     "LossWeights",
+    "MAX_DEPTH_SLOPE",
     "Profile",
-    "ProfileRegistry",
 ]
 
 #: Environment variable with extra profile folders/files (os.pathsep-separated).
 ENV_VAR = "ADAPTIVE_CODEC_PROFILES"
 #: Entry-point group through which installed packages contribute profiles.
-ENTRY_POINT_GROUP = "adaptive_codec.profiles.profile"
+ENTRY_POINT_GROUP = "adaptive_codec.profiles"
 
 # Names and labels travel in bitstreams and on command lines: keep them
 # lowercase ASCII so "Speech" and "speech" can never be two profiles.
@@ -110,7 +112,18 @@ class LossWeights:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
 
-_WEIGHT_KEYS = tuple(f.name for f in fields(LossWeights))
+#: Names of the loss terms a profile may weight (TOML ``[loss_weights]``), in
+#: the order of the training loss's weight matrix. Owned by the fields of
+#: :class:`LossWeights`: add a term there (and compute it in
+#: ``backbone/losses.py``), never here.
+LOSS_TERMS: tuple[str, ...] = tuple(f.name for f in fields(LossWeights))
+
+#: Keys that profile files may still hold but that mean nothing any more
+#: (ignored with a warning, so old files keep loading), with the reason.
+_OBSOLETE_KEYS = {
+    "sample_rate_hz": "it never changed the coding rate (the backbone codes at its "
+                      "own internal rate); remove it",
+}
 
 
 class _FieldError(ProfileError):
@@ -191,8 +204,6 @@ class Profile:
         encoder moves from quiet to loud frames at the same bitrate
         (:mod:`adaptive_codec.planning.depth_allocation`); 0 codes every frame at the
         profile's depth.
-    sample_rate_hz : int or None
-        Rate the profile codes at; None means the backbone's internal rate.
     base : str or None
         Existing profile whose conditioning this one starts from (built-ins
         have none).
@@ -213,7 +224,6 @@ class Profile:
     loss_weights: LossWeights = field(default_factory=LossWeights)
     rate_lambda: float = 0.0
     depth_slope: float = 0.0
-    sample_rate_hz: int | None = None
     base: str | None = None
     conditioning: Path | None = None
     override: bool = False
@@ -244,15 +254,13 @@ class Profile:
             _integer("n_q", self.n_q, 1, 64)
         if not isinstance(self.loss_weights, LossWeights):
             raise _FieldError("loss_weights", "must be a LossWeights")
-        for key in _WEIGHT_KEYS:
+        for key in LOSS_TERMS:
             _number(f"loss_weights.{key}", getattr(self.loss_weights, key))
         object.__setattr__(self, "rate_lambda", _number("rate_lambda", self.rate_lambda))
         slope = _number("depth_slope", self.depth_slope)
         if not 0 <= slope <= MAX_DEPTH_SLOPE:
             raise _FieldError("depth_slope", f"must be in 0..{MAX_DEPTH_SLOPE:g} (levels per 10 dB), got {slope:g}")
         object.__setattr__(self, "depth_slope", slope)
-        if self.sample_rate_hz is not None:
-            _integer("sample_rate_hz", self.sample_rate_hz, 8_000, 192_000)
         if self.base is not None:
             _identifier("base", self.base)
             if self.base == self.name:
@@ -281,9 +289,15 @@ class Profile:
         ------
         ProfileError
             Unknown key, wrong type or invalid value; the message names the key.
+
+        Warns
+        -----
+        FutureWarning
+            For an obsolete key (``sample_rate_hz``), which is ignored.
         """
         if not isinstance(data, Mapping):
             raise ProfileError(f"profile data must be a table, got {type(data).__name__}")
+        data = _without_obsolete_keys(data, "profile")
         allowed = {f.name for f in fields(cls)} - {"source"}
         for key in data:
             if key not in allowed:
@@ -295,10 +309,10 @@ class Profile:
         if not isinstance(weights, Mapping):
             raise _FieldError("loss_weights", f"must be a table, got {type(weights).__name__}")
         for key in weights:
-            if key not in _WEIGHT_KEYS:
+            if key not in LOSS_TERMS:
                 raise _FieldError(
                     f"loss_weights.{key}",
-                    f"unknown loss term; known terms: {', '.join(_WEIGHT_KEYS)}",
+                    f"unknown loss term; known terms: {', '.join(LOSS_TERMS)}",
                 )
         kwargs["loss_weights"] = LossWeights(
             **{k: _number(f"loss_weights.{k}", v) for k, v in weights.items()}
@@ -333,23 +347,16 @@ class Profile:
             ``FILE: ...`` if the file cannot be read.
         """
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ProfileError(f"{p}: cannot read profile ({reason})") from exc
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ProfileError(f"{p}:{_toml_error_location(exc)}invalid TOML: "
-                               f"{_strip_location(str(exc))}") from exc
+        data = load_toml(p, what="profile", error=ProfileError)
+        # Named with its line here, so from_dict has nothing left to warn about.
+        data = _without_obsolete_keys(data, p)
         try:
             profile = cls.from_dict(data, base_dir=p.parent)
         except _FieldError as exc:
-            raise ProfileError(_where(p, text, exc.key) + str(exc)) from exc
+            raise ProfileError(where_key(p, exc.key) + str(exc)) from exc
         if profile.conditioning is not None and not profile.conditioning.is_file():
             raise ProfileError(
-                _where(p, text, "conditioning")
+                where_key(p, "conditioning")
                 + f"key 'conditioning': file not found: {profile.conditioning}"
             )
         return replace(profile, source=p)
@@ -369,9 +376,8 @@ class Profile:
         out["rate_lambda"] = self.rate_lambda
         if self.depth_slope:
             out["depth_slope"] = self.depth_slope
-        for key in ("sample_rate_hz", "base"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        if self.base is not None:
+            out["base"] = self.base
         if self.conditioning is not None:
             cond = self.conditioning
             if self.source is not None and cond.is_relative_to(self.source.parent):
@@ -387,58 +393,13 @@ class Profile:
         return tomli_w.dumps(self.to_dict())
 
 
-# -- locating problems in the TOML text ---------------------------------------
-
-_LOCATION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_HEADER_RE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
-
-
-def _toml_error_location(exc: Exception) -> str:
-    line = getattr(exc, "lineno", None)  # Python >= 3.14 exposes these
-    col = getattr(exc, "colno", None)
-    if line is None:
-        m = _LOCATION_RE.search(str(exc))
-        if m is None:
-            return " "
-        line, col = m.group(1), m.group(2)
-    return f"{line}:{col}: "
-
-
-def _strip_location(message: str) -> str:
-    return _LOCATION_RE.sub("", message)
-
-
-def _key_pattern(key: str) -> re.Pattern[str]:
-    return re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
-
-
-def _find_key_line(text: str, key: str) -> int | None:
-    """1-based line where ``key`` (``"a"`` or ``"table.a"``) is set, or None."""
-    table, _, leaf = key.rpartition(".")
-    current = ""
-    table_line = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER_RE.match(line)
-        if header:
-            current = header.group(1).replace(" ", "").replace('"', "")
-            if current == table:
-                table_line = number
-            continue
-        if current == table and _key_pattern(leaf).match(line):
-            return number
-        if table and current == "":
-            if _key_pattern(key).match(line):  # dotted key: loss_weights.mel = 1
-                return number
-            if _key_pattern(table).match(line):  # inline table: loss_weights = {...}
-                return number
-    return table_line
-
-
-def _where(path: Path, text: str, key: str) -> str:
-    line = _find_key_line(text, key)
-    return f"{path}:{line}: " if line else f"{path}: "
-
-
-# Registry in its own module; imported here so `adaptive_codec.profiles.profile`
-# stays the one place to import profile types from.
-from adaptive_codec.profiles.registry import ProfileRegistry  # noqa: E402
+def _without_obsolete_keys(data: Mapping[str, Any], where: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """``data`` without :data:`_OBSOLETE_KEYS`, warning once for each one present."""
+    present = [key for key in _OBSOLETE_KEYS if key in data]
+    if not present:
+        return data
+    for key in present:
+        prefix = where_key(where, key) if isinstance(where, Path) else f"{where}: "
+        warnings.warn(f"{prefix}key {key!r} is obsolete and ignored: {_OBSOLETE_KEYS[key]}",
+                      FutureWarning, stacklevel=3)
+    return {k: v for k, v in data.items() if k not in present}

@@ -1,7 +1,7 @@
 """Registry of the profiles available to a codec: built-ins, plug-ins, users'.
 
 Precedence, lowest first: built-in ``profiles/*.toml``; plug-in packages
-(entry point group ``adaptive_codec.profiles.profile``); folders or files in
+(entry point group ``adaptive_codec.profiles``); folders or files in
 ``$ADAPTIVE_CODEC_PROFILES`` (``os.pathsep``-separated); ``--profiles-dir``
 folders. A later profile that reuses a name or label must say
 ``override = true``, so a user never replaces a built-in by accident.
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from importlib.metadata import entry_points as installed_entry_points
 from pathlib import Path
 from typing import Any
 
 from adaptive_codec.errors import ProfileError
-from adaptive_codec.profiles.profile import ENTRY_POINT_GROUP, ENV_VAR, Profile, _where
+from adaptive_codec.profiles.profile import ENTRY_POINT_GROUP, ENV_VAR, Profile
+from adaptive_codec.profiles.toml import where_key
+from adaptive_codec.resources import profiles_dir
 
 __all__ = ["ProfileRegistry"]
 
@@ -24,10 +27,7 @@ def _where_profile(profile: Profile, key: str) -> str:
     """Location prefix for a registry-level problem with ``profile``'s ``key``."""
     if profile.source is None:
         return f"profile {profile.name!r}: "
-    try:
-        return _where(profile.source, profile.source.read_text(encoding="utf-8"), key)
-    except OSError:
-        return f"{profile.source}: "
+    return where_key(profile.source, key)
 
 
 class ProfileRegistry:
@@ -74,14 +74,10 @@ class ProfileRegistry:
             Invalid file, duplicate name or label without ``override``,
             unknown or circular ``base``, missing folder, failing plug-in.
         """
-        from adaptive_codec.resources import profiles_dir
-
         registry = cls()
         registry.load_path(profiles_dir(), origin="built-in")
         if entry_points is None:
-            from importlib.metadata import entry_points as installed
-
-            entry_points = installed(group=ENTRY_POINT_GROUP)
+            entry_points = installed_entry_points(group=ENTRY_POINT_GROUP)
         for ep in entry_points:
             registry._load_entry_point(ep)
         env = os.environ if environ is None else environ

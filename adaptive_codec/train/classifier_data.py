@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
-from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
+from adaptive_codec.audio import AUDIO_SUFFIXES
+from adaptive_codec.errors import AdaptiveCodecError
 
-__all__ = ["AUDIO_SUFFIXES", "GROUP_SEPARATOR", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset",
+__all__ = ["GROUP_SEPARATOR", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset",
            "group_of", "load_labelled_files", "noisy_copies", "source_groups"]
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 # Labels in manifests that are not classes (corpus evaluation files).
 _NOT_A_CLASS = {"mixed"}
@@ -194,9 +195,6 @@ def _excerpt_features(
     """Features of a file (or of evenly spread excerpts of a long one), and of
     its 8 kHz copy when ``narrowband`` (empty otherwise or for <= 8 kHz files).
     """
-    import soundfile as sf
-    import soxr
-
     n_features = len(feature_names(config))
     with sf.SoundFile(str(path)) as f:
         sr, n = f.samplerate, f.frames
@@ -256,8 +254,6 @@ def build_dataset(
     -------
     Dataset
     """
-    import soundfile as sf
-
     cache = Path(cache_dir) if cache_dir else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
@@ -298,8 +294,6 @@ def build_dataset(
 
 
 def _load_mono(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
     with sf.SoundFile(str(path)) as f:
         sr = f.samplerate
         data = f.read(int(max_seconds * sr), dtype="float32", always_2d=True)
@@ -331,8 +325,6 @@ def noisy_copies(
     Dataset or None
         None when either label is missing.
     """
-    import soxr
-
     targets = [f for f in files if f.label == target_label]
     noises = [f for f in files if f.label == noise_label]
     if not targets or not noises:

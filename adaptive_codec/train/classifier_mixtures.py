@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from adaptive_codec.analysis.features import FeatureConfig, window_features
 from adaptive_codec.train.classifier_data import GROUP_SEPARATOR, Dataset, LabelledFile
@@ -121,9 +123,6 @@ def make_mixtures(
     -------
     list of Mixture
     """
-    import soundfile as sf
-    import soxr
-
     usable = []
     for item in files:
         info = sf.info(str(item.path))

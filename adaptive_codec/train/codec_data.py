@@ -7,11 +7,13 @@ which training memory-maps.
 
 The held-out split is by *source recording* (the ``source`` column up to the
 ``@`` offset), so cuts of one recording never land in both train and test.
+The rule itself (:func:`~adaptive_codec.bench.corpus.is_held_out`) lives with
+the benchmarks' clip selection, which scores on the same held-out recordings;
+training imports it from there (train -> bench, never the other way).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,24 +24,22 @@ import pandas as pd
 import soundfile as sf
 import torch
 import torchaudio
+from tqdm import tqdm
 
+from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ
+from adaptive_codec.bench.corpus import TEST_FRACTION_PERCENT, is_held_out, source_group
 from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.profiles.builtin import BUILTIN_CLASSES
 from adaptive_codec.train.cache_paths import cache_dir_for
 
-CLASSES: tuple[str, ...] = ("speech", "music", "ambient")
-TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out
+__all__ = ["CLASSES", "Clip", "CropSampler", "SILENT_RMS", "TEST_FRACTION_PERCENT", "band_limit",
+           "build_cache", "corpus_clips", "ensure_caches", "is_held_out", "pool_clips", "read_mono",
+           "sample_corpus_clips", "source_group"]
+
+#: The classes the codec trains on: the built-ins. The name stays for the
+#: benchmark scripts that import it (use ``BUILTIN_CLASSES`` in new code).
+CLASSES: tuple[str, ...] = BUILTIN_CLASSES
 SILENT_RMS = 10 ** (-50 / 20)  # crops at or below -50 dBFS RMS are redrawn, not trained on
-
-
-def source_group(source: str) -> str:
-    """Recording id of a corpus ``source`` entry (drops the cut offset and notes)."""
-    return source.split("@", 1)[0].strip()
-
-
-def is_held_out(source: str) -> bool:
-    """Deterministic held-out membership of a corpus clip's recording."""
-    digest = hashlib.sha1(source_group(source).encode()).hexdigest()
-    return int(digest[:8], 16) % 100 < TEST_FRACTION_PERCENT
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def corpus_clips(corpus_dir: Path, split: str) -> list[Clip]:
     manifest = _read_manifest(corpus_dir, ("path", "label", "source"))
     clips = []
     for row in manifest.itertuples():
-        if row.label not in CLASSES:
+        if row.label not in BUILTIN_CLASSES:
             continue
         held = is_held_out(row.source)
         if split == "all" or (split == "test") == held:
@@ -109,7 +109,7 @@ def pool_clips(pool_dir: Path, max_hours: dict[str, float] | None = None) -> lis
     hours: dict[str, float] = {}
     clips = []
     for row in manifest.itertuples():
-        if row.label not in CLASSES:
+        if row.label not in BUILTIN_CLASSES:
             continue
         cap = (max_hours or {}).get(row.label)
         if cap is not None and hours.get(row.label, 0.0) >= cap:
@@ -137,7 +137,7 @@ def ensure_caches(data: Iterable[Path], extra: Iterable[Path], extra_hours: floa
     finished yet is built first and marked ``done``.
     """
     wanted = [(cache_dir_for(d, cache_root), lambda d=d: corpus_clips(d, "train")) for d in data]
-    cap = dict.fromkeys(CLASSES, extra_hours)
+    cap = dict.fromkeys(BUILTIN_CLASSES, extra_hours)
     wanted += [(cache_dir_for(d, cache_root, extra_hours), lambda d=d: pool_clips(d, cap)) for d in extra]
     for cache, clips in wanted:
         if build and not (cache / "done").exists():
@@ -146,10 +146,9 @@ def ensure_caches(data: Iterable[Path], extra: Iterable[Path], extra_hours: floa
     return [cache for cache, _ in wanted]
 
 
-def build_cache(clips: Iterable[Clip], cache_dir: Path, sample_rate_hz: int = 24000) -> None:
+def build_cache(clips: Iterable[Clip], cache_dir: Path,
+                sample_rate_hz: int = INTERNAL_SAMPLE_RATE_HZ) -> None:
     """Decode ``clips`` once into ``cache_dir/<label>.npy`` + ``<label>.json``."""
-    from tqdm import tqdm
-
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     by_label: dict[str, list[Clip]] = {}
@@ -193,7 +192,8 @@ def _rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(audio**2)) + 1e-12)
 
 
-def band_limit(audio: np.ndarray, cutoff_hz: float, sample_rate_hz: int = 24000) -> np.ndarray:
+def band_limit(audio: np.ndarray, cutoff_hz: float,
+               sample_rate_hz: int = INTERNAL_SAMPLE_RATE_HZ) -> np.ndarray:
     """Low-pass ``audio`` at ``cutoff_hz`` as a lower-rate source resampled up would be.
 
     Zero-phase FFT mask: 1 below 0.92 x cutoff, a raised-cosine fall to 0 at the cutoff
@@ -244,7 +244,7 @@ class CropSampler:
     def __init__(self, cache_dirs: list[Path], crop_samples: int, seed: int = 0,
                  class_weights: dict[str, float] | None = None, bandlimit_prob: float = 0.0,
                  bandlimit_hz: Iterable[float] = (8000.0, 11025.0),
-                 sample_rate_hz: int = 24000) -> None:
+                 sample_rate_hz: int = INTERNAL_SAMPLE_RATE_HZ) -> None:
         self.crop = crop_samples
         self.rng = np.random.default_rng(seed)
         self.bandlimit_prob = float(bandlimit_prob)
@@ -258,7 +258,7 @@ class CropSampler:
                              f"got {self.bandlimit_hz}")
         self.arrays: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for cache in cache_dirs:
-            for label in CLASSES:
+            for label in BUILTIN_CLASSES:
                 npy = Path(cache) / f"{label}.npy"
                 if not npy.exists():
                     continue
@@ -268,7 +268,7 @@ class CropSampler:
                 lengths = np.array([c["n_samples"] for c in meta], dtype=np.int64)
                 if len(starts):
                     self.arrays.setdefault(label, []).append((data, np.stack([starts, lengths], 1)))
-        self.labels = [c for c in CLASSES if c in self.arrays]
+        self.labels = [c for c in BUILTIN_CLASSES if c in self.arrays]
         if not self.labels:
             raise ValueError(f"no cached audio in {cache_dirs}")
         self.label_p: np.ndarray | None = None
@@ -282,7 +282,7 @@ class CropSampler:
     def hours(self) -> dict[str, float]:
         """Hours of cached audio per class."""
         return {
-            label: sum(int(idx[:, 1].sum()) for _, idx in parts) / 24000 / 3600
+            label: sum(int(idx[:, 1].sum()) for _, idx in parts) / self.sample_rate_hz / 3600
             for label, parts in self.arrays.items()
         }
 

@@ -14,9 +14,12 @@ import numpy as np
 import torch
 import torchaudio
 
+from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ
 from adaptive_codec.backbone.model import Backbone
+from adaptive_codec.bench.metrics import mel_distance_db
 from adaptive_codec.planning.depth_allocation import allocate_depths
-from adaptive_codec.train.codec_data import CLASSES, corpus_clips, read_mono
+from adaptive_codec.profiles.builtin import BUILTIN_CLASSES
+from adaptive_codec.train.codec_data import corpus_clips, read_mono
 
 
 @dataclass
@@ -27,9 +30,9 @@ class HeldOutSet:
 
     @classmethod
     def from_corpus(cls, corpus_dir: Path, per_class: int = 4, seconds: float = 6.0,
-                    sample_rate_hz: int = 24000) -> "HeldOutSet":
+                    sample_rate_hz: int = INTERNAL_SAMPLE_RATE_HZ) -> "HeldOutSet":
         clips = corpus_clips(Path(corpus_dir), "test")
-        audio: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
+        audio: dict[str, list[np.ndarray]] = {c: [] for c in BUILTIN_CLASSES}
         for clip in clips:
             if len(audio[clip.label]) >= per_class:
                 continue
@@ -47,8 +50,6 @@ def mel_distance(estimate: np.ndarray, reference: np.ndarray, sample_rate_hz: in
     scales, floor and 24 kHz analysis) divided by 10: the training logs have
     always been in log10 units (bels), so their curves stay comparable.
     """
-    from adaptive_codec.bench.metrics import mel_distance_db
-
     return mel_distance_db(reference, estimate, sample_rate_hz, floor_db=floor_db) / 10
 
 
@@ -81,6 +82,7 @@ def roundtrip(model: Backbone, audio: np.ndarray, profile: str, n_q: int,
 
 def _speech_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float | None, float]:
     """PESQ-WB (None where PESQ finds no speech) and STOI at 16 kHz."""
+    # Optional (the bench extra): only a run with a held-out set scores speech.
     from pesq import pesq
     from pystoi import stoi
 

@@ -1,6 +1,6 @@
 """Multi-process training with ``torchrun`` and ``DistributedDataParallel``.
 
-``torchrun --nproc_per_node=N -m adaptive_codec.train codec …`` sets
+``torchrun --nproc_per_node=N -m adaptive_codec train codec …`` sets
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous variables;
 :func:`init_from_env` reads them and joins the process group (``gloo`` on
 CPU, ``nccl`` on CUDA). Without them everything here is a no-op, so one
@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,6 @@ class DistContext:
         """True on every rank if ``flag`` is true on any (e.g. a rank's time is up)."""
         if not self.active:
             return flag
-        import torch.distributed as dist
-
         t = torch.tensor([1.0 if flag else 0.0], device=_comm_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
@@ -67,8 +66,6 @@ class DistContext:
         """Sum every level's code-usage counts over ranks (same dead codes everywhere)."""
         if not self.active:
             return
-        import torch.distributed as dist
-
         for level in quantizer.levels:
             dist.all_reduce(level.usage, op=dist.ReduceOp.SUM)
 
@@ -76,24 +73,18 @@ class DistContext:
         """Sum ``tensor`` over ranks in place (no-op in a single process)."""
         if not self.active:
             return
-        import torch.distributed as dist
-
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
     def broadcast_parameters(self, module: torch.nn.Module) -> None:
         """Copy rank 0's parameters and buffers to every rank (after a random re-seed)."""
         if not self.active:
             return
-        import torch.distributed as dist
-
         with torch.no_grad():
             for tensor in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(tensor.data, src=0)
 
 
 def _comm_device() -> torch.device:
-    import torch.distributed as dist
-
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -120,8 +111,6 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
     device : str
         The device this process should train on.
     """
-    import torch.distributed as dist
-
     ctx = context_from_env()
     if not ctx.active:
         return ctx, device
@@ -135,7 +124,5 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
 
 def shutdown() -> None:
     """Leave the process group (no-op when not distributed)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

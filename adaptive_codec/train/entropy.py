@@ -34,9 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from adaptive_codec.backbone.streaming import encode_signal
 from adaptive_codec.entropy.coder import ideal_bits
+from adaptive_codec.entropy.selection import coding_prior_logits
 from adaptive_codec.entropy.tables import DEFAULT_PRECISION_BITS, EntropyModel
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.profiles.builtin import BUILTIN_CLASSES
+from adaptive_codec.train.codec_data import corpus_clips, read_mono
 
 __all__ = ["EntropyBuildConfig", "collect_codes", "fit_context_model", "bits_per_index", "build_entropy_tables"]
 
@@ -92,8 +98,6 @@ def collect_codes(backbone, caches: Sequence[Path], labels: Sequence[str], confi
     dict[str, list[np.ndarray [shape=(n_levels, frames), dtype=int16]]]
         One array per clip.
     """
-    from adaptive_codec.backbone.streaming import encode_signal
-
     cfg = backbone.config
     rate = cfg.sample_rate_hz
     out: dict[str, list[np.ndarray]] = {}
@@ -285,9 +289,6 @@ def bits_per_index(model: EntropyModel, codes: list[np.ndarray], prior: int, dep
 
 def _held_out_codes(codec, corpus: Path, labels: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Codes of the corpus's held-out clips (mono downmix, each with its class's profile)."""
-    from adaptive_codec.backbone.streaming import encode_signal
-    from adaptive_codec.train.codec_data import corpus_clips, read_mono
-
     bb = codec.backbone
     out: dict[str, list[np.ndarray]] = {label: [] for label in labels}
     for clip in corpus_clips(corpus, "test"):
@@ -322,21 +323,14 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     dict
         The provenance stored in the file (data minutes, held-out results).
     """
-    from tqdm import tqdm
-
-    from adaptive_codec.entropy.selection import coding_prior_logits
-    from adaptive_codec.train.codec_data import CLASSES
-
     bb = codec.backbone
-    labels = [c for c in CLASSES if c in bb.config.profiles]
+    labels = [c for c in BUILTIN_CLASSES if c in bb.config.profiles]
     t0 = time.monotonic()
     total_s = config.minutes_per_class * 60 * len(labels)
     with tqdm(total=round(total_s), unit="s audio", desc="encode training audio") as bar:
         codes = collect_codes(bb, caches, labels, config, progress=lambda s: bar.update(round(s)))
     minutes = {label: sum(c.shape[1] for c in codes[label]) / bb.config.frame_rate_hz / 60 for label in labels}
     if not any(codes.values()):
-        from adaptive_codec.errors import AdaptiveCodecError
-
         raise AdaptiveCodecError(f"no training audio found in {', '.join(map(str, caches)) or 'no caches'}")
     books = [lvl.normalized_codebook().detach().double().numpy() for lvl in bb.quantizer.levels]
     by_prior = {bb.config.profiles.index(label): codes[label] for label in labels}

@@ -16,10 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.numpy import save_file
+from tqdm import tqdm
 
-from adaptive_codec.errors import AdaptiveCodecError
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
+from adaptive_codec.audio import AUDIO_SUFFIXES, load_audio, resample, to_mono
+from adaptive_codec.backbone.losses import ReconstructionLoss, combine, weight_matrix
+from adaptive_codec.errors import AdaptiveCodecError, ProfileError
+from adaptive_codec.profiles import Profile
+from adaptive_codec.profiles.toml import load_toml
 
 
 @dataclass
@@ -46,15 +50,8 @@ def profile_for_tuning(path: Path):
     output : Path or None
         Where its ``conditioning`` key says the tuned embedding goes.
     """
-    import tomllib
-
-    from adaptive_codec.profiles.profile import Profile
-
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return Profile.from_toml(path), None  # from_toml words the error precisely
+    data = load_toml(path, what="profile", error=ProfileError)  # words errors as from_toml does
     target = data.pop("conditioning", None)
     if target is None:
         return Profile.from_toml(path), None
@@ -73,8 +70,6 @@ def _audio_files(data: Path) -> list[Path]:
 
 
 def _load_24k(files: list[Path], sample_rate_hz: int) -> list[np.ndarray]:
-    from adaptive_codec.audio import load_audio, resample, to_mono
-
     out = []
     for f in files:
         audio, info = load_audio(f)
@@ -119,11 +114,6 @@ def tune_profile(codec, profile, data: Path, output: Path | None = None, *, step
     -------
     ProfileTuningResult
     """
-    from safetensors.numpy import save_file
-    from tqdm import tqdm
-
-    from adaptive_codec.backbone.losses import ReconstructionLoss, combine, weight_matrix
-
     if profile.base is None:
         raise AdaptiveCodecError(f"profile {profile.name!r} needs a 'base' profile to start from")
     if output is None:

@@ -1,14 +1,24 @@
-"""`adaptive-codec train …` commands (also `python -m adaptive_codec.train`)."""
+"""`adaptive-codec train …` commands (also `python -m adaptive_codec.train`).
+
+The CLI imports this module at start-up, so it stays light: torch and the
+training modules (which import torch, sklearn and the codec at their tops)
+are imported inside the commands that need them.
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from adaptive_codec.cli.common import cli_state, handle_errors
+from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.resources import weights_dir
+from adaptive_codec.threads import pin_threads
 from adaptive_codec.train.cache_paths import DEFAULT_CACHE_ROOT, DEFAULT_EXTRA_HOURS
+from adaptive_codec.train.codec_config import TrainConfig
 
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
                         no_args_is_help=True)
@@ -44,10 +54,9 @@ def train_codec(
     crops with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0
     builds the caches and writes checkpoints, logs, evaluations and exports.
     """
-    import torch
+    import torch  # heavy: only the training commands need it
 
-    from adaptive_codec.train.codec import TrainConfig
-    from adaptive_codec.train.ddp import init_from_env, shutdown
+    from adaptive_codec.train.ddp import init_from_env, shutdown  # imports torch
 
     cfg = TrainConfig.from_toml(config) if config else TrainConfig()
     if threads is not None:
@@ -64,7 +73,7 @@ def train_codec(
 
 def _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scratch, export,
                  max_steps, max_minutes, device, cache_dir, dist_ctx) -> None:
-    from adaptive_codec.resources import weights_dir
+    # Heavy (torch, torchaudio, pandas): imported when a run starts.
     from adaptive_codec.train.codec import CodecTrainer
     from adaptive_codec.train.codec_data import ensure_caches
     from adaptive_codec.train.codec_eval import HeldOutSet
@@ -72,7 +81,7 @@ def _train_codec(data, extra, extra_hours, run_dir, cfg, init_weights, from_scra
     main = dist_ctx.is_main
     caches = [str(c) for c in ensure_caches(data, extra or [], extra_hours, cache_dir, build=main)]
     if dist_ctx.active:
-        import torch.distributed
+        import torch.distributed  # heavy, and only under torchrun
 
         torch.distributed.barrier()  # the other ranks wait for rank 0's caches
     cfg.caches = caches
@@ -126,8 +135,7 @@ def train_classifier_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
     """Train the content classifier on your own labels (custom classes welcome)."""
-    from adaptive_codec.cli.common import handle_errors
-    from adaptive_codec.train.classifier import run_training
+    from adaptive_codec.train.classifier import run_training  # heavy: sklearn, the feature stack
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,
                                 max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
@@ -148,12 +156,11 @@ def train_profile(
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
 ) -> None:
     """Fine-tune a custom profile's conditioning embedding (backbone frozen)."""
-    import torch
-
+    # Heavy (torch): imported when the command runs.
     from adaptive_codec.codec import AdaptiveCodec
     from adaptive_codec.train.profile import profile_for_tuning, tune_profile
 
-    torch.set_num_threads(threads)
+    pin_threads(threads)
     prof, target = profile_for_tuning(profile)
     codec = AdaptiveCodec.default(profiles_dirs=cli_state().profiles_dirs)
     result = tune_profile(codec, prof, data, out or target, steps=steps, max_minutes=max_minutes)
@@ -196,15 +203,13 @@ def train_entropy(
     ignores, with a warning, a table built for other weights). A few minutes
     on one CPU core; deterministic for the same inputs and weights.
     """
-    import torch
-
+    # Heavy (torch): imported when the command runs.
     from adaptive_codec.codec import AdaptiveCodec
-    from adaptive_codec.errors import AdaptiveCodecError
-    from adaptive_codec.resources import weights_dir
+    from adaptive_codec.entropy.selection import EntropyTableWarning
     from adaptive_codec.train.codec_data import ensure_caches
     from adaptive_codec.train.entropy import EntropyBuildConfig, build_entropy_tables
 
-    torch.set_num_threads(threads)
+    pin_threads(threads)
     caches = ensure_caches(data or [], extra or [], extra_hours, cache_dir) + list(cache or [])
     if not caches:
         raise AdaptiveCodecError("no training audio: give --data, --extra or --cache")
@@ -212,10 +217,6 @@ def train_entropy(
     if missing:
         raise AdaptiveCodecError(f"{missing[0]}: no such cache folder")
     weights_path = weights or weights_dir() / "backbone.safetensors"
-    import warnings
-
-    from adaptive_codec.entropy.selection import EntropyTableWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EntropyTableWarning)  # the table is what we are building
         codec = AdaptiveCodec.default(weights=weights_path)
