@@ -50,7 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 from adaptive_codec.container.binary import varint_bytes  # noqa: E402
 from adaptive_codec.audio import audio_info, load_audio, to_mono  # noqa: E402
-from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
+from adaptive_codec.profiles import BUILTIN_CLASSES  # noqa: E402
+from adaptive_codec.train.codec_data import corpus_clips  # noqa: E402
 
 OPUS_LADDER_KBPS = (6, 8, 10, 12, 16, 20, 24, 32)
 
@@ -59,7 +60,7 @@ def pick_files(corpus: Path, per_class: int) -> tuple[list[Path], dict[str, str]
     """Mixed files + held-out clips; and the member name -> class of the held-out clips."""
     files = sorted((corpus / "mixed").glob("*.flac"))
     held_out: dict[str, str] = {}
-    for label in CLASSES:
+    for label in BUILTIN_CLASSES:
         held = [c.path for c in corpus_clips(corpus, "test") if c.label == label][:per_class]
         files += held
         held_out.update({p.with_suffix(".acx").name: label for p in held})

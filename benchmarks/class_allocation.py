@@ -54,7 +54,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-CLASSES = ("speech", "music", "ambient")
+from adaptive_codec.profiles import BUILTIN_CLASSES  # noqa: E402
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
+CLASSES = BUILTIN_CLASSES
 RUNGS_KBPS = (1.5, 3.0, 6.0, 12.0)
 REFERENCE_KBPS = 6.0  # the rung at which each profile runs at its own bitrate
 MUSIC_GRID = (3.0, 4.0, 4.5, 5.0, 6.0, 7.5, 9.0)
@@ -211,13 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no corpus at {args.corpus} (expected manifest.csv there)", file=sys.stderr)
         return 2
 
-    import torch
-
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.train.codec_data import sample_corpus_clips
 
-    torch.set_num_threads(1)
+    pin_threads(1)
     codec = AdaptiveCodec.default()
     weights_id = codec.weights_meta["weights_id"]
     print("# Bits per class in auto mode: profile bitrates chosen on training clips")

@@ -49,6 +49,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.profiles import BUILTIN_CLASSES  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 
 #: The issue's target for a 10-minute stereo 48 kHz file.
@@ -100,7 +102,7 @@ def build_long_input(corpus: Path, path: Path, minutes: float, sample_rate_hz: i
 
     rows = list(csv.DictReader(open(corpus / "manifest.csv", newline="", encoding="utf-8")))
     by_class = {label: sorted(r["path"] for r in rows if r["label"] == label)
-                for label in ("speech", "music", "ambient")}
+                for label in BUILTIN_CLASSES}
     order = [p for trio in zip(*by_class.values()) for p in trio]
     total = int(minutes * 60 * sample_rate_hz)
     written, used = 0, []

@@ -13,7 +13,7 @@ Metrics (``adaptive_codec.bench.metrics``): ViSQOL v3 audio mode at 48 kHz,
 PESQ-WB and STOI (speech), multi-scale mel distance floored 60 dB below the
 reference's peak (dB), SI-SDR (dB; near meaningless for generative codecs).
 Also encode / decode speed as x real time on one core
-(``torch.set_num_threads(1)``): from the quality pass (wall clock), and from
+(``threads.pin_threads(1)``): from the quality pass (wall clock), and from
 a separate timing pass that also reads the thread's CPU time, which another
 busy process on the machine inflates far less than wall time; the backbone's
 parameter count and the peak RSS of the process.
@@ -40,13 +40,16 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 
 from adaptive_codec.bench import runner  # noqa: E402
 from adaptive_codec.bench.config import BenchConfig  # noqa: E402
 from adaptive_codec.bench.corpus import BenchClip  # noqa: E402
 from adaptive_codec.bench.systems import jobs_for  # noqa: E402
-from adaptive_codec.train.codec_data import CLASSES, corpus_clips  # noqa: E402
+from adaptive_codec.profiles import BUILTIN_CLASSES  # noqa: E402
+from adaptive_codec.train.codec_data import corpus_clips  # noqa: E402
 
 METRIC_KEYS = ("visqol", "pesq_wb", "stoi", "mel_distance", "si_sdr")
 COLUMNS = ("visqol", "pesq_wb", "stoi", "mel_distance_db", "si_sdr_db")
@@ -59,7 +62,7 @@ def _pick(corpus: Path, per_class: int, seed: int) -> list[BenchClip]:
     clips = corpus_clips(corpus, "test")
     rng = np.random.default_rng(seed)
     chosen = []
-    for label in CLASSES:
+    for label in BUILTIN_CLASSES:
         items = sorted((c for c in clips if c.label == label), key=lambda c: str(c.path))
         if per_class and len(items) > per_class:
             items = [items[i] for i in sorted(rng.choice(len(items), per_class, replace=False))]
@@ -127,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --bitrates must be comma-separated kbps > 0, got {args.bitrates!r}", file=sys.stderr)
         return 2
 
-    import torch
-
-    torch.set_num_threads(1)
+    pin_threads(1)
     config = BenchConfig(bitrates_kbps=bitrates, auto=False, profiles="all", baselines=("opus",),
                          metrics=METRIC_KEYS, max_seconds=args.max_seconds, split="test")
     start = time.time()
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---" * 15 + "|",
     ]
     table: dict[tuple[str, str, float], dict[str, float]] = {}
-    for label in CLASSES:
+    for label in BUILTIN_CLASSES:
         for kbps in bitrates:
             cells = {}
             for system in (f"adaptive-{label}", "opus"):
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     if 6.0 in bitrates:
-        for label in CLASSES:
+        for label in BUILTIN_CLASSES:
             ours, opus = table[(label, "ours", 6.0)], table[(label, "opus", 6.0)]
             keys = ("pesq_wb", "stoi") if label == "speech" else ("visqol",)
             verdict = all(ours[k] > opus[k] for k in keys if not math.isnan(opus[k]))

@@ -43,6 +43,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.profiles import BUILTIN_CLASSES  # noqa: E402
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
 SLOPES = (0.0, 1.5, 2.5, 4.0, 6.0)
 
 
@@ -137,16 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no corpus at {args.corpus} (expected manifest.csv there)", file=sys.stderr)
         return 2
 
-    import torch
-
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.profiles import MAX_DEPTH_SLOPE
     from adaptive_codec.train.codec_data import sample_corpus_clips
 
-    torch.set_num_threads(1)
+    pin_threads(1)
     codec = AdaptiveCodec.default()
-    unknown = [c for c in args.classes.split(",") if c not in ("speech", "music", "ambient")]
+    unknown = [c for c in args.classes.split(",") if c not in BUILTIN_CLASSES]
     if unknown:
         print(f"error: unknown class(es) {', '.join(unknown)}; use speech, music, ambient", file=sys.stderr)
         return 2

@@ -42,6 +42,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
 KAPPAS = (0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 TABLE_POWERS = (0.0, 0.5, 0.8, 1.0)
 OFFSETS = (-2, -1, 0, 1, 2)
@@ -169,13 +171,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    import torch
-
-    torch.set_num_threads(1)
+    pin_threads(1)
     from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.codec import AdaptiveCodec
-    from adaptive_codec.train.codec_data import CLASSES
-    from adaptive_codec.train.entropy import EntropyBuildConfig, _held_out_codes, collect_codes
+    from adaptive_codec.profiles import BUILTIN_CLASSES
+    from adaptive_codec.train.entropy import EntropyBuildConfig, held_out_codes, collect_codes
 
     from adaptive_codec.errors import AdaptiveCodecError
 
@@ -187,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bb = codec.backbone
     model = codec.entropy_model
-    labels = [c for c in CLASSES if c in bb.config.profiles]
+    labels = [c for c in BUILTIN_CLASSES if c in bb.config.profiles]
     train = collect_codes(bb, caches, labels, EntropyBuildConfig(minutes_per_class=args.minutes, max_clip_s=60.0))
-    held = _held_out_codes(codec, args.corpus, labels)
+    held = held_out_codes(codec, args.corpus, labels)
     missing = [label for label in labels if not train[label] or not held[label]]
     if missing:
         print(f"error: no training or held-out audio for {', '.join(missing)} (caches: "

@@ -30,6 +30,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
 
 def band_correlations(reference: np.ndarray, degraded: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     """STOI's intermediate correlation per one-third octave band, averaged over segments.
@@ -78,15 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --seconds and --kbps must be > 0", file=sys.stderr)
         return 2
 
-    import torch
-
     from adaptive_codec import AdaptiveCodec
     from adaptive_codec.bench.environment import git_revision
     from adaptive_codec.bench.baselines import OpusBaseline
     from adaptive_codec.errors import AdaptiveCodecError
     from adaptive_codec.train.codec_data import corpus_clips, read_mono
 
-    torch.set_num_threads(1)
+    pin_threads(1)
     try:
         codec = AdaptiveCodec.default(weights=args.weights) if args.weights else AdaptiveCodec.default()
     except AdaptiveCodecError as exc:

@@ -41,6 +41,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -68,9 +70,11 @@ def native_clips(corpus: Path, seconds: float) -> dict[str, list[tuple[np.ndarra
     """
     import soundfile as sf
 
-    from adaptive_codec.train.codec_data import CLASSES, corpus_clips
+    from adaptive_codec.profiles import BUILTIN_CLASSES
 
-    out: dict[str, list[tuple[np.ndarray, int]]] = {c: [] for c in CLASSES}
+    from adaptive_codec.train.codec_data import corpus_clips
+
+    out: dict[str, list[tuple[np.ndarray, int]]] = {c: [] for c in BUILTIN_CLASSES}
     for clip in corpus_clips(Path(corpus), "test"):
         sr = sf.info(str(clip.path)).samplerate
         data, _ = sf.read(str(clip.path), dtype="float32", always_2d=True, frames=int(seconds * sr))
@@ -90,7 +94,7 @@ def score(weights: Path, clips: dict[str, list[tuple[np.ndarray, int]]], depths:
     from adaptive_codec.backbone.weights import load_weights
     from adaptive_codec.bench.metrics import visqol
     from adaptive_codec.audio.resampling import resample_signal
-    from adaptive_codec.train.codec_eval import _speech_scores, mel_distance, roundtrip
+    from adaptive_codec.train.codec_eval import speech_scores, mel_distance, roundtrip
 
     model, _ = load_weights(weights)
     rate = model.config.sample_rate_hz
@@ -109,7 +113,7 @@ def score(weights: Path, clips: dict[str, list[tuple[np.ndarray, int]]], depths:
                 if with_visqol:
                     visqols.append(visqol(ref, est, sr))
                 if label == "speech":
-                    p, s = _speech_scores(ref, est, sr)
+                    p, s = speech_scores(ref, est, sr)
                     stois.append(s)
                     if p is not None:
                         pesqs.append(p)
@@ -147,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --depths {args.depths!r}: expected integers like 4,8", file=sys.stderr)
         return 2
 
-    import torch
-
-    torch.set_num_threads(1)
+    pin_threads(1)
     from adaptive_codec.backbone.weights import read_metadata
 
     from adaptive_codec.train.codec_eval import HeldOutSet

@@ -59,9 +59,6 @@ def test_weight_matrix_rejects_unknown_terms():
 def test_builtin_classes_have_one_owner():
     assert BUILTIN_PROFILES is BUILTIN_CLASSES
     assert BackboneConfig().profiles == BUILTIN_CLASSES
-    from adaptive_codec.train import codec_data
-
-    assert codec_data.CLASSES is BUILTIN_CLASSES
 
 
 def test_every_builtin_class_has_its_profile_file():

@@ -11,10 +11,7 @@ from conftest import REPO_ROOT, SCRIPT_DIRS
 
 #: Private package names scripts still import, until their modules make them public
 #: (script, name): remove an entry when the name is renamed.
-PENDING_PRIVATE = {
-    ("benchmarks/entropy_context.py", "_held_out_codes"),  # adaptive_codec/train/entropy.py
-    ("benchmarks/weights_ab.py", "_speech_scores"),  # adaptive_codec/train/codec_eval.py
-}
+PENDING_PRIVATE: set[tuple[str, str]] = set()
 
 
 def _scripts() -> list[Path]:

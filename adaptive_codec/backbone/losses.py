@@ -48,7 +48,7 @@ PHASE_MAX_NFFT = 1024
 #: 4 kHz, i.e. no better than silence), so there the term could only pull
 #: magnitudes towards zero: speech came out 12-20 dB too quiet at 4-8 kHz.
 #: The magnitude terms alone govern the highs, as noise filling does in
-#: transform codecs (docs/TRAINING.md "Phase term above 4 kHz").
+#: transform codecs (docs/training-journal.md "Phase term above 4 kHz").
 PHASE_MAX_HZ = 4000.0
 
 #: The ``band_level`` term compares each mel band's power averaged over the
@@ -58,7 +58,7 @@ PHASE_MAX_HZ = 4000.0
 #: minimised by an output quieter than the reference where the decoder is
 #: unsure (the median of a log-power error sits below the mean), which shows
 #: as a steady level deficit: held-out 16 kHz speech came back 2-4 dB low in
-#: 1-7 kHz and 7-8 dB low at 7-7.5 kHz (docs/TRAINING.md, "A CPU cooldown
+#: 1-7 kHz and 7-8 dB low at 7-7.5 kHz (docs/training-journal.md, "A CPU cooldown
 #: that was not shipped"). The term holds the long-term band energies, as
 #: transform codecs that code band energies explicitly do, and leaves the
 #: detail to the other terms.

@@ -73,7 +73,7 @@ class TrainConfig:
     # coding: archives hold 16 and 22.05 kHz recordings, which reach the codec
     # resampled to 24 kHz with nothing above 8 / 11 kHz, while most music and
     # ambient training audio is full-band. 0 = off (crops as before 0.dev64650;
-    # 0.5 gave +0.1 ViSQOL on the 16 kHz mixed files, docs/TRAINING.md).
+    # 0.5 gave +0.1 ViSQOL on the 16 kHz mixed files, docs/training-journal.md).
     bandlimit_prob: float = 0.5
     bandlimit_hz: list[float] = field(default_factory=lambda: [8000.0, 11025.0])
 

@@ -32,13 +32,10 @@ from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.profiles.builtin import BUILTIN_CLASSES
 from adaptive_codec.train.cache_paths import cache_dir_for
 
-__all__ = ["CLASSES", "Clip", "CropSampler", "SILENT_RMS", "TEST_FRACTION_PERCENT", "band_limit",
+__all__ = ["Clip", "CropSampler", "SILENT_RMS", "TEST_FRACTION_PERCENT", "band_limit",
            "build_cache", "corpus_clips", "ensure_caches", "is_held_out", "pool_clips", "read_mono",
            "sample_corpus_clips", "source_group"]
 
-#: The classes the codec trains on: the built-ins. The name stays for the
-#: benchmark scripts that import it (use ``BUILTIN_CLASSES`` in new code).
-CLASSES: tuple[str, ...] = BUILTIN_CLASSES
 SILENT_RMS = 10 ** (-50 / 20)  # crops at or below -50 dBFS RMS are redrawn, not trained on
 
 

@@ -80,7 +80,7 @@ def roundtrip(model: Backbone, audio: np.ndarray, profile: str, n_q: int,
     return model.synthesis(decoded, x.shape[-1])[0][0].numpy()
 
 
-def _speech_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float | None, float]:
+def speech_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float | None, float]:
     """PESQ-WB (None where PESQ finds no speech) and STOI at 16 kHz."""
     # Optional (the bench extra): only a run with a held-out set scores speech.
     from pesq import pesq
@@ -115,9 +115,9 @@ def evaluate(model: Backbone, held_out: HeldOutSet, n_q: int,
             mels.append(mel_distance(est, ref, sr))
             ratios.append(float(np.sqrt(np.mean(est**2)) / (np.sqrt(np.mean(ref**2)) + 1e-12)))
             if label == "speech":
-                scores.append(_speech_scores(ref, est, sr))
+                scores.append(speech_scores(ref, est, sr))
                 if slope > 0:
-                    adaptive.append(_speech_scores(ref, roundtrip(model, ref, label, n_q, slope), sr))
+                    adaptive.append(speech_scores(ref, roundtrip(model, ref, label, n_q, slope), sr))
         out[f"{label}_mel"] = float(np.mean(mels))
         out[f"{label}_rms_ratio"] = float(np.mean(ratios))
         for suffix, rows in (("", scores), ("_adaptive", adaptive)):

@@ -49,7 +49,7 @@ __all__ = ["EntropyBuildConfig", "collect_codes", "fit_context_model", "bits_per
 
 @dataclass(frozen=True)
 class EntropyBuildConfig:
-    """Settings of an entropy-table build (every default measured, docs/TRAINING.md)."""
+    """Settings of an entropy-table build (every default measured, docs/training-journal.md "Entropy tables")."""
 
     # Training audio per class. Held-out bits/index fell with more data (weights
     # 0.dev4200, music 9.23 -> 8.81 -> 8.75 at 12 -> 90 -> 240 min); the build
@@ -287,7 +287,7 @@ def bits_per_index(model: EntropyModel, codes: list[np.ndarray], prior: int, dep
 # --------------------------------------------------------------------------- command
 
 
-def _held_out_codes(codec, corpus: Path, labels: Sequence[str]) -> dict[str, list[np.ndarray]]:
+def held_out_codes(codec, corpus: Path, labels: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Codes of the corpus's held-out clips (mono downmix, each with its class's profile)."""
     bb = codec.backbone
     out: dict[str, list[np.ndarray]] = {label: [] for label in labels}
@@ -344,7 +344,7 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     }
     if held_out_corpus is not None:
         static = EntropyModel.from_logits(coding_prior_logits(bb.prior_logits))
-        held = _held_out_codes(codec, held_out_corpus, labels)
+        held = held_out_codes(codec, held_out_corpus, labels)
         # Score at the depths the codec will choose with the new tables (their expected bits per level).
         with_tables = type(codec)(bb, codec.weights_meta, codec.registry, entropy_model=model)
         results = {}

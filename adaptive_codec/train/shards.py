@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptive_codec.audio import INTERNAL_SAMPLE_RATE_HZ
-from adaptive_codec.train.codec_data import CLASSES
+from adaptive_codec.profiles import BUILTIN_CLASSES
 
 __all__ = ["FORMATS", "SAMPLE_RATE_HZ", "expand_shard", "pack"]
 
@@ -95,7 +95,7 @@ def pack(caches: list[Path], out: Path, mib: float, seed: int, max_clip_s: float
     rng = np.random.default_rng(seed)
     budget = int(mib * 2**20)
     max_clip = int(max_clip_s * SAMPLE_RATE_HZ)
-    pools = {label: _clips(caches, label) for label in CLASSES}
+    pools = {label: _clips(caches, label) for label in BUILTIN_CLASSES}
     orders = {label: iter(rng.permutation(len(clips)).tolist()) for label, clips in pools.items() if clips}
     arrays: dict[str, list[np.ndarray]] = {label: [] for label in orders}
     index: dict[str, list[dict]] = {label: [] for label in orders}
