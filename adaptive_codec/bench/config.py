@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adaptive_codec.bench.baselines import BASELINES, OpusBaseline
+from adaptive_codec.bench.metrics import METRICS
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.profiles.toml import load_toml
 
@@ -105,9 +107,6 @@ class BenchConfig:
         return cfg
 
     def validate(self, where: str = "config") -> None:
-        from adaptive_codec.bench.baselines import BASELINES
-        from adaptive_codec.bench.metrics import METRICS
-
         def bad(key: str, problem: str) -> BenchConfigError:
             return BenchConfigError(f"{where}: key {key!r}: {problem}")
 
@@ -148,8 +147,6 @@ class BenchConfig:
                 raise bad(key, f"must be a number >= 0, got {value!r}")
         if not isinstance(self.opus, dict):
             raise bad("opus", "must be a table of Opus options")
-        from adaptive_codec.bench.baselines import OpusBaseline
-
         try:
             OpusBaseline(**self.opus)
         except TypeError:

@@ -39,6 +39,7 @@ import json
 import math
 import os
 import sys
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -48,10 +49,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm import tqdm
 
+from adaptive_codec.audio import load_audio, to_mono
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.bench.config import BenchConfig
 from adaptive_codec.bench.corpus import BenchClip, read_segments, select_clips
+from adaptive_codec.bench.metrics import METRICS
+from adaptive_codec.bench.report import write_report
 from adaptive_codec.bench.environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
 from adaptive_codec.bench.systems import AdaptiveSystem, Job, build_systems, jobs_for
 from adaptive_codec.threads import pin_threads
@@ -106,7 +113,7 @@ def init_worker(config: BenchConfig, profiles_dirs: tuple[str, ...], warm_up: bo
     classifier and fills caches, so the first timed row is not slower than the
     rest; a process that times nothing (the parent of ``--jobs N``) skips it.
     """
-    from adaptive_codec.codec import AdaptiveCodec
+    from adaptive_codec.codec import AdaptiveCodec  # torch: loaded in the worker, not by `bench --help`
 
     _single_thread()
     codec = AdaptiveCodec.default(profiles_dirs=profiles_dirs)
@@ -152,8 +159,6 @@ def excerpt_start_s(reference, seconds: float, duration_s: float) -> float:
 
 def _load_clip(clip: BenchClip, config: BenchConfig) -> tuple[np.ndarray, int, Any, float]:
     """Mono excerpt, sample rate, reference segments (excerpt time) or None, excerpt start (s)."""
-    from adaptive_codec.audio import load_audio, to_mono
-
     audio, info = load_audio(clip.path)
     x = to_mono(audio)
     sr = info.sample_rate_hz
@@ -181,8 +186,6 @@ def _share_of_profiles(plan: list, n_frames: int) -> str:
 
 
 def _write_snippet(path: Path, audio: np.ndarray, sr: int, seconds: float) -> None:
-    import soundfile as sf
-
     path.parent.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * sr)) if seconds > 0 else audio.size
     tmp = path.with_name(path.name + ".tmp")
@@ -193,8 +196,6 @@ def _write_snippet(path: Path, audio: np.ndarray, sr: int, seconds: float) -> No
 def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: bool
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of ``results.csv`` and ``routing.csv`` for one clip (in a worker)."""
-    from adaptive_codec.bench.metrics import METRICS
-
     config: BenchConfig = WORKER["config"]
     systems = WORKER["systems"]
     rows: list[dict[str, Any]] = []
@@ -298,8 +299,6 @@ def _key(clip: str, system: str, nominal: Any) -> tuple[str, str, str]:
 def _finished_keys(results: Path) -> set[tuple[str, str, str]]:
     if not results.is_file():
         return set()
-    import pandas as pd
-
     frame = pd.read_csv(results, keep_default_na=True)
     ok = frame[frame["error"].isna() | (frame["error"].astype(str).str.strip() == "")]
     done = set()
@@ -322,8 +321,6 @@ def _append(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) ->
 
 def _dedupe(path: Path, keys: list[str]) -> None:
     """Keep the last row per key (a resumed job replaces its failed row)."""
-    import pandas as pd
-
     if not path.is_file():
         return
     frame = pd.read_csv(path, keep_default_na=True)
@@ -396,10 +393,6 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
               resume: bool = False, jobs: int = 1, profiles_dirs: tuple[str, ...] = (),
               progress: bool = True, quick: bool = False) -> BenchRun:
     """Run the benchmark and write every output file in ``out_dir`` (see the module docstring)."""
-    from tqdm import tqdm
-
-    from adaptive_codec.bench.report import write_report
-
     start = time.time()
     out = Path(out_dir)
     clips, how = select_clips(Path(corpus), split=config.split,
@@ -453,8 +446,6 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
             bar.set_postfix_str(task[0].clip_id[-40:])
             collect(run_clip(*task))
     else:
-        import multiprocessing
-
         # Children read these when their libraries load (before init_worker runs).
         for var in _THREAD_ENV:
             os.environ[var] = "1"
