@@ -143,9 +143,23 @@ class TargetFolder:
                 os.fsync(fd)
         except IsADirectoryError:
             raise ExtractError(f"refusing to extract {rel!r}: {self.path / rel} is a directory") from None
+        except OSError as exc:  # name the user's file, not the scratch one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path / rel)) from exc
+        except AdaptiveCodecError:
+            if _disk_full(fd):  # libsndfile says "System error." for a full disk
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path / rel)) from None
+            raise
         finally:
             os.close(fd)
         return self.path / rel
+
+
+def _disk_full(fd: int) -> bool:
+    try:
+        st = os.statvfs(fd)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
 
 
 def check_targets(folder: TargetFolder, targets: Sequence[str], force: bool) -> None:
