@@ -335,3 +335,54 @@ def test_bad_metadata_values_are_refused_by_list_verify_and_append(meta, tmp_pat
     with pytest.raises(FormatError):
         create_archive(tmp_path / "w.aca", [("a.acx", b"1", {"class_mix": {"speech": -1.0}})])
     assert read_member(crafted_archive(tmp_path / "ok.aca", [("a.acx", b"1", {})]), "a.acx") == b"1"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+class _FakeCodec:
+    """Stands in for the codec: 'bad' members fail to decode, as a non-finite output does."""
+
+    calls: list[str] = []
+
+    def decode_to(self, data: bytes, out) -> None:
+        from adaptive_codec.errors import AudioError
+
+        _FakeCodec.calls.append(str(out))
+        if data.startswith(b"bad"):
+            raise AudioError(f"{out}: audio contains NaN or infinite samples")
+        Path(out).write_bytes(data)
+
+
+def test_verify_decode_runs_what_extract_runs_and_names_every_failure(tmp_path, capsys, monkeypatch):
+    from adaptive_codec.cli import archive as cli_archive
+    from adaptive_codec.cli.app import main
+
+    monkeypatch.setattr(cli_archive, "load_codec", lambda threads=1: _FakeCodec())
+    path = tmp_path / "v.aca"
+    create_archive(path, [("a.acx", b"good", {}), ("b.acx", b"bad 1", {}), ("c.acx", b"bad 2", {})])
+    assert main(["archive", "verify", str(path), "--decode"]) == 1
+    err = capsys.readouterr().err
+    assert "problem: b.acx:" in err and "problem: c.acx:" in err and "internal error" not in err
+    assert main(["archive", "extract", str(path), "--to", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "member 'b.acx'" in err[0] and str(tmp_path / "out" / "b.wav") in err[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav"]  # whole files only
+
+
+def test_cli_one_line_errors_for_writers(tmp_path, capsys):
+    from adaptive_codec.cli.app import main
+
+    path = tmp_path / "a.aca"
+    create_archive(path, archive_members(1))
+    with archive_writer(path, replace=True, must_exist=True):
+        for args in (["append", str(path), str(tmp_path / "missing.wav")],):
+            assert main(["archive", *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+    fifo = tmp_path / "in.wav"
+    os.mkfifo(fifo)
+    assert main(["archive", "create", str(tmp_path / "n.aca"), str(fifo)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {fifo}: not a regular file"]
+    assert not (tmp_path / "n.aca").exists()

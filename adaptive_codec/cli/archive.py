@@ -250,7 +250,7 @@ def archive_verify(
                 try:
                     decode_member(codec, read_member(archive, e.name), scratch)
                 except AdaptiveCodecError as exc:
-                    problems.append(f"{e.name}: {exc}")
+                    problems.append(f"{e.name}: {str(exc).replace(str(scratch), 'decoded audio')}")
                 finally:
                     scratch.unlink(missing_ok=True)
     if problems:

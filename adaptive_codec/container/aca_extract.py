@@ -130,7 +130,12 @@ class TargetFolder:
             try:
                 proc = f"/proc/self/fd/{sfd}"
                 base = proc if os.path.isdir(proc) else str(self.path.joinpath(*parts[:-1], scratch))
-                produce(os.path.join(base, scratch_file))
+                scratch_path = os.path.join(base, scratch_file)
+                try:
+                    produce(scratch_path)
+                except AdaptiveCodecError as exc:  # name the target, not the scratch file
+                    exc.args = tuple(str(a).replace(scratch_path, str(self.path / rel)) for a in exc.args)
+                    raise
                 os.rename(scratch_file, parts[-1], src_dir_fd=sfd, dst_dir_fd=fd)
             finally:
                 for name in os.listdir(sfd):  # what a failed produce left
