@@ -326,7 +326,7 @@ def extract_archive(
         else:
             items = ((e, None) for e in found)
         dictionary = None
-        for entry, data in items:
+        for entry, data in items if target_of else ():
             if data is None:
                 if dictionary is None:
                     with open(path, "rb") as fh:
@@ -335,6 +335,8 @@ def extract_archive(
                 _check_member(path, entry.name, data)
             produce = write_bytes(data) if decode is None else _decoder(decode, data, path, entry.name)
             written.append(folder.write(target_of.pop(entry.name), produce))
+            if not target_of:
+                break  # all planned members written: the rest of a second salvage scan is not needed
     log.skipped.extend(f"{path}: member {n!r} changed between the two salvage passes" for n in target_of)
     if salvage and log.skipped:
         raise SalvageIncomplete(path, written, log.skipped)

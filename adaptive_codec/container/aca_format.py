@@ -334,11 +334,19 @@ def read_dictionary(fh: BinaryIO, limit: int, where: str, offset: int = PREAMBLE
     return dictionary_of(record), offset + len(record) + CRC_BYTES
 
 
+def _check_stored_name(name: str, where: str) -> None:
+    try:
+        canonical = normalize_member_name(name)
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    if canonical != name:
+        raise FormatError(f"{where}: member name {name!r} is not a normalised relative path")
+
+
 def make_entry(v: dict[str, Any], header_offset: int, where: str) -> ArchiveEntry:
     """An :class:`ArchiveEntry` from index-entry values, validated."""
     name = v["name"]
-    if normalize_member_name(name) != name:
-        raise FormatError(f"{where}: member name {name!r} is not a normalised relative path")
+    _check_stored_name(name, where)
     if len(v["metadata_json"].encode("utf-8")) > MAX_METADATA_BYTES:
         raise FormatError(f"{where}: metadata of {name!r} exceeds {MAX_METADATA_BYTES} bytes")
     try:
@@ -461,8 +469,7 @@ def read_stored_entry(fh: BinaryIO, offset: int, limit: int, where: str) -> Stor
     stored_length = packed_length + length - prefix_length
     if stored_length + CRC_BYTES > limit - data_at:
         raise FormatError(f"{where}: member {name!r} at byte {offset} declares {stored_length} bytes beyond the end of the file")
-    if normalize_member_name(name) != name:
-        raise FormatError(f"{where}: member name {name!r} at byte {offset} is not a normalised relative path")
+    _check_stored_name(name, f"{where}: entry at byte {offset}")
     fh.seek(data_at)
     body = fh.read(stored_length)
     stored = fh.read(CRC_BYTES)

@@ -9,7 +9,6 @@ and as decoded ``.wav`` files).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from adaptive_codec.errors import FormatError
@@ -19,24 +18,25 @@ __all__ = ["MAX_NAME_BYTES", "MAX_COMPONENT_BYTES", "normalize_member_name", "wa
 MAX_NAME_BYTES = 4096  # PATH_MAX on Linux
 MAX_COMPONENT_BYTES = 255  # NAME_MAX of ext4, XFS, btrfs, APFS, NTFS (in UTF-16 units there)
 _DRIVE = re.compile(r"^[A-Za-z]:")
-# Characters a terminal or file manager renders as something else: the bidi
-# embeddings, overrides and isolates let "gpj.exe" show as "exe.jpg", the line
-# and paragraph separators break `archive list` lines.
-_INVISIBLE = frozenset("\u061c\u200e\u200f\u2028\u2029") | frozenset(map(chr, range(0x202A, 0x202F))) \
-    | frozenset(map(chr, range(0x2066, 0x206A)))
+# Control characters (Unicode category Cc: C0, DEL, C1 such as U+0085) and characters a
+# terminal or file manager renders as something else: the bidi embeddings, overrides and
+# isolates let "gpj.exe" show as "exe.jpg", the line and paragraph separators break
+# `archive list` lines. Lone surrogates are not UTF-8.
+_BAD = re.compile("[\x00-\x1f\x7f-\x9f\\\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _bad_character(name: str) -> str | None:
-    for ch in name:
-        if ch == "\\":
-            return "a backslash"
-        if unicodedata.category(ch) == "Cc":  # C0, DEL and C1 (U+0080..U+009F, e.g. U+0085)
-            return f"the control character U+{ord(ch):04X}"
-        if ch in _INVISIBLE:
-            return f"the bidirectional or separator character U+{ord(ch):04X}"
-        if "\ud800" <= ch <= "\udfff":
-            return "an unpaired surrogate (not UTF-8)"
-    return None
+    m = _BAD.search(name)
+    if m is None:
+        return None
+    ch = m.group()
+    if ch == "\\":
+        return "a backslash"
+    if ord(ch) < 0xA0:
+        return f"the control character U+{ord(ch):04X}"
+    if "\ud800" <= ch <= "\udfff":
+        return "an unpaired surrogate (not UTF-8)"
+    return f"the bidirectional or separator character U+{ord(ch):04X}"
 
 
 def wav_name(name: str) -> str:

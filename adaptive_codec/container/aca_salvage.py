@@ -55,6 +55,11 @@ MAX_REPAIR_BYTES = 1024
 #: Intact dictionary records tried per member (the nearest preceding ones): bounds the work
 #: on a crafted file holding thousands of them.
 MAX_CANDIDATES = 4
+#: Bounds on a crafted file full of dictionary records: signatures examined, damaged records
+#: repaired (each up to ~0.3 s), bytes of dictionaries kept.
+MAX_DICTIONARY_HITS = 10_000
+MAX_REPAIRS = 2
+MAX_DICTIONARY_KEPT_BYTES = 8 << 20
 
 
 @dataclass
@@ -84,15 +89,20 @@ def repair_one_byte(record: bytes, stored_crc: int) -> bytes | None:
     return found[0] if found else None
 
 
-def _dictionaries(fh, mm: mmap.mmap, size: int, where: str, log: SalvageLog) -> list[tuple[int, bytes]]:
-    """``(offset, dictionary)`` of every dictionary record found, intact or repaired, in file order.
+def _dictionaries(fh, mm: mmap.mmap, size: int, where: str, log: SalvageLog) -> list[tuple[int, bytes, int]]:
+    """``(offset, dictionary, record bytes)`` of every dictionary record found, intact or repaired, in file order.
 
     A record at byte 8 that cannot be repaired is kept as it is too, after the others
     (its offset made negative so it sorts as a last resort).
     """
-    found: list[tuple[int, bytes]] = []
+    found: list[tuple[int, bytes, int]] = []
+    hits = repairs = kept_bytes = 0
     pos = mm.find(DICTIONARY_SIGNATURE, 0)
     while pos >= 0:
+        hits += 1
+        if hits > MAX_DICTIONARY_HITS or kept_bytes > MAX_DICTIONARY_KEPT_BYTES:
+            log.notes.append(f"{where}: more dictionary records than salvage tries; ignored those from byte {pos}")
+            break
         try:
             record, stored = read_dictionary_record(fh, size, where, pos)
         except FormatError:
@@ -100,15 +110,18 @@ def _dictionaries(fh, mm: mmap.mmap, size: int, where: str, log: SalvageLog) -> 
         if record is not None:
             stored_crc = int.from_bytes(stored, "little")
             if crc32(record) == stored_crc:
-                found.append((pos, dictionary_of(record)))
-            elif pos == PREAMBLE_BYTES or mm[pos - PREAMBLE_BYTES : pos - PREAMBLE_BYTES + 4] == MAGIC:
+                found.append((pos, dictionary_of(record), len(record) + CRC_BYTES))
+            elif repairs < MAX_REPAIRS and (pos == PREAMBLE_BYTES
+                                             or mm[pos - PREAMBLE_BYTES : pos - PREAMBLE_BYTES + 4] == MAGIC):
+                repairs += 1
                 fixed = repair_one_byte(record, stored_crc)
                 if fixed is not None:
                     log.notes.append(f"dictionary record at byte {pos} repaired (one byte was damaged)")
-                    found.append((pos, dictionary_of(fixed)))
+                    found.append((pos, dictionary_of(fixed), len(record) + CRC_BYTES))
                 else:
                     log.notes.append(f"dictionary record at byte {pos} is damaged; trying it as it is")
-                    found.append((-1 - pos, dictionary_of(record)))
+                    found.append((-1 - pos, dictionary_of(record), len(record) + CRC_BYTES))
+            kept_bytes += len(record)
         pos = mm.find(DICTIONARY_SIGNATURE, pos + 1)
     return found
 
@@ -152,8 +165,12 @@ def checked_member(stored: StoredEntry, candidates: list[bytes], where: str) -> 
                       f".acx (last try: {last})")
 
 
-def _known_structure(fh, mm: mmap.mmap, pos: int, size: int) -> int:
-    """Length of a preamble, index or end record at ``pos`` (its CRC checked where it has one); 0 if none."""
+def _known_structure(mm: mmap.mmap, pos: int, size: int, dictionaries: dict[int, int]) -> int:
+    """Length of a preamble, index, end or dictionary record at ``pos``; 0 if none.
+
+    Index records need their CRC; dictionary records are those
+    :func:`_dictionaries` accepted (``dictionaries``: offset -> record bytes).
+    """
     sig = mm[pos : pos + 4]
     if sig == MAGIC:
         return PREAMBLE_BYTES
@@ -168,18 +185,17 @@ def _known_structure(fh, mm: mmap.mmap, pos: int, size: int) -> int:
                 return end - pos
         except FormatError:
             return 0
-    if sig == DICTIONARY_SIGNATURE:
-        try:
-            record, _ = read_dictionary_record(fh, size, "dictionary", pos)
-            return len(record) + CRC_BYTES
-        except FormatError:
-            return 0
+    if sig == DICTIONARY_SIGNATURE and pos in dictionaries:
+        return dictionaries[pos]
     return 0
 
 
-#: Signature hits that do not start an intact entry, examined before salvage gives up on
+#: Signature hits that do not start an intact record, examined before salvage gives up on
 #: the rest of the file (a crafted file of repeated signatures would otherwise take minutes).
 MAX_FAILED_ENTRIES = 10_000
+#: Preambles, dictionaries, indexes and end records met before salvage gives up (thousands
+#: of archives back to back would be needed to reach it).
+MAX_STRUCTURES = 20_000
 _SIGNATURES = (LOCAL_SIGNATURE, INDEX_SIGNATURE, MAGIC, b"ACAZ", DICTIONARY_SIGNATURE)
 
 
@@ -201,8 +217,10 @@ def scan_members(path: str | os.PathLike, log: SalvageLog) -> Iterator[tuple[Arc
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             dictionaries = _dictionaries(fh, mm, size, where, log)
+            records = {off if off >= 0 else -1 - off: n for off, _, n in dictionaries}
+            dictionaries = [(off, d) for off, d, _ in dictionaries]
             nxt = {sig: mm.find(sig, 0) for sig in _SIGNATURES}
-            covered, explained, failures = 0, False, 0  # bytes before `covered` are accounted for
+            covered, explained, failures, structures = 0, False, 0, 0  # bytes before `covered` are accounted for
 
             def gap(upto: int) -> None:
                 if upto <= covered or explained:
@@ -223,7 +241,7 @@ def scan_members(path: str | os.PathLike, log: SalvageLog) -> Iterator[tuple[Arc
                 if not hits:
                     break
                 pos = min(hits)
-                length = _known_structure(fh, mm, pos, size)
+                length = _known_structure(mm, pos, size, records)
                 if not length and mm[pos : pos + 4] == LOCAL_SIGNATURE:
                     try:
                         stored = read_stored_entry(fh, pos, size, where)
@@ -232,9 +250,6 @@ def scan_members(path: str | os.PathLike, log: SalvageLog) -> Iterator[tuple[Arc
                         log.skipped.append(str(exc))
                         explained = True
                         failures += 1
-                        if failures >= MAX_FAILED_ENTRIES:
-                            log.skipped.append(f"{where}: {failures} damaged entries; salvage stopped at byte {pos}")
-                            return
                     else:
                         if stored.name in recovered:
                             log.notes.append(f"{where}: member {stored.name!r} met again at byte {pos}; "
@@ -248,8 +263,17 @@ def scan_members(path: str | os.PathLike, log: SalvageLog) -> Iterator[tuple[Arc
                     gap(pos)
                     covered, explained = pos + length, False
                     pos += length
-                else:
-                    pos += 1
+                    structures += 1
+                    if structures >= MAX_STRUCTURES:
+                        log.skipped.append(f"{where}: more than {MAX_STRUCTURES} archive records; salvage "
+                                           f"stopped at byte {pos}")
+                        return
+                    continue
+                failures += mm[pos : pos + 4] != LOCAL_SIGNATURE  # (entries are counted above)
+                if failures >= MAX_FAILED_ENTRIES:
+                    log.skipped.append(f"{where}: {failures} unreadable records; salvage stopped at byte {pos}")
+                    return
+                pos += 1
             gap(size)
     for name in sorted(indexed - recovered.keys()):
         log.skipped.append(f"{where}: member {name!r} (in the index) was not recovered")
