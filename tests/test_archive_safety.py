@@ -386,3 +386,33 @@ def test_cli_one_line_errors_for_writers(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {fifo}: not a regular file"]
     assert not (tmp_path / "n.aca").exists()
+
+
+_CREATOR = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from adaptive_codec.container.aca import ArchiveExistsError, create_archive
+    path, tag = Path(sys.argv[1]), sys.argv[2]
+    def members():
+        yield (f"{tag}.acx", tag.encode(), {})
+        time.sleep(0.5)  # both are writing now, both checked that the name was free
+    try:
+        create_archive(path, members(), overwrite=False)
+    except ArchiveExistsError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(3)
+    """
+)
+
+
+def test_two_processes_creating_one_archive_without_force(tmp_path):
+    path = tmp_path / "x.aca"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-c", _CREATOR, str(path), tag], env=env, stderr=subprocess.PIPE,
+                              text=True) for tag in ("p", "q")]
+    results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 3], results
+    winner = "pq"[[code for code, _ in results].index(0)]
+    assert [e.name for e in list_archive(path)] == [f"{winner}.acx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.aca"]

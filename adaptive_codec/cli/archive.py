@@ -251,6 +251,8 @@ def archive_verify(
                     decode_member(codec, read_member(archive, e.name), scratch)
                 except AdaptiveCodecError as exc:
                     problems.append(f"{e.name}: {str(exc).replace(str(scratch), 'decoded audio')}")
+                except Exception as exc:  # noqa: BLE001 - a verifier reports every member it would fail on
+                    problems.append(f"{e.name}: decoding fails ({type(exc).__name__}: {exc})")
                 finally:
                     scratch.unlink(missing_ok=True)
     if problems:

@@ -16,8 +16,14 @@ Every byte is under a CRC (the end record's CRC also covers the preamble), so
 :func:`verify_archive` detects any single-byte change. docs/FORMAT.md is the
 normative spec; the byte-level helpers live in :mod:`adaptive_codec.container.aca_format`.
 
-Writes go to a temporary sibling that is renamed over the target at the end,
-so an interrupted ``create`` or ``append`` leaves the previous archive intact.
+Writes go to a locked temporary sibling published at the end
+(:mod:`adaptive_codec.container.aca_write`): an interrupted ``create`` or
+``append`` leaves the previous archive intact, and two writers cannot lose
+each other's work (the second is refused while the first holds the lock; a
+new archive is published only if its name is still free). Extraction checks
+every target before writing and walks the tree by directory descriptor
+(:mod:`adaptive_codec.container.aca_extract`); salvage writes only members it
+proves intact and names the rest (:mod:`adaptive_codec.container.aca_salvage`).
 """
 
 from __future__ import annotations
