@@ -33,7 +33,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable
 
 from adaptive_codec.container.aca_format import (
     DICTIONARY_LAYOUT,
@@ -44,7 +44,6 @@ from adaptive_codec.container.aca_format import (
     INDEX_ENTRY_LAYOUT,
     INDEX_HEAD_LAYOUT,
     LOCAL_HEADER_LAYOUT,
-    LOCAL_SIGNATURE,
     MAGIC,
     MAX_INDEX_BYTES,
     MAX_METADATA_BYTES,
@@ -66,7 +65,7 @@ from adaptive_codec.container.aca_format import (
 )
 from adaptive_codec.container.aca_extract import ExtractError, TargetFolder, check_targets, write_bytes
 from adaptive_codec.container.aca_names import check_member_names, normalize_member_name, wav_name
-from adaptive_codec.container.aca_salvage import SalvageLog, checked_member, scan_members
+from adaptive_codec.container.aca_salvage import SalvageLog, scan_members
 from adaptive_codec.container.aca_write import ArchiveBusyError, ArchiveExistsError, archive_writer, leftover_temp_files
 from adaptive_codec.container.acx import MAGIC as ACX_MAGIC, AcxReader, read_acx
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
@@ -349,6 +348,8 @@ def extract_archive(
     if salvage and not written:
         raise FormatError(f"{path}: salvage found no intact members")
     return written
+
+
 def verify_archive(path: str | os.PathLike, check_members: bool = False) -> VerifyReport:
     """Check every CRC and that every byte of the file belongs to the structure.
 
