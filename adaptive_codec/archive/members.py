@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import soundfile as sf
 
 import adaptive_codec
-from adaptive_codec.audio import AUDIO_SUFFIXES, audio_info
-from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.audio import AUDIO_SUFFIXES, MAX_CHANNELS, audio_info
+from adaptive_codec.container.aca_names import normalize_member_name
+from adaptive_codec.errors import AdaptiveCodecError, AudioError
 from adaptive_codec.planning.rate import Rate
 from adaptive_codec.threads import pin_threads
 
@@ -40,7 +41,9 @@ def expand_inputs(inputs: Sequence[Path], recursive: bool) -> list[tuple[Path, s
     Raises
     ------
     AdaptiveCodecError
-        A missing input, a folder without ``recursive``, no audio at all, or
+        A missing input, one that is no regular file (a FIFO), a folder
+        without ``recursive``, no audio at all, a member name the archive
+        format refuses (a component over 255 bytes, control characters), or
         two inputs with the same member name.
     """
     out = []
@@ -52,10 +55,17 @@ def expand_inputs(inputs: Sequence[Path], recursive: bool) -> list[tuple[Path, s
                 if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES:
                     rel = f.relative_to(item.parent).as_posix()
                     out.append((f, str(Path(rel).with_suffix(".acx").as_posix())))
-        elif item.exists():
+        elif item.is_file():
             out.append((item, item.with_suffix(".acx").name))
+        elif item.exists():  # a FIFO would block the reader, a device never ends
+            raise AdaptiveCodecError(f"{item}: not a regular file")
         else:
             raise AdaptiveCodecError(f"{item}: no such file")
+    for path, name in out:  # before any encoding: a name no extraction could write is refused now
+        try:
+            normalize_member_name(name)
+        except AdaptiveCodecError as exc:
+            raise AdaptiveCodecError(f"{path}: cannot be archived: {exc}") from None
     if not out:
         raise AdaptiveCodecError("no audio files to archive")
     names = [n for _, n in out]
@@ -172,10 +182,35 @@ def encode_member(codec: "AdaptiveCodec", path: Path, profile: str, bitrate: flo
     The FLAC reference size is measured on the same read, so memory stays
     bounded by a block whatever the file's length (``--jobs`` and Dask).
     """
+    before = _identity(path)
     info = audio_info(path)
-    flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
-    buf = io.BytesIO()
-    plan, info = codec.encode_file(buf, path, profile=profile, rate=Rate.of(bitrate), on_block=flac.write)
-    meta = member_metadata(path, info, plan, codec.frame_rate_hz)
-    meta["flac_size_bytes"] = flac.close()
+    if info.channels > MAX_CHANNELS:  # checked before any buffer or FLAC writer is sized by it
+        raise AudioError(f"{path}: {info.channels} channels is more than the {MAX_CHANNELS} supported")
+    try:
+        flac = FlacSizeCounter(info.sample_rate_hz, info.channels)
+        buf = io.BytesIO()
+        plan, info = codec.encode_file(buf, path, profile=profile, rate=Rate.of(bitrate), on_block=flac.write)
+        meta = member_metadata(path, info, plan, codec.frame_rate_hz)
+        meta["flac_size_bytes"] = flac.close()
+    except AdaptiveCodecError as exc:
+        if _identity(path) != before:
+            raise AudioError(f"{path}: the file changed while it was being encoded") from exc
+        if str(path) not in str(exc):  # name the input: the archive holds many
+            raise AudioError(f"{path}: {exc}") if isinstance(exc, AudioError) else \
+                AdaptiveCodecError(f"{path}: {exc}") from exc
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        # The encoder reads the file twice (analysis, then coding): a file
+        # rewritten in between, or one libsndfile cannot write as FLAC.
+        if _identity(path) != before:
+            raise AudioError(f"{path}: the file changed while it was being encoded") from exc
+        raise AudioError(f"{path}: could not be encoded ({exc})") from exc
+    if _identity(path) != before:
+        raise AudioError(f"{path}: the file changed while it was being encoded")
     return buf.getvalue(), meta
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten: device, inode, size, modification time."""
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns

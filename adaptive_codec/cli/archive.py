@@ -8,7 +8,6 @@ through the archive back ends (:mod:`adaptive_codec.archive.local`,
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,12 @@ import typer
 from adaptive_codec.archive.local import encode_members
 from adaptive_codec.archive.members import expand_inputs
 from adaptive_codec.container.aca import (
+    SalvageIncomplete,
     append_to_archive,
     create_archive,
     extract_archive,
     list_archive,
     read_member,
-    safe_target,
     verify_archive,
 )
 from adaptive_codec.container.acx import read_header
@@ -100,7 +99,7 @@ def archive_create(
     files = expand_inputs(inputs, recursive)
     failures: list = []
     entries = create_archive(output, _encoded_members(files, profile, rate, jobs, threads,
-                                                      scheduler, workers, failures))
+                                                      scheduler, workers, failures), overwrite=force)
     _summarise(output, entries)
     _report_failures(failures)
 
@@ -195,44 +194,67 @@ def archive_extract(
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
 ) -> None:
-    """Extract members as decoded .wav (default) or as .acx streams; never outside --to."""
+    """Extract members as decoded .wav (default) or as .acx streams; never outside --to.
 
-    if acx:
-        for path in extract_archive(archive, to, members, force=force, salvage=salvage):
+    Every target is checked before the first file is written. With
+    --salvage, only members proven intact are written; every skipped member
+    is named and the exit status is 1.
+    """
+
+    decode = None
+    if not acx:
+        codec = load_codec(threads)
+
+        def decode(data: bytes, out: str) -> None:
+            decode_member(codec, data, out)
+
+    try:
+        written = extract_archive(archive, to, members, force=force, salvage=salvage, decode=decode)
+    except SalvageIncomplete as exc:
+        for path in exc.written:
             typer.echo(str(path))
-        return
+        for line in exc.skipped:
+            typer.echo(f"skipped: {line}", err=True)
+        fail(f"{archive}: salvage recovered {len(exc.written)} member(s), skipped {len(exc.skipped)} "
+             "damaged part(s) (listed above)")
+    for path in written:
+        typer.echo(str(path))
 
-    codec = load_codec(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        streams = extract_archive(archive, tmp, members, force=True, salvage=salvage)
-        root = Path(os.path.realpath(to))
-        root.mkdir(parents=True, exist_ok=True)
-        for stream in streams:
-            name = stream.relative_to(Path(os.path.realpath(tmp))).with_suffix(".wav").as_posix()
-            target = safe_target(root, name, force)
-            codec.decode_to(stream, target)
-            typer.echo(str(target))
+
+def decode_member(codec, data: bytes, out: str | Path) -> None:
+    """What ``extract`` does with a member: decode it into the audio file ``out`` (``verify --decode`` too)."""
+    codec.decode_to(data, out)
 
 
 @archive_app.command("verify")
 @handle_errors
 def archive_verify(
     archive: Annotated[Path, typer.Argument(metavar="ARCHIVE.aca")],
-    decode: Annotated[bool, typer.Option("--decode", help="Also decode every member.")] = False,
+    decode: Annotated[bool, typer.Option("--decode", help="Also decode every member, as extract does.")] = False,
     threads: ThreadsOpt = 1,
 ) -> None:
-    """Check every CRC (and optionally decode everything); exit 1 on any problem."""
+    """Check every CRC and name (and with --decode run extract's decoding); exit 1 on any problem."""
 
     report = verify_archive(archive, check_members=True)
+    for line in report.leftovers:
+        typer.echo(f"warning: {line}", err=True)
     problems = list(report.problems)
-    if decode and not problems:
-
+    if decode and report.entries_checked:
         codec = load_codec(threads)
-        for e in list_archive(archive):
-            try:
-                codec.decode(read_member(archive, e.name))
-            except AdaptiveCodecError as exc:
-                problems.append(f"{e.name}: {exc}")
+        failed = {p.split(":", 1)[0] for p in problems}
+        with tempfile.TemporaryDirectory() as tmp:
+            scratch = Path(tmp) / "member.wav"
+            for e in list_archive(archive):
+                if e.name in failed:
+                    continue
+                try:
+                    decode_member(codec, read_member(archive, e.name), scratch)
+                except AdaptiveCodecError as exc:
+                    problems.append(f"{e.name}: {str(exc).replace(str(scratch), 'decoded audio')}")
+                except Exception as exc:  # noqa: BLE001 - a verifier reports every member it would fail on
+                    problems.append(f"{e.name}: decoding fails ({type(exc).__name__}: {exc})")
+                finally:
+                    scratch.unlink(missing_ok=True)
     if problems:
         for p in problems:
             typer.echo(f"problem: {p}", err=True)

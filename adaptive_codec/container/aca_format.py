@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from adaptive_codec.container.aca_metadata import check_metadata
+from adaptive_codec.container.aca_names import MAX_NAME_BYTES, normalize_member_name
 from adaptive_codec.container.binary import MAX_VARINT_BYTES, Reader, Writer, crc32, fixed_size, json_depth_ok, parse_varint, varint_bytes
 from adaptive_codec.errors import FormatError
 
@@ -33,7 +34,6 @@ MAGIC = b"ACA1"
 FORMAT_MAJOR = 2
 FORMAT_MINOR = 0
 LOCAL_SIGNATURE, INDEX_SIGNATURE, END_SIGNATURE, DICTIONARY_SIGNATURE = b"ACAE", b"ACAI", b"ACAZ", b"ACAD"
-MAX_NAME_BYTES = 4096
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB of JSON per member is far beyond a class mix
 MAX_INDEX_BYTES = 1 << 30  # decompressed central index; with zlib's ratio bound, no bombs
 ZLIB_MAX_RATIO = 1032  # deflate cannot expand data by more than this factor (+ a few bytes)
@@ -74,7 +74,6 @@ END_LAYOUT = [
 ]
 PREAMBLE_BYTES = fixed_size(PREAMBLE_LAYOUT)  # 8
 END_BYTES = fixed_size(END_LAYOUT)  # 28
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _INDEX_ENTRY_MIN_BYTES = 1 + 1 + 1 + 4 + 1 + 1 + 1  # empty name and metadata, zero lengths
 
 
@@ -123,33 +122,6 @@ class ArchiveEntry:
     def end_offset(self) -> int:
         """Byte offset just after the member's entry (where the next entry starts)."""
         return self.header_offset + self.entry_bytes
-
-
-def normalize_member_name(name: str) -> str:
-    """Canonical relative POSIX member path, or :class:`FormatError` if it is unsafe.
-
-    ``./a//b`` becomes ``a/b``; absolute paths, drive letters, ``..``
-    components, backslashes and control characters are rejected.
-    """
-    if not isinstance(name, str) or not name:
-        raise FormatError("member name is empty")
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in name) or "\\" in name:
-        raise FormatError(f"member name {name!r} contains a backslash or control character")
-    if name.startswith("/") or _DRIVE.match(name):
-        raise FormatError(f"member name {name!r} is absolute")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise FormatError(f"member name {name!r} contains '..'")
-    if not parts:
-        raise FormatError(f"member name {name!r} names no file")
-    out = "/".join(parts)
-    if len(out.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise FormatError(f"member name is longer than {MAX_NAME_BYTES} bytes")
-    try:
-        out.encode("utf-8")
-    except UnicodeEncodeError:
-        raise FormatError(f"member name {name!r} is not encodable as UTF-8") from None
-    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -208,6 +180,7 @@ def entry_values(name: str, data: bytes, info: dict[str, Any], crc: int, entry_l
         meta_json = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"member {name!r}: metadata is not JSON-serialisable: {exc}") from None
+    check_metadata(json.loads(meta_json), f"member {name!r}: metadata")
     if len(meta_json.encode()) > MAX_METADATA_BYTES:
         raise FormatError(f"member {name!r}: metadata exceeds {MAX_METADATA_BYTES} bytes")
     return {
@@ -326,29 +299,54 @@ def inflate_bounded(packed: bytes, declared: int, where: str) -> bytes:
     return raw
 
 
-def read_dictionary(fh: BinaryIO, limit: int, where: str) -> tuple[bytes, int]:
-    """The archive dictionary (CRC-checked) and the offset of the first entry."""
-    fh.seek(PREAMBLE_BYTES)
-    raw = fh.read(max(0, min(limit - PREAMBLE_BYTES, 4 + MAX_VARINT_BYTES)))
-    r = Reader(raw, f"{where}: dictionary record at byte {PREAMBLE_BYTES}")
+def read_dictionary_record(fh: BinaryIO, limit: int, where: str, offset: int = PREAMBLE_BYTES) -> tuple[bytes, bytes]:
+    """The dictionary record at ``offset``, unchecked: ``(record without its CRC, stored CRC)``.
+
+    Lengths are checked against the limits and the file; the CRC is not
+    (salvage repairs a record whose CRC fails, :mod:`adaptive_codec.container.aca_salvage`).
+    """
+    fh.seek(offset)
+    raw = fh.read(max(0, min(limit - offset, 4 + MAX_VARINT_BYTES)))
+    r = Reader(raw, f"{where}: dictionary record at byte {offset}")
     head = r.fields(DICTIONARY_LAYOUT)
     n = head["dictionary_length_bytes"]
     if head["signature"] != DICTIONARY_SIGNATURE:
-        raise FormatError(f"{where}: no dictionary record at byte {PREAMBLE_BYTES} (signature {head['signature']!r})")
-    if n > MAX_DICTIONARY_BYTES or PREAMBLE_BYTES + r.pos + n + CRC_BYTES > limit:
+        raise FormatError(f"{where}: no dictionary record at byte {offset} (signature {head['signature']!r})")
+    if n > MAX_DICTIONARY_BYTES or offset + r.pos + n + CRC_BYTES > limit:
         raise FormatError(f"{where}: dictionary record declares {n} bytes (limit {MAX_DICTIONARY_BYTES}, or past the end of the file)")
-    fh.seek(PREAMBLE_BYTES)
+    fh.seek(offset)
     record = fh.read(r.pos + n + CRC_BYTES)
-    if crc32(record[:-CRC_BYTES]) != int.from_bytes(record[-CRC_BYTES:], "little"):
-        raise FormatError(f"{where}: dictionary record at byte {PREAMBLE_BYTES} is damaged (CRC mismatch)")
-    return record[r.pos : r.pos + n], PREAMBLE_BYTES + len(record)
+    return record[:-CRC_BYTES], record[-CRC_BYTES:]
+
+
+def dictionary_of(record: bytes) -> bytes:
+    """The dictionary bytes of a dictionary record (without its CRC)."""
+    r = Reader(record, "dictionary record")
+    r.fields(DICTIONARY_LAYOUT)
+    return record[r.pos :]
+
+
+def read_dictionary(fh: BinaryIO, limit: int, where: str, offset: int = PREAMBLE_BYTES) -> tuple[bytes, int]:
+    """The archive dictionary (CRC-checked) and the offset of the first entry."""
+    record, stored = read_dictionary_record(fh, limit, where, offset)
+    if crc32(record) != int.from_bytes(stored, "little"):
+        raise FormatError(f"{where}: dictionary record at byte {offset} is damaged (CRC mismatch)")
+    return dictionary_of(record), offset + len(record) + CRC_BYTES
+
+
+def _check_stored_name(name: str, where: str) -> None:
+    try:
+        canonical = normalize_member_name(name)
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    if canonical != name:
+        raise FormatError(f"{where}: member name {name!r} is not a normalised relative path")
 
 
 def make_entry(v: dict[str, Any], header_offset: int, where: str) -> ArchiveEntry:
     """An :class:`ArchiveEntry` from index-entry values, validated."""
     name = v["name"]
-    if normalize_member_name(name) != name:
-        raise FormatError(f"{where}: member name {name!r} is not a normalised relative path")
+    _check_stored_name(name, where)
     if len(v["metadata_json"].encode("utf-8")) > MAX_METADATA_BYTES:
         raise FormatError(f"{where}: metadata of {name!r} exceeds {MAX_METADATA_BYTES} bytes")
     try:
@@ -357,9 +355,8 @@ def make_entry(v: dict[str, Any], header_offset: int, where: str) -> ArchiveEntr
         raise FormatError(f"{where}: metadata of {name!r} is not valid JSON") from None
     if not isinstance(meta, dict) or not json_depth_ok(meta):
         raise FormatError(f"{where}: metadata of {name!r} must be a JSON object")
+    check_metadata(meta, f"{where}: metadata of {name!r}")
     mix = meta.get("class_mix", {})
-    if not isinstance(mix, dict) or not all(isinstance(x, (int, float)) for x in mix.values()):
-        raise FormatError(f"{where}: class_mix of {name!r} must map labels to numbers")
     return ArchiveEntry(
         name=name,
         size_bytes=v["data_length_bytes"],
@@ -398,13 +395,55 @@ def list_archive(path: str | os.PathLike) -> list[ArchiveEntry]:
     return entries
 
 
+@dataclass
+class StoredEntry:
+    """An entry as stored (CRC-checked, prefix still packed); see :func:`read_stored_entry`."""
+
+    name: str
+    data_length: int
+    packed_prefix: bytes
+    prefix_length: int
+    rest: bytes
+    crc32: int
+    entry_bytes: int
+
+    def data(self, dictionary: bytes | None, where: str) -> bytes:
+        """The member bytes: the prefix inflated against ``dictionary``, then the rest.
+
+        ``dictionary`` None means the archive's dictionary is damaged: only
+        members stored without a packed prefix read. A wrong dictionary is
+        not always noticed here (raw deflate has no check of its own):
+        callers that may hold one parse the result as an ``.acx``.
+        """
+        if not self.packed_prefix:
+            return self.rest
+        if dictionary is None:
+            raise FormatError(f"{where}: member {self.name!r} needs the archive dictionary, which is damaged")
+        inflater = zlib.decompressobj(-15, zdict=dictionary) if dictionary else zlib.decompressobj(-15)
+        try:
+            prefix = inflater.decompress(self.packed_prefix, self.prefix_length + 1)
+        except zlib.error as exc:
+            raise FormatError(f"{where}: member {self.name!r}: packed prefix is corrupt ({exc})") from None
+        if len(prefix) != self.prefix_length or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+            raise FormatError(f"{where}: member {self.name!r}: packed prefix does not inflate to {self.prefix_length} bytes")
+        return prefix + self.rest
+
+
 def read_entry(fh: BinaryIO, offset: int, limit: int, dictionary: bytes | None, where: str) -> tuple[str, bytes, int, int]:
     """Parse and CRC-check the entry at ``offset``; return ``(name, member data, crc, entry bytes)``.
 
-    Reads at most the entry's own bytes (declared lengths are checked against
-    the bytes left in the file, and a packed prefix inflates to at most its
-    declared, bounded length). ``dictionary`` None means the archive's
-    dictionary is damaged: only members stored without a packed prefix read.
+    Reads at most the entry's own bytes (:func:`read_stored_entry`); a packed
+    prefix inflates to at most its declared, bounded length.
+    """
+    e = read_stored_entry(fh, offset, limit, where)
+    return e.name, e.data(dictionary, where), e.crc32, e.entry_bytes
+
+
+def read_stored_entry(fh: BinaryIO, offset: int, limit: int, where: str) -> StoredEntry:
+    """Parse and CRC-check the entry at ``offset``, leaving its prefix packed.
+
+    Declared lengths are checked against the limits and the bytes left in
+    the file before anything is read.
     """
     fh.seek(offset)
     cap = min(limit - offset, len(LOCAL_SIGNATURE) + 2 * MAX_VARINT_BYTES + MAX_NAME_BYTES)
@@ -430,23 +469,12 @@ def read_entry(fh: BinaryIO, offset: int, limit: int, dictionary: bytes | None, 
     stored_length = packed_length + length - prefix_length
     if stored_length + CRC_BYTES > limit - data_at:
         raise FormatError(f"{where}: member {name!r} at byte {offset} declares {stored_length} bytes beyond the end of the file")
-    if normalize_member_name(name) != name:
-        raise FormatError(f"{where}: member name {name!r} at byte {offset} is not a normalised relative path")
+    _check_stored_name(name, f"{where}: entry at byte {offset}")
     fh.seek(data_at)
     body = fh.read(stored_length)
     stored = fh.read(CRC_BYTES)
     crc = crc32(head, body)
     if len(body) != stored_length or len(stored) != CRC_BYTES or crc != int.from_bytes(stored, "little"):
         raise FormatError(f"{where}: member {name!r} at byte {offset} is damaged (CRC mismatch)")
-    prefix = b""
-    if packed_length:
-        if dictionary is None:
-            raise FormatError(f"{where}: member {name!r} needs the archive dictionary, which is damaged")
-        inflater = zlib.decompressobj(-15, zdict=dictionary) if dictionary else zlib.decompressobj(-15)
-        try:
-            prefix = inflater.decompress(body[:packed_length], prefix_length + 1)
-        except zlib.error as exc:
-            raise FormatError(f"{where}: member {name!r}: packed prefix is corrupt ({exc})") from None
-        if len(prefix) != prefix_length or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
-            raise FormatError(f"{where}: member {name!r}: packed prefix does not inflate to {prefix_length} bytes")
-    return name, prefix + body[packed_length:], crc, data_at - offset + stored_length + CRC_BYTES
+    return StoredEntry(name, length, body[:packed_length], prefix_length, body[packed_length:], crc,
+                       data_at - offset + stored_length + CRC_BYTES)
