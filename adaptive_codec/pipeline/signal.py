@@ -42,6 +42,7 @@ from adaptive_codec.backbone.streaming import (
     n_frames,
     quantize_piece,
 )
+from adaptive_codec.errors import AudioError
 from adaptive_codec.planning.depth_allocation import DepthAllocator
 
 __all__ = ["SignalScan", "scan_blocks", "array_blocks", "backbone_pieces", "code_piece", "encode_blocks",
@@ -146,6 +147,12 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
     piece : SignalPiece
         In signal order; the pieces of the coded channels interleave as
         the blocks arrive.
+
+    Raises
+    ------
+    AudioError
+        ``blocks`` held more or fewer than ``n_samples`` samples: the input
+        changed since the first read (named when ``blocks`` has a ``path``).
     """
     internal_hz = backbone.config.sample_rate_hz
     n_internal = resampled_length(n_samples, sample_rate_hz, internal_hz)
@@ -155,6 +162,9 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
     done = 0
     for block in blocks:
         done += block.shape[-1]
+        if done > n_samples:
+            # Before the extra samples reach the cutters, which are sized for n_samples.
+            raise _changed(blocks, done, n_samples)
         if coded:
             x = _to_mid_side(block) if mid_side else block
             x = x[coded]
@@ -165,7 +175,7 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
         if progress is not None:
             progress(done / max(n_samples, 1))
     if done != n_samples:
-        raise ValueError(f"input changed between passes: {done} samples, expected {n_samples}")
+        raise _changed(blocks, done, n_samples)
     if coded and resampler is not None:
         internal = resampler.finish()
         for row, ch in enumerate(coded):
@@ -174,6 +184,15 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
     for ch in coded:
         for piece in cutters[ch].finish():
             yield ch, piece
+
+
+def _changed(blocks: Iterable[np.ndarray], n_read: int, n_samples: int) -> AudioError:
+    """The error for a second read that does not match the first (a file written to meanwhile)."""
+    # A file's blocks (audio.files.AudioBlocks) know their path; an array's do not.
+    name = getattr(blocks, "path", None) or "input"
+    more = f"more than the {n_samples}" if n_read > n_samples else f"{n_read} samples, not the {n_samples}"
+    return AudioError(f"{name}: the input changed between the encoder's two reads ({more} samples of "
+                      "the first read); encode a copy that nothing else writes to")
 
 
 def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor, max_levels: int,
