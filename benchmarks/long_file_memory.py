@@ -60,6 +60,7 @@ class Run:
     wall_s: float
     cpu_s: float
     peak_rss_mib: float
+    late_rss_mib: float  # largest VmRSS sampled in the second half of the run
     returncode: int
     stderr_tail: str
 
@@ -104,24 +105,47 @@ def build_long_input(path: Path, minutes: float, sample_rate_hz: int, channels: 
             written += piece.shape[0]
 
 
+def _rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
 def measure(name: str, minutes: float, args: list[str]) -> Run:
-    """Run ``python -m adaptive_codec ARGS`` and read its peak RSS (``ru_maxrss`` of ``wait4``)."""
+    """Run ``python -m adaptive_codec ARGS``; read its peak RSS and sample its RSS as it runs.
+
+    The peak (``ru_maxrss`` of ``wait4``) is the target's number; the
+    largest RSS sampled in the second half of the run shows growth that the
+    model-loading peak at start-up would hide on shorter files.
+    """
     with tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "adaptive_codec", *args], stdout=subprocess.DEVNULL,
                                 stderr=err, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
+        samples: list[tuple[float, float]] = []
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _rss_mib(proc.pid)  # racy at exit: a missing sample is fine
+            if rss is not None:
+                samples.append((time.monotonic() - t0, rss))
+            time.sleep(0.25)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         wall = time.monotonic() - t0
+        late = max((r for t, r in samples if t >= wall / 2), default=float("nan"))
         err.seek(0)
         tail = err.read().decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    return Run(name, minutes, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-               os.waitstatus_to_exitcode(status), tail[0])
+    return Run(name, minutes, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, late,
+               proc.returncode, tail[0])
 
 
-def slope_mib_per_min(runs: list[Run]) -> float:
-    """Least-squares slope of peak RSS (MiB) against input length (minutes)."""
+def slope_mib_per_min(runs: list[Run], late: bool = False) -> float:
+    """Least-squares slope of peak (or late) RSS (MiB) against input length (minutes)."""
     x = np.array([r.minutes for r in runs])
-    y = np.array([r.peak_rss_mib for r in runs])
+    y = np.array([r.late_rss_mib if late else r.peak_rss_mib for r in runs])
     if len(runs) < 2 or np.ptp(x) == 0:
         return float("nan")
     return float(np.polyfit(x, y, 1)[0])
@@ -147,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
              f"load average at start {load[0]:.1f} (1 min)",
              f"input: examples/*.flac excerpts in turn (random gain -20..0 dB, 3-12 s each), "
              f"{args.rate} Hz, {args.channels} ch, FLAC 16-bit; one thread per process", "",
-             f"{'command':10s} {'minutes':>8s} {'peak RSS MiB':>12s} {'wall s':>8s} {'CPU s':>8s} "
+             f"{'command':10s} {'minutes':>8s} {'peak RSS MiB':>12s} {'late RSS MiB':>12s} {'wall s':>8s} "
+             f"{'CPU s':>8s} "
              f"{'x real time':>11s}  status"]
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="long-file-memory-") as tmp:
@@ -165,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = measure(name, minutes, cli)
                 runs.append(r)
                 status = "ok" if r.returncode == 0 else f"FAILED ({r.returncode}): {r.stderr_tail}"
-                line = (f"{r.name:10s} {minutes:8g} {r.peak_rss_mib:12.0f} {r.wall_s:8.1f} {r.cpu_s:8.1f} "
+                line = (f"{r.name:10s} {minutes:8g} {r.peak_rss_mib:12.0f} {r.late_rss_mib:12.0f} {r.wall_s:8.1f} "
+                        f"{r.cpu_s:8.1f} "
                         f"{minutes * 60 / max(r.cpu_s, 1e-9):11.1f}  {status}")
                 lines.append(line)
                 print(line, flush=True)
@@ -174,10 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("encode", "decode"):
         mine = [r for r in runs if r.name == name and r.returncode == 0]
         if len(mine) >= 2:
-            slope = slope_mib_per_min(mine)
-            verdict = "met" if slope * TEN_HOURS_MIN <= FLAT_WITHIN_MB else "NOT met"
-            lines.append(f"{name}: peak RSS grows {slope:.3f} MiB per minute of audio -> "
-                         f"{slope * TEN_HOURS_MIN:.0f} MiB over 10 hours "
+            slope, late = slope_mib_per_min(mine), slope_mib_per_min(mine, late=True)
+            grows = max(slope, late)
+            verdict = "met" if grows * TEN_HOURS_MIN <= FLAT_WITHIN_MB else "NOT met"
+            lines.append(f"{name}: peak RSS grows {slope:.3f} MiB per minute of audio, late RSS {late:.3f} "
+                         f"-> {grows * TEN_HOURS_MIN:.0f} MiB over 10 hours at the larger rate "
                          f"(target: flat within {FLAT_WITHIN_MB:.0f} MB: {verdict})")
     report = "\n".join(lines) + "\n"
     print(report)

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from adaptive_codec.container.acx import AcxChunk, AcxWriter, chunk_order
 from adaptive_codec.container.acx_header import AcxHeader, ProfileEntry, SegmentEntry
 from adaptive_codec.entropy.coder import encode_frames
 from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import SignalScan, encode_blocks
-from adaptive_codec.planning.conditioning import builtin_row, frame_conditioning
+from adaptive_codec.planning.conditioning import FrameConditioning, builtin_row
 from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, depth_bounds
 from adaptive_codec.planning.plan import PlannedSegment
 from adaptive_codec.profiles import Profile
@@ -170,7 +169,8 @@ def code_channels(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSe
                   blocks: Iterable[np.ndarray], progress: Callable[[float], None] | None = None) -> CodedChannels:
     """The second read through the backbone and the depth allocation stage: indices and depths."""
     allocators = depth_allocators(parts, header, plan)
-    cond = torch.from_numpy(frame_conditioning(header, 0, parts.embeddings()))
+    # Made per piece: a whole-stream tensor would cost 128 bytes a frame (35 MB an hour).
+    cond = FrameConditioning(header, 0, parts.embeddings())
     codes = encode_blocks(parts.backbone, blocks, header.original_sample_rate_hz, header.length_samples,
                           header.stereo_mode == "mid_side", cond, coded_levels(header), allocators, progress)
     depths = [alloc.finish() if alloc is not None else header.frame_layout(ch, 0, header.n_frames)[0]

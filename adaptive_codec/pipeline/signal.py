@@ -23,6 +23,7 @@ level and frame); the output equals whole-signal processing to float rounding.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from adaptive_codec.backbone.streaming import (
     quantize_piece,
 )
 from adaptive_codec.errors import AudioError
+from adaptive_codec.planning.conditioning import FrameConditioning
 from adaptive_codec.planning.depth_allocation import DepthAllocator
 
 __all__ = ["SignalScan", "scan_blocks", "array_blocks", "backbone_pieces", "code_piece", "encode_blocks",
@@ -195,14 +197,15 @@ def _changed(blocks: Iterable[np.ndarray], n_read: int, n_samples: int) -> Audio
                       "the first read); encode a copy that nothing else writes to")
 
 
-def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor, max_levels: int,
+def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor | FrameConditioning, max_levels: int,
                allocator: DepthAllocator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One piece through the backbone: analysis, depth allocation, RVQ search.
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)]
-        Conditioning of every frame of the stream.
+    cond : torch.Tensor [shape=(frames, cond_dim)] or FrameConditioning
+        Conditioning of every frame of the stream, as one tensor or made
+        for the piece's frames only (bounded memory; the same values).
     max_levels : int
         Levels to compute.
     allocator : DepthAllocator, optional
@@ -219,18 +222,26 @@ def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor, max_l
     """
     features, energy = analyse_piece(backbone, piece)
     depths = None if allocator is None else allocator.allocate(piece.start_frame, piece.end_frame, energy)
+    if isinstance(cond, FrameConditioning):
+        # The piece's rows, and the piece counted from its first frame: the
+        # backbone sees the same conditioning as from the whole tensor.
+        first = piece.first_frame
+        cond = torch.from_numpy(cond.rows(first, first + features.shape[1]))
+        piece = dataclasses.replace(piece, first_frame=0, start_frame=piece.start_frame - first,
+                                    end_frame=piece.end_frame - first)
     return quantize_piece(backbone, piece, features, cond, max_levels, depths), energy
 
 
 def encode_blocks(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
-                  mid_side: bool, cond: torch.Tensor, levels: list[int],
+                  mid_side: bool, cond: torch.Tensor | FrameConditioning, levels: list[int],
                   allocators: list[DepthAllocator | None],
                   progress: Callable[[float], None] | None = None) -> list[np.ndarray]:
     """Second pass: RVQ indices of every channel (:func:`backbone_pieces` + :func:`code_piece`).
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    cond : torch.Tensor [shape=(frames, cond_dim)] or FrameConditioning
+        As in :func:`code_piece`.
     levels : list of int
         RVQ depth to compute per channel; 0 skips the channel.
     allocators : list of DepthAllocator or None
