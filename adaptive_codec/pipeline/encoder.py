@@ -163,7 +163,11 @@ def depth_allocators(parts: CodecParts, header: AcxHeader, plan: Sequence[Planne
         if not segments:
             out.append(None)
             continue
-        nominal = header.frame_layout(ch, 0, header.n_frames)[0]
+        # Each frame's segment depth, as frame_layout's depths but int16 and
+        # without its prior and profile arrays (24 bytes a frame at once).
+        nominal = np.zeros(header.n_frames, np.int16)
+        for s in header.segments_for_channel(ch):
+            nominal[max(0, s.start_frame) : max(0, s.end_frame)] = s.n_q
         out.append(DepthAllocator(nominal, segments, header.chunk_frames, cfg.n_levels))
     return out
 
