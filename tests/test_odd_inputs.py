@@ -242,3 +242,26 @@ def test_array_input_that_shrinks_is_an_audio_error(codec):
     cond = torch.zeros((codec.n_frames(2 * SR, SR), codec.parts.embeddings().cond_dim))
     with pytest.raises(AudioError, match=r"^input: the input changed"):
         encode_blocks(codec.backbone, array_blocks(x, SR), SR, 2 * SR, False, cond, [4], [None])
+
+
+def _truncated(path: Path) -> Path:
+    _write(path, 1.0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p.write_bytes(b""), p)[1], "not a readable audio file"),
+    (lambda p: (p.write_text("hello"), p)[1], "not a readable audio file"),
+    (lambda p: (sf.write(p, np.zeros((0, 1), np.float32), SR), p)[1], "audio is empty (0 samples)"),
+    (lambda p: (sf.write(p, np.zeros(400, np.float32), 4000), p)[1], "sample rate 4000 Hz is outside"),
+    (lambda p: (sf.write(p, np.zeros(4000, np.float32), 384000), p)[1], "sample rate 384000 Hz is outside"),
+    (_truncated, "truncated audio file: RIFF chunk declares"),
+], ids=["zero-bytes", "text", "no-samples", "4-kHz", "384-kHz", "truncated-header"])
+def test_header_problems_fail_before_the_model_loads(tmp_path, make, message):
+    path = make(tmp_path / "in.wav")
+    result, seconds = _cli("encode", str(path), str(tmp_path / "in.acx"))
+    line = _one_error_line(result)
+    assert line.startswith(f"error: {path}: ") and message in line
+    assert seconds < 2 and not (tmp_path / "in.acx").exists()

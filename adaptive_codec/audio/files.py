@@ -184,11 +184,20 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     ------
     AudioError
         Missing, unreadable or unsupported file; not a regular file; more
-        channels or a sample rate outside what the codec accepts.
+        channels or a sample rate outside what the codec accepts; no
+        samples, or a header that promises more bytes than the file holds
+        (decoding may find more truncation: :func:`load_audio`).
     """
     p = _check_path(path)
     with _open(p) as f:
         check_layout(f.channels, f.samplerate, name=str(p))
+        # Both are known from the header alone: a command fails on them
+        # before it loads a model, not after a first read of the file.
+        if f.frames == 0:
+            raise AudioError(f"{p}: audio is empty (0 samples)")
+        problem = _truncation_problem(f)
+        if problem is not None:
+            raise AudioError(f"{p}: truncated audio file: {problem}")
         return _info_from(f, f.frames)
 
 
