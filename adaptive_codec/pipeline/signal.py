@@ -5,14 +5,18 @@ blocks (a file read with :func:`~adaptive_codec.audio.files.iter_audio_blocks`, 
 views of an in-memory array) in two passes:
 
 1. :func:`scan_blocks`: length, mid/side levels and, for ``profile="auto"``,
-   the classifier's window features (streamed; the classifier needs the whole
-   file before the first segment is final);
-2. :func:`encode_blocks`: mid/side, :class:`~adaptive_codec.audio.resampling.StreamResampler`
+   the classifier's window probabilities (streamed; the classifier needs the
+   whole file before the first segment is final, but keeps only a few bytes
+   a window);
+2. :func:`backbone_pieces`: mid/side, :class:`~adaptive_codec.audio.resampling.StreamResampler`
    to 24 kHz and one :class:`~adaptive_codec.backbone.streaming.PieceCutter`
    per channel, which cuts exactly the pieces whole-signal encoding uses;
    each piece is analysed, its frames' depths allocated
    (:class:`~adaptive_codec.planning.depth_allocation.DepthAllocator`) and
-   its RVQ indices searched (:func:`code_piece`).
+   its RVQ indices searched (:func:`code_piece`). The encoder
+   (:func:`~adaptive_codec.pipeline.encoder.encode_stream`) writes each
+   chunk when it is final; :func:`encode_blocks` collects the indices of the
+   whole file instead (2 bytes per level and frame).
 
 :func:`decode_blocks` runs the way back: backbone pieces of
 :data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, resampling to
