@@ -265,3 +265,19 @@ def test_header_problems_fail_before_the_model_loads(tmp_path, make, message):
     line = _one_error_line(result)
     assert line.startswith(f"error: {path}: ") and message in line
     assert seconds < 2 and not (tmp_path / "in.acx").exists()
+
+
+def test_full_disk_while_encoding_names_the_stream(tmp_path, codec):
+    full = tmp_path / "full"
+    if not _tmpfs(full, 8):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        src = tmp_path / "noise.wav"
+        sf.write(src, np.random.default_rng(0).standard_normal(30 * SR).astype(np.float32) * 0.1, SR)
+        target = full / "noise.acx"
+        with pytest.raises(OSError) as excinfo:
+            codec.encode_file(target, src, profile="ambient")
+        assert error_message(excinfo.value) == f"{target}: No space left on device"
+        assert os.listdir(full) == []  # the temporary file is gone too
+    finally:
+        subprocess.run(["umount", str(full)], check=False)

@@ -19,6 +19,8 @@ returns data for the next stage; none calls back into an earlier one.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -299,7 +301,7 @@ def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.nd
     chunks = ChunkStream(parts, header, levels, allocators)
     pieces = backbone_pieces(parts.backbone, blocks(), header.original_sample_rate_hz, header.length_samples,
                              header.stereo_mode == "mid_side", levels, progress)
-    with AcxWriter(target, header) as writer:
+    with _names_output(target), AcxWriter(target, header) as writer:
         for ch, piece in pieces:
             codes, _ = code_piece(parts.backbone, piece, cond, levels[ch], allocators[ch])
             chunks.add(ch, piece.start_frame, codes)
@@ -308,3 +310,18 @@ def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.nd
         for chunk in chunks.ready():  # channels not coded at all, after the last piece
             writer.write_chunk(chunk)
     return header
+
+
+@contextlib.contextmanager
+def _names_output(target) -> Iterator[None]:
+    """Give an ``OSError`` without a file name (a write on a full disk) the output's path.
+
+    ``write()`` on a full disk raises ENOSPC naming no file; the user should
+    read "out.acx: No space left on device", not the reason alone.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or not isinstance(target, (str, os.PathLike)) or not exc.strerror:
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(target)) from exc
