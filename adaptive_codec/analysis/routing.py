@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from adaptive_codec.analysis.features import WindowFeatures, feature_names, stream_window_features
+from adaptive_codec.analysis.features import stream_window_features
 from adaptive_codec.audio import as_channels_first, audio_info, iter_audio_blocks
 from adaptive_codec.errors import ProfileError
 
@@ -301,9 +301,10 @@ def classify_blocks(
 
     Streams the blocks through the classifier's features
     (:func:`~adaptive_codec.analysis.features.stream_window_features`, bounded
-    memory), then scores every window (the model and the silence gate,
-    :meth:`~adaptive_codec.analysis.classifier.ContentClassifier.window_probabilities`)
-    and smooths the windows into segments (:func:`segments_from_probabilities`).
+    memory), scores the windows as they come (the model and the silence gate,
+    :meth:`~adaptive_codec.analysis.classifier.ContentClassifier.window_probabilities`;
+    only the probabilities are kept, a few bytes a window) and smooths them
+    into segments (:func:`segments_from_probabilities`).
     :func:`classify` (arrays) and :func:`classify_file` (files) call it; the
     codec's first pass over a file can too, since it only consumes ``blocks``.
 
@@ -338,13 +339,22 @@ def classify_blocks(
             n_samples += np.shape(block)[-1]
             yield block
 
-    features = classifier.config_
-    parts = stream_window_features(counted(), sample_rate_hz=sample_rate_hz, config=features)
-    windows = WindowFeatures.concatenate(parts, len(feature_names(features)))
+    # Each piece of windows is scored as it arrives (a window's score depends
+    # only on its own row, context included) and only the probabilities and
+    # times are kept: 48 bytes a window instead of its ~2 KB feature vector,
+    # so a 10-hour file does not hold 150 MB of features.
+    probabilities, starts, ends = [], [], []
+    for part in stream_window_features(counted(), sample_rate_hz=sample_rate_hz, config=classifier.config_):
+        if len(part):
+            probabilities.append(classifier.window_probabilities(part))
+            starts.append(part.start_s)
+            ends.append(part.end_s)
     if duration_s is None:
         duration_s = n_samples / sample_rate_hz
+    if not probabilities:
+        return []
     return segments_from_probabilities(
-        classifier.window_probabilities(windows), classifier.labels_, windows.start_s, windows.end_s,
+        np.concatenate(probabilities), classifier.labels_, np.concatenate(starts), np.concatenate(ends),
         duration_s=duration_s, config=config,
     )
 

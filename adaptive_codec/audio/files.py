@@ -10,13 +10,17 @@ Errors
 ------
 Every problem with a file is an :class:`~adaptive_codec.errors.AudioError`
 whose message names the file and the problem (missing, unreadable,
-truncated, NaN samples, ...). Silence is valid input.
+truncated, NaN samples, too many channels, not a regular file, changed
+while it was read, ...); a failed write names the output, never the
+temporary file, and says why (e.g. "No space left on device"). Silence is
+valid input.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from adaptive_codec.audio.signal import as_channels_first, validate_audio
+from adaptive_codec.audio.signal import as_channels_first, check_layout, validate_audio
 from adaptive_codec.errors import AudioError
 
 __all__ = [
@@ -81,11 +85,35 @@ class AudioInfo:
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
-    if p.is_dir():
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise AudioError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
         raise AudioError(f"{p}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        # A pipe or device can be read only once (and opening a FIFO blocks
+        # until someone writes to it); the encoder reads its input twice.
+        raise AudioError(f"{p}: not a regular file (a pipe, device or socket); "
+                         "save the audio to a file first")
     return p
+
+
+def _system_reason(exc: BaseException) -> str:
+    """libsndfile's reason for ``exc``, with the OS's words for its "System error."
+
+    libsndfile reports every failed read or write of the OS as "System
+    error."; the errno it saw is still in cffi's errno when the exception is
+    raised, so a full disk says "No space left on device".
+    """
+    reason = str(exc).split(":", 1)[-1].strip() or "unknown error"
+    if "System error" in reason:
+        code = getattr(getattr(sf, "_ffi", None), "errno", 0)
+        if code:
+            return os.strerror(code)
+    return reason
 
 
 def _open(p: Path) -> sf.SoundFile:
@@ -94,8 +122,13 @@ def _open(p: Path) -> sf.SoundFile:
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         # libsndfile's own wording ("Format not recognised.") is useful, but
         # it repeats the path; keep only the reason.
-        reason = str(exc).split(":", 1)[-1].strip() or "unknown error"
-        raise AudioError(f"{p}: not a readable audio file ({reason})") from exc
+        raise AudioError(f"{p}: not a readable audio file ({_system_reason(exc)})") from exc
+
+
+def _stamp(p: Path) -> tuple[int, int, int, int]:
+    """What identifies a file's contents cheaply: device, inode, size, modification time."""
+    st = os.stat(p)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _truncation_problem(f: sf.SoundFile) -> str | None:
@@ -150,10 +183,21 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     Raises
     ------
     AudioError
-        Missing, unreadable or unsupported file.
+        Missing, unreadable or unsupported file; not a regular file; more
+        channels or a sample rate outside what the codec accepts; no
+        samples, or a header that promises more bytes than the file holds
+        (decoding may find more truncation: :func:`load_audio`).
     """
     p = _check_path(path)
     with _open(p) as f:
+        check_layout(f.channels, f.samplerate, name=str(p))
+        # Both are known from the header alone: a command fails on them
+        # before it loads a model, not after a first read of the file.
+        if f.frames == 0:
+            raise AudioError(f"{p}: audio is empty (0 samples)")
+        problem = _truncation_problem(f)
+        if problem is not None:
+            raise AudioError(f"{p}: truncated audio file: {problem}")
         return _info_from(f, f.frames)
 
 
@@ -184,11 +228,12 @@ def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, AudioInfo]:
     """
     p = _check_path(path)
     with _open(p) as f:
+        check_layout(f.channels, f.samplerate, name=str(p))
         declared = f.frames
         try:
             data = f.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{p}: corrupt or truncated audio ({exc})") from exc
+            raise AudioError(f"{p}: corrupt or truncated audio ({_system_reason(exc)})") from exc
         _check_complete(p, f, declared, data.shape[0])
         info = _info_from(f, data.shape[0])
     audio = np.ascontiguousarray(data.T)
@@ -196,9 +241,7 @@ def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, AudioInfo]:
     return audio, info
 
 
-def iter_audio_blocks(
-    path: str | os.PathLike[str], block_samples: int
-) -> Iterator[np.ndarray]:
+def iter_audio_blocks(path: str | os.PathLike[str], block_samples: int) -> "AudioBlocks":
     """Decode a file block by block with bounded memory.
 
     Parameters
@@ -208,35 +251,83 @@ def iter_audio_blocks(
     block_samples : int
         Samples per channel in each block (the last block may be shorter).
 
-    Yields
-    ------
-    np.ndarray [shape=(channels, <=block_samples), dtype=float32]
+    Returns
+    -------
+    AudioBlocks
+        An iterator of np.ndarray [shape=(channels, <=block_samples), dtype=float32];
+        its ``path`` names the file (the encoder's messages use it).
 
     Raises
     ------
     AudioError
-        As :func:`load_audio`; NaN/inf is checked per block, truncation
-        after the last block (so the blocks before it have been yielded).
+        As :func:`load_audio` (missing file, bad channels or rate: at once);
+        NaN/inf is checked per block, truncation and a file that changed
+        while it was read after the last block (so the blocks before have
+        been yielded).
     """
-    if block_samples <= 0:
-        raise ValueError(f"block_samples must be positive, got {block_samples}")
-    p = _check_path(path)
-    with _open(p) as f:
-        validate_audio(np.zeros((f.channels, 1), np.float32), f.samplerate, name=str(p))
-        declared = f.frames
-        if declared == 0:
-            raise AudioError(f"{p}: audio is empty (0 samples)")
-        n_read = 0
-        try:
-            for block in f.blocks(blocksize=block_samples, dtype="float32", always_2d=True):
-                out = np.ascontiguousarray(block.T)
-                if not np.isfinite(out).all():
-                    raise AudioError(f"{p}: audio contains NaN or infinite samples")
-                n_read += out.shape[1]
-                yield out
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{p}: corrupt or truncated audio ({exc})") from exc
-        _check_complete(p, f, declared, n_read)
+    return AudioBlocks(path, block_samples)
+
+
+class AudioBlocks:
+    """The blocks of one read of an audio file (:func:`iter_audio_blocks`).
+
+    An iterator of float32 ``(channels, <=block_samples)`` arrays that knows
+    the file it reads (``path``), so a later stage can name it, e.g. when
+    the second of the encoder's two reads finds a different length.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    block_samples : int
+
+    Raises
+    ------
+    AudioError
+        As :func:`iter_audio_blocks`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], block_samples: int) -> None:
+        if block_samples <= 0:
+            raise ValueError(f"block_samples must be positive, got {block_samples}")
+        self.path = p = _check_path(path)
+        # Checked now, not on the first next(): a 9-channel file fails
+        # before the caller sets anything up for it.
+        with _open(p) as f:
+            check_layout(f.channels, f.samplerate, name=str(p))
+            if f.frames == 0:
+                raise AudioError(f"{p}: audio is empty (0 samples)")
+        self._blocks = self._read(block_samples)
+
+    def __iter__(self) -> "AudioBlocks":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._blocks)
+
+    def close(self) -> None:
+        """Stop reading (closes the file)."""
+        self._blocks.close()
+
+    def _read(self, block_samples: int) -> Iterator[np.ndarray]:
+        p = self.path
+        before = _stamp(p)  # before opening: a file replaced after this is caught too
+        with _open(p) as f:
+            check_layout(f.channels, f.samplerate, name=str(p))  # the file may have been replaced
+            declared = f.frames
+            n_read = 0
+            try:
+                for block in f.blocks(blocksize=block_samples, dtype="float32", always_2d=True):
+                    out = np.ascontiguousarray(block.T)
+                    if not np.isfinite(out).all():
+                        raise AudioError(f"{p}: audio contains NaN or infinite samples")
+                    n_read += out.shape[1]
+                    yield out
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(f"{p}: corrupt or truncated audio ({_system_reason(exc)})") from exc
+            if _stamp(p) != before:
+                raise AudioError(f"{p}: the file changed while it was being read; "
+                                 "encode a copy that nothing else writes to")
+            _check_complete(p, f, declared, n_read)
 
 
 def save_audio(
@@ -322,15 +413,19 @@ class AudioWriter:
 
     def __enter__(self) -> "AudioWriter":
         p = self.path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        except OSError as exc:
+            # The temporary name would only confuse: say what could not be written.
+            raise AudioError(f"{p}: could not write audio ({exc.strerror or exc})") from exc
         os.close(fd)
         try:
             self._file = sf.SoundFile(self._tmp, "w", samplerate=self.sample_rate_hz,
                                       channels=self.channels, format=self._format, subtype=self._subtype)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
             os.unlink(self._tmp)
-            raise AudioError(f"{p}: could not write audio ({exc})") from exc
+            raise AudioError(f"{p}: could not write audio ({_system_reason(exc)})") from exc
         return self
 
     def write(self, block: Any) -> None:
@@ -345,7 +440,7 @@ class AudioWriter:
         try:
             self._file.write(arr.T)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-            raise AudioError(f"{self.path}: could not write audio ({exc})") from exc
+            raise AudioError(f"{self.path}: could not write audio ({_system_reason(exc)})") from exc
         self.samples_written += arr.shape[1]
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -359,7 +454,9 @@ class AudioWriter:
                 os.chmod(self._tmp, _mode_for(self.path))
                 os.replace(self._tmp, self.path)
         except (sf.LibsndfileError, RuntimeError) as err:
-            raise AudioError(f"{self.path}: could not write audio ({err})") from err
+            raise AudioError(f"{self.path}: could not write audio ({_system_reason(err)})") from err
+        except OSError as err:
+            raise AudioError(f"{self.path}: could not write audio ({err.strerror or err})") from err
         finally:
             if os.path.exists(self._tmp):
                 os.unlink(self._tmp)

@@ -45,6 +45,7 @@ __all__ = [
     "MAX_SAMPLE_RATE_HZ",
     "as_channels_first",
     "validate_audio",
+    "check_layout",
     "to_mono",
 ]
 
@@ -115,22 +116,45 @@ def validate_audio(audio: Any, sample_rate_hz: int, *, name: str | None = None) 
     prefix = f"{name}: " if name else ""
     arr = as_channels_first(audio)
     channels, n_samples = arr.shape
-    if channels > MAX_CHANNELS:
-        hint = ""
-        if n_samples <= MAX_CHANNELS:
-            hint = " (is the array transposed? expected (channels, samples))"
-        raise AudioError(
-            f"{prefix}{channels} channels is more than the {MAX_CHANNELS} supported{hint}"
-        )
-    if channels == 0 or n_samples == 0:
+    # More "channels" than samples is what a (samples, channels) array looks
+    # like; a real 9-channel recording gets no such hint.
+    hint = " (is the array transposed? expected (channels, samples))" if channels > n_samples else ""
+    check_layout(channels, sample_rate_hz, name=name, hint=hint)
+    if n_samples == 0:
         raise AudioError(f"{prefix}audio is empty (0 samples)")
+    if not np.isfinite(arr).all():
+        raise AudioError(f"{prefix}audio contains NaN or infinite samples")
+
+
+def check_layout(channels: int, sample_rate_hz: int, *, name: str | None = None, hint: str = "") -> None:
+    """Check a channel count and sample rate (a file's header, before any sample is read).
+
+    Parameters
+    ----------
+    channels : int
+    sample_rate_hz : int
+    name : str, optional
+        File name or other label to put at the front of error messages.
+    hint : str
+        Appended to the too-many-channels message (:func:`validate_audio`'s
+        transposed-array hint).
+
+    Raises
+    ------
+    AudioError
+        No channels, more than :data:`MAX_CHANNELS`, or a rate outside
+        [:data:`MIN_SAMPLE_RATE_HZ`, :data:`MAX_SAMPLE_RATE_HZ`].
+    """
+    prefix = f"{name}: " if name else ""
+    if channels > MAX_CHANNELS:
+        raise AudioError(f"{prefix}{channels} channels is more than the {MAX_CHANNELS} supported{hint}")
+    if channels <= 0:
+        raise AudioError(f"{prefix}audio is empty (0 channels)")
     if not (MIN_SAMPLE_RATE_HZ <= int(sample_rate_hz) <= MAX_SAMPLE_RATE_HZ):
         raise AudioError(
             f"{prefix}sample rate {sample_rate_hz} Hz is outside the supported range "
             f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz"
         )
-    if not np.isfinite(arr).all():
-        raise AudioError(f"{prefix}audio contains NaN or infinite samples")
 
 
 def to_mono(audio: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,10 +84,35 @@ def class_names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
+# The package's atomic writers write ".NAME.XXXXXXXX.tmp" beside the output
+# (tempfile.mkstemp's 8 random characters) and rename it at the end.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _user_path(filename: Any) -> str:
+    """``filename`` as the user knows it: an atomic writer's temporary file is its output."""
+    path = os.fsdecode(filename) if isinstance(filename, (str, bytes, os.PathLike)) else str(filename)
+    head, tail = os.path.split(path)
+    match = _TEMP_NAME.match(tail)
+    return os.path.join(head, match["name"]) if match else path
+
+
 def error_message(exc: BaseException) -> str:
+    """The one-line message of an expected error.
+
+    An ``OSError`` reads ``PATH: reason`` (``x.wav: No such file or
+    directory``; a rename names both paths), with the output's own name where
+    the OS named an atomic writer's temporary file, and the OS's reason as it
+    is (``No space left on device``).
+    """
     if isinstance(exc, OSError) and exc.strerror:
         # "[Errno 2] No such file or directory: 'x'" -> "x: No such file or directory"
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+        if exc.filename is None:
+            return exc.strerror
+        name = _user_path(exc.filename)
+        if exc.filename2 is not None and _user_path(exc.filename2) != name:
+            name = f"{name} -> {_user_path(exc.filename2)}"
+        return f"{name}: {exc.strerror}"
     return str(exc) or type(exc).__name__
 
 

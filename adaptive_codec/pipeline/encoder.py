@@ -8,32 +8,36 @@
            ─► backbone pieces ─► depth allocation ─► RVQ indices                   pipeline.signal, planning.depth_allocation
            ─► entropy coding, chunk by chunk ─► container                          entropy.coder, container.acx
 
-The input is read twice (measure, then code), so a file of any length is
-coded with bounded memory. Every function takes what it needs as arguments
+The input is read twice (measure, then code), and :func:`encode_stream`
+entropy-codes and writes every chunk as soon as its frames are coded
+(:class:`ChunkStream`), so a file of any length is coded with bounded
+memory: a few bytes a frame (the depth allocation's arrays), not the RVQ
+indices of the whole file. Every function takes what it needs as arguments
 (:class:`~adaptive_codec.pipeline.parts.CodecParts` for the models) and
 returns data for the next stage; none calls back into an earlier one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from adaptive_codec.container.acx import AcxChunk, AcxWriter, chunk_order
 from adaptive_codec.container.acx_header import AcxHeader, ProfileEntry, SegmentEntry
 from adaptive_codec.entropy.coder import encode_frames
 from adaptive_codec.pipeline.parts import CodecParts
-from adaptive_codec.pipeline.signal import SignalScan, encode_blocks
-from adaptive_codec.planning.conditioning import builtin_row, frame_conditioning
+from adaptive_codec.pipeline.signal import SignalScan, backbone_pieces, code_piece, encode_blocks
+from adaptive_codec.planning.conditioning import FrameConditioning, builtin_row
 from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, depth_bounds
 from adaptive_codec.planning.plan import PlannedSegment
 from adaptive_codec.profiles import Profile
 
 __all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "depth_allocators",
-           "coded_levels", "code_channels", "write_stream", "encode_stream", "stream_parameters"]
+           "coded_levels", "code_channels", "write_stream", "ChunkStream", "encode_stream", "stream_parameters"]
 
 #: Side below this fraction of the mid's RMS (-30 dB) is not coded at all:
 #: at that level it is recording noise or a trace of width nobody hears
@@ -161,7 +165,11 @@ def depth_allocators(parts: CodecParts, header: AcxHeader, plan: Sequence[Planne
         if not segments:
             out.append(None)
             continue
-        nominal = header.frame_layout(ch, 0, header.n_frames)[0]
+        # Each frame's segment depth, as frame_layout's depths but int16 and
+        # without its prior and profile arrays (24 bytes a frame at once).
+        nominal = np.zeros(header.n_frames, np.int16)
+        for s in header.segments_for_channel(ch):
+            nominal[max(0, s.start_frame) : max(0, s.end_frame)] = s.n_q
         out.append(DepthAllocator(nominal, segments, header.chunk_frames, cfg.n_levels))
     return out
 
@@ -170,7 +178,8 @@ def code_channels(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSe
                   blocks: Iterable[np.ndarray], progress: Callable[[float], None] | None = None) -> CodedChannels:
     """The second read through the backbone and the depth allocation stage: indices and depths."""
     allocators = depth_allocators(parts, header, plan)
-    cond = torch.from_numpy(frame_conditioning(header, 0, parts.embeddings()))
+    # Made per piece: a whole-stream tensor would cost 128 bytes a frame (35 MB an hour).
+    cond = FrameConditioning(header, 0, parts.embeddings())
     codes = encode_blocks(parts.backbone, blocks, header.original_sample_rate_hz, header.length_samples,
                           header.stereo_mode == "mid_side", cond, coded_levels(header), allocators, progress)
     depths = [alloc.finish() if alloc is not None else header.frame_layout(ch, 0, header.n_frames)[0]
@@ -191,14 +200,84 @@ def write_stream(parts: CodecParts, target, header: AcxHeader, coded: CodedChann
             writer.write_chunk(AcxChunk(ch, a, n, data))
 
 
+class ChunkStream:
+    """Stage: RVQ indices of pieces in, entropy-coded chunks out, in file order, as soon as they are final.
+
+    The streaming form of :func:`write_stream`: a chunk is coded once every
+    frame of it has its indices and (for a channel with adaptive segments)
+    its allocated depths, with exactly the arrays :func:`write_stream` would
+    slice from :class:`CodedChannels`, so the bytes are the same; indices of
+    written chunks are dropped, so memory holds about one backbone piece
+    per channel.
+
+    Parameters
+    ----------
+    parts : CodecParts
+    header : AcxHeader
+    levels : list of int
+        RVQ levels computed per channel (:func:`coded_levels`; 0: not coded).
+    allocators : list of DepthAllocator or None
+        Per channel (:func:`depth_allocators`).
+    """
+
+    def __init__(self, parts: CodecParts, header: AcxHeader, levels: Sequence[int],
+                 allocators: Sequence[DepthAllocator | None]) -> None:
+        self.parts, self.header = parts, header
+        self.levels, self.allocators = list(levels), list(allocators)
+        self._order = chunk_order(header)
+        self._next = next(self._order, None)
+        # Per channel: the coded pieces not yet written, [(start_frame, codes (levels, frames))].
+        self._pieces: list[list[tuple[int, np.ndarray]]] = [[] for _ in levels]
+        self._coded_to = [0] * len(self.levels)  # frames [0, coded_to) have indices
+
+    def add(self, channel: int, start_frame: int, codes: np.ndarray) -> None:
+        """The indices ``(levels, frames)`` of a channel's next piece, from ``start_frame`` on."""
+        if start_frame != self._coded_to[channel]:
+            raise ValueError(f"channel {channel}: piece at frame {start_frame}, expected {self._coded_to[channel]}")
+        self._pieces[channel].append((start_frame, codes))
+        self._coded_to[channel] = start_frame + codes.shape[1]
+
+    def ready(self) -> Iterator[AcxChunk]:
+        """The chunks that can be written now, in file order."""
+        header = self.header
+        while self._next is not None:
+            ch, a, n = self._next
+            b = a + n
+            coded = self.levels[ch] > 0
+            if coded and self._coded_to[ch] < b:
+                return
+            alloc = self.allocators[ch]
+            depths = header.frame_layout(ch, a, b)[0] if alloc is None else alloc.final_depths(a, b)
+            if depths is None:
+                return
+            codes = self._take(ch, a, b) if coded else np.zeros((1, n), np.int16)
+            _, priors, _ = header.frame_layout(ch, a, b)
+            data = encode_frames(self.parts.entropy_model, codes, depths, priors,
+                                 adaptive=header.adaptive_frames(ch, a, b))
+            yield AcxChunk(ch, a, n, data)
+            self._next = next(self._order, None)
+
+    def _take(self, channel: int, a: int, b: int) -> np.ndarray:
+        """Indices of frames ``[a, b)``; pieces that end by ``b`` are dropped (chunks come in order)."""
+        pieces = self._pieces[channel]
+        parts = [codes[:, max(a, s) - s : min(b, s + codes.shape[1]) - s]
+                 for s, codes in pieces if s < b and s + codes.shape[1] > a]
+        self._pieces[channel] = [(s, codes) for s, codes in pieces if s + codes.shape[1] > b]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
 def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.ndarray]], sample_rate_hz: int,
                   scan: SignalScan, plan: Sequence[PlannedSegment],
                   progress: Callable[[float], None] | None = None) -> AcxHeader:
-    """Header, backbone + allocation over a fresh read of the input, entropy coding, container.
+    """Header, then backbone + allocation over a fresh read of the input, each chunk written when final.
+
+    The same bytes as :func:`code_channels` + :func:`write_stream`, with
+    memory that does not grow with the input (:class:`ChunkStream`).
 
     Parameters
     ----------
     target : path or binary file object
+        A path is written atomically.
     blocks : callable
         Returns a new iterable of the input's blocks ``(channels, samples)``.
     scan : SignalScan
@@ -209,8 +288,40 @@ def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.nd
     -------
     AcxHeader
         The header written.
+
+    Raises
+    ------
+    AudioError
+        The second read differs from the first (the file changed).
     """
     header = build_header(parts, scan, sample_rate_hz, plan)
-    coded = code_channels(parts, header, plan, blocks(), progress)
-    write_stream(parts, target, header, coded)
+    allocators = depth_allocators(parts, header, plan)
+    levels = coded_levels(header)
+    cond = FrameConditioning(header, 0, parts.embeddings())
+    chunks = ChunkStream(parts, header, levels, allocators)
+    pieces = backbone_pieces(parts.backbone, blocks(), header.original_sample_rate_hz, header.length_samples,
+                             header.stereo_mode == "mid_side", levels, progress)
+    with _names_output(target), AcxWriter(target, header) as writer:
+        for ch, piece in pieces:
+            codes, _ = code_piece(parts.backbone, piece, cond, levels[ch], allocators[ch])
+            chunks.add(ch, piece.start_frame, codes)
+            for chunk in chunks.ready():
+                writer.write_chunk(chunk)
+        for chunk in chunks.ready():  # channels not coded at all, after the last piece
+            writer.write_chunk(chunk)
     return header
+
+
+@contextlib.contextmanager
+def _names_output(target) -> Iterator[None]:
+    """Give an ``OSError`` without a file name (a write on a full disk) the output's path.
+
+    ``write()`` on a full disk raises ENOSPC naming no file; the user should
+    read "out.acx: No space left on device", not the reason alone.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or not isinstance(target, (str, os.PathLike)) or not exc.strerror:
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(target)) from exc

@@ -5,14 +5,18 @@ blocks (a file read with :func:`~adaptive_codec.audio.files.iter_audio_blocks`, 
 views of an in-memory array) in two passes:
 
 1. :func:`scan_blocks`: length, mid/side levels and, for ``profile="auto"``,
-   the classifier's window features (streamed; the classifier needs the whole
-   file before the first segment is final);
-2. :func:`encode_blocks`: mid/side, :class:`~adaptive_codec.audio.resampling.StreamResampler`
+   the classifier's window probabilities (streamed; the classifier needs the
+   whole file before the first segment is final, but keeps only a few bytes
+   a window);
+2. :func:`backbone_pieces`: mid/side, :class:`~adaptive_codec.audio.resampling.StreamResampler`
    to 24 kHz and one :class:`~adaptive_codec.backbone.streaming.PieceCutter`
    per channel, which cuts exactly the pieces whole-signal encoding uses;
    each piece is analysed, its frames' depths allocated
    (:class:`~adaptive_codec.planning.depth_allocation.DepthAllocator`) and
-   its RVQ indices searched (:func:`code_piece`).
+   its RVQ indices searched (:func:`code_piece`). The encoder
+   (:func:`~adaptive_codec.pipeline.encoder.encode_stream`) writes each
+   chunk when it is final; :func:`encode_blocks` collects the indices of the
+   whole file instead (2 bytes per level and frame).
 
 :func:`decode_blocks` runs the way back: backbone pieces of
 :data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, resampling to
@@ -23,6 +27,7 @@ level and frame); the output equals whole-signal processing to float rounding.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +47,8 @@ from adaptive_codec.backbone.streaming import (
     n_frames,
     quantize_piece,
 )
+from adaptive_codec.errors import AudioError
+from adaptive_codec.planning.conditioning import FrameConditioning
 from adaptive_codec.planning.depth_allocation import DepthAllocator
 
 __all__ = ["SignalScan", "scan_blocks", "array_blocks", "backbone_pieces", "code_piece", "encode_blocks",
@@ -146,6 +153,12 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
     piece : SignalPiece
         In signal order; the pieces of the coded channels interleave as
         the blocks arrive.
+
+    Raises
+    ------
+    AudioError
+        ``blocks`` held more or fewer than ``n_samples`` samples: the input
+        changed since the first read (named when ``blocks`` has a ``path``).
     """
     internal_hz = backbone.config.sample_rate_hz
     n_internal = resampled_length(n_samples, sample_rate_hz, internal_hz)
@@ -155,6 +168,9 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
     done = 0
     for block in blocks:
         done += block.shape[-1]
+        if done > n_samples:
+            # Before the extra samples reach the cutters, which are sized for n_samples.
+            raise _changed(blocks, done, n_samples)
         if coded:
             x = _to_mid_side(block) if mid_side else block
             x = x[coded]
@@ -165,7 +181,7 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
         if progress is not None:
             progress(done / max(n_samples, 1))
     if done != n_samples:
-        raise ValueError(f"input changed between passes: {done} samples, expected {n_samples}")
+        raise _changed(blocks, done, n_samples)
     if coded and resampler is not None:
         internal = resampler.finish()
         for row, ch in enumerate(coded):
@@ -176,14 +192,24 @@ def backbone_pieces(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rat
             yield ch, piece
 
 
-def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor, max_levels: int,
+def _changed(blocks: Iterable[np.ndarray], n_read: int, n_samples: int) -> AudioError:
+    """The error for a second read that does not match the first (a file written to meanwhile)."""
+    # A file's blocks (audio.files.AudioBlocks) know their path; an array's do not.
+    name = getattr(blocks, "path", None) or "input"
+    more = f"more than the {n_samples}" if n_read > n_samples else f"{n_read} samples, not the {n_samples}"
+    return AudioError(f"{name}: the input changed between the encoder's two reads ({more} samples of "
+                      "the first read); encode a copy that nothing else writes to")
+
+
+def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor | FrameConditioning, max_levels: int,
                allocator: DepthAllocator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One piece through the backbone: analysis, depth allocation, RVQ search.
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)]
-        Conditioning of every frame of the stream.
+    cond : torch.Tensor [shape=(frames, cond_dim)] or FrameConditioning
+        Conditioning of every frame of the stream, as one tensor or made
+        for the piece's frames only (bounded memory; the same values).
     max_levels : int
         Levels to compute.
     allocator : DepthAllocator, optional
@@ -200,18 +226,26 @@ def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor, max_l
     """
     features, energy = analyse_piece(backbone, piece)
     depths = None if allocator is None else allocator.allocate(piece.start_frame, piece.end_frame, energy)
+    if isinstance(cond, FrameConditioning):
+        # The piece's rows, and the piece counted from its first frame: the
+        # backbone sees the same conditioning as from the whole tensor.
+        first = piece.first_frame
+        cond = torch.from_numpy(cond.rows(first, first + features.shape[1]))
+        piece = dataclasses.replace(piece, first_frame=0, start_frame=piece.start_frame - first,
+                                    end_frame=piece.end_frame - first)
     return quantize_piece(backbone, piece, features, cond, max_levels, depths), energy
 
 
 def encode_blocks(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
-                  mid_side: bool, cond: torch.Tensor, levels: list[int],
+                  mid_side: bool, cond: torch.Tensor | FrameConditioning, levels: list[int],
                   allocators: list[DepthAllocator | None],
                   progress: Callable[[float], None] | None = None) -> list[np.ndarray]:
     """Second pass: RVQ indices of every channel (:func:`backbone_pieces` + :func:`code_piece`).
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    cond : torch.Tensor [shape=(frames, cond_dim)] or FrameConditioning
+        As in :func:`code_piece`.
     levels : list of int
         RVQ depth to compute per channel; 0 skips the channel.
     allocators : list of DepthAllocator or None

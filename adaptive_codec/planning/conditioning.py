@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from adaptive_codec.container.acx_header import AcxHeader
 
 __all__ = ["EmbeddingTable", "CONDITIONING_KEY", "load_conditioning", "prior_and_vector", "builtin_row",
-           "frame_conditioning"]
+           "frame_conditioning", "FrameConditioning"]
 
 #: Key of the fine-tuned embedding vector in a profile's conditioning file.
 CONDITIONING_KEY = "embedding"
@@ -108,23 +108,86 @@ def load_conditioning(profile: Profile, cond_dim: int) -> tuple[np.ndarray, int]
 def frame_conditioning(header: "AcxHeader", channel: int, table: EmbeddingTable) -> np.ndarray:
     """Conditioning ``(frames, cond_dim)`` float32 of every frame of ``channel``, from a stream's profile table.
 
+    ``n_frames · cond_dim · 4`` bytes (128 bytes a frame, 35 MB an hour):
+    the encoder takes the rows a piece needs from :class:`FrameConditioning`
+    instead.
+
     Raises
     ------
     FormatError
         A built-in row the backbone lacks, or a vector of the wrong size.
     """
-    cond = np.zeros((header.n_frames, table.cond_dim), np.float32)
-    for seg in header.segments_for_channel(channel):
-        entry = header.profiles[seg.profile_index]
-        if entry.is_builtin:
-            if entry.embedding_index >= table.vectors.shape[0]:
-                raise FormatError(f"profile {entry.name!r}: embedding row {entry.embedding_index} "
-                                  "is not in the backbone")
-            vec = table.vectors[entry.embedding_index]
-        else:
-            vec = np.asarray(entry.conditioning, np.float32)
-        if vec.size != cond.shape[1]:
-            raise FormatError(f"profile {entry.name!r}: conditioning has {vec.size} values, "
-                              f"backbone needs {cond.shape[1]}")
-        cond[seg.start_frame : seg.end_frame] = vec
-    return cond
+    return FrameConditioning(header, channel, table).rows(0, header.n_frames)
+
+
+class FrameConditioning:
+    """The conditioning of one channel's frames, made a range of rows at a time.
+
+    Conditioning is constant over a segment, so a stream's needs only its
+    segment table and one vector per profile; :meth:`rows` makes the
+    ``(frames, cond_dim)`` rows of a range when a backbone piece needs them,
+    and memory does not grow with the length of the stream.
+
+    Parameters
+    ----------
+    header : AcxHeader
+        Its profile and segment tables.
+    channel : int
+    table : EmbeddingTable
+        The backbone's built-in embeddings.
+
+    Raises
+    ------
+    FormatError
+        A built-in row the backbone lacks, or a vector of the wrong size
+        (checked here, for every profile a segment uses).
+    """
+
+    def __init__(self, header: "AcxHeader", channel: int, table: EmbeddingTable) -> None:
+        self.n_frames = int(header.n_frames)
+        self.cond_dim = table.cond_dim
+        segments = header.segments_for_channel(channel)
+        vectors: dict[int, np.ndarray] = {}
+        for seg in segments:
+            if seg.profile_index not in vectors:
+                vectors[seg.profile_index] = _profile_vector(header.profiles[seg.profile_index], table)
+        self._vectors = vectors
+        # Sorted by start (segments_for_channel): a range finds its first segment by bisection.
+        self._starts = np.array([s.start_frame for s in segments], np.int64)
+        self._ends = np.array([s.end_frame for s in segments], np.int64)
+        self._profiles = [s.profile_index for s in segments]
+        # Tiled segments (every stream the encoder writes) end in order too.
+        self._ends_sorted = bool(np.all(self._ends[1:] >= self._ends[:-1]))
+
+    def rows(self, start_frame: int, end_frame: int) -> np.ndarray:
+        """Conditioning ``(n, cond_dim)`` float32 of frames ``[start_frame, end_frame)`` (clipped to the stream).
+
+        Frames no segment covers are zero, as in :func:`frame_conditioning`.
+        """
+        a, b = max(0, int(start_frame)), min(self.n_frames, int(end_frame))
+        out = np.zeros((max(0, b - a), self.cond_dim), np.float32)
+        # Segments ending after a; later segments overwrite earlier ones where
+        # they overlap, as the whole-stream loop did.
+        first = int(np.searchsorted(self._ends, a, side="right")) if self._ends_sorted else 0
+        for i in range(first, len(self._starts)):
+            if self._starts[i] >= b:
+                break
+            lo, hi = max(int(self._starts[i]), a), min(int(self._ends[i]), b)
+            if lo < hi:
+                out[lo - a : hi - a] = self._vectors[self._profiles[i]]
+        return out
+
+
+def _profile_vector(entry, table: EmbeddingTable) -> np.ndarray:
+    """The conditioning vector ``(cond_dim,)`` of a profile-table entry."""
+    if entry.is_builtin:
+        if entry.embedding_index >= table.vectors.shape[0]:
+            raise FormatError(f"profile {entry.name!r}: embedding row {entry.embedding_index} "
+                              "is not in the backbone")
+        vec = table.vectors[entry.embedding_index]
+    else:
+        vec = np.asarray(entry.conditioning, np.float32)
+    if vec.size != table.cond_dim:
+        raise FormatError(f"profile {entry.name!r}: conditioning has {vec.size} values, "
+                          f"backbone needs {table.cond_dim}")
+    return vec

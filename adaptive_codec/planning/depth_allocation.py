@@ -225,7 +225,7 @@ class DepthAllocator:
 
     Parameters
     ----------
-    nominal_depths : np.ndarray [shape=(frames,)], int64
+    nominal_depths : np.ndarray [shape=(frames,)], integer
         Each frame's segment depth (the stream's segment table).
     segments : sequence of AdaptiveSegment
         The adaptive segments, in frame order.
@@ -237,10 +237,14 @@ class DepthAllocator:
 
     def __init__(self, nominal_depths: np.ndarray, segments: Sequence[AdaptiveSegment],
                  chunk_frames: int, max_levels: int) -> None:
-        self.depths = np.array(nominal_depths, dtype=np.int64)
+        # Depths fit int16 (at most max_levels): 2 bytes a frame, not 8, for
+        # arrays as long as the stream (a 10-hour file has 2.7 million frames).
+        self.depths = np.array(nominal_depths, dtype=np.int16)
         self.segments = list(segments)
         self.chunk_frames = int(chunk_frames)
         self.max_levels = int(max_levels)
+        if self.max_levels > np.iinfo(np.int16).max:
+            raise ValueError(f"max_levels {self.max_levels} does not fit the depth arrays")
         n = self.depths.shape[0]
         self._energy = np.zeros(n, np.float32)
         self._have = np.zeros(n, bool)
@@ -276,14 +280,25 @@ class DepthAllocator:
             if self._pending[c] and self._have[lo:hi].all():
                 self._allocate_chunk(lo, hi)
                 self._pending[c] = False
-        return self._search[start_frame:end_frame].copy()
+        return self._search[start_frame:end_frame].astype(np.int64)
+
+    def final_depths(self, start_frame: int, end_frame: int) -> np.ndarray | None:
+        """Depths ``(end_frame - start_frame,)``, int64, of frames whose chunks are allocated; else None.
+
+        What a streaming writer asks before it entropy-codes a chunk: the
+        depths of an allocated chunk never change again.
+        """
+        cf = self.chunk_frames
+        if self._pending[start_frame // cf : -(-end_frame // cf)].any():
+            return None
+        return self.depths[start_frame:end_frame].astype(np.int64)
 
     def finish(self) -> np.ndarray:
         """Every frame's depth ``(frames,)``, int64, once every adaptive chunk is allocated."""
         if self._pending.any():
             missing = int(np.flatnonzero(self._pending)[0]) * self.chunk_frames
             raise ValueError(f"no frame energies for the chunk at frame {missing}")
-        return self.depths
+        return self.depths.astype(np.int64)
 
     def _allocate_chunk(self, lo: int, hi: int) -> None:
         for seg in self.segments:
