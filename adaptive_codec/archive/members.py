@@ -25,7 +25,7 @@ from adaptive_codec.threads import pin_threads
 if TYPE_CHECKING:
     from adaptive_codec.codec import AdaptiveCodec
 
-__all__ = ["expand_inputs", "worker_codec", "init_worker", "encode_member", "member_metadata", "flac_size_bytes",
+__all__ = ["expand_inputs", "probe_inputs", "worker_codec", "init_worker", "encode_member", "member_metadata", "flac_size_bytes",
            "FlacSizeCounter"]
 
 #: This process's codecs by profile folders (a worker loads the weights once, not once per file).
@@ -73,6 +73,22 @@ def expand_inputs(inputs: Sequence[Path], recursive: bool) -> list[tuple[Path, s
     if dupes:
         raise AdaptiveCodecError(f"two inputs map to the member name {dupes[0]!r}")
     return out
+
+
+def probe_inputs(files: Sequence[tuple[Path, str]]) -> None:
+    """Read every input's header (rate, channels, length) before any model loads.
+
+    A file the codec cannot take (corrupt, empty, 9+ channels, an odd rate)
+    fails here in a fraction of a second, with the file named, instead of
+    after the backbone has loaded and earlier members were encoded.
+
+    Raises
+    ------
+    AudioError
+        The first input whose header the codec refuses.
+    """
+    for path, _ in files:
+        audio_info(path)
 
 
 def worker_codec(profiles_dirs: Sequence[str]) -> "AdaptiveCodec":

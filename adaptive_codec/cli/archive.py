@@ -8,6 +8,7 @@ through the archive back ends (:mod:`adaptive_codec.archive.local`,
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from adaptive_codec.archive.local import encode_members
-from adaptive_codec.archive.members import expand_inputs
+from adaptive_codec.archive.members import expand_inputs, probe_inputs
 from adaptive_codec.container.aca import (
     SalvageIncomplete,
     append_to_archive,
@@ -93,10 +94,11 @@ def archive_create(
     workers: WorkersOpt = None,
 ) -> None:
     """Encode files into a new .aca archive; print routing, sizes and ratios."""
-
     check_output(output, force)
     rate = Rate(bitrate, bitrate_scale)  # a bad value fails before any file is read
     files = expand_inputs(inputs, recursive)
+    if scheduler is None and workers is None:
+        probe_inputs(files)  # a bad input fails before the model loads (Dask reports and skips it)
     failures: list = []
     entries = create_archive(output, _encoded_members(files, profile, rate, jobs, threads,
                                                       scheduler, workers, failures), overwrite=force)
@@ -148,10 +150,11 @@ def archive_append(
     workers: WorkersOpt = None,
 ) -> None:
     """Encode more files into an existing archive (replaced atomically)."""
-
     rate = Rate(bitrate, bitrate_scale)  # a bad value fails before any file is read
     existing = {e.name for e in list_archive(archive)}
     files = expand_inputs(inputs, recursive)
+    if scheduler is None and workers is None:
+        probe_inputs(files)  # a bad input fails before the model loads (Dask reports and skips it)
     clash = [n for _, n in files if n in existing]
     if clash:
         fail(f"{archive} already has a member {clash[0]!r}")
@@ -200,13 +203,8 @@ def archive_extract(
     --salvage, only members proven intact are written; every skipped member
     is named and the exit status is 1.
     """
-
-    decode = None
-    if not acx:
-        codec = load_codec(threads)
-
-        def decode(data: bytes, out: str) -> None:
-            decode_member(codec, data, out)
+    # decode(data, out): what extract runs per member (the same function verify --decode runs).
+    decode = None if acx else functools.partial(decode_member, load_codec(threads))
 
     try:
         written = extract_archive(archive, to, members, force=force, salvage=salvage, decode=decode)
