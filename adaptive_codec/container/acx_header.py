@@ -10,7 +10,6 @@ and segment rows store lengths instead of positions.
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import re
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_codec.container.binary import Reader, Writer, json_depth_ok
+from adaptive_codec.container.segment_index import SegmentIndex
 from adaptive_codec.errors import FormatError
 
 NO_CHANNEL = 0xFFFF  # SegmentEntry.to_dict() channel value meaning "every channel" (as in format 1)
@@ -221,36 +221,19 @@ class AcxHeader:
 
     def segments_for_channel(self, channel: int) -> tuple[SegmentEntry, ...]:
         """Segments that apply to ``channel``, sorted by start frame (cached: O(1) after the first call)."""
-        return self._tables()[channel][1] if 0 <= channel < len(self._tables()) else ()
+        return self._index().rows(channel)
 
     def segments_in(self, channel: int, start_frame: int, end_frame: int) -> tuple[SegmentEntry, ...]:
         """Segments of ``channel`` overlapping frames ``[start_frame, end_frame)``: O(log n + overlaps)."""
-        if not 0 <= channel < len(self._tables()):
-            return ()
-        starts, rows = self._tables()[channel]
-        first = max(0, bisect.bisect_right(starts, start_frame) - 1)
-        last = bisect.bisect_left(starts, end_frame)
-        return tuple(s for s in rows[first:last] if s.end_frame > start_frame and s.start_frame < end_frame)
+        return self._index().overlapping(channel, start_frame, end_frame)
 
-    def _tables(self) -> list[tuple[list[int], tuple[SegmentEntry, ...]]]:
-        """Per channel: (start frames, segments) sorted by start frame.
-
-        Built once per ``segments`` list (a header read from a file never
-        changes; assign a new list to change the table), so per-chunk lookups
-        cost O(log n) instead of a sort of every segment: 20,000 segments of
-        one frame each took minutes in ``info`` before.
-        """
-        cache = self.__dict__.get("_segment_cache")
-        key = (len(self.segments), self.channels)
-        if cache is not None and cache[0] is self.segments and cache[1] == key:
-            return cache[2]
-        tables = []
-        for c in range(max(0, min(int(self.channels), MAX_CHANNELS))):
-            rows = tuple(sorted((s for s in self.segments if s.channel is None or s.channel == c),
-                                key=lambda s: s.start_frame))
-            tables.append(([s.start_frame for s in rows], rows))
-        self.__dict__["_segment_cache"] = (self.segments, key, tables)
-        return tables
+    def _index(self) -> SegmentIndex:
+        # Built once per segments list (a header read from a file never
+        # changes; assign a new list to change the table).
+        cached = self.__dict__.get("_segment_index")
+        if cached is None or not cached.describes(self.segments, self.channels):
+            cached = self.__dict__["_segment_index"] = SegmentIndex(self.segments, min(self.channels, MAX_CHANNELS))
+        return cached
 
     def frame_layout(self, channel: int, start_frame: int, end_frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-frame RVQ depth, prior id and profile index for frames ``[start_frame, end_frame)``.
@@ -379,7 +362,7 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
         _check(isinstance(s.adaptive, bool), sw, "adaptive must be true or false")
         _check(math.isfinite(s.confidence) and 0 <= s.confidence <= 1, sw, "confidence is not in 0..1")
         _check(isinstance(s.label, str) and _utf8_len(s.label) <= MAX_NAME_BYTES, sw, "label too long")
-    h.__dict__.pop("_segment_cache", None)  # validate what is there now, not a cached table
+    h.__dict__.pop("_segment_index", None)  # validate what is there now, not a cached table
     for c in range(h.channels):
         at = 0
         for s in h.segments_for_channel(c):
