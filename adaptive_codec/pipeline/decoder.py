@@ -17,6 +17,7 @@ garbage audio.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator
 
@@ -136,37 +137,52 @@ class _ChannelCodes:
                  table: EmbeddingTable) -> None:
         self.parts, self.header, self.channel = parts, header, channel
         self.chunks = chunks
+        self.starts = [c.start_frame for c in chunks]  # ascending: file order within a channel
         self.decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # start_frame -> (codes, depths)
+        self.checked = 0  # chunks before this one are checked (silent channels)
         rows = header.segments_for_channel(channel)
-        # A channel coded with no levels decodes to silence (its chunks are still checked).
+        # A channel coded with no levels decodes to silence; its chunks are still checked.
         self.silent = not any(seg.n_q for seg in rows)
+        self.has_adaptive = any(seg.adaptive for seg in rows)
         self.vectors = None if self.silent else _profile_vectors(header, rows, table)
+
+    def _decode(self, chunk: AcxChunk) -> tuple[np.ndarray, np.ndarray]:
+        h, lo, hi = self.header, chunk.start_frame, chunk.end_frame
+        layout, priors, _ = h.frame_layout(self.channel, lo, hi)
+        c, d = decode_frames(self.parts.entropy_model, chunk.data, layout, priors, h.max_levels,
+                             adaptive=h.adaptive_frames(self.channel, lo, hi), return_depths=True)
+        return c.astype(np.int16), d
 
     def window(self, fa: int, fb: int):
         """Codes ``(levels, fb - fa)`` int16, depths ``(fb - fa,)`` and conditioning of frames ``[fa, fb)``.
 
         All three are None for a silent channel.
         """
+        first = max(0, bisect.bisect_right(self.starts, fa) - 1)
+        last = bisect.bisect_left(self.starts, fb)
+        if self.silent:
+            # Nothing to synthesise: only check the chunks (an empty one codes
+            # no symbol, which is all a silent channel without a depth map has).
+            for chunk in self.chunks[max(first, self.checked) : last]:
+                if chunk.data or self.has_adaptive:
+                    self._decode(chunk)
+            self.checked = max(self.checked, last)
+            return None, None, None
         h = self.header
         codes = np.zeros((h.max_levels, fb - fa), np.int16)
         depths = np.zeros(fb - fa, np.int64)
-        for start in [s for s in self.decoded if self.decoded[s][0].shape[1] + s <= fa]:
+        for start in [s for s, (c, _) in self.decoded.items() if s + c.shape[1] <= fa]:
             del self.decoded[start]
-        for chunk in self.chunks:
+        for chunk in self.chunks[first:last]:
             lo, hi = chunk.start_frame, chunk.end_frame
             if hi <= fa or lo >= fb:
                 continue
             if lo not in self.decoded:
-                layout, priors, _ = h.frame_layout(self.channel, lo, hi)
-                c, d = decode_frames(self.parts.entropy_model, chunk.data, layout, priors, h.max_levels,
-                                     adaptive=h.adaptive_frames(self.channel, lo, hi), return_depths=True)
-                self.decoded[lo] = (c.astype(np.int16), d)
+                self.decoded[lo] = self._decode(chunk)
             c, d = self.decoded[lo]
             x, y = max(lo, fa), min(hi, fb)
             codes[:, x - fa : y - fa] = c[:, x - lo : y - lo]
             depths[x - fa : y - fa] = d[x - lo : y - lo]
-        if self.silent:
-            return None, None, None
         _, _, profiles = h.frame_layout(self.channel, fa, fb)
         return codes, depths, torch.from_numpy(self.vectors[profiles])
 
