@@ -14,6 +14,9 @@ The cases are built by tests/_hostile_acx.py (the same builders the tests use).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import io
 import json
 import os
 import resource
@@ -24,7 +27,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _builders():
+    """tests/_hostile_acx.py, the crafted streams' one definition (loaded by path: it is not a package)."""
+    spec = importlib.util.spec_from_file_location("_hostile_acx", ROOT / "tests" / "_hostile_acx.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 CASES = [
     ("memory_bomb_inconsistent", "decode"), ("memory_bomb_truncated", "decode"), ("max_frames", "decode"),
@@ -36,8 +46,8 @@ CASES = [
 
 def _build(name: str, codec) -> bytes:
     import numpy as np
-    import _hostile_acx as H
 
+    H = _builders()
     shipped = {"weights": codec.parts.weights_meta["sha256"][:16], "digest": codec.parts.entropy_model.digest()[:16]}
     if name == "extreme_conditioning":
         rng = np.random.default_rng(0)
@@ -70,9 +80,6 @@ def run_case(name: str, command: str) -> dict:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         args = [command, str(path)] + ([str(Path(d) / "out.wav")] if command == "decode" else [])
         t0 = time.perf_counter()
-        import contextlib
-        import io
-
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             rc = cli_app.main(args)
