@@ -56,7 +56,7 @@ def make_stream(
     header = AcxHeader(
         original_sample_rate_hz=44100,
         channels=channels,
-        length_samples=n_frames * 588,
+        length_samples=(n_frames - 1) * 588,  # 320 samples a frame at 24 kHz; the MDCT adds one frame
         internal_sample_rate_hz=24000,
         hop_samples=320,
         n_frames=n_frames,
@@ -92,7 +92,7 @@ def tiny_stream() -> AcxStream:
     header = AcxHeader(
         original_sample_rate_hz=16000,
         channels=1,
-        length_samples=640,
+        length_samples=320,  # one hop: ceil(320 / 320) + 1 = 2 frames
         internal_sample_rate_hz=16000,
         hop_samples=320,
         n_frames=2,

@@ -252,6 +252,51 @@ def encode_signal(
     return encoder.finish()
 
 
+def piece_frames(model: Backbone, a: int, b: int, total_frames: int) -> tuple[int, int]:
+    """Frames ``[fa, fb)`` whose codes synthesise sample blocks ``[a, b)`` exactly as the whole signal would.
+
+    Samples of blocks ``[a, b)`` need coefficient frames ``a..b`` inclusive,
+    plus the decoder's context on both sides.
+    """
+    ctx = context_frames(model)
+    return max(0, a - ctx), min(total_frames, b + 1 + ctx)
+
+
+@torch.inference_mode()
+def synthesize_piece(model: Backbone, codes: np.ndarray, depths: np.ndarray, cond: torch.Tensor,
+                     a: int, b: int, first_frame: int, n_samples: int) -> np.ndarray:
+    """Samples ``[a·hop, min(n_samples, b·hop))`` of a mono signal from the codes of :func:`piece_frames`.
+
+    Parameters
+    ----------
+    codes : np.ndarray [shape=(levels, frames)]
+        Indices of frames ``[first_frame, first_frame + frames)``: exactly
+        :func:`piece_frames` of ``(a, b)``.
+    depths : np.ndarray [shape=(frames,)]
+        Levels used by each of those frames.
+    cond : torch.Tensor [shape=(frames, cond_dim)]
+        Their conditioning.
+    a, b : int
+        Sample blocks (of ``hop`` samples) to synthesise.
+    first_frame : int
+        Global index of column 0.
+    n_samples : int
+        Length of the whole signal.
+
+    Returns
+    -------
+    np.ndarray [shape=(min(n_samples, b·hop) - a·hop,)], float32
+    """
+    hop = model.config.hop
+    c = torch.from_numpy(np.asarray(codes).astype(np.int64))[None]
+    d = torch.from_numpy(np.asarray(depths, dtype=np.int64))[None]
+    latent = model.quantizer.decode_masked(c, d)
+    decoded = model.decoder(latent, cond[None])
+    coef = model.synthesis_coefficients(decoded).transpose(1, 2)[:, a - first_frame : b + 1 - first_frame]
+    piece = model.mdct.inverse_frames(coef, (b - a) * hop)[0].numpy()
+    return piece[: max(0, min(n_samples, b * hop) - a * hop)]
+
+
 @torch.inference_mode()
 def decode_signal(
     model: Backbone,
@@ -283,7 +328,6 @@ def decode_signal(
     """
     hop = model.config.hop
     total = codes.shape[1]
-    ctx = context_frames(model)
     blocks = -(-n_samples // hop)  # sample blocks of hop samples
     first, last = block_range if block_range is not None else (0, blocks)
     first, last = max(0, first), min(blocks, last)
@@ -291,16 +335,9 @@ def decode_signal(
     out = np.zeros(max(0, min(n_samples, last * hop) - offset), dtype=np.float32)
     for a0, b0 in _chunks(last - first, chunk_frames):
         a, b = a0 + first, b0 + first
-        # Samples of blocks [a, b) need coefficient frames a..b inclusive.
-        fa, fb = max(0, a - ctx), min(total, b + 1 + ctx)
-        c = torch.from_numpy(codes[:, fa:fb].astype(np.int64))[None]
-        d = torch.from_numpy(np.asarray(depths[fa:fb], dtype=np.int64))[None]
-        latent = model.quantizer.decode_masked(c, d)
-        decoded = model.decoder(latent, cond[fa:fb][None])
-        coef = model.synthesis_coefficients(decoded).transpose(1, 2)[:, a - fa : b + 1 - fa]
-        piece = model.mdct.inverse_frames(coef, (b - a) * hop)[0].numpy()
-        end = min(n_samples, b * hop)
-        out[a * hop - offset : end - offset] = piece[: end - a * hop]
+        fa, fb = piece_frames(model, a, b, total)
+        piece = synthesize_piece(model, codes[:, fa:fb], depths[fa:fb], cond[fa:fb], a, b, fa, n_samples)
+        out[a * hop - offset : a * hop - offset + piece.size] = piece
     return out
 
 

@@ -7,8 +7,10 @@ exit 1) and its profile registry.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +18,8 @@ import typer
 
 from adaptive_codec.audio import audio_info
 from adaptive_codec.cli.common import BitrateScaleOpt, ForceOpt, ThreadsOpt, check_output, fail, handle_errors, load_codec
-from adaptive_codec.container.acx import AcxReader
+from adaptive_codec.container.acx import AcxReader, read_header
+from adaptive_codec.errors import FormatError
 from adaptive_codec.planning.rate import Rate
 
 __all__ = ["encode", "decode", "info", "register"]
@@ -65,9 +68,22 @@ def decode(
     check_output(output, force)
     if not input.is_file():
         fail(f"{input}: no such file")
-    codec = load_codec(threads)
-    n, sr = codec.decode_to(input, output, start_s=start, end_s=end)  # piece by piece
+    with _naming(input):
+        read_header(input)  # a damaged stream fails before the model loads
+        codec = load_codec(threads)
+        n, sr = codec.decode_to(input, output, start_s=start, end_s=end)  # piece by piece
     typer.echo(f"{input} -> {output}: {n} samples, {n / sr:.2f} s at {sr} Hz")
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Stream errors name the file they are about (a batch job decodes many)."""
+    try:
+        yield
+    except FormatError as exc:
+        if str(exc).startswith(f"{path}: "):
+            raise
+        raise FormatError(f"{path}: {exc}") from exc
 
 
 class InfoFormat(str, enum.Enum):
@@ -83,20 +99,21 @@ def info(
     if not input.is_file():
         fail(f"{input}: no such file")
     size = input.stat().st_size
-    with AcxReader(input) as reader:
+    with _naming(input), AcxReader(input) as reader:
         header = reader.header
         bytes_per_frame: dict[str, float] = {}
         for chunk in reader.iter_chunks():
             # Attribute each chunk's bytes to its frames' labels in proportion
             # to the levels they code (an adaptive segment's mean is its n_q):
             # a 4-level ambient frame costs about half an 8-level speech frame.
-            depths, _, _ = header.frame_layout(chunk.channel, chunk.start_frame, chunk.end_frame)
-            total = max(int(depths.sum()), 1)
-            for seg in header.segments_for_channel(chunk.channel):
-                lo, hi = max(seg.start_frame, chunk.start_frame), min(seg.end_frame, chunk.end_frame)
-                if lo < hi:
-                    share = len(chunk.data) * seg.n_q * (hi - lo) / total
-                    bytes_per_frame[seg.label] = bytes_per_frame.get(seg.label, 0.0) + share
+            # segments_in is a bisection: thousands of segments stay fast.
+            rows = header.segments_in(chunk.channel, chunk.start_frame, chunk.end_frame)
+            spans = [(seg, min(seg.end_frame, chunk.end_frame) - max(seg.start_frame, chunk.start_frame))
+                     for seg in rows]
+            total = max(sum(seg.n_q * n for seg, n in spans), 1)
+            for seg, n in spans:
+                share = len(chunk.data) * seg.n_q * n / total
+                bytes_per_frame[seg.label] = bytes_per_frame.get(seg.label, 0.0) + share
     duration = header.duration_s
     frame_rate = header.frame_rate_hz
     seconds: dict[str, float] = {}

@@ -76,6 +76,7 @@ HEADER_FRAME_LAYOUT = [("header_length_bytes", "varint")]  # then body, then crc
 CHUNK_LAYOUT = [("coded_length_bytes", "varint")]  # then coded bytes, then crc32 u32
 PREAMBLE_BYTES = 8
 CRC_BYTES = 4
+MIN_CHUNK_BYTES = 1 + CRC_BYTES  # an empty chunk: length varint 0 and its CRC
 
 
 @dataclass
@@ -339,6 +340,21 @@ class AcxReader:
         self._data_start = self._pos()
         return header
 
+    def check_payload_size(self) -> None:
+        """Refuse a header that declares more chunks than the file can hold.
+
+        Every chunk takes at least a 1-byte length and a 4-byte CRC, so this
+        costs nothing and catches a truncated or absurd stream (a few bytes
+        declaring millions of frames) before any chunk is read or anything
+        is sized from ``n_frames``. :meth:`iter_chunks` calls it first;
+        :func:`read_header` does not (it needs no payload).
+        """
+        n_chunks = self.header.n_chunks
+        left = self._size - self._data_start
+        if n_chunks * MIN_CHUNK_BYTES > left:
+            raise FormatError(f"acx: truncated: the header declares {n_chunks} chunks "
+                              f"(at least {n_chunks * MIN_CHUNK_BYTES} bytes), only {left} bytes follow it")
+
     def iter_chunks(self, start_frame: int = 0, end_frame: int | None = None, channels: list[int] | None = None) -> Iterator[AcxChunk]:
         """Yield the DATA chunks overlapping ``[start_frame, end_frame)`` in file order.
 
@@ -348,6 +364,7 @@ class AcxReader:
         that every chunk is present and that nothing follows the last one.
         """
         h = self.header
+        self.check_payload_size()
         end_frame = h.n_frames if end_frame is None else end_frame
         full = start_frame <= 0 and end_frame >= h.n_frames and channels is None
         self._fh.seek(self._base + self._data_start)

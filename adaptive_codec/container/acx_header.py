@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_codec.container.binary import Reader, Writer, json_depth_ok
+from adaptive_codec.container.segment_index import SegmentIndex
 from adaptive_codec.errors import FormatError
 
 NO_CHANNEL = 0xFFFF  # SegmentEntry.to_dict() channel value meaning "every channel" (as in format 1)
@@ -66,7 +67,10 @@ SEGMENT_LAYOUT_V2 = [f for f in SEGMENT_LAYOUT if f[0] != "depth_mode"]
 DEPTH_FIXED, DEPTH_ADAPTIVE = 0, 1  # depth_mode values
 
 # Sanity bounds: anything outside is rejected before it can size an allocation.
-MAX_CHANNELS = 255
+#: The codec's own limit (adaptive_codec.audio.MAX_CHANNELS; tests check they
+#: agree). Not imported from there: reading a header must not load the audio
+#: stack. No writer ever produced more, so no valid stream is refused.
+MAX_CHANNELS = 8
 MAX_SAMPLE_RATE_HZ = 1_000_000
 MAX_HOP_SAMPLES = 1 << 16
 MAX_CHUNK_FRAMES = 1 << 16
@@ -215,9 +219,21 @@ class AcxHeader:
         """Number of DATA chunks: one per channel per ``chunk_frames`` span."""
         return -(-self.n_frames // self.chunk_frames) * self.channels
 
-    def segments_for_channel(self, channel: int) -> list[SegmentEntry]:
-        """Segments that apply to ``channel``, sorted by start frame."""
-        return sorted((s for s in self.segments if s.channel is None or s.channel == channel), key=lambda s: s.start_frame)
+    def segments_for_channel(self, channel: int) -> tuple[SegmentEntry, ...]:
+        """Segments that apply to ``channel``, sorted by start frame (cached: O(1) after the first call)."""
+        return self._index().rows(channel)
+
+    def segments_in(self, channel: int, start_frame: int, end_frame: int) -> tuple[SegmentEntry, ...]:
+        """Segments of ``channel`` overlapping frames ``[start_frame, end_frame)``: O(log n + overlaps)."""
+        return self._index().overlapping(channel, start_frame, end_frame)
+
+    def _index(self) -> SegmentIndex:
+        # Built once per segments list (a header read from a file never
+        # changes; assign a new list to change the table).
+        cached = self.__dict__.get("_segment_index")
+        if cached is None or not cached.describes(self.segments, self.channels):
+            cached = self.__dict__["_segment_index"] = SegmentIndex(self.segments, min(self.channels, MAX_CHANNELS))
+        return cached
 
     def frame_layout(self, channel: int, start_frame: int, end_frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-frame RVQ depth, prior id and profile index for frames ``[start_frame, end_frame)``.
@@ -231,21 +247,20 @@ class AcxHeader:
         depths = np.zeros(n, np.int64)
         priors = np.zeros(n, np.int64)
         profiles = np.zeros(n, np.int64)
-        for seg in self.segments_for_channel(channel):
+        for seg in self.segments_in(channel, start_frame, end_frame):
             lo, hi = max(seg.start_frame, start_frame), min(seg.end_frame, end_frame)
-            if lo < hi:
-                sl = slice(lo - start_frame, hi - start_frame)
-                depths[sl] = seg.n_q
-                priors[sl] = self.profiles[seg.profile_index].prior_id
-                profiles[sl] = seg.profile_index
+            sl = slice(lo - start_frame, hi - start_frame)
+            depths[sl] = seg.n_q
+            priors[sl] = self.profiles[seg.profile_index].prior_id
+            profiles[sl] = seg.profile_index
         return depths, priors, profiles
 
     def adaptive_frames(self, channel: int, start_frame: int, end_frame: int) -> np.ndarray:
         """Mask ``(end_frame - start_frame,)`` of the frames whose depth is coded in the chunks."""
         mask = np.zeros(max(0, end_frame - start_frame), bool)
-        for seg in self.segments_for_channel(channel):
-            lo, hi = max(seg.start_frame, start_frame), min(seg.end_frame, end_frame)
-            if seg.adaptive and lo < hi:
+        for seg in self.segments_in(channel, start_frame, end_frame):
+            if seg.adaptive:
+                lo, hi = max(seg.start_frame, start_frame), min(seg.end_frame, end_frame)
                 mask[lo - start_frame : hi - start_frame] = True
         return mask
 
@@ -257,6 +272,28 @@ class AcxHeader:
                                 conditioning=[float(x) for x in p.conditioning]) for p in self.profiles]
         out["segments"] = [asdict(s) for s in self.segments]
         return out
+
+
+def expected_n_frames(length_samples: int, original_sample_rate_hz: int, internal_sample_rate_hz: int,
+                      hop_samples: int) -> int:
+    """Frames a stream of ``length_samples`` has, exactly as the encoder counts them.
+
+    The input is resampled to ``ceil(length · internal / original)`` samples
+    (the quotient in IEEE double precision, as
+    :func:`adaptive_codec.pipeline.signal.resampled_length` computes it; no
+    resampling when the rates agree), and the MDCT gives
+    ``ceil(internal_samples / hop) + 1`` frames
+    (:meth:`adaptive_codec.backbone.mdct.MDCT.n_frames`).
+
+    Returns
+    -------
+    int
+        Frames per channel.
+    """
+    n = length_samples
+    if original_sample_rate_hz != internal_sample_rate_hz:
+        n = int(math.ceil(length_samples * internal_sample_rate_hz / original_sample_rate_hz))
+    return -(-n // hop_samples) + 1
 
 
 def _check(cond: bool, where: str, msg: str) -> None:
@@ -282,6 +319,13 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
     _check(0 <= h.length_samples <= MAX_LENGTH_SAMPLES, where, f"length_samples {h.length_samples} out of range")
     _check(1 <= h.hop_samples <= MAX_HOP_SAMPLES, where, f"hop_samples {h.hop_samples} out of range 1..{MAX_HOP_SAMPLES}")
     _check(0 <= h.n_frames <= MAX_N_FRAMES, where, f"n_frames {h.n_frames} out of range")
+    # n_frames is implied by the length, the rates and the hop; a stream where
+    # they disagree would make info report one duration and decode another.
+    want = expected_n_frames(h.length_samples, h.original_sample_rate_hz, h.internal_sample_rate_hz, h.hop_samples)
+    _check(h.n_frames == want, where,
+           f"n_frames {h.n_frames} does not match length_samples {h.length_samples} "
+           f"({h.length_samples / h.original_sample_rate_hz:.3f} s at {h.original_sample_rate_hz} Hz, "
+           f"hop {h.hop_samples} at {h.internal_sample_rate_hz} Hz: {want} frames)")
     _check(1 <= h.chunk_frames <= MAX_CHUNK_FRAMES, where, f"chunk_frames {h.chunk_frames} out of range 1..{MAX_CHUNK_FRAMES}")
     _check(2 <= h.codebook_size <= MAX_CODEBOOK_SIZE, where, f"codebook_size {h.codebook_size} out of range 2..{MAX_CODEBOOK_SIZE}")
     _check(1 <= h.max_levels <= MAX_LEVELS, where, f"max_levels {h.max_levels} out of range 1..{MAX_LEVELS}")
@@ -318,6 +362,7 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
         _check(isinstance(s.adaptive, bool), sw, "adaptive must be true or false")
         _check(math.isfinite(s.confidence) and 0 <= s.confidence <= 1, sw, "confidence is not in 0..1")
         _check(isinstance(s.label, str) and _utf8_len(s.label) <= MAX_NAME_BYTES, sw, "label too long")
+    h.__dict__.pop("_segment_index", None)  # validate what is there now, not a cached table
     for c in range(h.channels):
         at = 0
         for s in h.segments_for_channel(c):

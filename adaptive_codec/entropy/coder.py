@@ -20,6 +20,7 @@ frame); deeper levels have all their contexts once the level above is decoded.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import constriction
@@ -29,7 +30,38 @@ from adaptive_codec.entropy.tables import EntropyModel, symbol_contexts
 from adaptive_codec.errors import FormatError
 from adaptive_codec.planning.depth_allocation import depth_frequencies
 
-__all__ = ["encode_frames", "decode_frames", "fixed_length_bits", "ideal_bits", "frame_bits", "symbol_contexts"]
+__all__ = ["encode_frames", "decode_frames", "fixed_length_bits", "ideal_bits", "frame_bits", "symbol_contexts",
+           "min_symbol_bits", "SLACK_BITS"]
+
+#: A range coder's output is at least the information content of what it
+#: codes, less its 64-bit state; this much more slack guards the bound below
+#: against the coder's own rounding of probabilities.
+SLACK_BITS = 128
+_MIN_BITS: "weakref.WeakKeyDictionary[EntropyModel, float]" = weakref.WeakKeyDictionary()
+
+
+def min_symbol_bits(model: EntropyModel) -> float:
+    """Fewest bits any one symbol of a chunk can cost: an index (most probable entry of any row) or a depth.
+
+    A chunk of ``n`` bytes therefore holds at most ``(8·n + SLACK_BITS) / min_symbol_bits``
+    symbols; :func:`decode_frames` refuses a layout asking for more before
+    decoding anything, so a few crafted bytes cannot make it decode millions
+    of symbols (0.096 bits per index for the shipped tables: about 83 per byte).
+    """
+    bits = _MIN_BITS.get(model)
+    if bits is None:
+        top = float(model.frequencies.max()) / float(1 << model.precision_bits)
+        depth_top = max(float(depth_frequencies(q, model.n_levels).max()) / float(1 << 16)
+                        for q in range(model.n_levels + 1))
+        # Margin for constriction's own fixed-point rounding of the probabilities.
+        bits = _MIN_BITS[model] = -math.log2(min(1.0, max(top, depth_top) + 2.0**-20))
+    return bits
+
+
+def _check_symbol_budget(n_symbols: int, n_bytes: int, model: EntropyModel) -> None:
+    if n_symbols * min_symbol_bits(model) > 8 * n_bytes + SLACK_BITS:
+        raise FormatError(f"entropy-coded payload of {n_bytes} bytes cannot hold the {n_symbols} symbols "
+                          "its layout asks for")
 
 
 def _validate_layout(model: EntropyModel, depths: np.ndarray, prior_ids: np.ndarray, max_levels: int, exc: type[Exception]) -> tuple[np.ndarray, np.ndarray]:
@@ -168,8 +200,7 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
         return result(out)
     if not data:
         raise FormatError(f"entropy-coded payload is empty but {n_symbols} symbols are expected")
-    # Each symbol costs at most precision_bits bits, so a short chunk cannot
-    # make us decode a huge amount; the caller bounds n_frames.
+    _check_symbol_budget(n_symbols, len(data), model)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     priors = prior_ids.tolist()
     try:
@@ -179,6 +210,7 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
                 depths[f] = decoder.decode(depth_model(int(depths[f - 1]) if f else 0))
             if depths.max() > min(max_levels, model.n_levels):
                 raise FormatError(f"decoded RVQ depth {int(depths.max())} exceeds {min(max_levels, model.n_levels)}")
+            _check_symbol_budget(int(depths.sum()) + int(adaptive.sum()), len(data), model)
         # Level 0: each frame's context is its decoded predecessor.
         row = out[0]
         prev_coded = False
@@ -192,6 +224,8 @@ def decode_frames(model: EntropyModel, data: bytes, depths: np.ndarray, prior_id
             ctx = model.context_of[level, out[level - 1, sel]]
             values = [decoder.decode(model._model(priors[f], level, c)) for f, c in zip(sel.tolist(), ctx.tolist())]
             out[level, sel] = values
+    except FormatError:
+        raise
     except Exception as exc:  # constriction reports invalid data as generic errors
         raise FormatError(f"entropy-coded payload is corrupt: {exc}") from None
     if not decoder.maybe_exhausted():

@@ -4,7 +4,7 @@
 
     header ─► compatibility (weights, entropy tables, frame layout)     check_compatible
            ─► chunks of the time range ─► entropy decoding              entropy.coder.decode_frames
-           ─► per-frame conditioning from the profile table             planning.conditioning.frame_conditioning
+           ─► per-frame conditioning from the profile table             _profile_vectors
            ─► backbone synthesis, 24 kHz ─► original rate, left/right   pipeline.signal.decode_blocks
            ─► the exact samples of the range                            cut
 
@@ -17,21 +17,22 @@ garbage audio.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 
-from adaptive_codec.backbone.streaming import context_frames
-from adaptive_codec.container.acx import AcxReader
+from adaptive_codec.backbone.streaming import context_frames, piece_frames
+from adaptive_codec.container.acx import AcxChunk, AcxReader
 from adaptive_codec.container.acx_header import AcxHeader
 from adaptive_codec.entropy.coder import decode_frames
 from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 from adaptive_codec.pipeline.parts import CodecParts
-from adaptive_codec.pipeline.signal import decode_blocks, resampled_length
-from adaptive_codec.planning.conditioning import frame_conditioning
+from adaptive_codec.pipeline.signal import CodedPiece, decode_blocks, piece_ranges, resampled_length
+from adaptive_codec.planning.conditioning import EmbeddingTable
 
 __all__ = ["check_compatible", "decode_range", "cut"]
 
@@ -56,7 +57,12 @@ def check_compatible(parts: CodecParts, header: AcxHeader) -> None:
 
 def decode_range(parts: CodecParts, reader: AcxReader, start_s: float | None,
                  end_s: float | None) -> tuple[int, Iterator[np.ndarray]]:
-    """Entropy-decode what a time range needs; returns (samples, lazy audio blocks).
+    """Read what a time range needs; returns (samples, lazy audio blocks).
+
+    The coded bytes of the range's chunks are read now (so the reader may be
+    closed); they are entropy-decoded piece by piece as the blocks are
+    consumed, so memory is bounded by those bytes and one backbone piece,
+    never by the frame count the header declares.
 
     Parameters
     ----------
@@ -86,6 +92,8 @@ def decode_range(parts: CodecParts, reader: AcxReader, start_s: float | None,
             f"empty or invalid time range {start_s:g}..{end_s:g} s (file is {duration:.3f} s)")
     hop = cfg.hop
     n_internal = resampled_length(header.length_samples, sr, cfg.sample_rate_hz)
+    if parts.backbone.mdct.n_frames(n_internal) != header.n_frames:  # the header checked the same rule
+        raise FormatError(f"n_frames {header.n_frames} does not match the stream's length for this backbone")
     # Internal sample blocks to synthesise, with margin for the resampler,
     # starting on a block whose time is a whole original-rate sample.
     margin_s = 0.05 if (start_s > 0 or end_s < duration) else 0.0
@@ -95,25 +103,113 @@ def decode_range(parts: CodecParts, reader: AcxReader, start_s: float | None,
     b = min(-(-n_internal // hop), int(math.ceil((end_s + margin_s) * cfg.sample_rate_hz / hop)))
     ctx = context_frames(parts.backbone)
     fa, fb = max(0, a - ctx), min(header.n_frames, b + 1 + ctx)
-    codes = np.zeros((header.channels, header.max_levels, header.n_frames), np.int16)
-    depth_all = np.zeros((header.channels, header.n_frames), np.int64)
-    for chunk in reader.iter_chunks(fa, fb):
-        ch, lo, hi = chunk.channel, chunk.start_frame, chunk.end_frame
-        depths, priors, _ = header.frame_layout(ch, lo, hi)
-        codes[ch][:, lo:hi], depth_all[ch, lo:hi] = decode_frames(
-            parts.entropy_model, chunk.data, depths, priors, header.max_levels,
-            adaptive=header.adaptive_frames(ch, lo, hi), return_depths=True)
+    chunks = list(reader.iter_chunks(fa, fb))
     table = parts.embeddings()
-    conds = [torch.from_numpy(frame_conditioning(header, ch, table))
-             if any(seg.n_q for seg in header.segments_for_channel(ch)) else None
-             for ch in range(header.channels)]
-    blocks = decode_blocks(parts.backbone, list(codes), list(depth_all), conds, n_internal, sr,
-                           header.stereo_mode == "mid_side", (a, b))
+    channels = [_ChannelCodes(parts, header, ch, [c for c in chunks if c.channel == ch], table)
+                for ch in range(header.channels)]
+    pieces = _pieces(parts, header, channels, (a, b))
+    blocks = decode_blocks(parts.backbone, pieces, n_internal, sr, header.stereo_mode == "mid_side")
     # Map the synthesised internal range back onto original-rate samples.
     first = a * hop * sr // cfg.sample_rate_hz
     s0 = int(round(start_s * sr))
     s1 = header.length_samples if end_s >= duration else int(round(end_s * sr))
     return s1 - s0, cut(blocks, first, s0, s1, header.channels)
+
+
+def _pieces(parts: CodecParts, header: AcxHeader, channels: list["_ChannelCodes"],
+            block_range: tuple[int, int]) -> Iterator[CodedPiece]:
+    """One :class:`CodedPiece` per backbone piece of the range, its frames decoded when it is reached."""
+    for a, b in piece_ranges(block_range):
+        fa, fb = piece_frames(parts.backbone, a, b, header.n_frames)
+        windows = [ch.window(fa, fb) for ch in channels]
+        yield CodedPiece((a, b), fa, [w[0] for w in windows], [w[1] for w in windows], [w[2] for w in windows])
+
+
+class _ChannelCodes:
+    """One channel's chunks of the range, entropy-decoded when a piece first needs them.
+
+    Pieces come in time order and overlap only by their context, so a decoded
+    chunk is kept until a piece starts after it: at most the chunks of one
+    piece are held decoded.
+    """
+
+    def __init__(self, parts: CodecParts, header: AcxHeader, channel: int, chunks: list[AcxChunk],
+                 table: EmbeddingTable) -> None:
+        self.parts, self.header, self.channel = parts, header, channel
+        self.chunks = chunks
+        self.starts = [c.start_frame for c in chunks]  # ascending: file order within a channel
+        self.decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # start_frame -> (codes, depths)
+        self.checked = 0  # chunks before this one are checked (silent channels)
+        rows = header.segments_for_channel(channel)
+        # A channel coded with no levels decodes to silence; its chunks are still checked.
+        self.silent = not any(seg.n_q for seg in rows)
+        self.has_adaptive = any(seg.adaptive for seg in rows)
+        self.vectors = None if self.silent else _profile_vectors(header, rows, table)
+
+    def _decode(self, chunk: AcxChunk) -> tuple[np.ndarray, np.ndarray]:
+        h, lo, hi = self.header, chunk.start_frame, chunk.end_frame
+        layout, priors, _ = h.frame_layout(self.channel, lo, hi)
+        c, d = decode_frames(self.parts.entropy_model, chunk.data, layout, priors, h.max_levels,
+                             adaptive=h.adaptive_frames(self.channel, lo, hi), return_depths=True)
+        return c.astype(np.int16), d
+
+    def window(self, fa: int, fb: int):
+        """Codes ``(levels, fb - fa)`` int16, depths ``(fb - fa,)`` and conditioning of frames ``[fa, fb)``.
+
+        All three are None for a silent channel.
+        """
+        first = max(0, bisect.bisect_right(self.starts, fa) - 1)
+        last = bisect.bisect_left(self.starts, fb)
+        if self.silent:
+            # Nothing to synthesise: only check the chunks (an empty one codes
+            # no symbol, which is all a silent channel without a depth map has).
+            for chunk in self.chunks[max(first, self.checked) : last]:
+                if chunk.data or self.has_adaptive:
+                    self._decode(chunk)
+            self.checked = max(self.checked, last)
+            return None, None, None
+        h = self.header
+        codes = np.zeros((h.max_levels, fb - fa), np.int16)
+        depths = np.zeros(fb - fa, np.int64)
+        for start in [s for s, (c, _) in self.decoded.items() if s + c.shape[1] <= fa]:
+            del self.decoded[start]
+        for chunk in self.chunks[first:last]:
+            lo, hi = chunk.start_frame, chunk.end_frame
+            if hi <= fa or lo >= fb:
+                continue
+            if lo not in self.decoded:
+                self.decoded[lo] = self._decode(chunk)
+            c, d = self.decoded[lo]
+            x, y = max(lo, fa), min(hi, fb)
+            codes[:, x - fa : y - fa] = c[:, x - lo : y - lo]
+            depths[x - fa : y - fa] = d[x - lo : y - lo]
+        _, _, profiles = h.frame_layout(self.channel, fa, fb)
+        return codes, depths, torch.from_numpy(self.vectors[profiles])
+
+
+def _profile_vectors(header: AcxHeader, rows, table: EmbeddingTable) -> np.ndarray:
+    """Conditioning vector of each profile-table row ``(profiles, cond_dim)`` float32 (rows the channel uses are checked).
+
+    Raises
+    ------
+    FormatError
+        A built-in row the backbone lacks, or a vector of the wrong size.
+    """
+    out = np.zeros((len(header.profiles), table.cond_dim), np.float32)
+    for index in sorted({seg.profile_index for seg in rows}):
+        entry = header.profiles[index]
+        if entry.is_builtin:
+            if entry.embedding_index >= table.vectors.shape[0]:
+                raise FormatError(f"profile {entry.name!r}: embedding row {entry.embedding_index} "
+                                  "is not in the backbone")
+            vec = table.vectors[entry.embedding_index]
+        else:
+            vec = np.asarray(entry.conditioning, np.float32)
+        if vec.size != table.cond_dim:
+            raise FormatError(f"profile {entry.name!r}: conditioning has {vec.size} values, "
+                              f"backbone needs {table.cond_dim}")
+        out[index] = vec
+    return out
 
 
 def cut(blocks: Iterable[np.ndarray], first: int, s0: int, s1: int, channels: int) -> Iterator[np.ndarray]:

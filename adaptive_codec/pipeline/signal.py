@@ -21,8 +21,9 @@ views of an in-memory array) in two passes:
 :func:`decode_blocks` runs the way back: backbone pieces of
 :data:`~adaptive_codec.backbone.streaming.CHUNK_FRAMES` frames, resampling to
 the original rate, mid/side to left/right. Memory is bounded by a block and
-a piece whatever the length of the file (plus the RVQ indices, 2 bytes per
-level and frame); the output equals whole-signal processing to float rounding.
+a piece whatever the length of the file (the encoder also holds the RVQ
+indices, 2 bytes per level and frame; the decoder only a piece's); the
+output equals whole-signal processing to float rounding.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ from adaptive_codec.backbone.streaming import (
     PieceCutter,
     SignalPiece,
     analyse_piece,
-    decode_signal,
     n_frames,
     quantize_piece,
+    synthesize_piece,
 )
-from adaptive_codec.errors import AudioError
+from adaptive_codec.errors import AudioError, FormatError
 from adaptive_codec.planning.conditioning import FrameConditioning
 from adaptive_codec.planning.depth_allocation import DepthAllocator
 
 __all__ = ["SignalScan", "scan_blocks", "array_blocks", "backbone_pieces", "code_piece", "encode_blocks",
-           "decode_blocks", "resampled_length", "BLOCK_SECONDS"]
+           "CodedPiece", "piece_ranges", "decode_blocks", "resampled_length", "BLOCK_SECONDS"]
 
 #: Seconds of input read per block. Short blocks keep memory low (a 10-minute
 #: 48 kHz stereo encode peaked ~25 MiB lower than with 10 s blocks); per-block
@@ -269,53 +270,95 @@ def _to_mid_side(block: np.ndarray) -> np.ndarray:
     return np.stack([(block[0] + block[1]) / 2, (block[0] - block[1]) / 2])
 
 
-def decode_blocks(backbone, codes: list[np.ndarray], depths: list[np.ndarray],
-                  conds: list[torch.Tensor | None], n_internal: int, sample_rate_hz: int,
-                  mid_side: bool, block_range: tuple[int, int]) -> Iterator[np.ndarray]:
+@dataclass(frozen=True)
+class CodedPiece:
+    """What one backbone synthesis call needs, for every channel: only its own frames.
+
+    Attributes
+    ----------
+    block_range : (int, int)
+        Internal sample blocks (of ``hop`` samples) ``[a, b)`` to synthesise.
+    first_frame : int
+        Global frame index of column 0 of every channel's arrays
+        (:func:`~adaptive_codec.backbone.streaming.piece_frames` of ``block_range``).
+    codes : list of np.ndarray [shape=(levels, frames)] or None
+        Per channel; None for a channel coded with no levels (it decodes to silence).
+    depths : list of np.ndarray [shape=(frames,)] or None
+        Levels each frame uses, per channel.
+    conds : list of torch.Tensor [shape=(frames, cond_dim)] or None
+        Conditioning per channel.
+    """
+
+    block_range: tuple[int, int]
+    first_frame: int
+    codes: list
+    depths: list
+    conds: list
+
+
+def piece_ranges(block_range: tuple[int, int]) -> Iterator[tuple[int, int]]:
+    """The ``[a, b)`` sample-block ranges, :data:`CHUNK_FRAMES` long, that :func:`decode_blocks` synthesises in turn."""
+    first, last = block_range
+    for a in range(first, last, CHUNK_FRAMES):
+        yield a, min(last, a + CHUNK_FRAMES)
+
+
+def decode_blocks(backbone, pieces: Iterable[CodedPiece], n_internal: int, sample_rate_hz: int,
+                  mid_side: bool) -> Iterator[np.ndarray]:
     """Audio at the original rate from RVQ indices, piece by piece.
 
     Parameters
     ----------
     backbone : Backbone
-    codes : list of np.ndarray [shape=(levels, frames)]
-        Indices per channel.
-    depths : list of np.ndarray [shape=(frames,)]
-        Levels each frame uses, per channel.
-    conds : list of torch.Tensor [shape=(frames, cond_dim)] or None
-        Conditioning per channel; None for a channel coded with no levels
-        (it decodes to silence).
+    pieces : iterable of CodedPiece
+        In order, one per :func:`piece_ranges` of the range; each holds only
+        the frames its synthesis reads, so memory is one piece whatever the
+        length of the stream.
     n_internal : int
         Length of the whole signal at the internal rate.
     sample_rate_hz : int
         Rate to return.
     mid_side : bool
         Channels are mid and side: return left and right.
-    block_range : (int, int)
-        Internal sample blocks (of ``hop`` samples) ``[a, b)`` to synthesise.
 
     Yields
     ------
     np.ndarray [shape=(channels, samples)], float32
         Consecutive pieces of the output; in all
         ``ceil(len · sample_rate_hz / internal_rate)`` samples for the
-        ``len`` internal samples of the range, the first at time ``a · hop``.
+        ``len`` internal samples of the range, the first at time ``a · hop``
+        of the first piece.
+
+    Raises
+    ------
+    FormatError
+        The synthesised audio is not finite (e.g. an extreme conditioning
+        vector embedded in the stream): never handed on to be written.
     """
     hop = backbone.config.hop
     internal_hz = backbone.config.sample_rate_hz
-    first, last = block_range
     resampler = StreamResampler(internal_hz, sample_rate_hz) if sample_rate_hz != internal_hz else None
-    for a in range(first, last, CHUNK_FRAMES):
-        b = min(last, a + CHUNK_FRAMES)
+    for piece in pieces:
+        a, b = piece.block_range
         n = max(0, min(n_internal, b * hop) - a * hop)
         internal = np.stack([
-            decode_signal(backbone, c, d, cond, n_internal, block_range=(a, b)) if cond is not None
+            synthesize_piece(backbone, c, d, cond, a, b, piece.first_frame, n_internal) if c is not None
             else np.zeros(n, np.float32)
-            for c, d, cond in zip(codes, depths, conds)])
+            for c, d, cond in zip(piece.codes, piece.depths, piece.conds)])
         out = resampler.push(internal) if resampler is not None else internal
-        yield _from_mid_side(out) if mid_side else out
+        yield _finite(_from_mid_side(out) if mid_side else out, a * hop / internal_hz)
     if resampler is not None:
         out = resampler.finish()
-        yield _from_mid_side(out) if mid_side else out
+        yield _finite(_from_mid_side(out) if mid_side else out, n_internal / internal_hz)
+
+
+def _finite(block: np.ndarray, at_s: float) -> np.ndarray:
+    # Garbage in a valid container (NaN/inf from the backbone) must be an
+    # error, not a file of NaNs that players turn into noise or silence.
+    if not np.isfinite(block).all():
+        raise FormatError(f"decoded audio is not finite near {at_s:.2f} s (an embedded profile's "
+                          "conditioning outside what the backbone was trained on?)")
+    return block
 
 
 def _from_mid_side(block: np.ndarray) -> np.ndarray:
