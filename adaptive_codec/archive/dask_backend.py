@@ -40,7 +40,6 @@ from typing import Any
 
 import dask
 import numpy as np
-import torch
 from distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
 
@@ -51,7 +50,7 @@ from adaptive_codec.container.acx_header import AcxHeader
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.pipeline.encoder import CodedChannels, build_header, coded_levels, depth_allocators, write_stream
 from adaptive_codec.pipeline.signal import BLOCK_SECONDS, array_blocks, backbone_pieces, code_piece
-from adaptive_codec.planning.conditioning import frame_conditioning
+from adaptive_codec.planning.conditioning import FrameConditioning
 from adaptive_codec.planning.plan import PlannedSegment
 from adaptive_codec.planning.rate import Rate
 from adaptive_codec.threads import pin_threads
@@ -178,7 +177,7 @@ def _encode_pieces(header: AcxHeader, plan: list, pieces: list[tuple[int, Signal
                    profiles_dirs: Sequence[str]) -> list[tuple[int, int, int, np.ndarray, np.ndarray]]:
     """Task: ``(channel, start frame, end frame, indices, frame log-energies)`` of each piece, in order."""
     parts = _codec(profiles_dirs).parts
-    cond = torch.from_numpy(frame_conditioning(header, 0, parts.embeddings()))
+    cond = FrameConditioning(header, 0, parts.embeddings())  # rows per piece: memory does not grow with the file
     levels = coded_levels(header)
     allocators = depth_allocators(parts, header, plan)
     out = []

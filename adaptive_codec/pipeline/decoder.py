@@ -4,7 +4,7 @@
 
     header ─► compatibility (weights, entropy tables, frame layout)     check_compatible
            ─► chunks of the time range ─► entropy decoding              entropy.coder.decode_frames
-           ─► per-frame conditioning from the profile table             _profile_vectors
+           ─► per-frame conditioning from the profile table             planning.conditioning.FrameConditioning
            ─► backbone synthesis, 24 kHz ─► original rate, left/right   pipeline.signal.decode_blocks
            ─► the exact samples of the range                            cut
 
@@ -32,7 +32,7 @@ from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME
 from adaptive_codec.errors import AdaptiveCodecError, FormatError
 from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import CodedPiece, decode_blocks, piece_ranges, resampled_length
-from adaptive_codec.planning.conditioning import EmbeddingTable
+from adaptive_codec.planning.conditioning import EmbeddingTable, FrameConditioning
 
 __all__ = ["check_compatible", "decode_range", "cut"]
 
@@ -144,7 +144,7 @@ class _ChannelCodes:
         # A channel coded with no levels decodes to silence; its chunks are still checked.
         self.silent = not any(seg.n_q for seg in rows)
         self.has_adaptive = any(seg.adaptive for seg in rows)
-        self.vectors = None if self.silent else _profile_vectors(header, rows, table)
+        self.conditioning = None if self.silent else FrameConditioning(header, channel, table)
 
     def _decode(self, chunk: AcxChunk) -> tuple[np.ndarray, np.ndarray]:
         h, lo, hi = self.header, chunk.start_frame, chunk.end_frame
@@ -183,33 +183,7 @@ class _ChannelCodes:
             x, y = max(lo, fa), min(hi, fb)
             codes[:, x - fa : y - fa] = c[:, x - lo : y - lo]
             depths[x - fa : y - fa] = d[x - lo : y - lo]
-        _, _, profiles = h.frame_layout(self.channel, fa, fb)
-        return codes, depths, torch.from_numpy(self.vectors[profiles])
-
-
-def _profile_vectors(header: AcxHeader, rows, table: EmbeddingTable) -> np.ndarray:
-    """Conditioning vector of each profile-table row ``(profiles, cond_dim)`` float32 (rows the channel uses are checked).
-
-    Raises
-    ------
-    FormatError
-        A built-in row the backbone lacks, or a vector of the wrong size.
-    """
-    out = np.zeros((len(header.profiles), table.cond_dim), np.float32)
-    for index in sorted({seg.profile_index for seg in rows}):
-        entry = header.profiles[index]
-        if entry.is_builtin:
-            if entry.embedding_index >= table.vectors.shape[0]:
-                raise FormatError(f"profile {entry.name!r}: embedding row {entry.embedding_index} "
-                                  "is not in the backbone")
-            vec = table.vectors[entry.embedding_index]
-        else:
-            vec = np.asarray(entry.conditioning, np.float32)
-        if vec.size != table.cond_dim:
-            raise FormatError(f"profile {entry.name!r}: conditioning has {vec.size} values, "
-                              f"backbone needs {table.cond_dim}")
-        out[index] = vec
-    return out
+        return codes, depths, torch.from_numpy(self.conditioning.rows(fa, fb))
 
 
 def cut(blocks: Iterable[np.ndarray], first: int, s0: int, s1: int, channels: int) -> Iterator[np.ndarray]:

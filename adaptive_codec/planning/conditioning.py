@@ -179,7 +179,13 @@ class FrameConditioning:
 
 
 def _profile_vector(entry, table: EmbeddingTable) -> np.ndarray:
-    """The conditioning vector ``(cond_dim,)`` of a profile-table entry."""
+    """The conditioning vector ``(cond_dim,)`` of a stream's profile-table entry.
+
+    Raises
+    ------
+    FormatError
+        A built-in row the backbone lacks, or a vector of the wrong size.
+    """
     if entry.is_builtin:
         if entry.embedding_index >= table.vectors.shape[0]:
             raise FormatError(f"profile {entry.name!r}: embedding row {entry.embedding_index} "
