@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,10 @@ from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 from adaptive_codec.resources import weights_dir
 
-__all__ = ["AdaptiveCodec"]
+__all__ = ["AdaptiveCodec", "EXECUTOR_ENV_VAR"]
+
+#: Environment variable naming the backbone executor of :meth:`AdaptiveCodec.default`.
+EXECUTOR_ENV_VAR = "ADAPTIVE_CODEC_EXECUTOR"
 
 ProfileSpec = str | Path | Profile
 
@@ -82,18 +86,25 @@ class AdaptiveCodec:
     # -- construction -------------------------------------------------------
     @classmethod
     def default(cls, *, profiles_dirs: Sequence[str | Path] = (), weights: str | Path | None = None,
-                classifier: str | Path | None = None, executor: str = "auto") -> "AdaptiveCodec":
+                classifier: str | Path | None = None, executor: str | None = None) -> "AdaptiveCodec":
         """The shipped weights, classifier and built-in (+ user) profiles; no network, no torch.
 
         ``executor`` runs the backbone's stacks: ``"auto"`` (ONNX Runtime on
         the stacks exported next to the weights, NumPy where there are none),
         ``"onnxruntime"``, ``"numpy"``, or ``"torch"`` (the torch model, for
-        reference; needs the ``train`` extra).
+        reference; needs the ``train`` extra). Default: ``$ADAPTIVE_CODEC_EXECUTOR``
+        if set (so every process of a command, pool workers included, runs
+        the same one), else ``"auto"``.
         """
+        executor = executor or os.environ.get(EXECUTOR_ENV_VAR) or "auto"
         path = Path(weights) if weights else weights_dir() / "backbone.safetensors"
         if not path.is_file():
             raise ModelError(f"backbone weights not found: {path} (reinstall adaptive-codec)")
         if executor == "torch":
+            import importlib.util
+
+            if importlib.util.find_spec("torch") is None:
+                raise ModelError("the torch executor needs PyTorch: pip install 'adaptive-codec[train]'")
             from adaptive_codec.backbone.inference import torch_backbone
 
             model = torch_backbone(path)

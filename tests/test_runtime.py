@@ -11,7 +11,6 @@ decodes in the other to the same audio within float rounding.
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -106,7 +105,7 @@ def test_stacks_exported_from_other_weights_are_refused(tmp_path):
 def test_weights_without_exported_stacks_run_on_numpy(tmp_path):
     bb = load_backbone(_other_weights(tmp_path))
     assert bb.executor == "numpy" and bb.meta["weights_id"].startswith("other+")
-    with pytest.raises(ModelError, match="unknown runtime executor 'cuda'"):
+    with pytest.raises(ModelError, match="unknown backbone executor 'cuda'"):
         load_backbone(WEIGHTS, "cuda")
 
 
@@ -149,7 +148,12 @@ def test_streams_decode_the_same_in_either_implementation(reference, example_cli
         assert _snr_db(b, a) >= 80.0 and float(np.abs(a - b).max()) < 1e-4
 
 
-def test_codec_info_names_the_executor():
-    meta = json.dumps(AdaptiveCodec.default().weights_meta)
-    assert "weights_id" in meta
-    assert AdaptiveCodec.default(executor="numpy").backbone.executor == "numpy"
+def test_the_executor_comes_from_the_environment(monkeypatch):
+    from adaptive_codec.codec import EXECUTOR_ENV_VAR
+
+    assert AdaptiveCodec.default().backbone.executor == "onnxruntime"
+    monkeypatch.setenv(EXECUTOR_ENV_VAR, "numpy")
+    assert AdaptiveCodec.default().backbone.executor == "numpy"
+    monkeypatch.setenv(EXECUTOR_ENV_VAR, "tpu")
+    with pytest.raises(ModelError, match="unknown backbone executor 'tpu'"):
+        AdaptiveCodec.default()

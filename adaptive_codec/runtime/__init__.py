@@ -58,5 +58,6 @@ def load_backbone(weights_path: Path, executor: str = "auto", threads: int | Non
 
         stacks = NumpyStacks(weights.arrays, weights.config)
     else:
-        raise ModelError(f"unknown runtime executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+        raise ModelError(f"unknown backbone executor {executor!r}; choose from {', '.join(EXECUTORS)} "
+                         "(or torch, with the train extra)")
     return RuntimeBackbone(weights, stacks, executor, Path(weights_path))
