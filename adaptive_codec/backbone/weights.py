@@ -36,12 +36,9 @@ def export_weights(model: Backbone, path: Path, *, steps: int, version: str | No
     """Write ``model`` as fp16 safetensors atomically; returns ``path``.
 
     Buffers that are recomputed at construction (MDCT basis, usage counters)
-    are not stored. ``model`` may also be a codec's inference backbone: its
-    torch model is written (:func:`~adaptive_codec.backbone.inference.torch_model`).
+    are not stored. (A codec's inference backbone gives its torch model
+    through :func:`~adaptive_codec.backbone.inference.torch_model`.)
     """
-    from adaptive_codec.backbone.inference import torch_model
-
-    model = torch_model(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(torch.float16).contiguous().cpu()
