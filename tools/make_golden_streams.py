@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: no lecture.toml in any golden set to copy into the new one", file=sys.stderr)
             return 1
         lecture.write_text(previous[-1].read_text())
-    import torch
+    from adaptive_codec.threads import pin_threads
 
-    torch.set_num_threads(1)
+    pin_threads(1)
     codec = AdaptiveCodec.default()
     manifest = {"weights_id": codec.weights_meta["weights_id"], "version": adaptive_codec.__version__,
                 "streams": {}}
