@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_codec.analysis import classify as classify_array
 from adaptive_codec.audio import AudioInfo, AudioWriter, as_channels_first, audio_info, iter_audio_blocks, validate_audio
 from adaptive_codec.backbone.streaming import inference_backbone
 from adaptive_codec.container.acx import AcxReader
@@ -148,6 +147,8 @@ class AdaptiveCodec:
         """Labelled segments ``[Segment(start_s, end_s, label, confidence)]`` of ``audio``."""
         x = as_channels_first(audio)
         validate_audio(x, sample_rate_hz)
+        from adaptive_codec.analysis import classify as classify_array  # scipy.fft: only when classifying
+
         return classify_array(x, sample_rate_hz, self.classifier)
 
     def resolve_profile(self, spec: ProfileSpec) -> Profile:

@@ -200,9 +200,17 @@ def cli_runs(corpus: Path, tmp: Path, long_minutes: float, archive_inputs: list[
 
 def installs(tmp: Path) -> list[str]:
     """Fresh-venv install time and size of the base package and of [dev], from a wheel of this checkout."""
-    dist = tmp / "dist"
+    dist, src = tmp / "dist", tmp / "src"
+    # From a copy: a build in the checkout leaves an egg-info there that makes pip
+    # (with the checkout on PYTHONPATH) think the package is installed.
+    src.mkdir()
+    for item in ("pyproject.toml", "setup.py", "README.md", "adaptive_codec", "profiles", "classifiers", "examples"):
+        if (REPO / item).is_dir():
+            shutil.copytree(REPO / item, src / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif (REPO / item).is_file():
+            shutil.copy2(REPO / item, src / item)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(dist), str(REPO)], check=True, capture_output=True)
+                    "-w", str(dist), str(src)], check=True, capture_output=True)
     (wheel,) = dist.glob("adaptive_codec-*.whl")
     lines = [f"wheel: {wheel.name}, {wheel.stat().st_size / 2**20:.1f} MiB",
              f"{'install':8s} {'time s':>7s} {'venv MiB':>9s}  torch installed"]

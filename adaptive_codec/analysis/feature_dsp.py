@@ -12,7 +12,6 @@ import functools
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import scipy.fft
 
 from adaptive_codec.analysis.filterbanks import chroma_filters, frame, mel_filters
 
@@ -107,6 +106,8 @@ def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     mel = mel_filters(sr, n_fft, config.n_mels, 30.0, config.fmax_hz)
     mel = mel[:, :n_bins].astype(np.float32)
     chroma = chroma_filters(sr, n_fft)[:, :n_bins].astype(np.float32)
+    import scipy.fft  # ~0.4 s to import: paid when features are computed, not by decode-only commands
+
     dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[1 : config.n_mfcc + 1].astype(np.float32)
     return hann, mel, chroma, dct
 
@@ -133,6 +134,8 @@ def _frame_features(y: np.ndarray, config: FeatureConfig) -> Frames:
     power_t = np.mean(frames**2, axis=0)
     signs = np.signbit(frames)
     zcr = np.mean(signs[1:] != signs[:-1], axis=0)
+    import scipy.fft  # see _filters
+
     # scipy's FFT keeps float32 (numpy's would upcast): the one STFT, (1 + n_fft/2, t)
     spec = scipy.fft.rfft(frames * hann[:, None], axis=0)
     n_bins = _n_bins(config)
@@ -163,6 +166,8 @@ def _frame_features(y: np.ndarray, config: FeatureConfig) -> Frames:
     # Only the lower half of the spectrum is used (pitch lives there), which
     # halves the cost: lags are then in units of 2 samples.
     half = n_fft // 4 + 1
+    import scipy.fft  # see _filters
+
     acf = scipy.fft.irfft(power[:half], n=n_fft // 2, axis=0)
     lo, hi = int(sr / 2 / 500), int(sr / 2 / 60)
     lag = lo + np.argmax(acf[lo:hi], axis=0)

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptive_codec.analysis import classify_blocks
 from adaptive_codec.audio.resampling import StreamResampler
 from adaptive_codec.backbone.streaming import (
     CHUNK_FRAMES,
@@ -120,6 +119,8 @@ def scan_blocks(blocks: Iterable[np.ndarray], sample_rate_hz: int, classifier=No
         for _ in counted(blocks):
             pass
     else:
+        from adaptive_codec.analysis import classify_blocks  # the feature stack: only for "auto"
+
         segments = classify_blocks(counted(blocks), sample_rate_hz, classifier)
     rms = np.sqrt(sums / max(n, 1))
     return SignalScan(n, channels, float(rms[0]), float(rms[1]), segments)
