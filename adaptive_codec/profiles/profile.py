@@ -8,9 +8,9 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
     bitrate_kbps = 6.0                    # target bitrate ... or n_q = 8 (RVQ depth), not both
     rate_lambda = 0.01                    # weight of the bit-rate term in training
     depth_slope = 0.0                     # optional: RVQ levels moved per 10 dB of frame energy (0 = fixed depth)
-    highband_bands = 8                    # optional: bands of the envelope above 12 kHz (0 = no high band)
+    highband_bands = 4                    # optional: bands of the envelope above 12 kHz (0 = no high band)
     highband_frames = 2                   # optional: codec frames (13.3 ms) per envelope frame
-    highband_noise = 0.5                  # optional: noise share of the regenerated band (rest: patch)
+    highband_noise = 0.0                  # optional: noise share of the regenerated band (rest: patch)
     base = "speech"                       # optional: start from this profile's conditioning
     conditioning = "podcast.safetensors"  # optional: fine-tuned embedding, relative to this file
     # override = true                     # required to replace a profile of the same name/label
@@ -235,9 +235,9 @@ class Profile:
     loss_weights: LossWeights = field(default_factory=LossWeights)
     rate_lambda: float = 0.0
     depth_slope: float = 0.0
-    highband_bands: int = 8
+    highband_bands: int = 4
     highband_frames: int = 2
-    highband_noise: float = 0.5
+    highband_noise: float = 0.0
     base: str | None = None
     conditioning: Path | None = None
     override: bool = False

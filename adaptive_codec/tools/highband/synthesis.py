@@ -64,7 +64,7 @@ class HighBandSynthesizer:
         self.window = grid.window().astype(np.float32)
         self.norm = float(np.sum(self.window ** 2))
         self.first, self.emitted = first_sample, first_sample
-        self.tail = np.zeros((channels, grid.hop))  # overlap-add carried into the next frames
+        self.tail = np.zeros((channels, grid.hop), np.float32)  # overlap-add carried into the next frames
         lo, hi = grid.bins(PATCH_LOW_HZ, PATCH_HIGH_HZ)
         width = max(2, (hi - lo) // 2 * 2)  # even: a coherent translation
         self.k0 = bands[0][0]
@@ -74,11 +74,12 @@ class HighBandSynthesizer:
         self.source = np.clip(self.source, 0, grid.size // 2)
         self.starts = np.array([a - self.k0 for a, _ in bands])
         self.counts = np.array([c - a for a, c in bands], np.float64)
+        self.widths = np.array([c - a for a, c in bands], np.int64)
         rng = np.random.default_rng(NOISE_SEED)
         # One noise for every channel: a dual-mono stream stays dual mono.
         z = rng.standard_normal((NOISE_ROWS, 1, 2, len(self.source))).astype(np.float32)
         self.noise_table = z[:, :, 0] + 1j * z[:, :, 1]
-        self.noise_power = np.add.reduceat(np.abs(self.noise_table) ** 2, self.starts, axis=-1) / self.counts
+        self.noise_power = np.add.reduceat(_power(self.noise_table), self.starts, axis=-1) / self.counts
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Output ``(channels, n)`` for the samples now final (``n`` may differ from the block's)."""
@@ -96,7 +97,7 @@ class HighBandSynthesizer:
         # The input samples these frames finish: frame j's first half is [(j - 1)h, jh).
         dry = frames[:, :, :h].transpose(1, 0, 2).reshape(self.channels, n * h)
         wet = self._high_band(j0, frames)  # (n, channels, N)
-        acc = np.zeros((self.channels, (n + 1) * h))
+        acc = np.zeros((self.channels, (n + 1) * h), np.float32)
         acc[:, :h] += self.tail
         acc[:, : n * h] += wet[:, :, :h].transpose(1, 0, 2).reshape(self.channels, n * h)
         acc[:, h : (n + 1) * h] += wet[:, :, h:].transpose(1, 0, 2).reshape(self.channels, n * h)
@@ -127,17 +128,21 @@ class HighBandSynthesizer:
         count = self.counts
         power = np.where(np.isfinite(targets[idx]), 10 ** (np.minimum(targets[idx], 60.0) / 10), 0.0) * self.norm
         # Only what the decoded signal lacks (near the crossover it has some).
-        have = np.add.reduceat(np.abs(spec[:, :, k0:k1]) ** 2, self.starts, axis=-1).mean(axis=1) / count
+        have = np.add.reduceat(_power(spec[:, :, k0:k1]), self.starts, axis=-1).mean(axis=1) / count
         add = np.maximum(power - have, 0.0)[:, None, :]  # (m, 1, bands)
-        pp = np.add.reduceat(np.abs(patch) ** 2, self.starts, axis=-1) / count  # (m, channels, bands)
+        pp = np.add.reduceat(_power(patch), self.starts, axis=-1) / count  # (m, channels, bands)
         share = np.where(pp > 1e-12 * add + 1e-30, self.noise, 1.0)  # a silent low band: noise only
-        gp = np.sqrt(add * (1 - share) / np.maximum(pp, 1e-30))
-        gz = np.sqrt(2 * add * share / zz)
+        gp = np.sqrt(add * (1 - share) / np.maximum(pp, 1e-30)).astype(np.float32)
+        gz = np.sqrt(2 * add * share / zz).astype(np.float32)
         high = np.zeros_like(spec)
-        high[:, :, k0:k1] = (np.repeat(gp, count.astype(np.int64), axis=-1) * patch
-                             + np.repeat(gz, count.astype(np.int64), axis=-1) * noise)
+        widths = self.widths
+        high[:, :, k0:k1] = np.repeat(gp, widths, axis=-1) * patch + np.repeat(gz, widths, axis=-1) * noise
         out[idx] = scipy.fft.irfft(high, n=self.grid.size, axis=-1) * self.window
         return out
+
+
+def _power(x: np.ndarray) -> np.ndarray:
+    return x.real * x.real + x.imag * x.imag
 
 def synthesize_blocks(synth: HighBandSynthesizer, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """Pass decoded blocks through ``synth`` (same total length, the last at :meth:`~HighBandSynthesizer.finish`)."""
