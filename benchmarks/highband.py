@@ -19,12 +19,16 @@ kbps. Prints, per class:
 
 ``--sweep`` instead compares high-band settings (bands, codec frames per
 envelope value, noise share) at 6 kbps on the same clips: how the built-in
-profiles' settings were chosen.
+profiles' settings were chosen. ``--timing`` times only the tool's cost at
+6 kbps, alternating runs (best of ``--repeats``): encode with and without
+it, and decode of each stream with and without its high-band section (the
+same backbone codes, so the difference is the synthesis alone).
 
 Usage (from the repository root; ~8 minutes on one core, ``--sweep`` ~4)::
 
     python benchmarks/highband.py --corpus ../shared/corpus > benchmarks/results/highband.txt
     python benchmarks/highband.py --corpus ../shared/corpus --sweep > benchmarks/results/highband_sweep.txt
+    python benchmarks/highband.py --corpus ../shared/corpus --timing --repeats 7 > benchmarks/results/highband_timing.txt
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="first seconds of each clip")
     parser.add_argument("--repeats", type=int, default=2, help="timing repeats (best kept)")
     parser.add_argument("--sweep", action="store_true", help="compare high-band settings at 6 kbps instead")
+    parser.add_argument("--timing", action="store_true", help="time the tool's cost only")
     args = parser.parse_args(argv)
     if not (args.corpus / "manifest.csv").is_file():
         print(f"error: no corpus at {args.corpus} (expected manifest.csv there)", file=sys.stderr)
@@ -138,6 +143,33 @@ def main(argv: list[str] | None = None) -> int:
         data = codec.encode(x, sr, profile=profile, bitrate_kbps=kbps)
         y, _ = codec.decode(data)
         return data, np.asarray(y, np.float32)
+
+    if args.timing:
+        from adaptive_codec.container.acx import AcxStream, read_acx, to_bytes
+
+        print(f"\n## Time at 6 kbps (best of {args.repeats}, runs alternating, one thread)\n")
+        print("| clip | s | encode with | without | cost | decode with | section stripped | cost |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        total = np.zeros(4)
+        for label, p in clips:
+            x, sr = audio[p]
+            on, off = codec.registry.get(label), dataclasses.replace(codec.registry.get(label), highband_bands=0)
+            data = codec.encode(x, sr, profile=on, bitrate_kbps=6.0)
+            s = read_acx(data)
+            plain = to_bytes(AcxStream.from_header(dataclasses.replace(s.header, highband=None), s.chunks))
+            best = np.full(4, np.inf)
+            for _ in range(args.repeats):
+                for i, fn in enumerate((lambda: codec.encode(x, sr, profile=on, bitrate_kbps=6.0),
+                                        lambda: codec.encode(x, sr, profile=off, bitrate_kbps=6.0),
+                                        lambda: codec.decode(data), lambda: codec.decode(plain))):
+                    best[i] = min(best[i], timed(fn, 1)[1])
+            total += best
+            print(f"| {p.stem[:34]} | {x.size / sr:.0f} | {best[0]:.3f} | {best[1]:.3f} | "
+                  f"{100 * (best[0] / best[1] - 1):+.1f} % | {best[2]:.3f} | {best[3]:.3f} | "
+                  f"{100 * (best[2] / best[3] - 1):+.1f} % |", flush=True)
+        print(f"| **all** | | {total[0]:.2f} | {total[1]:.2f} | **{100 * (total[0] / total[1] - 1):+.1f} %** | "
+              f"{total[2]:.2f} | {total[3]:.2f} | **{100 * (total[2] / total[3] - 1):+.1f} %** |")
+        return 0
 
     if args.sweep:
         print("\n## Settings at 6 kbps asked (bands, codec frames per value, noise share)\n")
