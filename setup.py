@@ -18,11 +18,12 @@ DATA_FOLDERS = {
     "adaptive_codec._classifiers": "classifiers",
     "adaptive_codec._examples": "examples",
 }
-# Data a package folder may hold (weights, configs, cards, audio, golden files);
+# Data a package folder may hold (weights and their exported runtime stacks,
+# configs, cards, audio, golden files);
 # code (*.py) never comes from the data folders.
 DATA_SUFFIXES = [
     "toml", "json", "safetensors", "skops", "md", "txt", "csv",
-    "flac", "wav", "ogg", "acx", "aca",
+    "flac", "wav", "ogg", "acx", "aca", "onnx",
 ]
 
 packages = find_namespace_packages(

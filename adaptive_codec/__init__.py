@@ -49,12 +49,15 @@ __all__ = [
     "FormatError",
     "ModelError",
     "ProfileError",
-    # codec, classifier, routing (imported on first use: they pull in torch / sklearn)
+    # codec, classifier, routing, backbone (imported on first use: they pull in
+    # onnxruntime / sklearn; Backbone needs torch, the train extra)
     "AdaptiveCodec",
     "ContentClassifier",
     "Segment",
     "Backbone",
     "BackboneConfig",
+    "RuntimeBackbone",
+    "load_backbone",
 ]
 
 _LAZY = {
@@ -62,7 +65,9 @@ _LAZY = {
     "ContentClassifier": ".analysis.classifier",
     "Segment": ".analysis.routing",
     "Backbone": ".backbone.model",
-    "BackboneConfig": ".backbone.model",
+    "BackboneConfig": ".backbone.config",
+    "RuntimeBackbone": ".runtime",
+    "load_backbone": ".runtime",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 
 from adaptive_codec.analysis import classify as classify_array
 from adaptive_codec.audio import AudioInfo, AudioWriter, as_channels_first, audio_info, iter_audio_blocks, validate_audio
-from adaptive_codec.backbone.weights import load_weights
+from adaptive_codec.backbone.streaming import inference_backbone
 from adaptive_codec.container.acx import AcxReader
 from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME, entropy_model_for
 from adaptive_codec.errors import ModelError
@@ -40,7 +41,10 @@ from adaptive_codec.profiles.registry import ProfileRegistry
 from adaptive_codec.resources import weights_dir
 from adaptive_codec.tools.highband import analyzer_for, code_highband
 
-__all__ = ["AdaptiveCodec"]
+__all__ = ["AdaptiveCodec", "EXECUTOR_ENV_VAR"]
+
+#: Environment variable naming the backbone executor of :meth:`AdaptiveCodec.default`.
+EXECUTOR_ENV_VAR = "ADAPTIVE_CODEC_EXECUTOR"
 
 ProfileSpec = str | Path | Profile
 
@@ -50,8 +54,10 @@ class AdaptiveCodec:
 
     Parameters
     ----------
-    backbone : Backbone
-        Trained backbone in eval mode.
+    backbone : RuntimeBackbone or Backbone
+        The backbone's inference side (:func:`adaptive_codec.runtime.load_backbone`),
+        or a torch :class:`~adaptive_codec.backbone.model.Backbone` in eval
+        mode (coded through the same interface; needs the ``train`` extra).
     weights_meta : dict
         Metadata of the loaded weights (``weights_id``, ``sha256``).
     registry : ProfileRegistry
@@ -69,7 +75,7 @@ class AdaptiveCodec:
 
     def __init__(self, backbone, weights_meta: dict[str, str], registry: ProfileRegistry,
                  classifier=None, chunk_frames: int = 450, entropy_model=None) -> None:
-        self.backbone = backbone
+        self.backbone = inference_backbone(backbone)
         self.weights_meta = dict(weights_meta)
         self.registry = registry
         self._classifier = classifier
@@ -81,15 +87,33 @@ class AdaptiveCodec:
     # -- construction -------------------------------------------------------
     @classmethod
     def default(cls, *, profiles_dirs: Sequence[str | Path] = (), weights: str | Path | None = None,
-                classifier: str | Path | None = None) -> "AdaptiveCodec":
-        """The shipped weights, classifier and built-in (+ user) profiles; no network."""
+                classifier: str | Path | None = None, executor: str | None = None) -> "AdaptiveCodec":
+        """The shipped weights, classifier and built-in (+ user) profiles; no network, no torch.
+
+        ``executor`` runs the backbone's stacks: ``"auto"`` (ONNX Runtime on
+        the stacks exported next to the weights, NumPy where there are none),
+        ``"onnxruntime"``, ``"numpy"``, or ``"torch"`` (the torch model, for
+        reference; needs the ``train`` extra). Default: ``$ADAPTIVE_CODEC_EXECUTOR``
+        if set (so every process of a command, pool workers included, runs
+        the same one), else ``"auto"``.
+        """
+        executor = executor or os.environ.get(EXECUTOR_ENV_VAR) or "auto"
         path = Path(weights) if weights else weights_dir() / "backbone.safetensors"
         if not path.is_file():
             raise ModelError(f"backbone weights not found: {path} (reinstall adaptive-codec)")
-        try:
-            model, meta = load_weights(path)
-        except ValueError as exc:
-            raise ModelError(str(exc)) from None
+        if executor == "torch":
+            import importlib.util
+
+            if importlib.util.find_spec("torch") is None:
+                raise ModelError("the torch executor needs PyTorch: pip install 'adaptive-codec[train]'")
+            from adaptive_codec.backbone.inference import torch_backbone
+
+            model = torch_backbone(path)
+        else:
+            from adaptive_codec.runtime import load_backbone
+
+            model = load_backbone(path, executor)
+        meta = model.meta
         clf = None
         if classifier is not None:
             from adaptive_codec.analysis.classifier import ContentClassifier  # sklearn: only when asked

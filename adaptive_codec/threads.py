@@ -2,52 +2,68 @@
 
 Every entry point that runs the backbone (CLI commands, ``--jobs`` pool
 workers, Dask workers, benchmark workers, training) calls :func:`pin_threads`
-instead of setting torch's thread count itself. With BLAS/OpenMP pools left
-at the core count, busy-waiting threads made the codec about 10x slower on a
-shared 2-core machine, so parallel workers pin to one thread each.
+instead of setting a library's thread count itself. With BLAS/OpenMP pools
+left at the core count, busy-waiting threads made the codec about 10x slower
+on a shared 2-core machine, so parallel workers pin to one thread each.
+
+The count applies to the runtime's ONNX Runtime sessions (made after the
+call), NumPy's BLAS pool (the runtime's transforms and RVQ search) and, where
+torch is already imported (training, the torch reference), torch's intra-op
+pool. torch is never imported here: inference runs without it.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-__all__ = ["pin_threads"]
+__all__ = ["pin_threads", "pinned_threads"]
+
+_PINNED: list[int] = []  # the last count pinned in this process
+_LIMITS: list[Any] = []  # threadpoolctl limiters kept alive
+
+
+def pinned_threads() -> int:
+    """Threads the last :func:`pin_threads` set in this process (1 if never called)."""
+    return _PINNED[-1] if _PINNED else 1
 
 
 def pin_threads(n: int, *, native_pools: bool = False) -> Any:
-    """Use ``n`` threads (at least 1) for torch's intra-op work in this process.
+    """Use ``n`` threads (at least 1) for the codec's math in this process.
 
     Parameters
     ----------
     n : int
-        Threads for torch's intra-op parallelism; values below 1 mean 1.
+        Threads for the runtime's sessions, the BLAS pool and (if imported)
+        torch's intra-op parallelism; values below 1 mean 1.
     native_pools : bool
-        Also limit the BLAS/OpenMP pools (threadpoolctl) and numba to ``n``
-        threads, for workers that compute metrics beside the codec.
+        Also limit numba to ``n`` threads, for workers that compute metrics
+        beside the codec.
 
     Returns
     -------
     object or None
-        With ``native_pools``, the threadpoolctl limiter: keep a reference
-        for as long as the limit should hold.
+        The threadpoolctl limiter of the BLAS/OpenMP pools (the limit holds
+        while the process runs).
     """
-    import torch  # the single lazy torch import of the entry points
-
     n = max(1, int(n))
-    torch.set_num_threads(n)
-    if not native_pools:
-        return None
+    _PINNED[:] = [n]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
     limits = None
     try:
         from threadpoolctl import threadpool_limits
 
         limits = threadpool_limits(n)
+        _LIMITS[:] = [limits]
     except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
         pass
-    try:
-        import numba
+    if native_pools:
+        try:
+            import numba
 
-        numba.set_num_threads(n)
-    except (ImportError, ValueError):
-        pass
+            numba.set_num_threads(n)
+        except (ImportError, ValueError):
+            pass
     return limits

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
 
     lines = ["# Codec quality per class and bitrate (held-out corpus clips) vs Opus", ""]
-    params = sum(p.numel() for p in codec.backbone.parameters())
+    params = codec.backbone.n_parameters
     lines += [
         f"- clips: {len(clips)} held-out corpus clips (split by source recording; the codec never "
         f"trained on them), up to {args.max_clips_per_class or 'all'} per class, first "

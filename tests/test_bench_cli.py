@@ -241,7 +241,7 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, setup, message):
     ("bitrate_kbps = [6]", "unknown key"),
     ("bitrates_kbps = [-1]", "positive"),
     ("metrics = [\"mos\"]", "unknown metric"),
-    ("baselines = [\"mp3\"]", "unknown baseline"),
+    ("baselines = [\"vorbis\"]", "unknown baseline"),
     ("bitrates_kbps = [", "invalid TOML"),
     ("[opus]\nbitrate = 6", "unknown option(s) bitrate"),
     ("[opus]\nvbr = \"sometimes\"", "vbr must be one of"),
@@ -260,8 +260,8 @@ def test_bad_config_is_one_line_error(tmp_path, capsys, manifest, text, message)
 
 
 def test_unknown_baseline_option(tmp_path, capsys, manifest):
-    assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--baselines", "opus,mp3"]) == 1
-    assert "unknown baseline 'mp3'" in capsys.readouterr().err
+    assert main(["bench", str(manifest), "--out", str(tmp_path / "o"), "--baselines", "opus,vorbis"]) == 1
+    assert "unknown baseline 'vorbis'" in capsys.readouterr().err
 
 
 def test_folder_input_classes_from_subfolders_and_caps(tmp_path):

@@ -184,11 +184,12 @@ def test_corrupt_and_foreign_streams_are_rejected(codec, speech):
 
 
 def test_stream_from_other_weights_is_a_clear_error(codec, speech, tmp_path):
+    from adaptive_codec.backbone.inference import torch_model
     from adaptive_codec.backbone.weights import export_weights
 
     audio, sr = speech
     blob = codec.encode(audio[0], sr, profile="speech")
-    other_path = export_weights(codec.backbone, tmp_path / "other.safetensors", steps=1,
+    other_path = export_weights(torch_model(codec.backbone), tmp_path / "other.safetensors", steps=1,
                                 version="other")
     other = AdaptiveCodec.default(weights=other_path)
     with pytest.raises(FormatError, match="weights"):

@@ -197,7 +197,7 @@ def test_real_codes_round_trip_through_the_shipped_tables(codec, example_clip):
     x = np.asarray(resample(to_mono(audio)[: 2 * sr], sr, 24000), np.float32)
     bb = codec.backbone
     n = bb.mdct.n_frames(x.size)
-    codes = encode_signal(bb, x, bb.profile_embedding.weight[1].detach()[None].expand(n, -1), bb.config.n_levels)
+    codes = encode_signal(bb, x, np.repeat(bb.profile_vectors[1][None], n, 0), bb.config.n_levels)
     depths = np.random.default_rng(3).choice([0, 1, 4, 8, 16], n)
     priors = np.full(n, 1)
     data = encode_frames(codec.entropy_model, codes, depths, priors)

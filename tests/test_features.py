@@ -195,3 +195,16 @@ def test_relative_level_marks_a_pause_among_louder_neighbours():
     # Level-invariant like everything else (above the -80 dBFS floor of the level statistics).
     np.testing.assert_allclose(window_features(paused * 0.5, sample_rate_hz=16000).values[:, relative], values,
                                atol=1e-3)
+
+
+def test_filter_banks_equal_librosa():
+    """The NumPy filter banks and framing are librosa's, value for value (the shipped classifier's features)."""
+    librosa = pytest.importorskip("librosa", reason="librosa is in the train/bench extras")
+    from adaptive_codec.analysis.filterbanks import chroma_filters, frame, mel_filters
+
+    for sr, n_fft, n_mels, fmax in [(16000, 1024, 40, 7000.0), (22050, 2048, 128, 11025.0)]:
+        assert np.array_equal(mel_filters(sr, n_fft, n_mels, 30.0, fmax),
+                              librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=30.0, fmax=fmax))
+        assert np.array_equal(chroma_filters(sr, n_fft), librosa.filters.chroma(sr=sr, n_fft=n_fft))
+    y = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+    assert np.array_equal(frame(y, 1024, 320), librosa.util.frame(y, frame_length=1024, hop_length=320))

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 from scipy.signal import butter, sosfiltfilt, welch
 
 from adaptive_codec.audio import load_audio
@@ -17,12 +16,13 @@ from adaptive_codec.errors import FormatError, ProfileError
 from adaptive_codec.profiles import Profile
 from adaptive_codec.resources import example_path
 from adaptive_codec.tools.highband.coding import decode_span, encode_span, quantize
+from adaptive_codec.threads import pin_threads
 from adaptive_codec.tools.highband.grid import StftGrid
 
 
 @pytest.fixture(scope="module")
 def codec():
-    torch.set_num_threads(1)
+    pin_threads(1)
     return AdaptiveCodec.default()
 
 

@@ -114,7 +114,7 @@ def test_wheel_contains_the_data(wheel: Path, repo_root: Path):
     shipped = (("classifiers", "_classifiers"), ("adaptive_codec/weights", "weights"))
     for folder, packaged in shipped:
         for file in (repo_root / folder).rglob("*") if (repo_root / folder).is_dir() else []:
-            if file.is_file() and file.suffix in (".json", ".safetensors", ".skops", ".md"):
+            if file.is_file() and file.suffix in (".json", ".safetensors", ".skops", ".md", ".onnx"):
                 rel = file.relative_to(repo_root / folder).as_posix()
                 assert f"adaptive_codec/{packaged}/{rel}" in names, rel
     assert not any(n.startswith(("profiles/", "examples/", "classifiers/")) for n in names)
@@ -136,6 +136,55 @@ def test_installed_cli_finds_its_data(installed: Path, tmp_path: Path):
     assert 'base = "speech"' in examples.stdout
     mixed = _run([exe, "examples", "--path", "mixed"], cwd=tmp_path, env=_env()).stdout.strip()
     assert Path(mixed).resolve().is_relative_to(venv) and Path(mixed).is_file()
+
+
+#: Installed in the wheel's venv: with $ADAPTIVE_CODEC_NO_TORCH naming a file, every
+#: process (pool workers too) refuses torch/torchaudio and logs each attempt there.
+_NO_TORCH = """
+import os, sys
+_log = os.environ.get("ADAPTIVE_CODEC_NO_TORCH")
+if _log:
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "torchaudio"):
+                with open(_log, "a") as fh:
+                    fh.write(name + "\\n")
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+            return None
+    sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_installed_wheel_codes_without_torch(installed: Path, tmp_path: Path):
+    """The base install's work (encode, decode, classify, archives with 2 workers) never imports torch."""
+    purelib = Path(_run([str(installed / "python"), "-c",
+                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    (purelib / "_no_torch_probe.py").write_text(_NO_TORCH)
+    (purelib / "zz_no_torch.pth").write_text("import _no_torch_probe\n")
+    log = tmp_path / "torch-imports.log"
+    env = {**_env(), "ADAPTIVE_CODEC_NO_TORCH": str(log)}
+    exe = str(installed / "adaptive-codec")
+    blocked = subprocess.run([str(installed / "python"), "-c", "import torch"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert blocked.returncode != 0 and "blocked by the test" in blocked.stderr  # the probe works
+    log.unlink()
+    speech = _run([exe, "examples", "--path", "speech"], cwd=tmp_path, env=env).stdout.strip()
+    mixed = _run([exe, "examples", "--path", "mixed"], cwd=tmp_path, env=env).stdout.strip()
+    assert "speech" in _run([exe, "classify", mixed], cwd=tmp_path, env=env).stdout
+    _run([exe, "encode", speech, "s.acx"], cwd=tmp_path, env=env)
+    _run([exe, "decode", "s.acx", "s.wav"], cwd=tmp_path, env=env)
+    assert (tmp_path / "s.wav").stat().st_size > 1000
+    _run([exe, "archive", "create", "a.aca", speech, mixed, "--jobs", "2"], cwd=tmp_path, env=env)
+    assert "mixed" in _run([exe, "archive", "list", "a.aca"], cwd=tmp_path, env=env).stdout
+    _run([exe, "archive", "verify", "a.aca"], cwd=tmp_path, env=env)
+    _run([exe, "archive", "extract", "a.aca", "--to", "out"], cwd=tmp_path, env=env)
+    assert len(list((tmp_path / "out").iterdir())) == 2
+    assert not log.exists(), f"torch was imported: {log.read_text()}"
+    # A training command names the extra in one line instead of failing on the import.
+    train = subprocess.run([exe, "train", "entropy", "--cache", str(tmp_path)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert train.returncode != 0
+    assert train.stderr.strip().count("\n") == 0 and "adaptive-codec[train]" in train.stderr, train.stderr
 
 
 def test_resources_in_the_source_checkout(repo_root: Path):

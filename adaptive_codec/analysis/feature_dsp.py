@@ -11,11 +11,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, NamedTuple
 
-# librosa loads its submodules on first use (lazy_loader), so this import is cheap;
-# the filter banks' first call pays for them.
-import librosa
 import numpy as np
 import scipy.fft
+
+from adaptive_codec.analysis.filterbanks import chroma_filters, frame, mel_filters
 
 if TYPE_CHECKING:
     from adaptive_codec.analysis.features import FeatureConfig
@@ -105,9 +104,9 @@ def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     sr, n_fft = config.sample_rate_hz, config.n_fft
     hann = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
     n_bins = _n_bins(config)
-    mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels, fmin=30.0, fmax=config.fmax_hz)
+    mel = mel_filters(sr, n_fft, config.n_mels, 30.0, config.fmax_hz)
     mel = mel[:, :n_bins].astype(np.float32)
-    chroma = librosa.filters.chroma(sr=sr, n_fft=n_fft)[:, :n_bins].astype(np.float32)
+    chroma = chroma_filters(sr, n_fft)[:, :n_bins].astype(np.float32)
     dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[1 : config.n_mfcc + 1].astype(np.float32)
     return hann, mel, chroma, dct
 
@@ -130,7 +129,7 @@ def _frame_features(y: np.ndarray, config: FeatureConfig) -> Frames:
     hann, mel_fb, chroma_fb, dct = _filters(config)
     # center=False: frame j covers samples [j*hop, j*hop + n_fft), so a frame
     # belongs to exactly the windows that contain it (block-independent).
-    frames = librosa.util.frame(y, frame_length=n_fft, hop_length=hop)  # view, (n_fft, t)
+    frames = frame(y, n_fft, hop)  # view, (n_fft, t)
     power_t = np.mean(frames**2, axis=0)
     signs = np.signbit(frames)
     zcr = np.mean(signs[1:] != signs[:-1], axis=0)

@@ -28,9 +28,9 @@ slower there).
 in blocks, each as soon as its whole input window is known, so a long file
 is resampled with bounded memory and exactly as if it were resampled whole.
 
-Importing this module does not import torch (``import adaptive_codec``
-imports it, and must stay light): :func:`_torch` is the one place torch is
-imported, on first use.
+The codec's filter is designed and applied in NumPy (float64 design, float32
+product), so coding needs no torch; only :func:`resample_for_training` and a
+torch tensor given to :func:`resample` import it (:func:`_torch`).
 """
 
 from __future__ import annotations
@@ -39,15 +39,12 @@ import functools
 import math
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import soxr
 
 from adaptive_codec.errors import AudioError
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = [
     "resample",
@@ -76,7 +73,7 @@ _SCRATCH_BYTES = 1 << 21
 
 
 def _torch() -> ModuleType:
-    """``torch``, imported on first use (about 3 s; see the module docstring)."""
+    """``torch``, imported on first use (training resampling and tensor inputs only)."""
     import torch
 
     return torch
@@ -92,14 +89,14 @@ class PolyphaseFilter:
         Input samples consumed and output samples produced per group.
     width : int
         Input samples of context on each side of a group.
-    kernel : torch.Tensor [shape=(2 * width + step_in, step_out)], float32
+    kernel : np.ndarray [shape=(2 * width + step_in, step_out)], float32
         Column ``j`` weights the window of a group into its output ``j``.
     """
 
     step_in: int
     step_out: int
     width: int
-    kernel: torch.Tensor
+    kernel: np.ndarray
 
     @property
     def window(self) -> int:
@@ -128,7 +125,6 @@ def design_filter(sr_from: int, sr_to: int) -> PolyphaseFilter:
     -------
     PolyphaseFilter
     """
-    torch = _torch()
     g = math.gcd(int(sr_from), int(sr_to))
     orig, new = int(sr_from) // g, int(sr_to) // g
     # Widening the group by m leaves every tap where it was (all positions
@@ -137,33 +133,32 @@ def design_filter(sr_from: int, sr_to: int) -> PolyphaseFilter:
     orig, new = orig * m, new * m
     base = min(orig, new) * ROLLOFF
     width = math.ceil(LOWPASS_ZERO_CROSSINGS * orig / base)
-    taps = torch.arange(-width, width + orig, dtype=torch.float64)[None, :] / orig
-    t = (taps - torch.arange(new, dtype=torch.float64)[:, None] / new) * base
-    t = t.clamp(-LOWPASS_ZERO_CROSSINGS, LOWPASS_ZERO_CROSSINGS)
-    beta = torch.tensor(KAISER_BETA, dtype=torch.float64)
-    window = torch.i0(beta * torch.sqrt(1 - (t / LOWPASS_ZERO_CROSSINGS) ** 2)) / torch.i0(beta)
+    # float64 throughout, as torchaudio's design; rounded to float32 once.
+    taps = np.arange(-width, width + orig, dtype=np.float64)[None, :] / orig
+    t = (taps - np.arange(new, dtype=np.float64)[:, None] / new) * base
+    t = np.clip(t, -LOWPASS_ZERO_CROSSINGS, LOWPASS_ZERO_CROSSINGS)
+    window = np.i0(KAISER_BETA * np.sqrt(1 - (t / LOWPASS_ZERO_CROSSINGS) ** 2)) / np.i0(KAISER_BETA)
     t = t * math.pi
-    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / torch.where(t == 0, 1.0, t))
-    kernel = (sinc * window * (base / orig)).to(torch.float32)
-    return PolyphaseFilter(orig, new, width, kernel.T.contiguous())
+    sinc = np.where(t == 0, 1.0, np.sin(t) / np.where(t == 0, 1.0, t))
+    kernel = (sinc * window * (base / orig)).astype(np.float32)
+    return PolyphaseFilter(orig, new, width, np.ascontiguousarray(kernel.T))
 
 
 def _apply(filt: PolyphaseFilter, padded: np.ndarray, n_groups: int) -> np.ndarray:
     """Outputs of ``n_groups`` groups whose windows start at ``padded[..., g · step_in]``."""
-    torch = _torch()
     lead = padded.shape[:-1]
-    x = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32).reshape(-1, padded.shape[-1]))
-    out = torch.empty(x.shape[0], n_groups * filt.step_out)
+    x = np.ascontiguousarray(padded, dtype=np.float32).reshape(-1, padded.shape[-1])
+    out = np.empty((x.shape[0], n_groups * filt.step_out), np.float32)
     per_batch = max(1, _SCRATCH_BYTES // (4 * filt.window))
-    with torch.inference_mode():
-        for c in range(x.shape[0]):
-            for g0 in range(0, n_groups, per_batch):
-                g1 = min(n_groups, g0 + per_batch)
-                seg = x[c, g0 * filt.step_in : (g1 - 1) * filt.step_in + filt.window]
-                windows = seg.unfold(0, filt.window, filt.step_in)  # (groups, window)
-                target = out[c, g0 * filt.step_out : g1 * filt.step_out].view(g1 - g0, filt.step_out)
-                torch.mm(windows, filt.kernel, out=target)
-    return out.numpy().reshape(lead + (-1,))
+    for c in range(x.shape[0]):
+        for g0 in range(0, n_groups, per_batch):
+            g1 = min(n_groups, g0 + per_batch)
+            seg = x[c, g0 * filt.step_in : (g1 - 1) * filt.step_in + filt.window]
+            windows = np.lib.stride_tricks.sliding_window_view(seg, filt.window)[:: filt.step_in]
+            target = out[c, g0 * filt.step_out : g1 * filt.step_out].reshape(g1 - g0, filt.step_out)
+            # A strided view of the windows: BLAS reads it without a copy when its rows are contiguous.
+            np.matmul(np.ascontiguousarray(windows), filt.kernel, out=target)
+    return out.reshape(lead + (-1,))
 
 
 def resample_signal(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:

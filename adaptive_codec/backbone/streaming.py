@@ -6,22 +6,38 @@ receptive field (``blocks × (kernel // 2)`` frames each side), and MDCT frame
 frames with ``context`` extra frames on both sides therefore gives the same
 frames as processing the whole signal, up to float rounding, as long as
 ``context`` exceeds the receptive field. Memory is bounded by the chunk size.
+
+Everything here is NumPy: the functions take any backbone with the
+inference interface (:class:`adaptive_codec.runtime.engine.RuntimeBackbone`,
+or :class:`adaptive_codec.backbone.inference.TorchBackbone` over the torch
+model); a torch :class:`~adaptive_codec.backbone.model.Backbone` given
+directly is wrapped in the latter (:func:`inference_backbone`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
-
-from adaptive_codec.backbone.model import Backbone
 
 #: Frames per processing piece (18 s at 75 frames/s): a multiple of the
 #: bitstream's default chunk (225 frames), so work split on bitstream chunks
 #: (e.g. across Dask workers) can use exactly the same pieces.
 CHUNK_FRAMES = 1350
+
+
+Backbone = Any  # an inference backbone (see the module docstring)
+
+
+def inference_backbone(model: Any) -> Any:
+    """``model`` with the inference interface: as it is, or a torch Backbone wrapped in TorchBackbone."""
+    if getattr(model, "executor", None) is not None:
+        return model
+    from adaptive_codec.backbone.inference import TorchBackbone  # torch: only for a torch model
+
+    return TorchBackbone(model)
 
 
 def context_frames(model: Backbone) -> int:
@@ -33,7 +49,7 @@ def context_frames(model: Backbone) -> int:
 
 def n_frames(model: Backbone, n_samples: int) -> int:
     """Frames the codec produces for ``n_samples`` samples at the internal rate."""
-    return model.mdct.n_frames(n_samples)
+    return model.n_frames(n_samples) if hasattr(model, "n_frames") else model.mdct.n_frames(n_samples)
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -128,30 +144,29 @@ class PieceCutter:
         return out
 
 
-@torch.inference_mode()
-def analyse_piece(model: Backbone, piece: SignalPiece) -> tuple[torch.Tensor, np.ndarray]:
+def analyse_piece(model: Backbone, piece: SignalPiece) -> tuple[np.ndarray, np.ndarray]:
     """Backbone analysis of a piece: its features and the log10 energies of its coded frames.
 
     Returns
     -------
-    features : torch.Tensor [shape=(1, frames, channels)]
+    features : np.ndarray [shape=(frames, channels)], float32
         Every frame of the piece, context included.
     log_energy : np.ndarray [shape=(end_frame - start_frame,)], float32
     """
-    x = torch.from_numpy(np.ascontiguousarray(piece.samples))[None]
-    features, energy = model.analyse(x)
+    features, energy = inference_backbone(model).analyse(np.ascontiguousarray(piece.samples))
     a, b = piece.start_frame - piece.first_frame, piece.end_frame - piece.first_frame
-    return features, energy[0, a:b].numpy()
+    return features, np.ascontiguousarray(energy[a:b])
 
 
-@torch.inference_mode()
-def quantize_piece(model: Backbone, piece: SignalPiece, features: torch.Tensor, cond: torch.Tensor,
+def quantize_piece(model: Backbone, piece: SignalPiece, features: np.ndarray, cond: np.ndarray,
                    max_levels: int, depths: np.ndarray | None = None) -> np.ndarray:
     """RVQ indices of a piece's coded frames from its analysis features.
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    features : np.ndarray [shape=(frames, channels)]
+        :func:`analyse_piece` of the piece.
+    cond : np.ndarray [shape=(frames, cond_dim)]
         Conditioning of every frame of the whole signal.
     max_levels : int
         Levels to compute.
@@ -163,16 +178,16 @@ def quantize_piece(model: Backbone, piece: SignalPiece, features: torch.Tensor, 
     -------
     np.ndarray [shape=(max_levels, end_frame - start_frame)], int16
     """
-    frames = features.shape[1]
-    c = _fit(cond[piece.first_frame : piece.first_frame + frames][None], frames)
+    frames = features.shape[0]
+    c = _fit(np.asarray(cond, np.float32)[piece.first_frame : piece.first_frame + frames], frames)
     a, b = piece.start_frame - piece.first_frame, piece.end_frame - piece.first_frame
     local = None
     if depths is not None:
         # Context frames are coded by the neighbouring pieces: not searched here.
-        local = torch.zeros((1, frames), dtype=torch.long)
-        local[0, a:b] = torch.from_numpy(np.asarray(depths, np.int64))
-    codes = model.quantize(features, c, max_levels, local)
-    return codes[0, :, a:b].numpy().astype(np.int16)
+        local = np.zeros(frames, dtype=np.int64)
+        local[a:b] = np.asarray(depths, np.int64)
+    codes = inference_backbone(model).quantize(features, c, max_levels, local)
+    return codes[:, a:b].astype(np.int16)
 
 
 class ChunkedEncoder:
@@ -187,7 +202,7 @@ class ChunkedEncoder:
     model : Backbone
     n_samples : int
         Length of the whole signal (internal rate).
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    cond : np.ndarray [shape=(frames, cond_dim)]
         Profile conditioning of every frame.
     max_levels : int
         Levels to compute.
@@ -195,10 +210,10 @@ class ChunkedEncoder:
         Frames coded per backbone call.
     """
 
-    def __init__(self, model: Backbone, n_samples: int, cond: torch.Tensor, max_levels: int,
+    def __init__(self, model: Backbone, n_samples: int, cond: np.ndarray, max_levels: int,
                  chunk_frames: int = CHUNK_FRAMES) -> None:
-        self.model = model
-        self.cond = cond
+        self.model = model = inference_backbone(model)
+        self.cond = np.asarray(cond, np.float32)
         self.max_levels = max_levels
         self.cutter = PieceCutter(model, n_samples, chunk_frames)
         self.total_frames = self.cutter.total_frames
@@ -223,11 +238,10 @@ class ChunkedEncoder:
             self.log_energy[a:b] = energy
 
 
-@torch.inference_mode()
 def encode_signal(
     model: Backbone,
     audio: np.ndarray,
-    cond: torch.Tensor,
+    cond: np.ndarray,
     max_levels: int,
     chunk_frames: int = CHUNK_FRAMES,
 ) -> np.ndarray:
@@ -237,7 +251,7 @@ def encode_signal(
     ----------
     model : Backbone
     audio : np.ndarray [shape=(samples,)], float32
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    cond : np.ndarray [shape=(frames, cond_dim)]
         Profile conditioning of every frame.
     max_levels : int
         Levels to compute (the largest depth any frame uses).
@@ -262,8 +276,7 @@ def piece_frames(model: Backbone, a: int, b: int, total_frames: int) -> tuple[in
     return max(0, a - ctx), min(total_frames, b + 1 + ctx)
 
 
-@torch.inference_mode()
-def synthesize_piece(model: Backbone, codes: np.ndarray, depths: np.ndarray, cond: torch.Tensor,
+def synthesize_piece(model: Backbone, codes: np.ndarray, depths: np.ndarray, cond: np.ndarray,
                      a: int, b: int, first_frame: int, n_samples: int) -> np.ndarray:
     """Samples ``[a·hop, min(n_samples, b·hop))`` of a mono signal from the codes of :func:`piece_frames`.
 
@@ -274,7 +287,7 @@ def synthesize_piece(model: Backbone, codes: np.ndarray, depths: np.ndarray, con
         :func:`piece_frames` of ``(a, b)``.
     depths : np.ndarray [shape=(frames,)]
         Levels used by each of those frames.
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    cond : np.ndarray [shape=(frames, cond_dim)]
         Their conditioning.
     a, b : int
         Sample blocks (of ``hop`` samples) to synthesise.
@@ -287,22 +300,18 @@ def synthesize_piece(model: Backbone, codes: np.ndarray, depths: np.ndarray, con
     -------
     np.ndarray [shape=(min(n_samples, b·hop) - a·hop,)], float32
     """
+    model = inference_backbone(model)
     hop = model.config.hop
-    c = torch.from_numpy(np.asarray(codes).astype(np.int64))[None]
-    d = torch.from_numpy(np.asarray(depths, dtype=np.int64))[None]
-    latent = model.quantizer.decode_masked(c, d)
-    decoded = model.decoder(latent, cond[None])
-    coef = model.synthesis_coefficients(decoded).transpose(1, 2)[:, a - first_frame : b + 1 - first_frame]
-    piece = model.mdct.inverse_frames(coef, (b - a) * hop)[0].numpy()
+    coef = model.coefficients(codes, np.asarray(depths, np.int64), np.asarray(cond, np.float32))
+    piece = model.inverse_mdct(coef[a - first_frame : b + 1 - first_frame], (b - a) * hop)
     return piece[: max(0, min(n_samples, b * hop) - a * hop)]
 
 
-@torch.inference_mode()
 def decode_signal(
     model: Backbone,
     codes: np.ndarray,
     depths: np.ndarray,
-    cond: torch.Tensor,
+    cond: np.ndarray,
     n_samples: int,
     chunk_frames: int = CHUNK_FRAMES,
     block_range: tuple[int, int] | None = None,
@@ -314,7 +323,7 @@ def decode_signal(
     codes : np.ndarray [shape=(levels, frames)]
     depths : np.ndarray [shape=(frames,)]
         Levels used by each frame (indices at deeper levels are ignored).
-    cond : torch.Tensor [shape=(frames, cond_dim)]
+    cond : np.ndarray [shape=(frames, cond_dim)]
     n_samples : int
         Length of the whole signal.
     block_range : (int, int), optional
@@ -326,6 +335,8 @@ def decode_signal(
     np.ndarray [shape=(samples,)], float32
         The whole signal, or the requested range.
     """
+    model = inference_backbone(model)
+    cond = np.asarray(cond, np.float32)
     hop = model.config.hop
     total = codes.shape[1]
     blocks = -(-n_samples // hop)  # sample blocks of hop samples
@@ -341,8 +352,8 @@ def decode_signal(
     return out
 
 
-def _fit(c: torch.Tensor, frames: int) -> torch.Tensor:
-    """Pad conditioning with its last frame up to ``frames`` (end-of-signal frames)."""
-    if c.shape[1] >= frames:
-        return c[:, :frames]
-    return torch.cat([c, c[:, -1:].expand(-1, frames - c.shape[1], -1)], dim=1)
+def _fit(c: np.ndarray, frames: int) -> np.ndarray:
+    """Pad conditioning ``(n, cond_dim)`` with its last frame up to ``frames`` (end-of-signal frames)."""
+    if c.shape[0] >= frames:
+        return c[:frames]
+    return np.concatenate([c, np.repeat(c[-1:], frames - c.shape[0], axis=0)], axis=0)

@@ -36,7 +36,8 @@ def export_weights(model: Backbone, path: Path, *, steps: int, version: str | No
     """Write ``model`` as fp16 safetensors atomically; returns ``path``.
 
     Buffers that are recomputed at construction (MDCT basis, usage counters)
-    are not stored.
+    are not stored. (A codec's inference backbone gives its torch model
+    through :func:`~adaptive_codec.backbone.inference.torch_model`.)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,9 @@ it would store. To add one, subclass :class:`Baseline`, implement
 :data:`BASELINES` (an explicit registry: config files name its keys).
 
 Sizes are those of a real file: Opus in an Ogg container (what ``opusenc``
-or ffmpeg would write, pages and headers included), FLAC with its headers,
-Codec2's raw frame file.
+or ffmpeg would write, pages and headers included), AAC-LC as an ADTS
+stream, MP3 as FFmpeg's mp3 muxer writes it (LAME info frame included),
+FLAC with its headers, Codec2's raw frame file.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BASELINES", "Baseline", "Codec2Baseline", "FlacBaseline", "OpusBaseline",
-           "make_baseline"]
+__all__ = ["BASELINES", "AacBaseline", "Baseline", "Codec2Baseline", "FlacBaseline", "Mp3Baseline",
+           "OpusBaseline", "make_baseline"]
 
 
 def _fit_length(x: np.ndarray, n_samples: int) -> np.ndarray:
@@ -248,11 +249,160 @@ class Codec2Baseline(Baseline):
         return _fit_length(_resample(y, self.SAMPLE_RATE_HZ, sample_rate_hz), n_samples)
 
 
+def _lame_sample_rate(bitrate_kbps: float, input_rate_hz: int) -> int:
+    """The MP3 sample rate LAME itself picks for a CBR ``bitrate_kbps`` (its ``optimum_samplefreq``).
+
+    LAME derives a low-pass from the bitrate (its ``optimum_bandwidth`` table,
+    interpolated) and takes the lowest MPEG rate that carries it; FFmpeg's
+    libmp3lame wrapper does not resample, so the baseline does what the
+    ``lame`` command line would.
+    """
+    kbps = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+    lowpass = (2000, 3700, 3900, 5500, 7000, 7500, 10000, 11000, 13500, 15100, 15600, 17000, 17500,
+               18600, 19400, 19700, 20500)
+    cut = float(np.interp(bitrate_kbps, kbps, lowpass))
+    rate = 48_000
+    for limit, candidate in ((15960, 44100), (15250, 32000), (11220, 24000), (9970, 22050), (7230, 16000),
+                             (5420, 12000), (4510, 11025), (3970, 8000)):
+        if cut <= limit:
+            rate = candidate
+    for candidate in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
+        if min(rate, input_rate_hz) <= candidate:
+            return candidate
+    return 48_000
+
+
+class _PyAVBaseline(Baseline):
+    """A lossy codec of FFmpeg's through PyAV: mono, at a coding rate picked from the bitrate.
+
+    Subclasses set the encoder, the container the bytes are stored in, and
+    :meth:`coding_rate`. The decoder's output is resampled back to the input
+    rate and aligned by dropping the encoder's priming samples.
+    """
+
+    encoder = ""
+    container = ""
+
+    def available(self) -> str | None:
+        try:
+            import av
+
+            av.codec.Codec(self.encoder, "w")
+        except Exception as exc:  # noqa: BLE001 - any import/codec failure means unavailable
+            return f"PyAV with {self.encoder} not available ({exc}); install adaptive-codec[bench]"
+        return None
+
+    def coding_rate(self, bitrate_kbps: float, input_rate_hz: int) -> int:
+        """The sample rate (Hz) the codec runs at for ``bitrate_kbps``."""
+        raise NotImplementedError
+
+    def encode(self, audio: np.ndarray, sample_rate_hz: int, bitrate_kbps: float | None) -> bytes:
+        import av
+
+        if bitrate_kbps is None:
+            raise ValueError(f"{self.name} needs a bitrate")
+        rate = self.coding_rate(bitrate_kbps, sample_rate_hz)
+        x = _resample(audio, sample_rate_hz, rate)
+        buf = io.BytesIO()
+        with av.open(buf, "w", format=self.container) as out:
+            stream = out.add_stream(self.encoder, rate=rate, layout="mono")
+            stream.bit_rate = int(round(bitrate_kbps * 1000))
+            ctx = stream.codec_context
+            ctx.open()
+            fmt, frame_size = ctx.format.name, ctx.frame_size or 1152
+            time_base = fractions.Fraction(1, rate)
+            padded = np.concatenate([x, np.zeros(-x.size % frame_size, np.float32)])
+            for start in range(0, padded.size, frame_size):
+                chunk = padded[start:start + frame_size][None, :]
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk, np.float32), format="flt",
+                                                   layout="mono")
+                if fmt != "flt":
+                    frame = av.AudioFrame.from_ndarray(
+                        np.ascontiguousarray(chunk, np.float32), format="fltp", layout="mono")
+                frame.sample_rate = rate
+                frame.pts = start
+                frame.time_base = time_base
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        # The coding rate leads the stored bytes (4 bytes): the decoder needs
+        # it before it can size its output, as a file's header would carry it.
+        return int(rate).to_bytes(4, "little") + buf.getvalue()
+
+    def priming_samples(self, data: bytes) -> int:
+        """Encoder delay (samples at the coding rate) the decoded stream starts with."""
+        return 0
+
+    def decode(self, data: bytes, sample_rate_hz: int, n_samples: int) -> np.ndarray:
+        import av
+
+        rate = int.from_bytes(data[:4], "little")
+        parts = []
+        with av.open(io.BytesIO(data[4:]), "r", format=self.container) as inp:
+            for frame in inp.decode(audio=0):
+                parts.append(frame.to_ndarray().reshape(-1).astype(np.float32))
+                rate = frame.sample_rate
+        y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        y = y[self.priming_samples(data):]
+        y = _fit_length(y, int(round(n_samples * rate / sample_rate_hz)))
+        return _fit_length(_resample(y, rate, sample_rate_hz), n_samples)
+
+
+class AacBaseline(_PyAVBaseline):
+    """AAC-LC (FFmpeg's native ``aac`` encoder through PyAV) in an ADTS stream, as a ``.aac`` file stores it.
+
+    Notes
+    -----
+    The coding rate follows the bitrate (16 kHz below 16 kbps, 24 kHz below
+    32, 32 kHz below 48, the input's rate above), as AAC encoders' own
+    presets do at low rates: at 6 kbps and 44.1 kHz the encoder would spend
+    its bits on a band it then has to cut. The 1,024 priming samples FFmpeg's
+    encoder starts with (ADTS has no field for them) are dropped on decoding.
+    The 7-byte ADTS header of every 1,024-sample frame is counted.
+    """
+
+    name = "aac"
+    encoder = "aac"
+    container = "adts"
+    PRIMING_SAMPLES = 1024
+
+    def coding_rate(self, bitrate_kbps: float, input_rate_hz: int) -> int:
+        for limit, rate in ((16, 16_000), (32, 24_000), (48, 32_000)):
+            if bitrate_kbps < limit:
+                return min(rate, int(input_rate_hz))
+        return int(input_rate_hz)
+
+    def priming_samples(self, data: bytes) -> int:
+        return self.PRIMING_SAMPLES
+
+
+class Mp3Baseline(_PyAVBaseline):
+    """MP3 (LAME through PyAV's libmp3lame) at the sample rate LAME would pick for the bitrate.
+
+    Notes
+    -----
+    The file is what FFmpeg's mp3 muxer writes, with LAME's info frame; the
+    decoder skips the encoder delay the info frame records, so the output is
+    time-aligned. MPEG-2.5 at 8 kHz bottoms out at 8 kbps: asked for less, it
+    still spends 8 kbps, which ``bitrate_kbps`` (from the bytes) shows.
+    """
+
+    name = "mp3"
+    encoder = "libmp3lame"
+    container = "mp3"
+
+    def coding_rate(self, bitrate_kbps: float, input_rate_hz: int) -> int:
+        return _lame_sample_rate(bitrate_kbps, int(input_rate_hz))
+
+
 #: Baselines by the name used in ``--baselines`` and config files.
 BASELINES: dict[str, type[Baseline]] = {
     "opus": OpusBaseline,
     "flac": FlacBaseline,
     "codec2": Codec2Baseline,
+    "aac": AacBaseline,
+    "mp3": Mp3Baseline,
 }
 
 

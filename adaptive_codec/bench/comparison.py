@@ -204,7 +204,8 @@ def bd_table(summary: pd.DataFrame, metrics: list[str], *, method: str = "pchip"
     """BD rows (:data:`BD_COLUMNS`) per class and quality metric (config names).
 
     Pairs: ``adaptive-auto`` against every fixed profile and every lossy
-    baseline, and every fixed profile against Opus. Negative ``bd_rate_percent``:
+    baseline, and every fixed profile against every lossy baseline (Opus,
+    AAC, MP3, Codec2 where run). Negative ``bd_rate_percent``:
     the test system needs fewer bits for the same quality.
     """
     rows = []
@@ -214,7 +215,7 @@ def bd_table(summary: pd.DataFrame, metrics: list[str], *, method: str = "pchip"
         profiles = _fixed_profiles(systems)
         baselines = sorted(s for s in systems if not s.startswith("adaptive-"))
         pairs = [(AUTO, a) for a in profiles + baselines if AUTO in systems]
-        pairs += [(p, "opus") for p in profiles if "opus" in systems]
+        pairs += [(p, b) for p in profiles for b in baselines]
         for name in metrics:
             metric = METRICS[name]
             col = metric.column

@@ -426,7 +426,7 @@ def run_bench(corpus: str | Path, out_dir: str | Path, config: BenchConfig, *,
         "config": config.to_dict(), "quick": quick, "jobs": jobs, "resume": resume,
         "git_revision": git_revision(), "versions": versions(), "machine": machine_info(),
         "weights": dict(codec.weights_meta),
-        "backbone_parameters": int(sum(p.numel() for p in codec.backbone.parameters())),
+        "backbone_parameters": int(codec.backbone.n_parameters),
         "systems": list(systems), "notes": notes, "torch_threads_per_process": 1,
     }
     # Written now, so an interrupted run can be resumed and checked against it.

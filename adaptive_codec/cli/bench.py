@@ -18,7 +18,7 @@ def bench(
                                "(path,label[,segments]).")],
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")],
     baselines: Annotated[Optional[str], typer.Option(
-        "--baselines", metavar="LIST", help="Comma-separated: opus,codec2,flac (default: the config's).")] = None,
+        "--baselines", metavar="LIST", help="Comma-separated: opus,aac,mp3,codec2,flac (default: the config's).")] = None,
     labels: Annotated[Optional[str], typer.Option(
         "--labels", metavar="LIST", help="Comma-separated classes to run, e.g. mixed "
                                          "(default: the config's, all classes).")] = None,

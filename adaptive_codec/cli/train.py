@@ -20,6 +20,22 @@ from adaptive_codec.threads import pin_threads
 from adaptive_codec.train.cache_paths import DEFAULT_CACHE_ROOT, DEFAULT_EXTRA_HOURS
 from adaptive_codec.train.codec_config import TrainConfig
 
+#: What a training command says when torch is not installed (the base install is inference only).
+TRAIN_EXTRA_HINT = "needs PyTorch, which the base install leaves out: pip install 'adaptive-codec[train]'"
+
+
+def require_torch(command: str) -> None:
+    """Fail in one line, naming the extra, when ``command`` runs without torch installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook that refuses torch: the same as not installed
+        found = False
+    if not found:
+        raise AdaptiveCodecError(f"`adaptive-codec train {command}` {TRAIN_EXTRA_HINT}")
+
+
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
                         no_args_is_help=True)
 
@@ -54,6 +70,7 @@ def train_codec(
     crops with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0
     builds the caches and writes checkpoints, logs, evaluations and exports.
     """
+    require_torch("codec")
     import torch  # heavy: only the training commands need it
 
     from adaptive_codec.train.ddp import init_from_env, shutdown  # imports torch
@@ -156,6 +173,7 @@ def train_profile(
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
 ) -> None:
     """Fine-tune a custom profile's conditioning embedding (backbone frozen)."""
+    require_torch("profile")
     # Heavy (torch): imported when the command runs.
     from adaptive_codec.codec import AdaptiveCodec
     from adaptive_codec.train.profile import profile_for_tuning, tune_profile
@@ -203,6 +221,7 @@ def train_entropy(
     ignores, with a warning, a table built for other weights). A few minutes
     on one CPU core; deterministic for the same inputs and weights.
     """
+    require_torch("entropy")
     # Heavy (torch): imported when the command runs.
     from adaptive_codec.codec import AdaptiveCodec
     from adaptive_codec.entropy.selection import EntropyTableWarning

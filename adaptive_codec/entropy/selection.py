@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from adaptive_codec.entropy.tables import EntropyModel
 from adaptive_codec.errors import FormatError, ModelError
@@ -35,17 +35,21 @@ class EntropyTableWarning(UserWarning):
     """The entropy tables next to the weights are missing or belong to other weights."""
 
 
-def coding_prior_logits(prior_logits: torch.Tensor) -> torch.Tensor:
-    """Logits of the fallback coder: learned priors mixed with a little uniform.
+def coding_prior_logits(prior_logits: np.ndarray) -> np.ndarray:
+    """Logits of the fallback coder: learned priors mixed with a little uniform, float64.
 
     Parameters
     ----------
-    prior_logits : torch.Tensor [shape=(n_priors, n_levels, codebook_size)]
+    prior_logits : np.ndarray or torch.Tensor [shape=(n_priors, n_levels, codebook_size)]
         The backbone's learned per-level priors.
     """
-    probs = torch.softmax(prior_logits.detach().double(), dim=-1)
+    if hasattr(prior_logits, "detach"):  # a torch parameter (training), without importing torch here
+        prior_logits = prior_logits.detach().cpu().numpy()
+    x = np.asarray(prior_logits, dtype=np.float64)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    probs = e / e.sum(-1, keepdims=True)
     k = probs.shape[-1]
-    return torch.log((1 - PRIOR_UNIFORM_SHARE) * probs + PRIOR_UNIFORM_SHARE / k)
+    return np.log((1 - PRIOR_UNIFORM_SHARE) * probs + PRIOR_UNIFORM_SHARE / k)
 
 
 def entropy_model_for(backbone, weights_meta: dict[str, str], table: Path) -> EntropyModel:

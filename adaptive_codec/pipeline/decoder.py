@@ -22,7 +22,6 @@ import math
 from collections.abc import Iterable, Iterator
 
 import numpy as np
-import torch
 
 from adaptive_codec.backbone.streaming import context_frames, piece_frames
 from adaptive_codec.container.acx import AcxChunk, AcxReader
@@ -185,7 +184,7 @@ class _ChannelCodes:
             x, y = max(lo, fa), min(hi, fb)
             codes[:, x - fa : y - fa] = c[:, x - lo : y - lo]
             depths[x - fa : y - fa] = d[x - lo : y - lo]
-        return codes, depths, torch.from_numpy(self.conditioning.rows(fa, fb))
+        return codes, depths, self.conditioning.rows(fa, fb)
 
 
 def cut(blocks: Iterable[np.ndarray], first: int, s0: int, s1: int, channels: int) -> Iterator[np.ndarray]:

@@ -19,8 +19,8 @@ from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 
 if TYPE_CHECKING:
-    from adaptive_codec.backbone.model import Backbone
     from adaptive_codec.entropy.tables import EntropyModel
+    from adaptive_codec.runtime.engine import RuntimeBackbone
 
 __all__ = ["CodecParts"]
 
@@ -31,8 +31,9 @@ class CodecParts:
 
     Attributes
     ----------
-    backbone : Backbone
-        In eval mode.
+    backbone : RuntimeBackbone
+        The backbone's inference side (or the torch model behind the same
+        interface, :class:`~adaptive_codec.backbone.inference.TorchBackbone`).
     weights_meta : dict
         ``weights_id`` and ``sha256`` of the loaded weights (recorded in every stream).
     entropy_model : EntropyModel
@@ -42,7 +43,7 @@ class CodecParts:
         Frames per entropy-coded chunk (the unit of range decoding).
     """
 
-    backbone: "Backbone"
+    backbone: "RuntimeBackbone"
     weights_meta: dict[str, str]
     entropy_model: "EntropyModel"
     registry: ProfileRegistry
@@ -54,7 +55,7 @@ class CodecParts:
 
     def embeddings(self) -> EmbeddingTable:
         """The backbone's built-in profile embeddings (read now, so a changed backbone is seen)."""
-        weight = self.backbone.profile_embedding.weight.detach().numpy().astype(np.float32)
+        weight = np.asarray(self.backbone.profile_vectors, dtype=np.float32)
         return EmbeddingTable(tuple(self.backbone.config.profiles), weight)
 
     def depth_rule(self) -> DepthRule:

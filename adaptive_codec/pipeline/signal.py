@@ -34,13 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from adaptive_codec.analysis import classify_blocks
 from adaptive_codec.audio.resampling import StreamResampler
-from adaptive_codec.backbone.model import Backbone
 from adaptive_codec.backbone.streaming import (
     CHUNK_FRAMES,
+    Backbone,
     PieceCutter,
     SignalPiece,
     analyse_piece,
@@ -205,14 +204,14 @@ def _changed(blocks: Iterable[np.ndarray], n_read: int, n_samples: int) -> Audio
                       "the first read); encode a copy that nothing else writes to")
 
 
-def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor | FrameConditioning, max_levels: int,
+def code_piece(backbone: Backbone, piece: SignalPiece, cond: np.ndarray | FrameConditioning, max_levels: int,
                allocator: DepthAllocator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One piece through the backbone: analysis, depth allocation, RVQ search.
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)] or FrameConditioning
-        Conditioning of every frame of the stream, as one tensor or made
+    cond : np.ndarray [shape=(frames, cond_dim)] or FrameConditioning
+        Conditioning of every frame of the stream, as one array or made
         for the piece's frames only (bounded memory; the same values).
     max_levels : int
         Levels to compute.
@@ -234,21 +233,21 @@ def code_piece(backbone: Backbone, piece: SignalPiece, cond: torch.Tensor | Fram
         # The piece's rows, and the piece counted from its first frame: the
         # backbone sees the same conditioning as from the whole tensor.
         first = piece.first_frame
-        cond = torch.from_numpy(cond.rows(first, first + features.shape[1]))
+        cond = cond.rows(first, first + features.shape[0])
         piece = dataclasses.replace(piece, first_frame=0, start_frame=piece.start_frame - first,
                                     end_frame=piece.end_frame - first)
     return quantize_piece(backbone, piece, features, cond, max_levels, depths), energy
 
 
 def encode_blocks(backbone: Backbone, blocks: Iterable[np.ndarray], sample_rate_hz: int, n_samples: int,
-                  mid_side: bool, cond: torch.Tensor | FrameConditioning, levels: list[int],
+                  mid_side: bool, cond: np.ndarray | FrameConditioning, levels: list[int],
                   allocators: list[DepthAllocator | None],
                   progress: Callable[[float], None] | None = None) -> list[np.ndarray]:
     """Second pass: RVQ indices of every channel (:func:`backbone_pieces` + :func:`code_piece`).
 
     Parameters
     ----------
-    cond : torch.Tensor [shape=(frames, cond_dim)] or FrameConditioning
+    cond : np.ndarray [shape=(frames, cond_dim)] or FrameConditioning
         As in :func:`code_piece`.
     levels : list of int
         RVQ depth to compute per channel; 0 skips the channel.
@@ -288,7 +287,7 @@ class CodedPiece:
         Per channel; None for a channel coded with no levels (it decodes to silence).
     depths : list of np.ndarray [shape=(frames,)] or None
         Levels each frame uses, per channel.
-    conds : list of torch.Tensor [shape=(frames, cond_dim)] or None
+    conds : list of np.ndarray [shape=(frames, cond_dim)] or None
         Conditioning per channel.
     """
 

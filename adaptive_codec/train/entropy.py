@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from adaptive_codec.backbone.streaming import encode_signal
+from adaptive_codec.backbone.streaming import encode_signal, inference_backbone
 from adaptive_codec.entropy.coder import ideal_bits
 from adaptive_codec.entropy.selection import coding_prior_logits
 from adaptive_codec.entropy.tables import DEFAULT_PRECISION_BITS, EntropyModel
@@ -103,7 +103,7 @@ def collect_codes(backbone, caches: Sequence[Path], labels: Sequence[str], confi
     out: dict[str, list[np.ndarray]] = {}
     for label in labels:
         row = cfg.profiles.index(label)
-        vector = backbone.profile_embedding.weight[row].detach()
+        vector = inference_backbone(backbone).profile_vectors[row]
         sources = []
         for i, cache in enumerate(caches):
             found = _cache_clips(cache, label)
@@ -126,7 +126,7 @@ def collect_codes(backbone, caches: Sequence[Path], labels: Sequence[str], confi
                 continue
             x = np.asarray(data[clip["offset"] : clip["offset"] + n], np.float32) / 32768.0
             n_frames = backbone.mdct.n_frames(n)
-            codes.append(encode_signal(backbone, x, vector[None].expand(n_frames, -1), cfg.n_levels))
+            codes.append(encode_signal(backbone, x, np.repeat(vector[None], n_frames, 0), cfg.n_levels))
             got += n
             if progress is not None:
                 progress(n / rate)
@@ -296,8 +296,8 @@ def held_out_codes(codec, corpus: Path, labels: Sequence[str]) -> dict[str, list
             continue
         x = read_mono(clip.path, bb.config.sample_rate_hz)
         n_frames = bb.mdct.n_frames(x.size)
-        vector = bb.profile_embedding.weight[bb.config.profiles.index(clip.label)].detach()
-        out[clip.label].append(encode_signal(bb, x, vector[None].expand(n_frames, -1), bb.config.n_levels))
+        vector = bb.profile_vectors[bb.config.profiles.index(clip.label)]
+        out[clip.label].append(encode_signal(bb, x, np.repeat(vector[None], n_frames, 0), bb.config.n_levels))
     return out
 
 
@@ -332,7 +332,9 @@ def build_entropy_tables(codec, caches: Sequence[Path], out: Path, config: Entro
     minutes = {label: sum(c.shape[1] for c in codes[label]) / bb.config.frame_rate_hz / 60 for label in labels}
     if not any(codes.values()):
         raise AdaptiveCodecError(f"no training audio found in {', '.join(map(str, caches)) or 'no caches'}")
-    books = [lvl.normalized_codebook().detach().double().numpy() for lvl in bb.quantizer.levels]
+    from adaptive_codec.backbone.inference import torch_model  # torch: the training side
+
+    books = [lvl.normalized_codebook().detach().double().numpy() for lvl in torch_model(bb).quantizer.levels]
     by_prior = {bb.config.profiles.index(label): codes[label] for label in labels}
     model = fit_context_model(by_prior, len(bb.config.profiles), books, config)
     model = model.with_level_bits(expected_level_bits(by_prior, len(bb.config.profiles), books, config))

@@ -20,6 +20,7 @@ from safetensors.numpy import save_file
 from tqdm import tqdm
 
 from adaptive_codec.audio import AUDIO_SUFFIXES, load_audio, resample, to_mono
+from adaptive_codec.backbone.inference import torch_model
 from adaptive_codec.backbone.losses import ReconstructionLoss, combine, weight_matrix
 from adaptive_codec.errors import AdaptiveCodecError, ProfileError
 from adaptive_codec.profiles import Profile
@@ -129,7 +130,7 @@ def tune_profile(codec, profile, data: Path, output: Path | None = None, *, step
     n_held = max(1, len(files) // 5) if len(files) >= 2 else 0
     held_files = [files[i] for i in order[:n_held]]
     train_files = [files[i] for i in order[n_held:]]
-    model = codec.backbone
+    model = torch_model(codec.backbone)  # differentiable, whatever the codec runs on
     sr = model.config.sample_rate_hz
     train = _load_24k(train_files, sr)
     held = _load_24k(held_files, sr) or train
