@@ -38,6 +38,7 @@ from adaptive_codec.planning.rate import Rate
 from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 from adaptive_codec.resources import weights_dir
+from adaptive_codec.tools.highband import analyzer_for, code_highband
 
 __all__ = ["AdaptiveCodec", "EXECUTOR_ENV_VAR"]
 
@@ -190,18 +191,23 @@ class AdaptiveCodec:
     def plan(self, audio: np.ndarray | None, sample_rate_hz: int, n_frames: int,
              profile: ProfileSpec = "auto", bitrate_kbps: float | None = None,
              segments: Sequence | None = None, *, bitrate_scale: float | None = None,
-             rate: Rate | None = None) -> list[PlannedSegment]:
+             rate: Rate | None = None, reserved_kbps: dict[str, float] | None = None) -> list[PlannedSegment]:
         """Frame-aligned segments with their profiles and depths (:func:`~adaptive_codec.planning.plan.plan_segments`).
 
         With ``profile="auto"``, ``audio`` is classified unless ``segments``
         (the classifier's segments, e.g. from a streaming pass over a file)
-        are given. Bitrate arguments: see :meth:`depth_for`.
+        are given. Bitrate arguments: see :meth:`depth_for`. ``reserved_kbps``
+        (per profile name) is taken off each profile's bitrate before its
+        depth is chosen: what its frames' high band already spends.
         """
         rate = _rate(bitrate_kbps, bitrate_scale, rate)  # before paying for classification
         if is_auto(profile) and segments is None:
             segments = self.classify(audio, sample_rate_hz)
         parts = self.parts
-        return plan_segments(segments, self.registry, profile, n_frames, self.frame_rate_hz, parts.depth_rule(),
+        rule = parts.depth_rule()
+        if reserved_kbps:
+            rule = dataclasses.replace(rule, reserved_kbps=dict(reserved_kbps))
+        return plan_segments(segments, self.registry, profile, n_frames, self.frame_rate_hz, rule,
                              rate, lambda p: parts.prior_and_vector(p)[0])
 
     # -- encode ---------------------------------------------------------------
@@ -292,16 +298,31 @@ class AdaptiveCodec:
         scan : SignalScan
         plan : list of PlannedSegment
         """
+        cfg = self.backbone.config
+        highband = None
+
         def first_read():
+            nonlocal highband
             for b in blocks():
                 if on_block is not None:
                     on_block(b)
+                if highband is None:  # the first block tells the channel count
+                    highband = analyzer_for(sample_rate_hz, b.shape[0], cfg.sample_rate_hz, cfg.hop) or False
+                if highband:
+                    highband.push(b)
                 yield b
 
         rate = Rate() if rate is None else rate
         scan = scan_blocks(first_read(), sample_rate_hz, self.classifier if is_auto(profile) else None)
-        plan = self.plan(None, sample_rate_hz, self.n_frames(scan.n_samples, sample_rate_hz), profile,
-                         segments=scan.segments, rate=rate)
+        n_frames = self.n_frames(scan.n_samples, sample_rate_hz)
+        plan = self.plan(None, sample_rate_hz, n_frames, profile, segments=scan.segments, rate=rate)
+        # The high band's bits are known now, before any depth: the depths get what they leave.
+        section, kbps = code_highband(highband.finish(n_frames) if highband else None, plan, n_frames,
+                                      self.chunk_frames, self.frame_rate_hz)
+        if section is not None:
+            plan = self.plan(None, sample_rate_hz, n_frames, profile, segments=scan.segments, rate=rate,
+                             reserved_kbps=kbps)
+            scan = dataclasses.replace(scan, highband=section)
         return scan, plan
 
     def _encode_blocks(self, target, blocks: Callable[[], Iterable[np.ndarray]], sample_rate_hz: int,

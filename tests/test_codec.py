@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -49,16 +51,21 @@ def test_encode_is_deterministic_and_header_describes_it(codec, speech):
     assert header.channels == 2 and header.original_sample_rate_hz == sr
     assert header.length_samples == audio.shape[-1]
     assert [p.name for p in header.profiles] == ["music"]
-    # music.toml's 6 kbps, as deep as the tables' expected bits per level allow
-    assert header.segments[0].n_q == codec.depth_for(codec.registry.get("music"))
+    # music.toml's bitrate, as deep as the tables' expected bits per level
+    # allow (without a high band, which would take its share first)
+    music = dataclasses.replace(codec.registry.get("music"), highband_bands=0)
+    header = read_header(codec.encode(audio, sr, profile=music))
+    assert header.highband is None
+    assert header.segments[0].n_q == codec.depth_for(music)
 
 
 def test_bitrate_override_sets_depth_and_actual_size_follows(codec, speech):
     audio, sr = speech
     mono = audio[0]
     sizes, depths = {}, {}
+    speech = dataclasses.replace(codec.registry.get("speech"), highband_bands=0)  # the backbone's rate alone
     for kbps in (1.5, 6.0, 12.0):
-        blob = codec.encode(mono, sr, profile="speech", bitrate_kbps=kbps)
+        blob = codec.encode(mono, sr, profile=speech, bitrate_kbps=kbps)
         # The deepest depth whose expected bits (entropy tables) fit: at least
         # the fixed-length count (1.5 kbps = 2 levels of 10 bits), at most 16.
         depths[kbps] = read_header(blob).segments[0].n_q

@@ -30,6 +30,15 @@ def short_clips(tmp_path_factory):
     return paths
 
 
+def _highband_kbps(acx) -> float:
+    """The kbps of a one-class stream's high band (which its depth choice left to it)."""
+    from adaptive_codec.container.acx import read_header
+
+    header = read_header(acx)
+    seconds = header.n_frames / header.frame_rate_hz
+    return 0.0 if header.highband is None else 8 * header.highband.payload_bytes / seconds / 1000
+
+
 def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     speech = short_clips[0]
     acx, wav = tmp_path / "s.acx", tmp_path / "s.wav"
@@ -39,7 +48,10 @@ def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     assert main(["info", str(acx), "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
     speech_profile = ProfileRegistry.default().get("speech")
-    assert info["segments"][0]["n_q"] == AdaptiveCodec.default().depth_for(speech_profile, 3.0)
+    # The depth the tables give 3 kbps less what the high band (44.1 kHz input) spends.
+    high = info["per_class"]["speech"]["highband_kbps"]
+    assert 0 < high == pytest.approx(_highband_kbps(acx))
+    assert info["segments"][0]["n_q"] == AdaptiveCodec.default().depth_for(speech_profile, 3.0 - high)
     assert info["channels"] == 2
     assert info["segments"][0]["adaptive_depth"] is True  # the speech profile's depth_slope
     assert info["size_bytes"] == acx.stat().st_size
@@ -80,8 +92,10 @@ def test_bitrate_scale_option(short_clips, tmp_path, capsys):
     acx = tmp_path / "half.acx"
     assert main(["encode", str(short_clips[1]), str(acx), "--profile", "music", "--bitrate-scale", "0.5"]) == 0
     codec = AdaptiveCodec.default()
-    halved = codec.depth_for(codec.registry.get("music"), bitrate_scale=0.5)  # music's 7.5 kbps halved
-    assert halved < codec.depth_for(codec.registry.get("music"))
+    music = codec.registry.get("music")
+    # music's 7.5 kbps halved, less the high band's share
+    halved = codec.depth_for(music, bitrate_kbps=music.bitrate_kbps * 0.5 - _highband_kbps(acx))
+    assert halved < codec.depth_for(music)
     assert f"n_q {halved}" in capsys.readouterr().out
     assert main(["encode", str(short_clips[1]), str(tmp_path / "x.acx"), "--bitrate", "6",
                  "--bitrate-scale", "0.5"]) == 1
@@ -165,9 +179,10 @@ def test_archive_bitrate_scale_and_its_errors(short_clips, tmp_path, capsys):
     # the depth the tables give music at half its 7.5 kbps (it moves with retrained weights)
     codec = AdaptiveCodec.default()
     music = codec.resolve_profile("music")
-    half = codec.depth_for(music, bitrate_scale=0.5)
-    assert half == codec.depth_for(music, bitrate_kbps=3.75) < codec.depth_for(music)
-    assert [s.n_q for s in read_header(read_member(aca, "music.acx")).segments_for_channel(0)] == [half]
+    member = read_member(aca, "music.acx")
+    half = codec.depth_for(music, bitrate_kbps=3.75 - _highband_kbps(member))  # less the high band's share
+    assert half <= codec.depth_for(music, bitrate_kbps=3.75) < codec.depth_for(music)
+    assert [s.n_q for s in read_header(member).segments_for_channel(0)] == [half]
     assert main(["archive", "append", str(aca), str(short_clips[0]), "--bitrate", "3",
                  "--bitrate-scale", "2"]) == 1
     assert capsys.readouterr().err.strip() == "error: give a bitrate or a bitrate scale, not both"

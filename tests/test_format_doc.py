@@ -17,7 +17,8 @@ from adaptive_codec.container.acx import read_acx, to_bytes
 DOC = Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md"
 LAYOUT_TYPE = re.compile(r"^(u8|u16|u32|u64|f32|f64|varint|str8|str16|str32|vstr|bytes\d+)$")
 VARIABLE_SIZE = {"varint", "str8", "str16", "str32", "vstr"}
-LAYOUT_MODULES = ["adaptive_codec.container.acx", "adaptive_codec.container.acx_header", "adaptive_codec.container.aca", "adaptive_codec.container.aca_format"]
+LAYOUT_MODULES = ["adaptive_codec.container.acx", "adaptive_codec.container.acx_header",
+                  "adaptive_codec.container.acx_extensions", "adaptive_codec.container.aca", "adaptive_codec.container.aca_format"]
 UNDOCUMENTED_OK: set[str] = set()
 
 

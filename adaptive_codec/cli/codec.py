@@ -21,6 +21,7 @@ from adaptive_codec.cli.common import BitrateScaleOpt, ForceOpt, ThreadsOpt, che
 from adaptive_codec.container.acx import AcxReader, read_header
 from adaptive_codec.errors import FormatError
 from adaptive_codec.planning.rate import Rate
+from adaptive_codec.tools.highband import highband_bytes_by_label
 
 __all__ = ["encode", "decode", "info", "register"]
 
@@ -124,6 +125,11 @@ def info(
                 "kbps": b * 8 / max(seconds.get(label, 0.0), 1e-9) / 1000}
         for label, b in bytes_per_frame.items()
     }
+    # The high band's bytes (header section) by the labels of the frames they code.
+    for label, b in highband_bytes_by_label(header).items():
+        row = per_class.setdefault(label, {"seconds": seconds.get(label, 0.0), "payload_bytes": 0, "kbps": 0.0})
+        row["highband_bytes"] = round(b)
+        row["highband_kbps"] = b * 8 / max(seconds.get(label, 0.0), 1e-9) / 1000
     summary = {
         "file": str(input), "size_bytes": size, "duration_s": duration,
         "kbps": size * 8 / duration / 1000 if duration else 0.0,
@@ -139,6 +145,7 @@ def info(
         "side_n_q": ([s.n_q for s in header.segments_for_channel(1)]
                      if header.stereo_mode == "mid_side" else None),
         "per_class": per_class,
+        "highband": None if header.highband is None else header.highband.to_dict(),
     }
     if format is InfoFormat.json:
         typer.echo(json.dumps(summary, indent=2))
@@ -154,7 +161,8 @@ def info(
     if any(s["adaptive_depth"] for s in summary["segments"]):
         typer.echo("  * energy-adaptive depth: n_q is the segment's mean; each frame's depth is in the stream")
     for label, c in per_class.items():
-        typer.echo(f"  {label:10s} {c['seconds']:7.2f} s  {c['payload_bytes']:8d} B  {c['kbps']:.2f} kbps")
+        high = f"  + high band {c['highband_bytes']} B, {c['highband_kbps']:.2f} kbps" if "highband_bytes" in c else ""
+        typer.echo(f"  {label:10s} {c['seconds']:7.2f} s  {c['payload_bytes']:8d} B  {c['kbps']:.2f} kbps{high}")
 
 
 # -- archive -------------------------------------------------------------------

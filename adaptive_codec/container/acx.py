@@ -67,7 +67,7 @@ FORMAT_MAJOR = 3  # incompatible changes bump this; readers reject other majors
 #: as before; it is what 3 writes when no segment is energy-adaptive, less
 #: one depth_mode byte per segment row.
 READABLE_MAJORS = (2, 3)
-FORMAT_MINOR = 0  # compatible additions (trailing header fields)
+FORMAT_MINOR = 1  # compatible additions (header extension sections); written only when used
 MAX_CHUNK_BODY_BYTES = 1 << 26  # 64 MiB: far above a few seconds of any sane payload
 MAX_HEADER_BYTES = 1 << 24  # 16 MiB: 255 embedded profiles of 4096 floats fit easily
 
@@ -142,9 +142,11 @@ def _chunk_crc(index: int, length_field: bytes, coded: bytes) -> int:
 
 
 # --------------------------------------------------------------------------- writing
-def _preamble() -> bytes:
+def _preamble(header: AcxHeader) -> bytes:
+    # A stream without extension sections stays 3.0, readable as such everywhere.
+    minor = FORMAT_MINOR if header.highband is not None else 0
     w = Writer()
-    w.fields(PREAMBLE_LAYOUT, {"magic": MAGIC, "format_major": FORMAT_MAJOR, "format_minor": FORMAT_MINOR, "flags": 0})
+    w.fields(PREAMBLE_LAYOUT, {"magic": MAGIC, "format_major": FORMAT_MAJOR, "format_minor": minor, "flags": 0})
     return w.bytes()
 
 
@@ -153,7 +155,7 @@ def _header_bytes(header: AcxHeader) -> bytes:
     body = serialize_header_body(header)
     if len(body) > MAX_HEADER_BYTES:
         raise FormatError(f"header of {len(body)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
-    pre, length = _preamble(), varint_bytes(len(body))
+    pre, length = _preamble(header), varint_bytes(len(body))
     return pre + length + body + crc32(pre, length, body).to_bytes(CRC_BYTES, "little")
 
 
@@ -336,7 +338,7 @@ class AcxReader:
             raise FormatError(f"acx: CRC mismatch in the header at byte {at}")
         newer_minor = self.format_major == FORMAT_MAJOR and self.format_minor > FORMAT_MINOR
         header = parse_header_body(body, f"acx header at byte {at}", allow_trailing=newer_minor,
-                                   format_major=self.format_major)
+                                   format_major=self.format_major, format_minor=self.format_minor)
         self._data_start = self._pos()
         return header
 

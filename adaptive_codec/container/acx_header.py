@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_codec.container.acx_extensions import HighBandSection, parse_extensions, write_extensions
 from adaptive_codec.container.binary import Reader, Writer, json_depth_ok
 from adaptive_codec.container.segment_index import SegmentIndex
 from adaptive_codec.errors import FormatError
@@ -194,6 +195,7 @@ class AcxHeader:
     segments: list[SegmentEntry] = field(default_factory=list)
     stereo_mode: str = "mono"
     chunk_frames: int = 450  # 6 s at 75 frames/s
+    highband: HighBandSection | None = None  # format 3.1 section (acx_extensions)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AcxHeader):
@@ -266,7 +268,8 @@ class AcxHeader:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (conditioning vectors as lists), e.g. for ``info --format json``."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks")}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks", "highband")}
+        out["highband"] = None if self.highband is None else self.highband.to_dict()
         out["weights_id"] = self.weights_id
         out["profiles"] = [dict(name=p.name, prior_id=p.prior_id, builtin=p.is_builtin, parameters=p.parameters,
                                 conditioning=[float(x) for x in p.conditioning]) for p in self.profiles]
@@ -413,6 +416,7 @@ def serialize_header_body(h: AcxHeader) -> bytes:
             w.fields(SEGMENT_LAYOUT, {"frame_count": s.end_frame - s.start_frame, "profile_index": s.profile_index,
                                       "n_q": s.n_q, "depth_mode": DEPTH_ADAPTIVE if s.adaptive else DEPTH_FIXED,
                                       "label_ref": ref, "confidence_255": round(s.confidence * 255)})
+    write_extensions(w, h.highband)
     return w.bytes()
 
 
@@ -441,10 +445,12 @@ def _parse_profile(r: Reader, i: int, where: str) -> ProfileEntry:
     return ProfileEntry(head["name"], p["prior_id"], _parse_parameters(p["parameters_json"], f"{where}: profile {i}"), cond)
 
 
-def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, format_major: int = 3) -> AcxHeader:
+def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, format_major: int = 3,
+                      format_minor: int = 0) -> AcxHeader:
     """Parse and validate a header body; every failure is a :class:`FormatError`.
 
-    ``format_major`` 2 reads the rows of format 2 (no ``depth_mode``).
+    ``format_major`` 2 reads the rows of format 2 (no ``depth_mode``); minor >= 1
+    may end with extension sections (``allow_trailing``: a newer minor's are ignored).
     """
     row_layout = SEGMENT_LAYOUT if format_major >= 3 else SEGMENT_LAYOUT_V2
     r = Reader(body, where)
@@ -483,10 +489,12 @@ def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, for
                                          s["confidence_255"] / 255, None if mode == SEGMENTS_SHARED else table,
                                          adaptive=mode_q == DEPTH_ADAPTIVE))
             at += s["frame_count"]
-    r.expect_end(allow_trailing)
+    spans = -(-v["n_frames"] // max(1, v["chunk_frames"]))
+    highband = (parse_extensions(r, where, allow_trailing, v["original_sample_rate_hz"], spans, n_profiles)
+                if format_major >= 3 and format_minor >= 1 else r.expect_end(allow_trailing))
     v["stereo_mode"] = STEREO_MODES[v["stereo_mode"]]
     v["weights_sha256_prefix"] = v["weights_sha256_prefix"].hex()
     v["entropy_digest_prefix"] = v["entropy_digest_prefix"].hex()
-    header = AcxHeader(profiles=profiles, segments=segments, **v)
+    header = AcxHeader(profiles=profiles, segments=segments, highband=highband, **v)
     validate_header(header, where)
     return header

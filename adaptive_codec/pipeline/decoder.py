@@ -32,6 +32,7 @@ from adaptive_codec.errors import AdaptiveCodecError, FormatError
 from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import CodedPiece, decode_blocks, piece_ranges, resampled_length
 from adaptive_codec.planning.conditioning import EmbeddingTable, FrameConditioning
+from adaptive_codec.tools.highband import highband_blocks
 
 __all__ = ["check_compatible", "decode_range", "cut"]
 
@@ -110,6 +111,7 @@ def decode_range(parts: CodecParts, reader: AcxReader, start_s: float | None,
     blocks = decode_blocks(parts.backbone, pieces, n_internal, sr, header.stereo_mode == "mid_side")
     # Map the synthesised internal range back onto original-rate samples.
     first = a * hop * sr // cfg.sample_rate_hz
+    blocks = highband_blocks(header, blocks, first)
     s0 = int(round(start_s * sr))
     s1 = header.length_samples if end_s >= duration else int(round(end_s * sr))
     return s1 - s0, cut(blocks, first, s0, s1, header.channels)

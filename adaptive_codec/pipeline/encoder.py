@@ -92,7 +92,7 @@ def build_header(parts: CodecParts, scan: SignalScan, sample_rate_hz: int,
         profiles=entries,
         segments=segment_table(plan, index, side_scale),
         stereo_mode="mid_side" if mid_side else ("mono" if scan.channels == 1 else "independent"),
-        chunk_frames=parts.chunk_frames,
+        chunk_frames=parts.chunk_frames, highband=scan.highband,
     )
 
 

@@ -72,6 +72,8 @@ class SignalScan:
         RMS of ``(L + R) / 2`` and ``(L - R) / 2`` (stereo; 0 otherwise).
     segments : list of Segment or None
         Classifier segments (``profile="auto"`` only).
+    highband : HighBandSection or None
+        The coded high band (:func:`adaptive_codec.tools.highband.code_highband`), set after planning.
     """
 
     n_samples: int
@@ -79,6 +81,7 @@ class SignalScan:
     mid_rms: float
     side_rms: float
     segments: list | None
+    highband: object | None = None
 
 
 def array_blocks(audio: np.ndarray, block_samples: int) -> Iterator[np.ndarray]:

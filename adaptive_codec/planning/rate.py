@@ -9,7 +9,7 @@ depth. Light on imports: no torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,12 +93,17 @@ class DepthRule:
         Expected bits of an index per prior and level after entropy coding
         (the tables' ``level_bits``, cross-fitted on their training codes);
         None counts every index at its fixed length.
+    reserved_kbps : Mapping of str to float
+        Per profile name, the rate its frames already spend on coding tools
+        (the high band), taken off the profile's bitrate before its depth is
+        chosen, so the asked rate is the stream's.
     """
 
     n_levels: int
     bits_per_index: float
     frame_rate_hz: float
     level_bits: np.ndarray | None = field(default=None, repr=False)
+    reserved_kbps: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def needs_prior(self) -> bool:
@@ -118,4 +123,5 @@ class DepthRule:
             return max(1, min(self.n_levels, int(round(profile.n_q * scale))))
         bits = None if self.level_bits is None else self.level_bits[prior_id]
         kbps = rate.kbps if rate.kbps is not None else profile.bitrate_kbps * scale
+        kbps = max(kbps - self.reserved_kbps.get(profile.name, 0.0), 1e-3)
         return depth_for_bitrate(kbps, self.n_levels, self.bits_per_index, self.frame_rate_hz, bits)

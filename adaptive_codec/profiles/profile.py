@@ -8,6 +8,9 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
     bitrate_kbps = 6.0                    # target bitrate ... or n_q = 8 (RVQ depth), not both
     rate_lambda = 0.01                    # weight of the bit-rate term in training
     depth_slope = 0.0                     # optional: RVQ levels moved per 10 dB of frame energy (0 = fixed depth)
+    highband_bands = 4                    # optional: bands of the envelope above 12 kHz (0 = no high band)
+    highband_frames = 2                   # optional: codec frames (13.3 ms) per envelope frame
+    highband_noise = 0.0                  # optional: noise share of the regenerated band (rest: patch)
     base = "speech"                       # optional: start from this profile's conditioning
     conditioning = "podcast.safetensors"  # optional: fine-tuned embedding, relative to this file
     # override = true                     # required to replace a profile of the same name/label
@@ -204,6 +207,14 @@ class Profile:
         encoder moves from quiet to loud frames at the same bitrate
         (:mod:`adaptive_codec.planning.depth_allocation`); 0 codes every frame at the
         profile's depth.
+    highband_bands : int
+        Bands of the coded envelope above 12 kHz for 44.1/48 kHz sources,
+        0..8 (:mod:`adaptive_codec.tools.highband`); 0 codes no high band.
+    highband_frames : int
+        Codec frames per envelope frame, 1..16 (2: 26.7 ms).
+    highband_noise : float
+        Share of noise in the regenerated band's power, 0..1; the rest is
+        the decoded 5-11 kHz band patched up.
     base : str or None
         Existing profile whose conditioning this one starts from (built-ins
         have none).
@@ -224,6 +235,9 @@ class Profile:
     loss_weights: LossWeights = field(default_factory=LossWeights)
     rate_lambda: float = 0.0
     depth_slope: float = 0.0
+    highband_bands: int = 4
+    highband_frames: int = 2
+    highband_noise: float = 0.0
     base: str | None = None
     conditioning: Path | None = None
     override: bool = False
@@ -261,6 +275,12 @@ class Profile:
         if not 0 <= slope <= MAX_DEPTH_SLOPE:
             raise _FieldError("depth_slope", f"must be in 0..{MAX_DEPTH_SLOPE:g} (levels per 10 dB), got {slope:g}")
         object.__setattr__(self, "depth_slope", slope)
+        _integer("highband_bands", self.highband_bands, 0, 8)
+        _integer("highband_frames", self.highband_frames, 1, 16)
+        noise = _number("highband_noise", self.highband_noise)
+        if not 0 <= noise <= 1:
+            raise _FieldError("highband_noise", f"must be in 0..1 (share of noise), got {noise:g}")
+        object.__setattr__(self, "highband_noise", noise)
         if self.base is not None:
             _identifier("base", self.base)
             if self.base == self.name:
@@ -376,6 +396,9 @@ class Profile:
         out["rate_lambda"] = self.rate_lambda
         if self.depth_slope:
             out["depth_slope"] = self.depth_slope
+        for key in ("highband_bands", "highband_frames", "highband_noise"):
+            if getattr(self, key) != _FIELD_DEFAULTS[key]:
+                out[key] = getattr(self, key)
         if self.base is not None:
             out["base"] = self.base
         if self.conditioning is not None:
@@ -391,6 +414,9 @@ class Profile:
     def to_toml(self) -> str:
         """Return the profile as TOML text that :meth:`from_toml` reads back."""
         return tomli_w.dumps(self.to_dict())
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(Profile)}
 
 
 def _without_obsolete_keys(data: Mapping[str, Any], where: str | os.PathLike[str]) -> Mapping[str, Any]:

@@ -1,0 +1,155 @@
+"""Decoder side of the high band: regenerate 12 kHz and up from the decoded low band, shaped to the envelope.
+
+Per STFT frame of the decoded signal (at the original rate), every band
+above the crossover is filled with a mix of
+
+- a *patch*: the decoded 5-11 kHz band translated up, complex values moved
+  by an even number of bins (so its phase stays coherent from frame to
+  frame with hop ``N/2``), repeated as often as the high band needs;
+- *noise*: complex Gaussian, a fixed table's row chosen by the frame's
+  index on the stream's grid (the same in a range decode as in the whole),
+
+each normalised to unit power in the band, mixed ``noise`` : ``1 - noise``
+in power, then scaled to the power the decoded signal lacks in the band
+(the decoded level less what the backbone's output already has there) and overlap-added (square-root
+Hann synthesis window). Noise frames are incoherent, so their power halves
+in the overlap-add; they are scaled up by 2 to compensate. Frames without
+a high band (silent bands, profiles without it) add nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import scipy.fft
+
+from adaptive_codec.tools.highband.analysis import Framer
+from adaptive_codec.tools.highband.grid import StftGrid
+
+__all__ = ["PATCH_LOW_HZ", "PATCH_HIGH_HZ", "HighBandSynthesizer", "synthesize_blocks"]
+
+#: Source of the patch: the decoded band the backbone codes well.
+PATCH_LOW_HZ, PATCH_HIGH_HZ = 5000, 11000
+#: Seed of the noise table.
+NOISE_SEED = 0x48494748
+#: Frames of noise in the table (prime: frame j uses row 7919·j mod 251,
+#: so no pattern repeats within 251 frames, 0.8 s at 44.1 kHz).
+NOISE_ROWS = 251
+
+
+class HighBandSynthesizer:
+    """Decoded blocks in, the same blocks with the regenerated high band added out (delayed by one STFT hop).
+
+    Parameters
+    ----------
+    grid : StftGrid
+    bands : list of (int, int)
+        rfft bin range of every band.
+    noise : float
+        Noise share of the band power, 0..1.
+    levels : callable
+        ``levels(j)`` for STFT frame indices ``j (n,)``: the decoded levels
+        ``(n, bands)`` in dB (``-inf``: nothing in that band).
+    channels : int
+    first_sample : int
+        Stream position of the first block's first sample.
+    """
+
+    def __init__(self, grid: StftGrid, bands: list[tuple[int, int]], noise: float,
+                 levels: Callable[[np.ndarray], np.ndarray], channels: int, first_sample: int = 0) -> None:
+        self.grid, self.bands, self.levels, self.channels = grid, bands, levels, channels
+        self.noise = float(min(max(noise, 0.0), 1.0))
+        self.framer = Framer(grid, channels, first_sample)
+        self.window = grid.window().astype(np.float32)
+        self.norm = float(np.sum(self.window ** 2))
+        self.first, self.emitted = first_sample, first_sample
+        self.tail = np.zeros((channels, grid.hop), np.float32)  # overlap-add carried into the next frames
+        lo, hi = grid.bins(PATCH_LOW_HZ, PATCH_HIGH_HZ)
+        width = max(2, (hi - lo) // 2 * 2)  # even: a coherent translation
+        self.k0 = bands[0][0]
+        k_end = bands[-1][1]
+        k = np.arange(self.k0, k_end)
+        self.source = hi - width + (k - self.k0) % width  # patch source of every high bin
+        self.source = np.clip(self.source, 0, grid.size // 2)
+        self.starts = np.array([a - self.k0 for a, _ in bands])
+        self.counts = np.array([c - a for a, c in bands], np.float64)
+        self.widths = np.array([c - a for a, c in bands], np.int64)
+        rng = np.random.default_rng(NOISE_SEED)
+        # One noise for every channel: a dual-mono stream stays dual mono.
+        z = rng.standard_normal((NOISE_ROWS, 1, 2, len(self.source))).astype(np.float32)
+        self.noise_table = z[:, :, 0] + 1j * z[:, :, 1]
+        self.noise_power = np.add.reduceat(_power(self.noise_table), self.starts, axis=-1) / self.counts
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Output ``(channels, n)`` for the samples now final (``n`` may differ from the block's)."""
+        return self._out(*self.framer.push(block), final=False)
+
+    def finish(self) -> np.ndarray:
+        """The rest of the output, up to the last pushed sample."""
+        return self._out(*self.framer.finish(), final=True)
+
+    def _out(self, j0: int, frames: np.ndarray, final: bool) -> np.ndarray:
+        h = self.grid.hop
+        n = len(frames)
+        if n == 0:
+            return np.zeros((self.channels, 0), np.float32)
+        # The input samples these frames finish: frame j's first half is [(j - 1)h, jh).
+        dry = frames[:, :, :h].transpose(1, 0, 2).reshape(self.channels, n * h)
+        wet = self._high_band(j0, frames)  # (n, channels, N)
+        acc = np.zeros((self.channels, (n + 1) * h), np.float32)
+        acc[:, :h] += self.tail
+        acc[:, : n * h] += wet[:, :, :h].transpose(1, 0, 2).reshape(self.channels, n * h)
+        acc[:, h : (n + 1) * h] += wet[:, :, h:].transpose(1, 0, 2).reshape(self.channels, n * h)
+        self.tail = acc[:, n * h :]
+        out = dry + acc[:, : n * h]
+        start = (j0 - 1) * h  # stream position of out[:, 0]
+        stop = self.framer.end if final else start + n * h
+        lo = max(self.emitted, start)
+        piece = out[:, lo - start : max(lo, stop) - start]
+        self.emitted = lo + piece.shape[1]
+        return piece.astype(np.float32)
+
+    def _high_band(self, j0: int, frames: np.ndarray) -> np.ndarray:
+        """The regenerated band of frames ``j0, j0 + 1, ...``: windowed time frames ``(n, channels, N)``."""
+        n = len(frames)
+        j = np.arange(j0, j0 + n)
+        targets = self.levels(j)  # (n, bands) dB
+        out = np.zeros((n, self.channels, self.grid.size), np.float32)
+        active = np.isfinite(targets).any(axis=1)
+        if not active.any():
+            return out
+        idx = np.flatnonzero(active)
+        spec = scipy.fft.rfft((frames[idx] * self.window).astype(np.float32), axis=-1)  # (m, channels, bins)
+        k0, k1 = self.k0, self.k0 + len(self.source)
+        patch = spec[:, :, self.source]
+        rows = (j[idx] * 7919) % len(self.noise_table)  # a fixed table, stepped through by frame index
+        noise, zz = self.noise_table[rows], self.noise_power[rows]
+        count = self.counts
+        power = np.where(np.isfinite(targets[idx]), 10 ** (np.minimum(targets[idx], 60.0) / 10), 0.0) * self.norm
+        # Only what the decoded signal lacks (near the crossover it has some).
+        have = np.add.reduceat(_power(spec[:, :, k0:k1]), self.starts, axis=-1).mean(axis=1) / count
+        add = np.maximum(power - have, 0.0)[:, None, :]  # (m, 1, bands)
+        pp = np.add.reduceat(_power(patch), self.starts, axis=-1) / count  # (m, channels, bands)
+        share = np.where(pp > 1e-12 * add + 1e-30, self.noise, 1.0)  # a silent low band: noise only
+        gp = np.sqrt(add * (1 - share) / np.maximum(pp, 1e-30)).astype(np.float32)
+        gz = np.sqrt(2 * add * share / zz).astype(np.float32)
+        high = np.zeros_like(spec)
+        widths = self.widths
+        high[:, :, k0:k1] = np.repeat(gp, widths, axis=-1) * patch + np.repeat(gz, widths, axis=-1) * noise
+        out[idx] = scipy.fft.irfft(high, n=self.grid.size, axis=-1) * self.window
+        return out
+
+
+def _power(x: np.ndarray) -> np.ndarray:
+    return x.real * x.real + x.imag * x.imag
+
+def synthesize_blocks(synth: HighBandSynthesizer, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Pass decoded blocks through ``synth`` (same total length, the last at :meth:`~HighBandSynthesizer.finish`)."""
+    for block in blocks:
+        out = synth.push(block)
+        if out.shape[1]:
+            yield out
+    out = synth.finish()
+    if out.shape[1]:
+        yield out
