@@ -188,12 +188,13 @@ def test_format_2_stream_is_read():
     stream = tiny_stream()
     data = to_bytes(stream)
     # tiny_stream's two rows end with n_q, depth_mode, label_ref, confidence:
-    # drop each row's depth_mode (0) byte; rows are 6 bytes at the body's end.
+    # drop each row's depth_mode (0) byte; rows are 6 bytes before the
+    # 2-byte rate record (3.2) at the body's end, which format 2 lacks too.
     body_start = 9
     body = data[body_start : body_start + data[8]]
-    row0, row1 = body[-12:-6], body[-6:]
-    assert row0[3] == 0 and row1[3] == 0
-    old_body = body[:-12] + row0[:3] + row0[4:] + row1[:3] + row1[4:]
+    row0, row1 = body[-14:-8], body[-8:-2]
+    assert row0[3] == 0 and row1[3] == 0 and body[-2:] == b"\0\0"
+    old_body = body[:-14] + row0[:3] + row0[4:] + row1[:3] + row1[4:]
     old = b"ACX1\x02" + data[5:8]
     old = _rewrite_head(old + data[8:], lambda _body: old_body)
     parsed = read_acx(old)
@@ -207,7 +208,7 @@ def test_format_2_stream_is_read():
 def test_unknown_depth_mode_is_rejected():
     data = to_bytes(tiny_stream())
     with pytest.raises(FormatError, match="depth_mode 7"):
-        read_acx(_rewrite_head(data, lambda body: body[:-3] + b"\x07" + body[-2:]))
+        read_acx(_rewrite_head(data, lambda body: body[:-5] + b"\x07" + body[-4:]))
 
 
 def test_newer_minor_version_is_read():

@@ -67,7 +67,7 @@ FORMAT_MAJOR = 3  # incompatible changes bump this; readers reject other majors
 #: as before; it is what 3 writes when no segment is energy-adaptive, less
 #: one depth_mode byte per segment row.
 READABLE_MAJORS = (2, 3)
-FORMAT_MINOR = 0  # compatible additions (trailing header fields)
+FORMAT_MINOR = 2  # compatible additions (trailing header fields); 2: the rate record
 MAX_CHUNK_BODY_BYTES = 1 << 26  # 64 MiB: far above a few seconds of any sane payload
 MAX_HEADER_BYTES = 1 << 24  # 16 MiB: 255 embedded profiles of 4096 floats fit easily
 
@@ -336,7 +336,7 @@ class AcxReader:
             raise FormatError(f"acx: CRC mismatch in the header at byte {at}")
         newer_minor = self.format_major == FORMAT_MAJOR and self.format_minor > FORMAT_MINOR
         header = parse_header_body(body, f"acx header at byte {at}", allow_trailing=newer_minor,
-                                   format_major=self.format_major)
+                                   format_major=self.format_major, format_minor=self.format_minor)
         self._data_start = self._pos()
         return header
 

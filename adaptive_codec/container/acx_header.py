@@ -65,6 +65,8 @@ SEGMENT_LAYOUT = [
 #: Format 2 rows had no depth_mode (every frame at n_q); read for old files.
 SEGMENT_LAYOUT_V2 = [f for f in SEGMENT_LAYOUT if f[0] != "depth_mode"]
 DEPTH_FIXED, DEPTH_ADAPTIVE = 0, 1  # depth_mode values
+RATE_RECORD_LAYOUT = [("asked_bps", "varint"), ("rate_limit", "u8")]  # 3.2, after the segments; rate_limit 0 reached, 1/2 capped deepest/shallowest
+RATE_RECORD_MINOR, RATE_LIMITS = 2, (0, 1, 2)  # first minor with the rate record; rate_limit values
 
 # Sanity bounds: anything outside is rejected before it can size an allocation.
 #: The codec's own limit (adaptive_codec.audio.MAX_CHANNELS; tests check they
@@ -194,6 +196,8 @@ class AcxHeader:
     segments: list[SegmentEntry] = field(default_factory=list)
     stereo_mode: str = "mono"
     chunk_frames: int = 450  # 6 s at 75 frames/s
+    asked_bps: int = 0  # whole-stream rate asked (0: fixed depths, or before 3.2); rate_limit: RATE_LIMITS
+    rate_limit: int = 0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AcxHeader):
@@ -319,6 +323,7 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
     _check(0 <= h.length_samples <= MAX_LENGTH_SAMPLES, where, f"length_samples {h.length_samples} out of range")
     _check(1 <= h.hop_samples <= MAX_HOP_SAMPLES, where, f"hop_samples {h.hop_samples} out of range 1..{MAX_HOP_SAMPLES}")
     _check(0 <= h.n_frames <= MAX_N_FRAMES, where, f"n_frames {h.n_frames} out of range")
+    _check(h.rate_limit in RATE_LIMITS and h.asked_bps >= 0, where, f"unknown rate_limit {h.rate_limit}")
     # n_frames is implied by the length, the rates and the hop; a stream where
     # they disagree would make info report one duration and decode another.
     want = expected_n_frames(h.length_samples, h.original_sample_rate_hz, h.internal_sample_rate_hz, h.hop_samples)
@@ -413,6 +418,7 @@ def serialize_header_body(h: AcxHeader) -> bytes:
             w.fields(SEGMENT_LAYOUT, {"frame_count": s.end_frame - s.start_frame, "profile_index": s.profile_index,
                                       "n_q": s.n_q, "depth_mode": DEPTH_ADAPTIVE if s.adaptive else DEPTH_FIXED,
                                       "label_ref": ref, "confidence_255": round(s.confidence * 255)})
+    w.fields(RATE_RECORD_LAYOUT, {"asked_bps": int(h.asked_bps), "rate_limit": int(h.rate_limit)})
     return w.bytes()
 
 
@@ -441,10 +447,11 @@ def _parse_profile(r: Reader, i: int, where: str) -> ProfileEntry:
     return ProfileEntry(head["name"], p["prior_id"], _parse_parameters(p["parameters_json"], f"{where}: profile {i}"), cond)
 
 
-def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, format_major: int = 3) -> AcxHeader:
+def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, format_major: int = 3,
+                      format_minor: int = RATE_RECORD_MINOR) -> AcxHeader:
     """Parse and validate a header body; every failure is a :class:`FormatError`.
 
-    ``format_major`` 2 reads the rows of format 2 (no ``depth_mode``).
+    ``format_major`` 2 reads the rows of format 2 (no ``depth_mode``); 3.0 and 3.1 lack the rate record.
     """
     row_layout = SEGMENT_LAYOUT if format_major >= 3 else SEGMENT_LAYOUT_V2
     r = Reader(body, where)
@@ -483,6 +490,7 @@ def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, for
                                          s["confidence_255"] / 255, None if mode == SEGMENTS_SHARED else table,
                                          adaptive=mode_q == DEPTH_ADAPTIVE))
             at += s["frame_count"]
+    v.update(r.fields(RATE_RECORD_LAYOUT) if format_major >= 3 and format_minor >= RATE_RECORD_MINOR else {})
     r.expect_end(allow_trailing)
     v["stereo_mode"] = STEREO_MODES[v["stereo_mode"]]
     v["weights_sha256_prefix"] = v["weights_sha256_prefix"].hex()
