@@ -122,10 +122,16 @@ def _summarise(output: Path, entries) -> None:
         header = read_header(read_member(output, e.name))  # routing is in each member's header
         if header.asked_bps:
             typer.echo(f"  {e.name}: {rate_summary(header.asked_bps, e.bitrate_kbps * 1000, header.rate_limit)}")
+        # Rate control cuts rows where the depth changes: report the routing, runs of one label and profile.
+        runs: list[list] = []
         for s in header.segments_for_channel(0):
-            typer.echo(f"  {e.name}: {s.start_frame / header.frame_rate_hz:7.2f}-"
-                       f"{s.end_frame / header.frame_rate_hz:7.2f} s  {s.label:9s} -> "
-                       f"{header.profiles[s.profile_index].name}")
+            if runs and (runs[-1][2], runs[-1][3]) == (s.label, s.profile_index):
+                runs[-1][1] = s.end_frame
+            else:
+                runs.append([s.start_frame, s.end_frame, s.label, s.profile_index])
+        for a, b, label, profile_index in runs:
+            typer.echo(f"  {e.name}: {a / header.frame_rate_hz:7.2f}-{b / header.frame_rate_hz:7.2f} s  "
+                       f"{label:9s} -> {header.profiles[profile_index].name}")
     orig = sum(e.original_size_bytes for e in entries)
     size = output.stat().st_size
     dur = sum(e.duration_s for e in entries)
