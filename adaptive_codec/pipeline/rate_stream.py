@@ -31,7 +31,7 @@ from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import backbone_pieces, code_piece
 from adaptive_codec.planning.conditioning import FrameConditioning
 from adaptive_codec.planning.plan import PlannedSegment
-from adaptive_codec.planning.rate_control import ROW_BYTES_ESTIMATE, PartTarget, RateController, RateOutcome
+from adaptive_codec.planning.rate_control import PartTarget, RateController, RateOutcome
 
 __all__ = ["rate_controlled", "rate_levels", "RateStream", "encode_stream_at_rate"]
 
@@ -155,7 +155,7 @@ class RateStream:
         self.rows: list[list[SegmentEntry]] = [[] for _ in range(self.tables)]
         self.controller = RateController(
             targets, self.n_frames, self.duration_s, cfg.frame_rate_hz, cfg.n_levels,
-            channels=2 if self.mid_side else 1, fixed_bits=self._header_estimate(self.n_spans),
+            channels=2 if self.mid_side else 1, fixed_bits=self._base_bits,
             side_divisor=side_divisor, side_coded=self.mid_side and self.levels[1] > 0, overhead_bits=overhead_bits)
         self.buffers = [_Pieces() for _ in self.levels]
         self.energy = np.zeros(self.n_frames, np.float32)
@@ -170,10 +170,15 @@ class RateStream:
     def __exit__(self, *exc) -> None:
         self._spool.close()
 
-    def _header_estimate(self, spans_left: int) -> float:
-        # Rows so far at their size, two per table for every span to come.
-        done = sum(len(_row_bytes(r)) for table in self.rows for r in _merged(table))
-        return self._base_bits + 8.0 * (done + ROW_BYTES_ESTIMATE * 2 * self.tables * spans_left)
+    def _entries(self, t: int, table_rows) -> list[SegmentEntry]:
+        return [SegmentEntry(lo, hi, self.index[key], int(q), self.plan[key].label, self.plan[key].confidence,
+                             channel=t if self.mid_side else None, adaptive=bool(adapt))
+                for lo, hi, key, q, adapt in table_rows]
+
+    def _row_growth(self, t: int, new: list[SegmentEntry]) -> int:
+        """Header bytes that appending ``new`` adds to table ``t`` (the first may merge with its last row)."""
+        last = self.rows[t][-1:]
+        return sum(len(_row_bytes(r)) for r in _merged(last + new)) - sum(len(_row_bytes(r)) for r in last)
 
     def add(self, channel: int, start_frame: int, codes: np.ndarray, log_energy: np.ndarray | None = None) -> None:
         """The indices ``(levels, frames)`` of a channel's next piece (and the mid's frame energies); code what is complete."""
@@ -205,17 +210,15 @@ class RateStream:
                 pri, adaptive = self._frame_priors(span_rows[t], a, b)
                 d = depths[t] if levels[ch] > 0 else np.zeros(b - a, np.int64)
                 out.append(encode_frames(self.model, codes[ch], d, pri, adaptive=adaptive))
-            return sum(_chunk_bits(x) for x in out), out
+            # The span's segment rows are part of what it costs: counted with its chunks.
+            rows = sum(self._row_growth(t, self._entries(t, r)) for t, r in enumerate(span_rows))
+            return sum(_chunk_bits(x) for x in out) + 8.0 * rows, out
 
-        fixed = self._header_estimate(self.n_spans - a // self.cf - 1)
-        choice = self.controller.choose(a, b, measure, self.energy[a:b], fixed_bits=fixed)
+        choice = self.controller.choose(a, b, measure, self.energy[a:b])
         if self.overhead_bits is not None:
             self.side_bits += float(self.overhead_bits(a, b))
         for t, table_rows in enumerate(choice.rows):
-            for lo, hi, key, q, adapt in table_rows:
-                s = self.plan[key]
-                self.rows[t].append(SegmentEntry(lo, hi, self.index[key], int(q), s.label, s.confidence,
-                                                 channel=t if self.mid_side else None, adaptive=bool(adapt)))
+            self.rows[t] = self.rows[t][:-1] + _merged(self.rows[t][-1:] + self._entries(t, table_rows))
         for data in choice.payload:
             self._spool.write(data)
             self.sizes.append(len(data))
@@ -238,7 +241,7 @@ class RateStream:
             while self.next_span < self.n_frames:  # nothing is coded (no levels anywhere)
                 self._code_span(self.next_span, min(self.next_span + self.cf, self.n_frames))
                 self.next_span += self.cf
-        header = dataclasses.replace(self.header0, segments=[r for table in self.rows for r in _merged(table)],
+        header = dataclasses.replace(self.header0, segments=[r for table in self.rows for r in table],
                                      asked_bps=int(round(self.controller.asked_bps)))
         chunk_total = sum(8.0 * (len(varint_bytes(n)) + n + _CHUNK_CRC_BYTES) for n in self.sizes)
         # rate_limit is one byte whatever its value: the total does not depend on it.

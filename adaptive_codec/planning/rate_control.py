@@ -11,9 +11,10 @@ bytes the entropy coder actually writes:
    ``--bitrate-scale``), so a file's target is the frame-weighted sum of
    its segments' rates times its duration; auto mode keeps the profiles'
    split between classes.
-2. The payload budget is that target less the header (estimated from the
-   header of the plan plus the rows rate control adds; measured at the end)
-   and less the measured side sections. Spans share it in proportion to
+2. The payload budget is that target less the once-paid bits (the header
+   without its segment rows, and per-stream side sections) and less the
+   measured per-span side sections; each span's segment rows are counted
+   with its chunks. Spans share it in proportion to
    their frames' targets; what a span over- or under-spends is carried
    into the next one's budget (error feedback), so the file's total lands
    on the target and no span drifts by more than the carry.
@@ -21,7 +22,7 @@ bytes the entropy coder actually writes:
    segments' targets: each segment part gets ``s`` times its share of bits
    counted in the entropy tables' expected bits per level; a fixed-depth
    profile codes its first ``k`` frames at ``q + 1`` levels and the rest
-   at ``q`` (two segment rows, about 14 header bytes per span), an
+   at ``q`` (two segment rows, about 12 header bytes per span), an
    energy-adaptive profile spends the budget with its energy rule
    (:func:`~adaptive_codec.planning.depth_allocation.allocate_depths`).
    The mid/side side channel follows the mid at half depth. ``s`` is found
@@ -61,8 +62,6 @@ SEARCH_TOLERANCE = 0.002
 #: A span's budget stays within these multiples of its share, whatever the
 #: carry: one bad span is repaid over several, not by starving the next.
 BUDGET_CLIP = (0.5, 2.0)
-#: Header bytes per segment row rate control adds (varints of a few bytes).
-ROW_BYTES_ESTIMATE = 7
 
 
 @dataclass(frozen=True)
@@ -328,7 +327,8 @@ class RateController:
         ----------
         measure : callable
             ``measure(depths, rows) -> (bits, payload)``: the bits the span's
-            chunks take at those depths (entropy-coded, with their framing).
+            chunks take at those depths (entropy-coded, with their framing)
+            and the header bytes its rows add.
         log_energy : np.ndarray [shape=(b - a,)], optional
             Mid frames' log10 energies, for energy-adaptive profiles.
         fixed_bits : float, optional
