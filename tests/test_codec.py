@@ -9,7 +9,7 @@ import torch
 from adaptive_codec.audio import load_audio
 from adaptive_codec.container.acx import read_acx, read_header
 from adaptive_codec.codec import AdaptiveCodec
-from adaptive_codec.pipeline.encoder import SIDE_DEPTH_DIVISOR
+from adaptive_codec.tools.stereo import side_divisor
 from adaptive_codec.errors import AdaptiveCodecError, FormatError, ProfileError
 from adaptive_codec.resources import example_path
 
@@ -262,7 +262,7 @@ def test_stereo_is_mid_side_and_dual_mono_spends_nothing_on_side(codec, speech):
     wide = np.stack([audio[0], np.roll(audio[0], 4000)])
     header = read_header(codec.encode(wide, sr, profile="speech"))
     mid_depth = header.segments_for_channel(0)[0].n_q
-    assert [s.n_q for s in header.segments_for_channel(1)] == [max(1, mid_depth // SIDE_DEPTH_DIVISOR)]
+    assert [s.n_q for s in header.segments_for_channel(1)] == [max(1, mid_depth // side_divisor(6.0))]
     assert 1 <= header.segments_for_channel(1)[0].n_q < mid_depth
 
 

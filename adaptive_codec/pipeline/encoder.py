@@ -36,15 +36,18 @@ from adaptive_codec.planning.conditioning import FrameConditioning, builtin_row
 from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, depth_bounds
 from adaptive_codec.planning.plan import PlannedSegment
 from adaptive_codec.profiles import Profile
+from adaptive_codec.tools.stereo import side_divisor
 
-__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "coding_stage", "rate_stage", "depth_allocators",
+__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "coding_stage", "rate_stage", "plan_side_divisor", "depth_allocators",
            "coded_levels", "code_channels", "write_stream", "ChunkStream", "encode_stream", "stream_parameters"]
 
 #: Side below this fraction of the mid's RMS (-30 dB) is not coded at all:
 #: at that level it is recording noise or a trace of width nobody hears
 #: next to the codec's own error, and coding it costs half a mono stream.
 SIDE_SILENT_RATIO = 0.03
-#: The side channel gets the mid's depth divided by this (at least 1 level).
+#: The side channel gets the mid's depth divided by this (at least 1 level)
+#: when the depths are fixed (profiles given as n_q); under rate control the
+#: divisor follows the asked total (:func:`~adaptive_codec.tools.stereo.side_divisor`).
 SIDE_DEPTH_DIVISOR = 2
 
 
@@ -152,14 +155,21 @@ def coding_stage(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSeg
     full depth and no allocators (then :func:`rate_stage`).
     """
     if rate_controlled(plan):
-        levels = rate_levels(header, parts.backbone.config.n_levels, SIDE_DEPTH_DIVISOR)
+        levels = rate_levels(header, parts.backbone.config.n_levels, plan_side_divisor(plan))
         return levels, [None] * len(levels)
     return coded_levels(header), depth_allocators(parts, header, plan)
 
 
 def rate_stage(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]) -> RateStream | None:
     """The rate-control stage of a plan that asks for a rate (a context manager), else None."""
-    return RateStream(parts, header, plan, SIDE_DEPTH_DIVISOR) if rate_controlled(plan) else None
+    return RateStream(parts, header, plan, plan_side_divisor(plan)) if rate_controlled(plan) else None
+
+
+def plan_side_divisor(plan: Sequence[PlannedSegment]) -> int:
+    """The mid/side side divisor for a rate-controlled plan: by its asked total (frame-weighted targets)."""
+    frames = sum(s.end_frame - s.start_frame for s in plan)
+    total = sum(s.target_kbps * (s.end_frame - s.start_frame) for s in plan) / max(frames, 1)
+    return side_divisor(total)
 
 
 def depth_allocators(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]
@@ -325,7 +335,7 @@ def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.nd
     header = build_header(parts, scan, sample_rate_hz, plan)
     if rate_controlled(plan):
         with _names_output(target):
-            return encode_stream_at_rate(parts, target, blocks, header, plan, SIDE_DEPTH_DIVISOR, progress,
+            return encode_stream_at_rate(parts, target, blocks, header, plan, plan_side_divisor(plan), progress,
                                          overhead_bits, fixed_overhead_bits)[0]
     allocators = depth_allocators(parts, header, plan)
     levels = coded_levels(header)
