@@ -19,12 +19,9 @@ from adaptive_codec.backbone.model import n_q_for_bitrate
 from adaptive_codec.codec import AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.pipeline.encoder import (
-    CodedChannels,
     build_header,
     code_channels,
-    coded_levels,
     coding_stage,
-    depth_allocators,
     rate_stage,
     write_stream,
 )
