@@ -25,8 +25,9 @@ bytes the entropy coder actually writes:
    at ``q`` (two segment rows, about 12 header bytes per span), an
    energy-adaptive profile spends the budget with its energy rule
    (:func:`~adaptive_codec.planning.depth_allocation.allocate_depths`).
-   The mid/side side channel follows the mid at half depth. ``s`` is found
-   by bisection in ``log s`` on the *measured* bytes of the span's chunks
+   The mid/side side channel follows the mid at a fraction of its depth.
+   ``s`` is searched in ``log s`` from the previous span's value (bracket
+   by steps of 1.5x, then regula falsi) on the *measured* bytes of the span's chunks
    (``measure``): the tables only map the scale to depths; whatever they
    mispredict (a clip's codes compressing better or worse than the tables'
    training codes) the measurement corrects.
@@ -55,10 +56,14 @@ __all__ = ["RATE_TOLERANCE", "CAP_NONE", "CAP_DEEPEST", "CAP_SHALLOWEST", "PartT
 RATE_TOLERANCE = 0.03
 #: ``RateOutcome.cap`` values (also the stream's ``rate_limit`` field).
 CAP_NONE, CAP_DEEPEST, CAP_SHALLOWEST = 0, 1, 2
-#: Bisection steps in log scale per span; each measures the span once.
+#: Regula falsi steps per span after the bracket; each measures the span once.
 SEARCH_STEPS = 14
-#: Stop searching when a span's measured bits are this close to its budget.
+#: Stop searching when the last span's measured bits are this close to its budget.
 SEARCH_TOLERANCE = 0.002
+#: The same for every other span: what it misses, the next span's budget repays.
+SPAN_TOLERANCE = 0.01
+#: Factor between the scales tried while bracketing a span's budget.
+BRACKET_STEP = 1.5
 #: A span's budget stays within these multiples of its share, whatever the
 #: carry: one bad span is repaid over several, not by starving the next.
 BUDGET_CLIP = (0.5, 2.0)
@@ -238,6 +243,7 @@ class RateController:
         self.spent_bits = 0.0  # spans coded so far, with their side sections
         self.planned_bits = 0.0  # their shares of the payload budget
         self.limits: list[int] = []
+        self._last_scale = 1.0  # the tables' own prediction, for the first span
 
     # -- budget ------------------------------------------------------------
     def share_bits(self, a: int, b: int) -> float:
@@ -348,26 +354,58 @@ class RateController:
             tried.append((scale, float(bits), choice))
             return choice
 
+        # Near the previous span's scale (the content changes slowly), then a
+        # bracket by steps of 1.5x, then regula falsi (Illinois) in log scale.
+        # A span may miss by SPAN_TOLERANCE: the carry repays it; the last
+        # span, which nothing follows, is searched to SEARCH_TOLERANCE.
+        tol = (SEARCH_TOLERANCE if b >= self.n_frames else SPAN_TOLERANCE) * budget_chunks
         limit = CAP_NONE
-        top = at(s_hi)
-        if top.bits <= budget_chunks:
-            best, limit = top, CAP_DEEPEST
+        x = math.log(min(max(self._last_scale, s_lo), s_hi))
+        c = at(math.exp(x))
+        lo = hi = None  # (log scale, bits - budget) on either side of the budget
+        if c.bits <= budget_chunks:
+            lo = (x, c.bits - budget_chunks)
         else:
-            bottom = at(s_lo)
-            if bottom.bits >= budget_chunks:
-                best, limit = bottom, CAP_SHALLOWEST
+            hi = (x, c.bits - budget_chunks)
+        while abs(c.bits - budget_chunks) > tol and (lo is None or hi is None):
+            if hi is None:
+                if x >= math.log(s_hi):
+                    limit = CAP_DEEPEST
+                    break
+                x = min(x + math.log(BRACKET_STEP), math.log(s_hi))
             else:
-                lo, hi = math.log(s_lo), math.log(s_hi)
-                for _ in range(SEARCH_STEPS):
-                    mid = 0.5 * (lo + hi)
-                    c = at(math.exp(mid))
-                    if abs(c.bits - budget_chunks) <= SEARCH_TOLERANCE * budget_chunks:
-                        break
-                    if c.bits > budget_chunks:
-                        hi = mid
-                    else:
-                        lo = mid
-                best = min((t[2] for t in tried), key=lambda c: abs(c.bits - budget_chunks))
+                if x <= math.log(s_lo):
+                    limit = CAP_SHALLOWEST
+                    break
+                x = max(x - math.log(BRACKET_STEP), math.log(s_lo))
+            c = at(math.exp(x))
+            if c.bits <= budget_chunks:
+                lo = (x, c.bits - budget_chunks)
+            else:
+                hi = (x, c.bits - budget_chunks)
+        side_kept = 0  # Illinois: halve the kept end's value when one end is kept twice
+        for _ in range(SEARCH_STEPS):
+            if limit != CAP_NONE or abs(c.bits - budget_chunks) <= tol or lo is None or hi is None:
+                break
+            (xl, fl), (xh, fh) = lo, hi
+            if xh - xl < 1e-7:
+                break
+            x = xl - fl * (xh - xl) / (fh - fl)
+            c = at(math.exp(x))
+            f = c.bits - budget_chunks
+            if f <= 0:
+                lo = (x, f)
+                hi = (xh, fh / 2) if side_kept == 1 else hi
+                side_kept = 1
+            else:
+                hi = (x, f)
+                lo = (xl, fl / 2) if side_kept == -1 else lo
+                side_kept = -1
+        if limit != CAP_NONE:
+            best = c
+        else:
+            best = min((t[2] for t in tried), key=lambda t: abs(t.bits - budget_chunks))
+            self._last_scale = next(t[0] for t in tried if t[2] is best)
         self.planned_bits += share
         self.spent_bits += best.bits + side
         self.limits.append(limit)
