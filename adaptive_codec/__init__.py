@@ -27,6 +27,7 @@ from adaptive_codec.errors import (  # noqa: E402
 )
 from adaptive_codec.profiles import LossWeights, Profile, ProfileRegistry  # noqa: E402
 from adaptive_codec.planning.rate import Rate  # noqa: E402
+from adaptive_codec.planning.rate_control import RateOutcome, cap_message  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -43,6 +44,8 @@ __all__ = [
     "Profile",
     "ProfileRegistry",
     "Rate",
+    "RateOutcome",
+    "cap_message",
     # errors
     "AdaptiveCodecError",
     "AudioError",

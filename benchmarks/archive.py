@@ -77,6 +77,36 @@ def run_create(out: Path, files: list[Path], jobs: int) -> float:
     return time.monotonic() - t0
 
 
+def asked_vs_actual(archive: Path) -> list[str]:
+    """Report lines: each member's actual rate (its .acx bytes over its duration) / the rate it was asked.
+
+    In an archive a member's bytes are its packed entry; this counts the
+    member's own ``.acx`` stream, the unit rate control works on.
+    """
+    from adaptive_codec.container.aca import list_archive, read_member
+    from adaptive_codec.container.acx import read_header
+    from adaptive_codec.planning.rate_control import cap_message
+
+    ratios, capped = [], []
+    for entry in list_archive(archive):
+        data = read_member(archive, entry.name)
+        header = read_header(data)
+        if not getattr(header, "asked_bps", 0):
+            continue
+        actual = len(data) * 8 / header.duration_s
+        note = cap_message(header.rate_limit, actual, header.asked_bps)
+        if note is None:
+            ratios.append(actual / header.asked_bps)
+        else:
+            capped.append(f"  {entry.name}: {note}")
+    if not ratios and not capped:
+        return ["asked vs actual: the members record no asked rate (streams before .acx 3.2)"]
+    lines = [f"asked vs actual per member (.acx bytes / duration over the asked total): "
+             f"{len(ratios)} reached, min {min(ratios):.3f}, median {float(np.median(ratios)):.3f}, "
+             f"max {max(ratios):.3f}; {len(capped)} capped"] if ratios else [f"{len(capped)} capped members"]
+    return lines + capped
+
+
 def entropy_savings(archive: Path, held_out_labels: dict[str, str]) -> tuple[dict[tuple[str, str], list[float]], dict[str, int]]:
     """Per (set, class) [actual payload bits, fixed-length bits]; and the archive's byte accounting.
 
@@ -214,6 +244,7 @@ def main() -> None:
         at_6kbps = duration * 6000 / 8
         lines += [
             f"archive: {size} bytes = {size * 8 / duration / 1000:.2f} kbps actual",
+            *asked_vs_actual(archive),
             f"ratio vs original files: {original / size:.1f}x; vs FLAC 16-bit ({flac} bytes): "
             f"{flac / size:.1f}x",
             f"container overhead (everything but entropy-coded payload): {over} bytes = {over / size:.2%} "

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "distance (dB, floor 60 dB below ref peak; lower is better); SI-SDR in dB",
         f"- published anchors (other metric code and clips): {ANCHORS}",
         "",
-        "| class | nominal kbps | ours kbps | ours ViSQOL | ours PESQ | ours STOI | ours mel dB | ours SI-SDR "
+        "| class | asked kbps | ours kbps (actual/asked) | ours ViSQOL | ours PESQ | ours STOI | ours mel dB | ours SI-SDR "
         "| Opus kbps | Opus ViSQOL | Opus PESQ | Opus STOI | Opus mel dB | Opus SI-SDR | clips |",
         "|---" * 15 + "|",
     ]
@@ -179,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                        and r.get("nominal_kbps") == kbps and r.get("bitrate_kbps") is not None]
                 cells[system] = {c: _mean(r.get(c) for r in sel) for c in ("bitrate_kbps", *COLUMNS)}
                 cells[system]["n"] = len(sel)
+                cells[system]["capped"] = sum(str(r.get("rate_note") or "").startswith("capped") for r in sel)
                 table[(label, "ours" if system != "opus" else "opus", kbps)] = cells[system]
             ours, opus = cells[f"adaptive-{label}"], cells["opus"]
+            capped = f", {ours['capped']} capped" if ours["capped"] else ""
+            rate_cell = f"{_f(ours['bitrate_kbps'])} ({ours['bitrate_kbps'] / kbps:.3f}{capped})"
             lines.append(
-                f"| {label} | {kbps:g} | {_f(ours['bitrate_kbps'])} | {_f(ours['visqol'])} | "
+                f"| {label} | {kbps:g} | {rate_cell} | {_f(ours['visqol'])} | "
                 f"{_f(ours['pesq_wb'])} | {_f(ours['stoi'], 3)} | {_f(ours['mel_distance_db'])} | "
                 f"{_f(ours['si_sdr_db'], 1)} | {_f(opus['bitrate_kbps'])} | {_f(opus['visqol'])} | "
                 f"{_f(opus['pesq_wb'])} | {_f(opus['stoi'], 3)} | {_f(opus['mel_distance_db'])} | "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_codec.container.acx import MAGIC, AcxHeader, ProfileEntry, SegmentEntry
+from adaptive_codec.container.acx import FORMAT_MINOR, MAGIC, AcxHeader, ProfileEntry, SegmentEntry
 from adaptive_codec.container.acx_header import expected_n_frames, serialize_header_body
 from adaptive_codec.container.binary import crc32, varint_bytes
 
@@ -29,7 +29,8 @@ CORPUS = Path(__file__).resolve().parent / "hostile"
 
 def frame(body: bytes, chunks: list[bytes], major: int = 3) -> bytes:
     """Preamble + header frame (CRC) + chunks (each with its index-bound CRC)."""
-    pre = MAGIC + bytes([major, 0, 0, 0])
+    # The body is the current writer's: its minor (3.2 bodies end with the rate record).
+    pre = MAGIC + bytes([major, FORMAT_MINOR if major == 3 else 0, 0, 0])
     length = varint_bytes(len(body))
     out = bytearray(pre + length + body + crc32(pre, length, body).to_bytes(4, "little"))
     for i, data in enumerate(chunks):

@@ -23,10 +23,12 @@ from adaptive_codec.pipeline.encoder import (
     build_header,
     code_channels,
     coded_levels,
+    coding_stage,
     encode_stream,
+    rate_stage,
     write_stream,
 )
-from adaptive_codec.pipeline.signal import array_blocks
+from adaptive_codec.pipeline.signal import array_blocks, backbone_pieces, code_piece
 from adaptive_codec.planning.conditioning import FrameConditioning, frame_conditioning
 from adaptive_codec.planning.rate import Rate
 from adaptive_codec.resources import example_path
@@ -41,13 +43,27 @@ def clips():
 
 
 def _both_paths(codec: AdaptiveCodec, audio: np.ndarray, sr: int, profile: str) -> tuple[bytes, bytes]:
+    """The streamed encoder's bytes, and the rate stage's given every channel's indices at once."""
     block = 4 * sr
     scan, plan = codec.measure_and_plan(lambda: array_blocks(audio, block), sr, profile, Rate())
     streamed = io.BytesIO()
     encode_stream(codec.parts, streamed, lambda: array_blocks(audio, block), sr, scan, plan)
     header = build_header(codec.parts, scan, sr, plan)
+    levels, _ = coding_stage(codec.parts, header, plan)
+    cond = FrameConditioning(header, 0, codec.parts.embeddings())
+    codes = [np.zeros((max(lv, 1), header.n_frames), np.int16) for lv in levels]
+    energy = np.zeros(header.n_frames, np.float32)
+    for ch, piece in backbone_pieces(codec.backbone, array_blocks(audio, block), sr, scan.n_samples,
+                                     header.stereo_mode == "mid_side", levels):
+        codes[ch][:, piece.start_frame : piece.end_frame], e = code_piece(codec.backbone, piece, cond, levels[ch])
+        if ch == 0:
+            energy[piece.start_frame : piece.end_frame] = e
     whole = io.BytesIO()
-    write_stream(codec.parts, whole, header, code_channels(codec.parts, header, plan, array_blocks(audio, block)))
+    with rate_stage(codec.parts, header, plan) as stage:
+        for ch, lv in enumerate(levels):
+            if lv > 0:
+                stage.add(ch, 0, codes[ch], energy if ch == 0 else None)
+        stage.finish(whole)
     return streamed.getvalue(), whole.getvalue()
 
 

@@ -89,8 +89,12 @@ def test_asked_rate_includes_the_high_band(codec, music):
     header = read_header(data)
     high_kbps = 8 * header.highband.payload_bytes / (header.n_frames / header.frame_rate_hz) / 1000
     assert 0.05 < high_kbps < 1.0
-    profile = codec.registry.get("music")
-    assert header.segments[0].n_q == codec.depth_for(profile, bitrate_kbps=6 - high_kbps)
+    # The whole stream, high band included, is what was asked; the backbone gets what it leaves.
+    total_kbps = 8 * len(data) / header.duration_s / 1000
+    assert header.asked_bps == 6000 and abs(total_kbps / 6 - 1) <= 0.03, total_kbps
+    plain = codec.encode(x, sr, profile=without_highband(codec, "music"), bitrate_kbps=6)
+    assert abs(8 * len(plain) / header.duration_s / 1000 / 6 - 1) <= 0.03
+    assert len(data) - header.highband.payload_bytes < len(plain)
 
 
 def test_sources_without_a_high_band_spend_nothing(codec, music):
@@ -98,7 +102,7 @@ def test_sources_without_a_high_band_spend_nothing(codec, music):
     band_limited = sosfiltfilt(butter(12, 8000, fs=sr, output="sos"), x).astype(np.float32)
     for audio, rate in ((band_limited, sr), (x[: sr * 2 : 2], sr // 2), (np.zeros(sr, np.float32), sr)):
         data = codec.encode(audio, rate, profile="music", bitrate_kbps=6)
-        assert read_header(data).highband is None and data[5] == 0  # a 3.0 stream
+        assert read_header(data).highband is None  # no high-band section
     # An MP3-like 16 kHz cut: the bands above it are not coded.
     cut16 = sosfiltfilt(butter(16, 16000, fs=sr, output="sos"), x).astype(np.float32)
     edges = read_header(codec.encode(cut16, sr, profile="music", bitrate_kbps=6)).highband.band_edges_hz
@@ -113,7 +117,8 @@ def test_a_30_reader_decodes_a_31_stream_without_its_high_band(codec, music):
     # What a 3.0 reader does with a newer minor's header: the trailing sections are skipped.
     old = parse_header_body(body, "acx header", allow_trailing=True, format_minor=0)
     assert old.highband is None
-    assert dataclasses.replace(old, highband=header.highband) == header
+    assert dataclasses.replace(old, highband=header.highband, asked_bps=header.asked_bps,
+                               rate_limit=header.rate_limit) == header
     assert parse_header_body(body, "acx header", format_minor=1) == header
 
 

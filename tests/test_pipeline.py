@@ -7,6 +7,7 @@ coded independently, then assembled) must too.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -18,15 +19,15 @@ from adaptive_codec.backbone.model import n_q_for_bitrate
 from adaptive_codec.codec import AdaptiveCodec
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.pipeline.encoder import (
-    CodedChannels,
     build_header,
     code_channels,
-    coded_levels,
-    depth_allocators,
+    coding_stage,
+    rate_stage,
     write_stream,
 )
 from adaptive_codec.pipeline.signal import array_blocks, backbone_pieces, code_piece
-from adaptive_codec.planning.conditioning import frame_conditioning
+from adaptive_codec.container.acx import read_header
+from adaptive_codec.planning.conditioning import FrameConditioning, frame_conditioning
 from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, allocate_depths
 from adaptive_codec.planning.rate import DepthRule, Rate, depth_for_bitrate
 from adaptive_codec.resources import example_path
@@ -121,11 +122,34 @@ def test_stages_by_hand_give_the_facades_bytes(codec, speech):
     block = 4 * sr
     scan, plan = codec.measure_and_plan(lambda: array_blocks(audio, block), sr, "auto", Rate())
     header = build_header(codec.parts, scan, sr, plan)
+    levels, allocators = coding_stage(codec.parts, header, plan)
+    assert allocators == [None] and levels == [codec.backbone.config.n_levels]  # rate control: full depth
+    cond = FrameConditioning(header, 0, codec.parts.embeddings())
+    buf = io.BytesIO()
+    with rate_stage(codec.parts, header, plan) as stage:
+        for ch, piece in backbone_pieces(codec.backbone, array_blocks(audio, block), sr, scan.n_samples, False, levels):
+            stage.add(ch, piece.start_frame, *code_piece(codec.backbone, piece, cond, levels[ch]))
+        written, outcome = stage.finish(buf)
+    assert buf.getvalue() == expected
+    assert any(s.adaptive for s in written.segments)  # the speech profile allocates depths per frame
+    assert abs(outcome.ratio - 1) <= 0.03 and outcome.actual_bps == len(expected) * 8 / (audio.shape[-1] / sr)
+
+
+def test_fixed_depth_stages_by_hand_give_the_facades_bytes(codec, speech):
+    """A profile given as n_q (no rate to reach) keeps the fixed-depth path: header first, chunks as coded."""
+    audio, sr = speech
+    fixed = dataclasses.replace(codec.registry.get("music"), name="music_nq", n_q=6, bitrate_kbps=None,
+                                base="music")
+    expected = codec.encode(audio[0], sr, profile=fixed)
+    block = 4 * sr
+    scan, plan = codec.measure_and_plan(lambda: array_blocks(audio, block), sr, fixed, Rate())
+    assert plan[0].target_kbps is None and rate_stage(codec.parts, build_header(codec.parts, scan, sr, plan), plan) is None
+    header = build_header(codec.parts, scan, sr, plan)
     coded = code_channels(codec.parts, header, plan, array_blocks(audio, block))
     buf = io.BytesIO()
     write_stream(codec.parts, buf, header, coded)
     assert buf.getvalue() == expected
-    assert any(s.adaptive for s in header.segments)  # the speech profile allocates depths per frame
+    assert read_header(expected).asked_bps == 0 and [s.n_q for s in header.segments] == [6]
 
 
 def test_pieces_coded_apart_and_assembled_give_the_same_bytes(codec, speech):
@@ -137,19 +161,16 @@ def test_pieces_coded_apart_and_assembled_give_the_same_bytes(codec, speech):
     parts = codec.parts
     scan, plan = codec.measure_and_plan(lambda: array_blocks(audio, block), sr, "speech", Rate())
     header = build_header(parts, scan, sr, plan)
-    pieces = list(backbone_pieces(parts.backbone, array_blocks(audio, block), sr, scan.n_samples, False,
-                                  coded_levels(header)))
+    levels, allocators = coding_stage(parts, header, plan)
+    pieces = list(backbone_pieces(parts.backbone, array_blocks(audio, block), sr, scan.n_samples, False, levels))
     assert len(pieces) == 2
     cond = torch.from_numpy(frame_conditioning(header, 0, parts.embeddings()))
-    levels = coded_levels(header)
     results = [(ch, piece.start_frame, piece.end_frame,
-                *code_piece(parts.backbone, piece, cond, levels[ch], depth_allocators(parts, header, plan)[ch]))
+                *code_piece(parts.backbone, piece, cond, levels[ch], allocators[ch]))
                for ch, piece in reversed(pieces)]  # any order, any worker
-    codes = [np.zeros((levels[0], header.n_frames), np.int16)]
-    allocator = depth_allocators(parts, header, plan)[0]
-    for ch, a, b, piece_codes, energy in sorted(results, key=lambda r: r[1]):
-        codes[ch][:, a:b] = piece_codes
-        allocator.allocate(a, b, energy)
     buf = io.BytesIO()
-    write_stream(parts, buf, header, CodedChannels(codes, [allocator.finish()]))
+    with rate_stage(parts, header, plan) as stage:
+        for ch, a, b, piece_codes, energy in sorted(results, key=lambda r: r[1]):
+            stage.add(ch, a, piece_codes, energy)
+        stage.finish(buf)
     assert buf.getvalue() == expected

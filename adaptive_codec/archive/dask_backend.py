@@ -48,7 +48,7 @@ from adaptive_codec.audio import audio_info, load_audio
 from adaptive_codec.backbone.streaming import CHUNK_FRAMES, SignalPiece
 from adaptive_codec.container.acx_header import AcxHeader
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.pipeline.encoder import CodedChannels, build_header, coded_levels, depth_allocators, write_stream
+from adaptive_codec.pipeline.encoder import CodedChannels, build_header, coded_levels, coding_stage, rate_stage, write_stream
 from adaptive_codec.pipeline.signal import BLOCK_SECONDS, array_blocks, backbone_pieces, code_piece
 from adaptive_codec.planning.conditioning import FrameConditioning
 from adaptive_codec.planning.plan import PlannedSegment
@@ -178,8 +178,7 @@ def _encode_pieces(header: AcxHeader, plan: list, pieces: list[tuple[int, Signal
     """Task: ``(channel, start frame, end frame, indices, frame log-energies)`` of each piece, in order."""
     parts = _codec(profiles_dirs).parts
     cond = FrameConditioning(header, 0, parts.embeddings())  # rows per piece: memory does not grow with the file
-    levels = coded_levels(header)
-    allocators = depth_allocators(parts, header, plan)
+    levels, allocators = coding_stage(parts, header, plan)  # under rate control: full depth, no allocators
     out = []
     for ch, piece in pieces:
         codes, energy = code_piece(parts.backbone, piece, cond, levels[ch], allocators[ch])
@@ -192,19 +191,25 @@ def _assemble_long(profiles_dirs: Sequence[str], head: tuple[AcxHeader, list, di
     """Task: the pieces' indices in order, their depths allocated, entropy-coded into the stream."""
     header, plan, meta, n_pieces = head
     parts = _codec(profiles_dirs).parts
-    levels = coded_levels(header)
-    codes = [np.zeros((max(1, depth), header.n_frames), np.int16) for depth in levels]
-    allocators = depth_allocators(parts, header, plan)
+    levels, allocators = coding_stage(parts, header, plan)
+    stage = rate_stage(parts, header, plan)
     results = [r for group in groups for r in group]
     if len(results) != n_pieces:
         raise RuntimeError(f"{len(results)} encoded piece(s) for {n_pieces} cut")
+    buf = io.BytesIO()
+    if stage is not None:  # rate control: spans coded in order as the pieces come in
+        with stage:
+            for ch, a, b, piece_codes, energy in sorted(results, key=lambda r: (r[1], r[0])):
+                stage.add(ch, a, piece_codes, energy)
+            stage.finish(buf)
+        return buf.getvalue(), meta
+    codes = [np.zeros((max(1, depth), header.n_frames), np.int16) for depth in levels]
     for ch, a, b, piece_codes, energy in results:
         codes[ch][:, a:b] = piece_codes
         if allocators[ch] is not None:
             allocators[ch].allocate(a, b, energy)
     depths = [alloc.finish() if alloc is not None else header.frame_layout(ch, 0, header.n_frames)[0]
               for ch, alloc in enumerate(allocators)]
-    buf = io.BytesIO()
     write_stream(parts, buf, header, CodedChannels(codes, depths))
     return buf.getvalue(), meta
 

@@ -36,7 +36,7 @@ __all__ = ["BD_COLUMNS", "ROUTING_ACCURACY_COLUMNS", "SUMMARY_COLUMNS", "bd_tabl
 
 QUALITY_COLUMNS = [m.column for m in METRICS.values()]
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "label", "system", "kind", "nominal_kbps", "n_clips", "n_errors", "bitrate_kbps",
+    "label", "system", "kind", "nominal_kbps", "n_clips", "n_errors", "asked_kbps", "bitrate_kbps", "n_capped",
     *QUALITY_COLUMNS, "encode_x_realtime", "decode_x_realtime", "peak_rss_mib",
 )
 ROUTING_ACCURACY_COLUMNS: tuple[str, ...] = ("clip", "duration_s", "label_accuracy",
@@ -47,7 +47,7 @@ _LABEL_COLOURS = {"speech": "#1f77b4", "music": "#d62728", "ambient": "#2ca02c",
 
 
 def _read_results(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"error": str, "routed_profiles": str, "clip": str})
+    frame = pd.read_csv(path, dtype={"error": str, "routed_profiles": str, "clip": str, "rate_note": str})
     frame["error"] = frame["error"].fillna("")
     return frame
 
@@ -61,8 +61,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(keys, key))
         row["n_clips"] = int(ok["clip"].nunique())
         row["n_errors"] = int((group["error"] != "").sum())
-        for col in ("bitrate_kbps", *QUALITY_COLUMNS):
+        for col in ("asked_kbps", "bitrate_kbps", *QUALITY_COLUMNS):
             row[col] = float(ok[col].mean()) if col in ok and ok[col].notna().any() else math.nan
+        notes = ok["rate_note"] if "rate_note" in ok else pd.Series([], dtype=object)
+        row["n_capped"] = int(notes.fillna("").astype(str).str.startswith("capped").sum())
         for col in ("encode_x_realtime", "decode_x_realtime"):
             row[col] = float(ok[col].median()) if ok[col].notna().any() else math.nan
         row["peak_rss_mib"] = float(ok["peak_rss_mib"].max()) if ok["peak_rss_mib"].notna().any() else math.nan
@@ -223,9 +225,9 @@ def _speed_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _headline_table(summary: pd.DataFrame) -> pd.DataFrame:
-    cols = ["label", "system", "nominal_kbps", "bitrate_kbps", "visqol", "pesq_wb", "stoi",
-            "mel_distance_db", "si_sdr_db", "loudness_diff_lu", "n_clips"]
-    present = [c for c in cols if c in summary and (c in cols[:4] or summary[c].notna().any())]
+    cols = ["label", "system", "nominal_kbps", "asked_kbps", "bitrate_kbps", "n_capped", "visqol", "pesq_wb",
+            "stoi", "mel_distance_db", "si_sdr_db", "loudness_diff_lu", "n_clips"]
+    present = [c for c in cols if c in summary and (c in cols[:6] or summary[c].notna().any())]
     return summary[present]
 
 

@@ -8,7 +8,9 @@ its first reference class change (so every excerpt contains a switch), and
 
 
 * ``bitrate_kbps`` from the stored bytes (``n_bytes * 8 / duration_s``),
-  never the nominal rate;
+  never the nominal rate; ``asked_kbps`` what the system was asked (ours:
+  the stream's rate record, the scaled profile mix in auto mode) and
+  ``rate_note`` the capped-target note when ours could not reach it;
 * ``encode_x_realtime`` / ``decode_x_realtime``: seconds of audio per second
   of wall time in this process (torch, BLAS and OpenMP limited to 1 thread,
   systems warmed up once; with ``--jobs N`` the processes share the CPU, so
@@ -61,6 +63,8 @@ from adaptive_codec.bench.metrics import METRICS
 from adaptive_codec.bench.report import write_report
 from adaptive_codec.bench.environment import git_revision, machine_info, peak_rss_mib, reset_peak_rss, versions
 from adaptive_codec.bench.systems import AdaptiveSystem, Job, build_systems, jobs_for
+from adaptive_codec.container.acx import read_header
+from adaptive_codec.planning.rate_control import cap_message
 from adaptive_codec.threads import pin_threads
 
 # The environment helpers stay importable from here; benchmarks/codec_quality.py runs
@@ -71,9 +75,9 @@ __all__ = ["BenchRunError", "RESULT_COLUMNS", "RESUME_FREE_KEYS", "ROUTING_COLUM
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "clip", "label", "excerpt_start_s", "duration_s", "sample_rate_hz", "system", "kind",
-    "nominal_kbps", "bitrate_kbps", "n_bytes", "encode_x_realtime", "decode_x_realtime",
+    "nominal_kbps", "asked_kbps", "bitrate_kbps", "n_bytes", "encode_x_realtime", "decode_x_realtime",
     "peak_rss_mib", "visqol", "pesq_wb", "stoi", "mel_distance_db", "stft_distance", "si_sdr_db",
-    "loudness_diff_lu", "metrics_wall_s", "routed_profiles", "error",
+    "loudness_diff_lu", "metrics_wall_s", "routed_profiles", "rate_note", "error",
 )
 ROUTING_COLUMNS: tuple[str, ...] = ("clip", "source", "start_s", "end_s", "label", "profile")
 SNIPPET_SYSTEMS = ("adaptive-auto", "opus")
@@ -240,7 +244,12 @@ def run_clip(clip: BenchClip, jobs: list[Job], out_dir: str | None, snippet: boo
             row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             rows.append(row)
             continue
+        row["asked_kbps"] = job.nominal_kbps
         if isinstance(system, AdaptiveSystem):
+            # What the stream was asked (a scaled profile mix in auto mode), and a capped target.
+            header = read_header(data)
+            row["asked_kbps"] = header.asked_bps / 1000 if header.asked_bps else math.nan
+            row["rate_note"] = cap_message(header.rate_limit, len(data) * 8 / duration, header.asked_bps) or ""
             frames = int(round(duration * WORKER["codec"].frame_rate_hz))
             row["routed_profiles"] = _share_of_profiles(system.last_plan, frames)
             if (job.system == "adaptive-auto" and ref is not None

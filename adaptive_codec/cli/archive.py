@@ -31,6 +31,7 @@ from adaptive_codec.container.acx import read_header
 from adaptive_codec.cli.common import BitrateScaleOpt, ForceOpt, ThreadsOpt, check_output, cli_state, fail, handle_errors, load_codec
 from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.planning.rate import Rate
+from adaptive_codec.planning.rate_control import rate_summary
 
 __all__ = ["archive_app", "register"]
 
@@ -86,7 +87,7 @@ def archive_create(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel encoder processes.")] = 1,
     profile: Annotated[str, typer.Option("--profile", "-p", help="auto, a profile name or .toml.")] = "auto",
     bitrate: Annotated[Optional[float], typer.Option(
-        "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
+        "--bitrate", metavar="KBPS", help="Every profile's bitrate: the whole stream's kbps (headers and all channels), up to 1000.")] = None,
     bitrate_scale: BitrateScaleOpt = None,
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
@@ -119,10 +120,18 @@ def _summarise(output: Path, entries) -> None:
     _report_entries(entries)
     for e in entries:
         header = read_header(read_member(output, e.name))  # routing is in each member's header
+        if header.asked_bps:
+            typer.echo(f"  {e.name}: {rate_summary(header.asked_bps, e.bitrate_kbps * 1000, header.rate_limit)}")
+        # Rate control cuts rows where the depth changes: report the routing, runs of one label and profile.
+        runs: list[list] = []
         for s in header.segments_for_channel(0):
-            typer.echo(f"  {e.name}: {s.start_frame / header.frame_rate_hz:7.2f}-"
-                       f"{s.end_frame / header.frame_rate_hz:7.2f} s  {s.label:9s} -> "
-                       f"{header.profiles[s.profile_index].name}")
+            if runs and (runs[-1][2], runs[-1][3]) == (s.label, s.profile_index):
+                runs[-1][1] = s.end_frame
+            else:
+                runs.append([s.start_frame, s.end_frame, s.label, s.profile_index])
+        for a, b, label, profile_index in runs:
+            typer.echo(f"  {e.name}: {a / header.frame_rate_hz:7.2f}-{b / header.frame_rate_hz:7.2f} s  "
+                       f"{label:9s} -> {header.profiles[profile_index].name}")
     orig = sum(e.original_size_bytes for e in entries)
     size = output.stat().st_size
     dur = sum(e.duration_s for e in entries)
@@ -143,7 +152,7 @@ def archive_append(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = 1,
     profile: Annotated[str, typer.Option("--profile", "-p")] = "auto",
     bitrate: Annotated[Optional[float], typer.Option(
-        "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
+        "--bitrate", metavar="KBPS", help="Every profile's bitrate: the whole stream's kbps (headers and all channels), up to 1000.")] = None,
     bitrate_scale: BitrateScaleOpt = None,
     threads: ThreadsOpt = 1,
     scheduler: SchedulerOpt = None,

@@ -21,6 +21,7 @@ from adaptive_codec.cli.common import BitrateScaleOpt, ForceOpt, ThreadsOpt, che
 from adaptive_codec.container.acx import AcxReader, read_header
 from adaptive_codec.errors import FormatError
 from adaptive_codec.planning.rate import Rate
+from adaptive_codec.planning.rate_control import cap_message, rate_summary
 from adaptive_codec.tools.highband import highband_bytes_by_label
 
 __all__ = ["encode", "decode", "info", "register"]
@@ -33,7 +34,7 @@ def encode(
     profile: Annotated[str, typer.Option(
         "--profile", "-p", help="auto (classify and route), a profile name, or a profile .toml.")] = "auto",
     bitrate: Annotated[Optional[float], typer.Option(
-        "--bitrate", metavar="KBPS", help="Override every profile's bitrate (nominal kbps).")] = None,
+        "--bitrate", metavar="KBPS", help="Every profile's bitrate: the whole stream's kbps (headers and all channels), up to 1000.")] = None,
     bitrate_scale: BitrateScaleOpt = None,
     force: ForceOpt = False,
     threads: ThreadsOpt = 1,
@@ -50,6 +51,8 @@ def encode(
     kbps = size * 8 / info.duration_s / 1000
     typer.echo(f"{input} -> {output}: {size} bytes, {kbps:.2f} kbps over {info.duration_s:.2f} s "
                f"({info.channels} ch, {info.sample_rate_hz} Hz)")
+    header = read_header(output)
+    typer.echo(f"  {rate_summary(header.asked_bps, kbps * 1000, header.rate_limit)}")
     for seg in plan:
         a, b = seg.start_frame / codec.frame_rate_hz, seg.end_frame / codec.frame_rate_hz
         typer.echo(f"  {a:8.2f}-{b:8.2f} s  {seg.label:10s} -> {seg.profile.name:10s} n_q {seg.n_q}")
@@ -146,13 +149,19 @@ def info(
                      if header.stereo_mode == "mid_side" else None),
         "per_class": per_class,
         "highband": None if header.highband is None else header.highband.to_dict(),
+        "asked_kbps": header.asked_bps / 1000 if header.asked_bps else None,
+        "rate_limit": ("reached", "deepest", "shallowest")[header.rate_limit],
     }
+    actual_bps = summary["kbps"] * 1000
+    summary["capped"] = cap_message(header.rate_limit, actual_bps, header.asked_bps)
     if format is InfoFormat.json:
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(f"{input}: {size} bytes, {summary['kbps']:.2f} kbps, {duration:.2f} s, "
                f"{header.channels} ch ({header.stereo_mode}) @ {header.original_sample_rate_hz} Hz, "
                f"weights {header.weights_id}")
+    if header.asked_bps:  # streams before 3.2, or of fixed depths, record no target
+        typer.echo(f"  {rate_summary(header.asked_bps, actual_bps, header.rate_limit)}")
     typer.echo("  start_s    end_s  label       profile     n_q  conf")
     for s in summary["segments"]:
         mark = "*" if s["adaptive_depth"] else " "

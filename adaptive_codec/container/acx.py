@@ -144,7 +144,7 @@ def _chunk_crc(index: int, length_field: bytes, coded: bytes) -> int:
 # --------------------------------------------------------------------------- writing
 def _preamble(header: AcxHeader) -> bytes:
     # A stream without extension sections stays 3.0, readable as such everywhere.
-    minor = FORMAT_MINOR if header.highband is not None else 0
+    minor = FORMAT_MINOR if header.highband is not None or header.asked_bps or header.rate_limit else 0
     w = Writer()
     w.fields(PREAMBLE_LAYOUT, {"magic": MAGIC, "format_major": FORMAT_MAJOR, "format_minor": minor, "flags": 0})
     return w.bytes()

@@ -2,10 +2,12 @@
 
 A 3.0 reader ignores them (a higher minor's trailing header bytes are
 extension fields, docs/FORMAT.md 2.6), so a stream with a section still
-decodes there, without what the section adds. The only section so far is
-the high band (tag 1, :class:`HighBandSection`): the coded envelope that
-:mod:`adaptive_codec.tools.highband` restores 12 kHz and up from. The
-container knows its layout and bounds, not what the numbers mean.
+decodes there, without what the section adds. The sections: the high band
+(tag 1, :class:`HighBandSection`), the coded envelope that
+:mod:`adaptive_codec.tools.highband` restores 12 kHz and up from; the rate
+record (tag 2, :class:`RateRecord`), the whole-stream rate the encoder was
+asked for and whether it was capped. The container knows their layout and
+bounds, not what the numbers mean.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from adaptive_codec.container.binary import Reader, Writer
 from adaptive_codec.errors import FormatError
 
 __all__ = ["EXTENSION_LAYOUT", "HIGHBAND_LAYOUT", "HIGHBAND_PAYLOAD_LAYOUT", "TAG_HIGHBAND", "HighBandSection",
+           "TAG_RATE", "RATE_RECORD_LAYOUT", "RATE_LIMITS", "MAX_ASKED_BPS", "RateRecord",
            "write_extensions", "parse_extensions", "MAX_HIGHBAND_BANDS", "MAX_ENVELOPE_FRAMES",
            "MIN_STEP_QUARTER_DB", "MAX_STEP_QUARTER_DB", "MAX_LEVEL_INDEX"]
 
@@ -41,6 +44,21 @@ HIGHBAND_LAYOUT = [
     ("enabled_profile_count", "u8"),
 ]
 HIGHBAND_PAYLOAD_LAYOUT = [("payload_length_bytes", "varint")]
+TAG_RATE = 2
+#: The rate record: the whole-stream rate asked and whether it was reached.
+RATE_RECORD_LAYOUT = [("asked_bps", "varint"), ("rate_limit", "u8")]
+#: rate_limit values: 0 reached, 1 capped at the deepest setting, 2 at the shallowest.
+RATE_LIMITS = (0, 1, 2)
+#: Above the encoder's own limit (1000 kbps): a larger value is not a real request.
+MAX_ASKED_BPS = 1_000_000
+
+
+@dataclass(frozen=True)
+class RateRecord:
+    """What rate the stream was asked for (bits per second of audio, 0: none) and whether it got it."""
+
+    asked_bps: int = 0
+    rate_limit: int = 0
 
 
 @dataclass(frozen=True)
@@ -151,24 +169,28 @@ def _parse_highband(body: bytes, n_spans: int, where: str) -> HighBandSection:
                            v["max_level_index"] + 1, v["noise_255"], rows, tuple(payloads))
 
 
-def write_extensions(w: Writer, highband: HighBandSection | None) -> None:
-    """Append the header's extension records (none for a 3.0 stream)."""
-    if highband is None:
-        return
-    body = _write_highband(highband)
-    w.fields(EXTENSION_LAYOUT, {"tag": TAG_HIGHBAND, "section_length_bytes": len(body)})
-    w.buf += body
+def write_extensions(w: Writer, highband: HighBandSection | None, rate: RateRecord | None = None) -> None:
+    """Append the header's extension records (none for a 3.0 stream): the high band, then the rate record."""
+    if highband is not None:
+        body = _write_highband(highband)
+        w.fields(EXTENSION_LAYOUT, {"tag": TAG_HIGHBAND, "section_length_bytes": len(body)})
+        w.buf += body
+    if rate is not None and (rate.asked_bps or rate.rate_limit):
+        r = Writer()
+        r.fields(RATE_RECORD_LAYOUT, {"asked_bps": rate.asked_bps, "rate_limit": rate.rate_limit})
+        w.fields(EXTENSION_LAYOUT, {"tag": TAG_RATE, "section_length_bytes": len(r.bytes())})
+        w.buf += r.bytes()
 
 
 def parse_extensions(r: Reader, where: str, newer_minor: bool, sample_rate_hz: int, n_spans: int,
-                     n_profiles: int) -> HighBandSection | None:
-    """Read extension records to the end of the header body.
+                     n_profiles: int) -> tuple[HighBandSection | None, RateRecord]:
+    """Read extension records to the end of the header body: the high band (or None) and the rate record.
 
     A tag this reader does not know, or bytes that are not a record, end the
     reading when the stream is of a newer minor version (ignored, as 2.6
     promises), and are an error otherwise.
     """
-    highband = None
+    highband, rate = None, None
     while r.remaining():
         at = r.pos
         try:
@@ -176,13 +198,24 @@ def parse_extensions(r: Reader, where: str, newer_minor: bool, sample_rate_hz: i
             body = r.take(head["section_length_bytes"], "extension section")
         except FormatError:
             if newer_minor:  # a later minor's fields need not be records of this framing
-                return highband
+                break
             raise
         if head["tag"] == TAG_HIGHBAND and highband is None:
             highband = _parse_highband(body, n_spans, where)
             validate_highband(highband, sample_rate_hz, n_spans, n_profiles, where)
+        elif head["tag"] == TAG_RATE and rate is None:
+            rate = _parse_rate(body, where)
         elif newer_minor:
-            return highband
+            break
         else:
             raise FormatError(f"{where}: unknown or repeated header extension tag {head['tag']} at offset {at}")
-    return highband
+    return highband, rate or RateRecord()
+
+
+def _parse_rate(body: bytes, where: str) -> RateRecord:
+    r = Reader(body, f"{where}: rate record")
+    v = r.fields(RATE_RECORD_LAYOUT)
+    r.expect_end(False)
+    _check(v["rate_limit"] in RATE_LIMITS, where, f"unknown rate_limit {v['rate_limit']} in the rate record")
+    _check(v["asked_bps"] <= MAX_ASKED_BPS, where, f"asked rate {v['asked_bps']} bps above {MAX_ASKED_BPS}")
+    return RateRecord(int(v["asked_bps"]), int(v["rate_limit"]))

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_codec.container.acx_extensions import HighBandSection, parse_extensions, write_extensions
+from adaptive_codec.container.acx_extensions import (RATE_LIMITS, HighBandSection, RateRecord, parse_extensions,
+                                                     write_extensions)
+from adaptive_codec.container.acx_rows import ProfileEntry, SegmentEntry
 from adaptive_codec.container.binary import Reader, Writer, json_depth_ok
 from adaptive_codec.container.segment_index import SegmentIndex
 from adaptive_codec.errors import FormatError
@@ -86,97 +88,6 @@ _HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(eq=False)
-class ProfileEntry:
-    """One row of the profile table: enough to decode without the user's TOML.
-
-    Attributes
-    ----------
-    name : str
-        Profile name (e.g. ``"speech"``, ``"podcast"``).
-    prior_id : int
-        Entropy-model prior (built-in family) its frames are coded with.
-    parameters : dict
-        The profile's parameters as JSON values (embedded profiles only; a
-        built-in profile is defined by the package that wrote the file).
-    conditioning : np.ndarray [shape=(cond_dim,), dtype=float32]
-        The profile embedding (embedded profiles only; empty for built-ins,
-        whose embedding is row ``embedding_index`` of the named weights).
-    embedding_index : int or None
-        For a built-in profile, its row in the backbone's profile embedding
-        (and its prior id); ``None`` for an embedded (custom) profile.
-    """
-
-    name: str
-    prior_id: int
-    parameters: dict[str, Any] = field(default_factory=dict)
-    conditioning: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    embedding_index: int | None = None
-
-    @classmethod
-    def builtin(cls, name: str, embedding_index: int) -> "ProfileEntry":
-        """A built-in profile: referenced by name and embedding row, nothing embedded."""
-        return cls(name, embedding_index, {}, np.zeros(0, np.float32), embedding_index)
-
-    @property
-    def is_builtin(self) -> bool:
-        return self.embedding_index is not None
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ProfileEntry)
-            and (self.name, self.prior_id, self.parameters, self.embedding_index)
-            == (other.name, other.prior_id, other.parameters, other.embedding_index)
-            and np.array_equal(np.asarray(self.conditioning, np.float32), np.asarray(other.conditioning, np.float32))
-        )
-
-
-def quantize_confidence(value: float) -> float:
-    """``value`` clipped to 0..1 and rounded to the 1/255 grid the header stores."""
-    if not math.isfinite(value):
-        return value
-    return round(min(1.0, max(0.0, float(value))) * 255) / 255
-
-
-@dataclass
-class SegmentEntry:
-    """One row of the segment table: a run of frames coded with one profile.
-
-    Attributes
-    ----------
-    start_frame, end_frame : int
-        Frame range ``[start_frame, end_frame)`` at the internal frame rate.
-    profile_index : int
-        Row of the profile table.
-    n_q : int
-        RVQ depth: number of levels coded per frame, ``0..max_levels``; with
-        ``adaptive`` the segment's budget (mean depth), each frame's depth
-        being coded in the chunks.
-    label : str
-        Content class the router assigned (e.g. ``"speech"``).
-    confidence : float
-        Router confidence in ``label``, 0..1, stored to 1/255.
-    channel : int or None
-        Channel the row applies to; ``None`` means all channels.
-    adaptive : bool
-        Frame depths are coded in the chunks (energy-adaptive depth,
-        :mod:`adaptive_codec.planning.depth_allocation`).
-    """
-
-    start_frame: int
-    end_frame: int
-    profile_index: int
-    n_q: int
-    label: str = ""
-    confidence: float = 1.0
-    channel: int | None = None
-    adaptive: bool = False
-
-    def __post_init__(self) -> None:
-        # Stored as a byte: round now so a written and re-read table compares equal.
-        self.confidence = quantize_confidence(self.confidence)
-
-
-@dataclass(eq=False)
 class AcxHeader:
     """Everything in the header. Units are in the names; frames are at the internal rate."""
 
@@ -196,6 +107,8 @@ class AcxHeader:
     stereo_mode: str = "mono"
     chunk_frames: int = 450  # 6 s at 75 frames/s
     highband: HighBandSection | None = None  # format 3.1 section (acx_extensions)
+    asked_bps: int = 0  # whole-stream rate asked (0: fixed depths, or a 3.0 stream); 3.1 rate record
+    rate_limit: int = 0  # RATE_LIMITS: 0 reached, 1 capped at the deepest setting, 2 at the shallowest
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AcxHeader):
@@ -322,6 +235,7 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
     _check(0 <= h.length_samples <= MAX_LENGTH_SAMPLES, where, f"length_samples {h.length_samples} out of range")
     _check(1 <= h.hop_samples <= MAX_HOP_SAMPLES, where, f"hop_samples {h.hop_samples} out of range 1..{MAX_HOP_SAMPLES}")
     _check(0 <= h.n_frames <= MAX_N_FRAMES, where, f"n_frames {h.n_frames} out of range")
+    _check(h.rate_limit in RATE_LIMITS and h.asked_bps >= 0, where, f"unknown rate_limit {h.rate_limit}")
     # n_frames is implied by the length, the rates and the hop; a stream where
     # they disagree would make info report one duration and decode another.
     want = expected_n_frames(h.length_samples, h.original_sample_rate_hz, h.internal_sample_rate_hz, h.hop_samples)
@@ -416,7 +330,7 @@ def serialize_header_body(h: AcxHeader) -> bytes:
             w.fields(SEGMENT_LAYOUT, {"frame_count": s.end_frame - s.start_frame, "profile_index": s.profile_index,
                                       "n_q": s.n_q, "depth_mode": DEPTH_ADAPTIVE if s.adaptive else DEPTH_FIXED,
                                       "label_ref": ref, "confidence_255": round(s.confidence * 255)})
-    write_extensions(w, h.highband)
+    write_extensions(w, h.highband, RateRecord(int(h.asked_bps), int(h.rate_limit)))
     return w.bytes()
 
 
@@ -490,8 +404,12 @@ def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, for
                                          adaptive=mode_q == DEPTH_ADAPTIVE))
             at += s["frame_count"]
     spans = -(-v["n_frames"] // max(1, v["chunk_frames"]))
-    highband = (parse_extensions(r, where, allow_trailing, v["original_sample_rate_hz"], spans, n_profiles)
-                if format_major >= 3 and format_minor >= 1 else r.expect_end(allow_trailing))
+    highband, rate = None, RateRecord()
+    if format_major >= 3 and format_minor >= 1:
+        highband, rate = parse_extensions(r, where, allow_trailing, v["original_sample_rate_hz"], spans, n_profiles)
+    else:
+        r.expect_end(allow_trailing)
+    v.update(asked_bps=rate.asked_bps, rate_limit=rate.rate_limit)
     v["stereo_mode"] = STEREO_MODES[v["stereo_mode"]]
     v["weights_sha256_prefix"] = v["weights_sha256_prefix"].hex()
     v["entropy_digest_prefix"] = v["entropy_digest_prefix"].hex()

@@ -30,20 +30,24 @@ from adaptive_codec.container.acx import AcxChunk, AcxWriter, chunk_order
 from adaptive_codec.container.acx_header import AcxHeader, ProfileEntry, SegmentEntry
 from adaptive_codec.entropy.coder import encode_frames
 from adaptive_codec.pipeline.parts import CodecParts
+from adaptive_codec.pipeline.rate_stream import RateStream, encode_stream_at_rate, rate_controlled, rate_levels
 from adaptive_codec.pipeline.signal import SignalScan, backbone_pieces, code_piece, encode_blocks
 from adaptive_codec.planning.conditioning import FrameConditioning, builtin_row
 from adaptive_codec.planning.depth_allocation import AdaptiveSegment, DepthAllocator, depth_bounds
 from adaptive_codec.planning.plan import PlannedSegment
 from adaptive_codec.profiles import Profile
+from adaptive_codec.tools.stereo import side_divisor
 
-__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "depth_allocators",
+__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "coding_stage", "rate_stage", "plan_side_divisor", "depth_allocators",
            "coded_levels", "code_channels", "write_stream", "ChunkStream", "encode_stream", "stream_parameters"]
 
 #: Side below this fraction of the mid's RMS (-30 dB) is not coded at all:
 #: at that level it is recording noise or a trace of width nobody hears
 #: next to the codec's own error, and coding it costs half a mono stream.
 SIDE_SILENT_RATIO = 0.03
-#: The side channel gets the mid's depth divided by this (at least 1 level).
+#: The side channel gets the mid's depth divided by this (at least 1 level)
+#: when the depths are fixed (profiles given as n_q); under rate control the
+#: divisor follows the asked total (:func:`~adaptive_codec.tools.stereo.side_divisor`).
 SIDE_DEPTH_DIVISOR = 2
 
 
@@ -140,6 +144,32 @@ def coded_levels(header: AcxHeader) -> list[int]:
     """RVQ levels the backbone computes per channel: the deepest any of its frames may use (0: not coded)."""
     return [max((depth_bounds(s.n_q, header.max_levels)[1] if s.adaptive else s.n_q
                  for s in header.segments_for_channel(ch)), default=0) for ch in range(header.channels)]
+
+
+def coding_stage(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]
+                 ) -> tuple[list[int], list[DepthAllocator | None]]:
+    """What the backbone computes per channel, and each channel's depth allocation stage.
+
+    For a plan of fixed depths :func:`coded_levels` and :func:`depth_allocators`
+    (then :func:`write_stream`); for a rate-controlled plan every frame at
+    full depth and no allocators (then :func:`rate_stage`).
+    """
+    if rate_controlled(plan):
+        levels = rate_levels(header, parts.backbone.config.n_levels, plan_side_divisor(plan))
+        return levels, [None] * len(levels)
+    return coded_levels(header), depth_allocators(parts, header, plan)
+
+
+def rate_stage(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]) -> RateStream | None:
+    """The rate-control stage of a plan that asks for a rate (a context manager), else None."""
+    return RateStream(parts, header, plan, plan_side_divisor(plan)) if rate_controlled(plan) else None
+
+
+def plan_side_divisor(plan: Sequence[PlannedSegment]) -> int:
+    """The mid/side side divisor for a rate-controlled plan: by its asked total (frame-weighted targets)."""
+    frames = sum(s.end_frame - s.start_frame for s in plan)
+    total = sum(s.target_kbps * (s.end_frame - s.start_frame) for s in plan) / max(frames, 1)
+    return side_divisor(total)
 
 
 def depth_allocators(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]
@@ -268,11 +298,19 @@ class ChunkStream:
 
 def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.ndarray]], sample_rate_hz: int,
                   scan: SignalScan, plan: Sequence[PlannedSegment],
-                  progress: Callable[[float], None] | None = None) -> AcxHeader:
+                  progress: Callable[[float], None] | None = None,
+                  overhead_bits: Callable[[int, int], float] | None = None,
+                  fixed_overhead_bits: float = 0.0) -> AcxHeader:
     """Header, then backbone + allocation over a fresh read of the input, each chunk written when final.
 
-    The same bytes as :func:`code_channels` + :func:`write_stream`, with
-    memory that does not grow with the input (:class:`ChunkStream`).
+    A plan whose segments ask for a rate (``target_kbps``) is rate
+    controlled (:func:`~adaptive_codec.pipeline.rate_stream.encode_stream_at_rate`):
+    the whole stream's measured bits follow the target, ``overhead_bits``
+    (per span) and ``fixed_overhead_bits`` (per stream) being side sections
+    written beside the chunks whose bits the same budget pays. A plan of
+    fixed depths (profiles given as ``n_q``) gives the same bytes as
+    :func:`code_channels` + :func:`write_stream`. Either way memory does not
+    grow with the input (:class:`ChunkStream`).
 
     Parameters
     ----------
@@ -295,6 +333,10 @@ def encode_stream(parts: CodecParts, target, blocks: Callable[[], Iterable[np.nd
         The second read differs from the first (the file changed).
     """
     header = build_header(parts, scan, sample_rate_hz, plan)
+    if rate_controlled(plan):
+        with _names_output(target):
+            return encode_stream_at_rate(parts, target, blocks, header, plan, plan_side_divisor(plan), progress,
+                                         overhead_bits, fixed_overhead_bits)[0]
     allocators = depth_allocators(parts, header, plan)
     levels = coded_levels(header)
     cond = FrameConditioning(header, 0, parts.embeddings())

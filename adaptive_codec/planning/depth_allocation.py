@@ -104,7 +104,8 @@ def _depths_for(e: np.ndarray, slope: float, target_bits: float, lo: int, hi: in
 
 
 def allocate_depths(log_energy: np.ndarray, n_q: int, slope: float, max_levels: int,
-                    bits_per_level: float | Sequence[float], previous: int = 0) -> np.ndarray:
+                    bits_per_level: float | Sequence[float], previous: int = 0,
+                    budget_bits: float | None = None) -> np.ndarray:
     """Per-frame depths for one segment at the rate of ``n_q`` fixed levels.
 
     Parameters
@@ -130,6 +131,10 @@ def allocate_depths(log_energy: np.ndarray, n_q: int, slope: float, max_levels: 
     previous : int
         Depth of the frame before the segment (0 at a chunk start): the
         first step of the map is coded relative to it.
+    budget_bits : float, optional
+        The segment's budget in expected bits (rate control's share for
+        it); default: what ``n_q`` levels cost on every frame. ``n_q`` still
+        sets the depth bounds.
 
     Returns
     -------
@@ -140,7 +145,7 @@ def allocate_depths(log_energy: np.ndarray, n_q: int, slope: float, max_levels: 
         return np.full(e.size, n_q, np.int64)
     lo, hi = depth_bounds(n_q, max_levels)
     cost = _level_costs(bits_per_level, max_levels)
-    budget = float(cost[min(n_q, max_levels)]) * e.size
+    budget = float(cost[min(n_q, max_levels)]) * e.size if budget_bits is None else float(budget_bits)
     target = budget
     depths = _depths_for(e, slope, target, lo, hi, cost)
     # Pay for the map from the budget. Its cost changes little with the

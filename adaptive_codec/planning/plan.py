@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaptive_codec.analysis.routing import route
-from adaptive_codec.planning.rate import DepthRule, Rate
+from adaptive_codec.planning.rate import DepthRule, Rate, target_kbps
 from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 
@@ -41,6 +41,9 @@ class PlannedSegment:
         Class the segment was routed from (the profile's first label when forced).
     confidence : float
         Classifier confidence (1.0 when forced).
+    target_kbps : float or None
+        Whole-stream rate asked of the segment (rate control's target); None
+        for a profile coded at a fixed ``n_q``.
     """
 
     start_frame: int
@@ -49,6 +52,7 @@ class PlannedSegment:
     n_q: int
     label: str
     confidence: float
+    target_kbps: float | None = None
 
 
 def is_auto(profile: str | Path | Profile) -> bool:
@@ -95,16 +99,18 @@ def plan_segments(segments: Sequence | None, registry: ProfileRegistry, profile:
         for (seg, prof), a, b in zip(pairs, starts, ends):
             a, b = min(a, n_frames), min(b, n_frames)
             if b > a:
-                planned.append(PlannedSegment(a, b, prof, depth(prof), seg.label, float(seg.confidence)))
+                planned.append(PlannedSegment(a, b, prof, depth(prof), seg.label, float(seg.confidence),
+                                              target_kbps(prof, rate)))
         if planned:
             # Rounding can leave a gap at the end: the last segment covers it.
             last = planned[-1]
             planned[-1] = PlannedSegment(last.start_frame, n_frames, last.profile, last.n_q,
-                                         last.label, last.confidence)
+                                         last.label, last.confidence, last.target_kbps)
             return merge_segments(planned)
         profile = FALLBACK_PROFILE
     prof = registry.resolve(profile)
-    return [PlannedSegment(0, n_frames, prof, depth(prof), prof.labels[0] if prof.labels else prof.name, 1.0)]
+    return [PlannedSegment(0, n_frames, prof, depth(prof), prof.labels[0] if prof.labels else prof.name, 1.0,
+                           target_kbps(prof, rate))]
 
 
 def merge_segments(plan: list[PlannedSegment]) -> list[PlannedSegment]:
@@ -117,7 +123,7 @@ def merge_segments(plan: list[PlannedSegment]) -> list[PlannedSegment]:
             n_seg = seg.end_frame - seg.start_frame
             conf = (prev.confidence * n_prev + seg.confidence * n_seg) / (n_prev + n_seg)
             out[-1] = PlannedSegment(prev.start_frame, seg.end_frame, prev.profile, prev.n_q,
-                                     prev.label, conf)
+                                     prev.label, conf, prev.target_kbps)
         else:
             out.append(seg)
     return out

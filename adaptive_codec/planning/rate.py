@@ -16,7 +16,11 @@ import numpy as np
 
 from adaptive_codec.errors import AdaptiveCodecError
 
-__all__ = ["Rate", "check_bitrate", "depth_for_bitrate", "DepthRule"]
+__all__ = ["Rate", "MAX_BITRATE_KBPS", "check_bitrate", "target_kbps", "depth_for_bitrate", "DepthRule"]
+
+#: Largest ``--bitrate`` accepted: far above any depth the codec has (about
+#: 15 kbps a channel), so a larger number is a typo (bps for kbps).
+MAX_BITRATE_KBPS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,25 @@ def check_bitrate(bitrate_kbps: float | None, bitrate_scale: float | None) -> No
         raise AdaptiveCodecError("give a bitrate or a bitrate scale, not both")
     if bitrate_kbps is not None and not (bitrate_kbps > 0 and math.isfinite(bitrate_kbps)):
         raise AdaptiveCodecError(f"bitrate must be a positive number of kbps, got {bitrate_kbps}")
+    if bitrate_kbps is not None and bitrate_kbps > MAX_BITRATE_KBPS:
+        raise AdaptiveCodecError(f"bitrate {bitrate_kbps:g} kbps is above the {MAX_BITRATE_KBPS:g} kbps limit "
+                                 "(the unit is kbps, not bps)")
     if bitrate_scale is not None and not (bitrate_scale > 0 and math.isfinite(bitrate_scale)):
         raise AdaptiveCodecError(f"bitrate scale must be a positive number, got {bitrate_scale}")
+
+
+def target_kbps(profile, rate: Rate) -> float | None:
+    """The whole-stream bitrate ``rate`` asks of ``profile``'s segments (kbps), or None for a fixed depth.
+
+    ``rate.kbps`` for every profile; else the profile's ``bitrate_kbps``
+    times ``rate.scale``. A profile given as ``n_q`` (no bitrate) without
+    ``--bitrate`` has no target: its depth is the request.
+    """
+    if rate.kbps is not None:
+        return float(rate.kbps)
+    if profile.n_q is not None or profile.bitrate_kbps is None:
+        return None
+    return float(profile.bitrate_kbps) * (1.0 if rate.scale is None else float(rate.scale))
 
 
 def depth_for_bitrate(bitrate_kbps: float, n_levels: int, bits_per_index: float, frame_rate_hz: float,

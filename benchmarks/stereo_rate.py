@@ -1,0 +1,166 @@
+"""Stereo at a fixed total rate: per-channel ViSQOL and inter-channel level error per band, by side depth.
+
+Two channels are coded as mid/side; rate control gives the *pair* the asked
+total, and the side codes ``max(1, mid depth // divisor)`` levels. This
+script encodes the corpus' held-out stereo clips (each with its class
+profile) at each ``--bitrates`` total with each ``--divisors`` value, and
+with ``--variants plain`` the package's own ``encode(..., bitrate_kbps=)``
+(what a checkout without rate control wrote for "N kbps": run it with that
+tree on ``PYTHONPATH``). Per row: actual kbps (file bits over duration),
+ViSQOL (audio mode, 48 kHz) of the left and right channels scored
+separately against the reference's, and the mean absolute inter-channel
+level difference error (dB) in octave bands (frames more than 40 dB below
+the clip's loudest band frame are skipped).
+
+Usage (from the repository root; ~1 minute per clip and variant pair)::
+
+    python benchmarks/stereo_rate.py --corpus ../shared/corpus > benchmarks/results/stereo_rate.txt
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from adaptive_codec.threads import pin_threads  # noqa: E402
+
+#: Octave band edges (Hz) of the level-difference check.
+BAND_EDGES_HZ = (125, 250, 500, 1000, 2000, 4000, 8000, 16000)
+FLOOR_DB = 40.0
+
+
+def band_levels(x: np.ndarray, sample_rate_hz: int, n_fft: int = 2048) -> np.ndarray:
+    """Energy (dB) per octave band and STFT frame: shape ``(bands, frames)``, ``x`` of shape ``(samples,)``."""
+    hop = n_fft // 2
+    win = np.hanning(n_fft)
+    n = 1 + max(0, (x.size - n_fft) // hop)
+    frames = np.stack([x[i * hop : i * hop + n_fft] * win for i in range(n)]) if x.size >= n_fft \
+        else (np.pad(x, (0, n_fft - x.size)) * win)[None]
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
+    out = []
+    for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:]):
+        sel = (freqs >= lo) & (freqs < min(hi, sample_rate_hz / 2))
+        out.append(10 * np.log10(power[:, sel].sum(axis=1) + 1e-12) if sel.any() else np.full(len(frames), -120.0))
+    return np.stack(out)
+
+
+def ild_error_db(reference: np.ndarray, decoded: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """Mean |ILD_decoded - ILD_reference| (dB) per band; NaN for a band with no loud frames. Inputs ``(2, samples)``."""
+    ref = [band_levels(reference[c], sample_rate_hz) for c in (0, 1)]
+    dec = [band_levels(decoded[c], sample_rate_hz) for c in (0, 1)]
+    loud = np.maximum(ref[0], ref[1])
+    keep = loud > loud.max() - FLOOR_DB
+    err = np.abs((dec[0] - dec[1]) - (ref[0] - ref[1]))
+    return np.array([err[b][keep[b]].mean() if keep[b].any() else np.nan for b in range(err.shape[0])])
+
+
+def _stereo_clips(corpus: Path, max_per_class: int) -> list:
+    from adaptive_codec.bench.corpus import CorpusError, select_clips
+
+    manifest = corpus / "manifest.csv"
+    try:
+        chosen, _ = select_clips(manifest if manifest.is_file() else corpus, split="test",
+                                 max_clips_per_class=max_per_class, labels=["music", "ambient"])
+    except CorpusError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return [c for c in chosen if c.segments is None]
+
+
+def _encode(codec, audio: np.ndarray, sr: int, profile: str, kbps: float, divisor: int | None) -> bytes:
+    buf = io.BytesIO()
+    if divisor is None:
+        codec.encode_to(buf, audio, sr, profile=profile, bitrate_kbps=kbps)
+        return buf.getvalue()
+    from adaptive_codec.pipeline.encoder import build_header
+    from adaptive_codec.pipeline.rate_stream import encode_stream_at_rate
+    from adaptive_codec.pipeline.signal import array_blocks
+    from adaptive_codec.planning.rate import Rate
+
+    block = 4 * sr
+    scan, plan = codec.measure_and_plan(lambda: array_blocks(audio, block), sr, profile, Rate(kbps))
+    header = build_header(codec.parts, scan, sr, plan)
+    encode_stream_at_rate(codec.parts, buf, lambda: array_blocks(audio, block), header, plan, divisor)
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
+    p.add_argument("--bitrates", default="6", help="total kbps, comma-separated")
+    p.add_argument("--divisors", default="2,4,16", help="side depth divisors (rate-controlled trees)")
+    p.add_argument("--variants", default="divisors", choices=["divisors", "plain", "both"],
+                   help="divisors: rate control at each divisor; plain: encode(bitrate_kbps=) as the tree does")
+    p.add_argument("--max-clips-per-class", type=int, default=0, help="0 = every held-out stereo clip")
+    args = p.parse_args(argv)
+    try:
+        rates = [float(r) for r in args.bitrates.split(",")]
+        divisors = [int(d) for d in args.divisors.split(",")]
+    except ValueError:
+        print("error: --bitrates and --divisors must be comma-separated numbers", file=sys.stderr)
+        return 1
+    if not all(0 < r <= 1000 for r in rates) or not all(d >= 1 for d in divisors):
+        print("error: bitrates must be in (0, 1000] kbps and divisors >= 1", file=sys.stderr)
+        return 1
+    if not args.corpus.exists():
+        print(f"error: {args.corpus}: no such corpus", file=sys.stderr)
+        return 1
+    pin_threads(1)
+    from adaptive_codec import AdaptiveCodec
+    from adaptive_codec.audio import load_audio
+    from adaptive_codec.bench.environment import git_revision
+    from adaptive_codec.bench.metrics import visqol
+
+    codec = AdaptiveCodec.default()
+    clips = _stereo_clips(args.corpus, args.max_clips_per_class)
+    variants: list[int | None] = []
+    if args.variants in ("plain", "both"):
+        variants.append(None)
+    if args.variants in ("divisors", "both"):
+        variants += divisors
+    print(f"# stereo_rate: weights {codec.weights_meta['weights_id']}, git {git_revision()}, "
+          f"{platform.node()} ({os.cpu_count()} cpus), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"# {len(clips)} held-out stereo clips; ViSQOL audio mode per channel; ILD error in octave bands "
+          f"{BAND_EDGES_HZ[0]}-{BAND_EDGES_HZ[-1]} Hz")
+    bands = [f"ild_{lo}" for lo in BAND_EDGES_HZ[:-1]]
+    print("\t".join(["clip", "class", "asked_kbps", "variant", "actual_kbps", "visqol_l", "visqol_r",
+                     "visqol_mean", *bands, "ild_mean"]))
+    rows = []
+    for clip in clips:
+        audio, info = load_audio(clip.path)
+        if audio.shape[0] != 2:
+            continue
+        sr = info.sample_rate_hz
+        for kbps in rates:
+            for var in variants:
+                data = _encode(codec, audio, sr, clip.label, kbps, var)
+                y, _ = codec.decode(data)
+                actual = len(data) * 8 / (audio.shape[-1] / sr) / 1000
+                v = [visqol(audio[c], y[c], sr) for c in (0, 1)]
+                ild = ild_error_db(audio, y, sr)
+                name = "plain" if var is None else f"side/{var}"
+                rows.append(dict(label=clip.label, kbps=kbps, var=name, actual=actual, v=np.mean(v), ild=ild))
+                print("\t".join([clip.clip_id, clip.label, f"{kbps:g}", name, f"{actual:.3f}", f"{v[0]:.3f}",
+                                 f"{v[1]:.3f}", f"{np.mean(v):.3f}", *(f"{e:.2f}" for e in ild),
+                                 f"{np.nanmean(ild):.2f}"]), flush=True)
+    print("\n## means per class, asked total and variant")
+    print("class\tasked_kbps\tvariant\tn\tactual_kbps\tvisqol_mean\tild_mean_db")
+    for key in sorted({(r["label"], r["kbps"], r["var"]) for r in rows}):
+        sel = [r for r in rows if (r["label"], r["kbps"], r["var"]) == key]
+        print(f"{key[0]}\t{key[1]:g}\t{key[2]}\t{len(sel)}\t{np.mean([r['actual'] for r in sel]):.2f}\t"
+              f"{np.mean([r['v'] for r in sel]):.3f}\t{np.nanmean([np.nanmean(r['ild']) for r in sel]):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
