@@ -27,10 +27,11 @@ DIGEST = "22" * 8
 CORPUS = Path(__file__).resolve().parent / "hostile"
 
 
-def frame(body: bytes, chunks: list[bytes], major: int = 3) -> bytes:
+def frame(body: bytes, chunks: list[bytes], major: int = 3, body_has_sections: bool = False) -> bytes:
     """Preamble + header frame (CRC) + chunks (each with its index-bound CRC)."""
-    # The body is the current writer's: its minor (3.2 bodies end with the rate record).
-    pre = MAGIC + bytes([major, FORMAT_MINOR if major == 3 else 0, 0, 0])
+    # The body is the current writer's: minor 1 when it ends with extension sections, else 0.
+    minor = FORMAT_MINOR if major == 3 and body_has_sections else 0
+    pre = MAGIC + bytes([major, minor, 0, 0])
     length = varint_bytes(len(body))
     out = bytearray(pre + length + body + crc32(pre, length, body).to_bytes(4, "little"))
     for i, data in enumerate(chunks):
