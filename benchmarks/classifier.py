@@ -12,7 +12,12 @@ Prints (and with ``--out`` writes):
   boundary error, each file classified by a model trained WITHOUT the
   recordings it was made from;
 * speech mixed into ambient recordings at 20/10/5 dB SNR (held-out clips);
-* the extra training sources held out in turn (leave-sources-out);
+* speech over music at -5/0/+5/+10 dB and the corpus' sung song, routed
+  (held-out clips);
+* leave one source out: every corpus repository, Debian package and speech
+  repository predicted by a model trained without it (worst sources);
+* with ``--silero-out``: the speech / non-speech decision side by side with
+  silero-vad on the same windows (accuracy per class, speed on one thread);
 * features + inference speed as a multiple of real time on one core;
 * artifact size and load time.
 
@@ -21,7 +26,8 @@ artifact's own metadata, so the numbers describe the shipped model.
 
 Usage (from the repository root)::
 
-    python benchmarks/classifier.py --out benchmarks/results/classifier.txt
+    python benchmarks/classifier.py --cache-dir /work/data/classifier/features \
+        --out benchmarks/results/classifier.txt --silero-out benchmarks/results/classifier_silero_vad.txt
 """
 
 from __future__ import annotations
@@ -58,11 +64,22 @@ from adaptive_codec.train.classifier import (  # noqa: E402
     measure_speed,
     prepare_training_data,
 )
+from adaptive_codec.train.classifier_data import source_groups  # noqa: E402
 from adaptive_codec.train.classifier_mixtures import make_mixtures, score_segments  # noqa: E402
 
 _PENALTIES = (2.0, 4.0, 8.0)
 _MIN_SEGMENTS_S = (1.0, 2.0, 3.0)
 _MAX_PAUSES_S = (0.0, 2.0, 4.0, 8.0)
+
+
+def _git_revision() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def _reference(path: Path) -> list[tuple[float, float, str]]:
@@ -148,9 +165,10 @@ def mixed_files(corpus: Path, template, data: TrainingData, extra_share, routing
                      f"{len(predicted)} segments ({len(held_out)} recordings held out)")
     share = {k: v[0] / v[1] for k, v in totals.items()}
     median = float(np.median(errors))
-    lines.append(f"overall: {share['all']:.1%} of time labelled correctly as labelled (target >= 95% "
-                 f"{'MET' if share['all'] >= 0.95 else 'NOT MET'}); {share['kept']:.1%} without the segments cut from "
-                 f"never-trained-on clips ({'MET' if share['kept'] >= 0.95 else 'NOT MET'}); {share['routed']:.1%} "
+    kept = (f"; {share['kept']:.1%} without the segments cut from never-trained-on clips "
+            f"({'MET' if share['kept'] >= 0.96 else 'NOT MET'})") if data.excluded_groups else ""
+    lines.append(f"overall: {share['all']:.1%} of time labelled correctly (target >= 96% "
+                 f"{'MET' if share['all'] >= 0.96 else 'NOT MET'}){kept}; {share['routed']:.1%} "
                  f"routed to the right profile (silence counts as ambient); median boundary error {median:.2f} s "
                  f"(target <= 0.5 s {'MET' if median <= 0.5 else 'NOT MET'}), {len(errors)} boundaries")
     return lines
@@ -196,120 +214,247 @@ def _source(group: str) -> str:
     return ":".join(parts[:2]) if parts[0] == "deb" else parts[0]
 
 
-def extra_sources_held_out(template, data: TrainingData, extra_share, n_splits: int = 5) -> list[str]:
-    """Each extra source predicted by a model trained without it (5 folds over sources)."""
-    from sklearn.model_selection import GroupKFold
+def leave_one_source_out(template, data: TrainingData, extra_share, min_windows: int = 10) -> list[str]:
+    """Every source (corpus repository, Debian package, speech repository) predicted by a model trained without it.
 
-    extra = data.extra
-    sources = np.array([_source(g) for g in extra.groups])
-    predicted = np.empty(len(extra), dtype=object)
-    for train, test in GroupKFold(min(n_splits, len(set(sources))), shuffle=True, random_state=0).split(
-            extra.X, extra.y, sources):
-        model = dataclasses.replace(data, extra=extra.subset(train)).fit(template, extra_share=extra_share)
-        predicted[test] = model.predict(extra.X[test])
-    scored = ~extra.augmented
-    y, p, s = extra.y[scored], predicted[scored].astype(str), sources[scored]
-    report = CVReport.from_predictions(y, p, n_splits=n_splits, n_groups=len(set(s)))
-    lines = [f"{len(set(s))} sources, {scored.sum()} windows: accuracy {report.accuracy:.1%}, macro-F1 "
-             f"{report.macro_f1:.3f}; recall " + ", ".join(f"{k} {m['recall']:.1%} of {m['support']}"
-                                                         for k, m in report.per_class().items())]
-    for source in sorted(set(s)):
-        mask = s == source
-        lines.append(f"  {source} ({y[mask][0]}, {mask.sum()} windows): {np.mean(p[mask] == y[mask]):.1%}")
+    A window made from several recordings (noisy or speech-over-music copy,
+    synthetic mixture) is left out of training when any of its recordings
+    comes from the held-out source. Scored: the source's own windows, no copies.
+    """
+    main, extra = data.main, data.extra
+
+    own = np.array([_source(source_groups(g)[0]) for g in main.groups]
+                   + ([] if extra is None else [_source(source_groups(g)[0]) for g in extra.groups]))
+    scored = np.concatenate([~main.augmented] + ([] if extra is None else [~extra.augmented]))
+    X = main.X if extra is None else np.concatenate([main.X, extra.X])
+    y = main.y if extra is None else np.concatenate([main.y, extra.y])
+    recordings = {r for ds in (main, data.mixtures) if ds is not None for g in set(ds.groups) for r in source_groups(g)}
+    predicted = np.empty(len(y), dtype=object)
+    counts = {s: int(np.sum(scored & (own == s))) for s in set(own)}
+    for source in sorted(s for s, n in counts.items() if n >= min_windows):
+        # Main and mixture windows involving the source are banned by group; extra windows filtered here.
+        held_out = frozenset(r for r in recordings if _source(r) == source)
+        keep_extra = None
+        if extra is not None:
+            keep_extra = extra.subset(np.array([all(_source(r) != source for r in source_groups(g))
+                                                for g in extra.groups], dtype=bool))
+        model = dataclasses.replace(data, extra=keep_extra).fit(template, extra_share=extra_share, held_out=held_out)
+        rows = np.flatnonzero(scored & (own == source))
+        predicted[rows] = model.predict(X[rows])
+    done = scored & (predicted != None)  # noqa: E711 - object array
+    yt, yp, src = y[done], predicted[done].astype(str), own[done]
+    report = CVReport.from_predictions(yt, yp, n_splits=len(set(src)), n_groups=len(set(src)))
+    per_source = {s: float(np.mean(yp[src == s] == yt[src == s])) for s in sorted(set(src))}
+    recalls = {k: m["recall"] for k, m in report.per_class().items()}
+    worst = min(recalls.values())
+    lines = [f"{len(per_source)} sources ({sum(1 for n in counts.values() if n < min_windows)} with fewer than "
+             f"{min_windows} windows not held out), {len(yt)} windows: accuracy {report.accuracy:.1%}, macro-F1 "
+             f"{report.macro_f1:.3f}, mean per source {np.mean(list(per_source.values())):.1%}; recall "
+             + ", ".join(f"{k} {m['recall']:.1%} of {m['support']}" for k, m in report.per_class().items()),
+             f"target: accuracy >= 95% {'MET' if report.accuracy >= 0.95 else 'NOT MET'}, no class below 93% "
+             f"{'MET' if worst >= 0.93 else 'NOT MET'} (lowest {worst:.1%})",
+             "confusion (rows true, columns predicted):", *report.format().split("\n")[2:2 + len(recalls) + 1],
+             "worst sources:"]
+    for s in sorted(per_source, key=per_source.get)[:8]:
+        mask = src == s
+        wrong = yp[mask][yp[mask] != yt[mask]]
+        called = ", ".join(f"{t} as {k} {np.mean((yp[mask] == k) & (yt[mask] == t)):.0%}"
+                           for t in sorted(set(yt[mask])) for k in sorted(set(wrong)) if k != t
+                           and np.any((yp[mask] == k) & (yt[mask] == t)))
+        lines.append(f"  {s} ({_classes(yt[mask])}, {mask.sum()} windows): {per_source[s]:.1%}"
+                     + (f" (wrong: {called})" if called else ""))
+    lines.append("all sources:")
+    for s in per_source:
+        mask = src == s
+        lines.append(f"  {s} ({_classes(yt[mask])}, {mask.sum()} windows): {per_source[s]:.1%}")
+    return lines
+
+
+def _classes(labels: np.ndarray) -> str:
+    return "/".join(sorted(set(labels)))
+
+
+def _load16(path: Path) -> np.ndarray:
+    import soundfile as sf
+    import soxr
+
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    return soxr.resample(mono, sr, 16000) if sr != 16000 else mono
+
+
+def _routed_share(model, audio: np.ndarray, label: str) -> tuple[float, float]:
+    """Share of time the routed segments give ``label``, and the duration."""
+    probs, feats = _probabilities(model, audio, 16000)
+    duration = len(audio) / 16000
+    segments = segments_from_probabilities(probs, model.labels_, feats.start_s, feats.end_s, duration_s=duration)
+    hit = sum(min(s.end_s, duration) - s.start_s for s in segments if s.label == label)
+    return hit / duration, duration
+
+
+def speech_over_music_mixtures(corpus: Path, folds, data: TrainingData,
+                               ratios_db=(-5.0, 0.0, 5.0, 10.0)) -> list[str]:
+    """Held-out speech over held-out music at several speech-to-music ratios; held-out singing alone."""
+    files = [f for f in load_labelled_files(corpus) if f.group not in data.excluded_groups]
+    rng = np.random.default_rng(1)
+    found = {r: [0.0, 0.0] for r in ratios_db}
+    singing = [0.0, 0.0]
+    for model, held_out in folds:
+        speech = [f for f in files if f.group in held_out and f.label == "speech"]
+        music = [f for f in files if f.group in held_out and f.label == "music"]
+        for item in music:
+            if "Lets_Go_Fishin" in str(item.path):  # the corpus' sung song (librosa's Karissa Hobbs)
+                share, duration = _routed_share(model, _load16(item.path), "music")
+                singing[0] += share * duration
+                singing[1] += duration
+        if not music:
+            continue
+        for item in speech[:12]:
+            voice = _load16(item.path)
+            bed = _load16(music[rng.integers(len(music))].path)
+            bed = np.tile(bed, len(voice) // max(1, len(bed)) + 1)[: len(voice)]
+            for ratio in ratios_db:
+                gain = np.sqrt(np.mean(voice**2) / (np.mean(bed**2) + 1e-12) / 10 ** (ratio / 10))
+                mix = voice + gain * bed
+                mix = mix / max(1.0, float(np.max(np.abs(mix))))
+                share, duration = _routed_share(model, mix, "speech")
+                found[ratio][0] += share * duration
+                found[ratio][1] += duration
+    lines = []
+    total = [sum(v[0] for v in found.values()), sum(v[1] for v in found.values())]
+    for ratio, (hit, duration) in found.items():
+        lines.append(f"speech {ratio:+g} dB over music: {hit / duration:6.1%} of {duration:.0f} s routed to speech")
+    overall = total[0] / total[1]
+    lines.append(f"all ratios: {overall:.1%} of time routed to speech (target >= 95% "
+                 f"{'MET' if overall >= 0.95 else 'NOT MET'})")
+    if singing[1]:
+        lines.append(f"singing (Karissa Hobbs, 'Let's Go Fishin'', held out): {singing[0] / singing[1]:.1%} of "
+                     f"{singing[1]:.0f} s routed to music")
+    return lines
+
+
+def silero_side_by_side(corpus: Path, folds, data: TrainingData, shipped) -> list[str]:
+    """Speech / non-speech per 1 s window: held-out fold models vs silero-vad (ONNX, one thread), same windows."""
+    import torch
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    torch.set_num_threads(1)
+    vad = load_silero_vad(onnx=True)  # onnxruntime, one intra-op thread (silero's own setting)
+    files = [f for f in load_labelled_files(corpus) if f.group not in data.excluded_groups]
+    model_of = {g: m for m, held_out in folds for g in held_out}
+    ours = {k: [0, 0] for k in ("speech", "music", "ambient")}
+    theirs = {k: [0, 0] for k in ours}
+    vad_time = ours_time = audio_s = 0.0
+    for item in files:
+        if item.label not in ours or item.group not in model_of:
+            continue
+        audio = _load16(item.path)
+        audio_s += len(audio) / 16000
+        begin = time.perf_counter()
+        feats = window_features(audio, sample_rate_hz=16000, config=shipped.config_)
+        probs = model_of[item.group].window_probabilities(feats)
+        ours_time += time.perf_counter() - begin
+        begin = time.perf_counter()
+        stamps = get_speech_timestamps(torch.from_numpy(audio), vad, sampling_rate=16000, return_seconds=True)
+        vad_time += time.perf_counter() - begin
+        labels = np.array(model_of[item.group].labels_)[probs.argmax(axis=1)]
+        audible = feats.level_dbfs >= shipped.silence_dbfs
+        for start, end, label, keep in zip(feats.start_s, feats.end_s, labels, audible):
+            if not keep:
+                continue
+            overlap = sum(max(0.0, min(end, s["end"]) - max(start, s["start"])) for s in stamps)
+            vad_speech = overlap >= 0.5 * (end - start)
+            truth = item.label == "speech"
+            ours[item.label][0] += int((label == "speech") == truth)
+            ours[item.label][1] += 1
+            theirs[item.label][0] += int(vad_speech == truth)
+            theirs[item.label][1] += 1
+    acc = {name: sum(v[0] for v in d.values()) / sum(v[1] for v in d.values()) for name, d in
+           (("ours", ours), ("silero", theirs))}
+    lines = [f"{sum(v[1] for v in ours.values())} audible 1 s windows (hop 0.5 s) of {audio_s:.0f} s of corpus clips; "
+             "ours: the grouped-CV fold model that never saw the clip's recording (speech vs music/ambient/silence);",
+             "silero-vad 6 (PyPI silero-vad, ONNX model, onnxruntime; get_speech_timestamps defaults): a window is "
+             "speech when at least half of it lies in a speech timestamp",
+             f"{'class':10s} {'windows':>8s} {'ours':>8s} {'silero':>8s}"]
+    for k in ours:
+        lines.append(f"{k:10s} {ours[k][1]:8d} {ours[k][0] / max(1, ours[k][1]):8.1%} "
+                     f"{theirs[k][0] / max(1, theirs[k][1]):8.1%}")
+    lines.append(f"{'all':10s} {sum(v[1] for v in ours.values()):8d} {acc['ours']:8.1%} {acc['silero']:8.1%}")
+    lines.append(f"target: ours above silero {'MET' if acc['ours'] > acc['silero'] else 'NOT MET'}")
+    lines.append(f"speed, one thread, 16 kHz clips in memory: ours (features + inference) {audio_s / ours_time:.0f}x "
+                 f"real time, silero-vad {audio_s / vad_time:.0f}x real time")
     return lines
 
 
 _CARD_NOTES = """\
+## Sources and licences
+
+Never the same recording in training and test: the corpus is cross-validated by recording group, every extra
+source is training-only, and the leave-one-source-out benchmark holds out whole sources (a repository, a Debian
+package). Nothing fetched is stored in the repository.
+
+| source | classes | licence |
+|---|---|---|
+| `../shared/corpus`: resemble-ai/Resemblyzer (LibriSpeech) | speech | LibriSpeech CC BY 4.0 (repo Apache-2.0) |
+| `../shared/corpus`: openai/whisper `jfk.flac`, snakers4/silero-vad examples | speech | public domain recording; repo MIT |
+| `../shared/corpus`: librosa/data | music, ambient, speech | CC BY 4.0 / CC BY 3.0 / CC0 per file; two items CC BY-NC 3.0/4.0 (`pibble`, `Choice`; corpus only, trained on as in v3) |
+| `../shared/corpus`: remvze/moodist | ambient | CC0 or Pixabay Content License |
+| `../shared/corpus`: Debian hyperrogue-music, asc-music | music | CC BY-SA 3.0/4.0 or GPL-2+; GPL-2+ |
+| `../shared/train-pool` speech (GitHub test audio: pocketsphinx, sphinx4, faster-whisper, vosk, wenet, lyra, joinly, pyannote, whisper-timestamped, EmoDB via voice-emotion-analysis, fdeloche, Real-Time-Voice-Cloning, speech_recognition) | speech | per repository (MIT, Apache-2.0, BSD, AGPL-3.0 test audio, LibriSpeech CC BY 4.0, EmoDB research distribution, Common Voice CC0); its `manifest.csv` |
+| Debian asterisk-core-sounds-en/es/fr/it/ru-wav | speech (5 languages) | CC-BY-SA-3.0 / CC-BY-3.0 |
+| Debian tuxpaint-stamps-default | speech (13 languages), ambient | GPL-2 |
+| Debian ktuberling-data | speech (23 languages, words) | GPL-2+ / CC0 / CC-BY per file |
+| Debian hedgewars-data | music, speech (voice packs) | GPL-2 / GFDL-1.3 / CC-BY-SA-3.0 per file |
+| Debian fillets-ng-data | music, speech (dialogues) | GPL-2+ |
+| Debian warzone2100-music, wesnoth-1.16-music, nexuiz-music, colobot-common-sounds | music | GPL-2+ / CC-BY-SA-3.0 / CC0; GPL-2; GPL-2+; GPL-3+ |
+| Debian asterisk-moh-opsound-wav | music (8 kHz) | CC-BY-SA-3.0 |
+| Debian widelands-data, lincity-ng-data, scorched3d-data, lugaru-data, etw-data | ambient, music | GPL-2+ with CC-BY-SA-3.0/4.0 / public domain per file |
+| Debian fretsonfire-songs-muldjord, fretsonfire-songs-sectoid (`tools/fetch_songs.py`) | music (rock/metal) | CC BY-SA 3.0; MIT-style |
+| Debian supertuxkart-data music (38 tracks, many artists; new in v4) | music (electronic, pop, rock, orchestral) | CC-BY-SA-3.0 / 4.0 / CC-BY-3.0 / CC0 per track |
+| Debian megaglest-data tileset ambience and faction music (new in v4) | ambient (forest, rain, wind, animals), music | CC-BY-SA-3.0 |
+
 ## Recipe (reproduce)
 
 ```
-python tools/fetch_songs.py ~/.cache/adaptive-codec/songs
+python tools/fetch_classifier_audio.py /work/data/classifier     # train-pool, songs, more (Debian; ~2.4 GB)
 adaptive-codec train classifier --data ../shared/corpus --extra ../shared/train-pool \\
-    --extra ~/.cache/adaptive-codec/train-pool --extra ~/.cache/adaptive-codec/songs \\
+    --extra /work/data/classifier/train-pool --extra /work/data/classifier/songs \\
+    --extra /work/data/classifier/more \\
     --max-files-per-label 700 --extra-share 0.25 --extra-balance group \\
-    --noisy-speech --mixtures 400 --train-exclude pibble \\
-    --out classifiers/content-v3.safetensors --card classifiers/README.md \\
-    --cache-dir .cache/classifier-features --force
-python benchmarks/classifier.py --out benchmarks/results/classifier.txt --update-card classifiers/README.md
+    --noisy-speech --mixtures 400 --augment 1 --speech-over-music \\
+    --out classifiers/content-v4.safetensors --card classifiers/README.md \\
+    --cache-dir /work/data/classifier/features --force
+python benchmarks/classifier.py --cache-dir /work/data/classifier/features \\
+    --out benchmarks/results/classifier.txt --silero-out benchmarks/results/classifier_silero_vad.txt \\
+    --update-card classifiers/README.md
 ```
 
-The Debian pool (`~/.cache/adaptive-codec/train-pool`) is made by `../shared/train-pool/fetch_debian_audio.py`;
-the songs (`~/.cache/adaptive-codec/songs`: the eight rock/metal songs of Debian's two Frets on Fire song packages,
-stems summed to full mixes) by `tools/fetch_songs.py`.
+## What changed from content-v3, and why
 
-## Choices, measured
+- Labels: the corpus' `pibble` clips (librosa's dog howl) are now labelled ambient; nothing is excluded from
+  training any more (`--train-exclude` unused).
+- Degraded copies (`--augment 1`): every file once more through a seeded chain of two or three of level,
+  EQ tilt, noise, reverb, low-pass 4/8/11 kHz, Opus 8-24 kbps or MP3 32-64 kbps, telephone band
+  (`adaptive_codec/train/classifier_augment.py`), besides the 8 kHz copy, so that what archives do to a recording
+  is not a class cue.
+- Speech over music (`--speech-over-music`): every speech file of the corpus, and 600 from the extra sources, mixed
+  over a random music file at -5 to +10 dB and labelled speech.
+- Two more Debian sources for the music / ambient border: SuperTuxKart's music (electronic, pop, rock tracks by
+  many artists) and MegaGlest's nature ambience.
+- Calibration: one temperature fitted on the fold models' out-of-fold probabilities (artifact format 2).
+- Model: the same features and logistic regression (C=0.01). A small CNN on log-mel was not tried in this round
+  (no time on the shared 2-core machine); the linear model keeps the artifact at 24 KiB.
 
-All by 5-fold grouped CV on the corpus (logistic regression, C=0.01, corpus labels as given), one change at a
-time; a handful of settings per choice, so the CV numbers carry a little selection optimism.
-
-- Extra training data: the two train-pools (GitHub speech; Debian game/voice/ambient audio) added with every window
-  counting once LOWERED the CV (95.1 % -> 94.1 %): 11 000 game-music windows outvote the corpus. Weighted per class
-  to a fixed share of the corpus' windows of that class (`--extra-share`) they help: share 0.1 / 0.25 / 0.5 / 1.0
-  gave 97.1 / 97.4 / 97.0 / 96.5 %. The Debian animal and Foley sounds (cows, dogs, frogs, wolves, fire) fixed most
-  of the corpus' ambient-called-speech recordings (paper, keyboard, frog, dog barking) and the music pool the
-  ambient-like `asc-music` track (56 -> 6 windows wrong).
-- Features (with the pools): the previous feature set scored 96.6 %; + voicing/pitch/modulation bands 97.0 %;
-  + sorted (key-invariant) chroma 96.8 %; both, with the 12 raw chroma bins dropped, 97.4 % (97.3 % keeping the bins:
-  raw bins name the key of the training songs). The window's level relative to its +-2 neighbours (a pause is much
-  quieter than the speech around it; an ambience next to speech is not) added +0.3 points with mixture training.
-- Mixture training (`--mixtures 400`): on synthetic mixtures of held-out clips, windows next to a change were called
-  by their louder/busier neighbour (ambient -> speech or music for ~1 s after a change): 93.2 % of time correct,
-  median boundary error 0.59 s. Training also on the windows whose +-2-window context crosses a change (but which
-  do not straddle it themselves) gave ~95 % and 0.26 s. Also training on the straddling windows gave 95.6 % but cost
-  0.5 points of CV (their label is ambiguous), so they are left out.
-- Routing: on the synthetic mixtures the switch penalty (2-8 nats) and the minimum segment (1-3 s) change the time
-  accuracy by less than 0.6 points (grid in the benchmark below); the best, 8 nats and 2 s, is the default now
-  (was 4 nats: 95.1 % vs 95.4 % there). The corpus' mixed files were not used to choose it.
-- Pauses (2026-11-27): a silence (below the -60 dBFS gate) of at most 4 s between two runs of one label takes that
-  label (`RoutingConfig.max_pause_s`, `classify --max-pause`), like a voice-activity detector's hangover: a pause
-  between sentences stays speech, longer silences and silences between two different classes stay `silence` and go
-  to the cheapest profile. Disclosure: the idea came from reading the mixed-file errors (a 3 s silent pause inside
-  the speech of `mixed_04`, labelled speech, was called silence). The 4 s is set from speech (pauses between a
-  speaker's sentences rarely exceed 3-4 s), not fitted: the synthetic mixtures have too few silent windows (59 of
-  9653) for 0-8 s to change their score, and the owl's 4.5 s quiet stretch in `mixed_03` stays `silence` under it.
-  Mixed files: 91.7 % -> 92.4 % as labelled, 95.1 % -> 95.8 % without the `pibble` segments (`mixed_04` 90.9 % ->
-  98.3 %); CV, speech-in-noise and held-out-source numbers do not change (they are window-level).
-- Model: logistic regression with strong L2 (C=0.01; 0.003-0.1 within 0.5 points). Gradient boosting
-  (HistGradientBoosting, corpus only) scored 94.5 % vs 95.1 % and took 15 min per CV instead of 8 s; a 64-unit MLP
-  94.1 %. A linear model is also the least likely to learn single recordings.
-- Rock and metal (v3): content-v2 called seven of the eight Frets on Fire songs (distorted guitars, dense drums;
-  `tools/fetch_songs.py`) mostly ambient (4 Muldjord songs 94-100 % ambient). Added as a third extra source,
-  with the per-class weighting of v2 they would carry 13 of the music class's 318 extra window-weights, too little
-  to matter (Muldjord still 97 % ambient when trained on the Sectoid songs). `--extra-balance group` splits each
-  class's extra weight evenly over its recording groups (a Debian package, a speaker) first. Measured with all three
-  extra sources, corpus CV and "sources held out in turn" (88 groups, 5 folds over sources):
-  per-class 97.11 % CV, held-out sources 88.8 % of windows / 92.8 % mean per source (Muldjord 4 %, Sectoid 82 %);
-  per-group 97.22 % / 88.3 % / 93.4 % (Muldjord 11 %, Sectoid 93 %). C=0.1 generalises further (Muldjord 38 %,
-  mean per source 94.2 %) but the corpus CV falls to 96.4 %, so C stays 0.01.
-- Band limit 7 kHz and 8 kHz training copies (kept from v1): without them the model learned "16 kHz source = speech".
-- Noisy-speech copies (kept from v1): a copy now carries the groups of both its speech and its noise recording, so a
-  fold that holds out either does not train on it (costs 0.1 points of CV; it used to leak).
-
-## Label problem: `pibble`
-
-The corpus' two `music/data__pibble.hq__*` clips (librosa's example "Who's a good girl?") are a dog howling, not
-music. They are never trained on (`--train-exclude pibble`; a wrong label would teach "howling = music", and the
-corpus files ambient wolves and dogs as ambient), but they are NOT dropped from the tests: every CV and mixed-file
-number below is given as labelled (pibble counted as music, which the model never says) and again without them.
+Each change was not measured alone (one training run for v4; the benchmark below is that run). The leave-one-source-out
+section is new, so there is no v3 number under the same protocol.
 
 ## Known weaknesses
 
-- Grouped-CV errors concentrate in a few recordings: bubbles, windshield wipers and cows heard as speech; howling
-  wind, a wolf and cows as music; quiet pauses of telephone-band speech (silero-vad `aepyx_8k`) as ambient.
-- Trained on read English speech, game/classical music, eight rock/metal songs and game/field ambience: pop songs
-  with vocals, rap, and speech over music are outside the training data (there is no speech-over-music class; such
-  audio is called whichever dominates). Dense, distorted music is the weakest music: held out, one metal band's
-  songs are still called ambient most of the time (Muldjord 11 % right when trained without them, see "Choices");
-  even trained on all eight songs, the shipped model calls the four Muldjord songs music only 41-62 % of the time
-  (whole songs, routed; the Sectoid songs 100 %), and two bands are little evidence for the genre.
-- Sources never trained on (benchmark below): metal (Muldjord 11 %) and game music are the weakest (colobot 75 %,
-  warzone2100 78 %), then meeting and radio speech (pyannote 75 %, whisper-timestamped test files 82 %); speech at
-  5 dB SNR in ambience is still called speech 75 % of the time.
-- Quiet ambience: windows below -60 dBFS are `silence` by design (routed to the ambient profile). The owl clip in
-  `mixed_03` is partly that quiet (stretches of 3 and 4.5 s), so it counts as wrongly labelled but rightly routed.
-- Mixed files as labelled stay below 95 % (92.4 %) because 15.5 s of their 428 s are the `pibble` dog howl labelled
-  music, which the fold models call speech; without those segments 95.8 % of the time is labelled correctly.
-- A class change is located to about +-0.5 s (windows of 1 s every 0.5 s).
+- The held-out `pibble` dog howl is called speech (mixed_03 and mixed_06 lose 7.5 s each): a long pitched howl looks
+  like voiced speech to these features, and no other recording in the data is like it.
+- Speech 5 dB under a music bed is routed to speech only about 70 % of the time; at 0 dB about 93 %.
+- See the worst sources of the leave-one-source-out section below: whole sources of game music or ambience the
+  model has not heard are where it fails, as in v3.
 """
 
 
@@ -319,12 +464,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", type=Path, default=REPO / "classifiers" / DEFAULT_ARTIFACT)
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache" / "classifier-features")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--silero-out", type=Path, metavar="FILE",
+                        help="also compare speech / non-speech with silero-vad (pip install silero-vad) into FILE")
     parser.add_argument("--update-card", type=Path, metavar="CARD",
                         help="rewrite this model card (classifiers/README.md) with the report appended")
     args = parser.parse_args(argv)
     if not (args.corpus / "manifest.csv").is_file():
         print(f"error: no corpus at {args.corpus} (expected manifest.csv there; see --corpus)", file=sys.stderr)
         return 2
+
+    if args.silero_out:
+        try:
+            import onnxruntime  # noqa: F401
+            import silero_vad  # noqa: F401
+        except ImportError as exc:
+            print(f"error: --silero-out needs silero-vad and onnxruntime ({exc}); pip install "
+                  "'adaptive-codec[bench]'", file=sys.stderr)
+            return 2
 
     lines: list[str] = []
 
@@ -346,11 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         # The artifact names the extra folders it was trained on; a fresh machine fetches them first.
         print(f"error: training data not found: {', '.join(missing)} (the artifact's training sources: "
-              "../shared/train-pool/fetch_debian_audio.py, tools/fetch_songs.py)", file=sys.stderr)
+              "tools/fetch_classifier_audio.py)", file=sys.stderr)
         return 2
     say(f"# Content classifier benchmark: {args.classifier.name}")
     say(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-        f"threads=1; load average {os.getloadavg()[0]:.1f} at start (the machine is shared); corpus: {args.corpus}")
+        f"threads=1; load average {os.getloadavg()[0]:.1f} at start (the machine is shared); corpus: {args.corpus}; "
+        f"git {_git_revision()}")
     say(f"model: {shipped.model}, params {meta['params']}")
     say(f"training sources: {args.corpus} (cross-validated) + {list(extra) or 'nothing else'} (training only)")
     say(f"recipe: {recipe.to_dict()}")
@@ -397,10 +554,26 @@ def main(argv: list[str] | None = None) -> int:
         say(line)
     say()
 
-    if data.extra is not None and len(data.extra):
-        say("## Extra training sources held out in turn (5 folds over sources; corpus always trained on)")
-        for line in extra_sources_held_out(template, data, recipe.extra_share):
-            say(line)
+    say("## Speech over music, singing (held-out clips, each fold's model, routed)")
+    for line in speech_over_music_mixtures(args.corpus, folds, data):
+        say(line)
+    say()
+
+    say("## Leave one source out (each source held out in turn, corpus and extra sources)")
+    for line in leave_one_source_out(template, data, recipe.extra_share):
+        say(line)
+    say()
+
+    if args.silero_out:
+        vad_lines = [f"# Speech / non-speech: {args.classifier.name} vs silero-vad, same windows",
+                     f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+                     f"threads=1; load average {os.getloadavg()[0]:.1f} (shared machine); git {_git_revision()}"]
+        vad_lines += silero_side_by_side(args.corpus, folds, data, shipped)
+        for line in vad_lines:
+            print(line, flush=True)
+        args.silero_out.parent.mkdir(parents=True, exist_ok=True)
+        args.silero_out.write_text("\n".join(vad_lines) + "\n", encoding="utf-8")
+        say(f"(silero-vad side by side written to {args.silero_out})")
         say()
 
     say("## Speed, size, load time (shipped artifact)")
@@ -412,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"features + inference, 60 s of 44.1 kHz audio in memory: {synthetic:.0f}x real time (one thread)")
     say(f"decode + features + inference + routing, the {len(mixed_paths)} mixed FLAC files ({audio_s:.0f} s, 16 kHz): "
         f"{real:.0f}x real time")
-    say(f"target >= 200x: {'MET' if synthetic >= 200 else 'NOT MET'}")
+    say(f"target >= 500x: {'MET' if synthetic >= 500 else 'NOT MET'}")
     size = args.classifier.stat().st_size
     loads = []
     for _ in range(5):

@@ -87,7 +87,10 @@ def _rewrite_meta(src, dst, change):
     "change, message",
     [
         (lambda m, a: m.update(feature_version=99), "feature version"),
-        (lambda m, a: m.update(format_version=2), "format version"),
+        (lambda m, a: m.update(format_version=3), "format version 3 is not supported"),
+        (lambda m, a: m.update(format_version=1), "format version 1 is not supported"),
+        (lambda m, a: m.pop("temperature"), "calibration temperature"),
+        (lambda m, a: m.update(temperature=-1.0), "not a positive number"),
         (lambda m, a: m.update(format="something-else"), "not a classifier"),
         (lambda m, a: m["params"].update(model="svm"), "unknown model"),
         (lambda m, a: a.pop("scaler.mean"), "incomplete"),
@@ -123,6 +126,22 @@ def test_load_truncated_artifact(tmp_path):
 def test_load_missing_file(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         ContentClassifier.load(tmp_path / "nope.safetensors")
+
+
+def test_temperature_calibration_changes_confidence_not_decisions(tmp_path):
+    X, y = _toy()
+    clf = ContentClassifier().fit(X, y)
+    before = clf.predict_proba(X)
+    clf.calibrate(2.0)
+    after = clf.predict_proba(X)
+    np.testing.assert_allclose(after.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(after.argmax(axis=1), before.argmax(axis=1))
+    assert after.max(axis=1).mean() < before.max(axis=1).mean()  # softer
+    loaded = ContentClassifier.load(clf.save(tmp_path / "t.safetensors"))
+    assert loaded.temperature_ == 2.0
+    np.testing.assert_allclose(loaded.predict_proba(X), after)
+    with pytest.raises(ValueError, match="positive"):
+        clf.calibrate(0.0)
 
 
 def test_silence_gate_overrides_the_model():

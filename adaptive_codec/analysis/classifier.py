@@ -3,7 +3,9 @@
 A scikit-learn estimator (``fit`` / ``predict`` / ``predict_proba`` /
 ``classes_`` / ``get_params``) wrapping a ``Pipeline`` of a ``StandardScaler``
 and a small model (multinomial logistic regression or a one-hidden-layer MLP).
-Silence is not learned: an explicit energy gate (:meth:`ContentClassifier.
+Probabilities are calibrated by one temperature (``temperature_``, fitted on
+out-of-fold predictions by the training recipe; 1.0 until then). Silence is
+not learned: an explicit energy gate (:meth:`ContentClassifier.
 window_probabilities`) labels windows below ``silence_dbfs`` as
 :data:`SILENCE_LABEL`, which the built-in ambient profile serves.
 
@@ -48,10 +50,11 @@ __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "DEFAULT_ARTIFACT", "SI
 SILENCE_LABEL = "silence"
 #: ``format`` field of the artifact's JSON header.
 ARTIFACT_FORMAT = "adaptive-codec-classifier"
-#: Bumped when the artifact layout changes; older readers refuse newer files.
-ARTIFACT_FORMAT_VERSION = 1
+#: Bumped when the artifact layout changes; a reader accepts only its own version
+#: (version 2 added the calibration temperature, which changes every probability).
+ARTIFACT_FORMAT_VERSION = 2
 #: File name of the shipped classifier inside ``classifiers/``.
-DEFAULT_ARTIFACT = "content-v3.safetensors"
+DEFAULT_ARTIFACT = "content-v4.safetensors"
 _METADATA_KEY = "adaptive_codec"
 _MODELS = ("logreg", "mlp")
 
@@ -161,6 +164,26 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
                                                     "model__sample_weight": sample_weight}
         self.pipeline_.fit(X, y, **weights)
         self.n_iter_ = int(np.max(self.pipeline_.named_steps["model"].n_iter_))
+        self.temperature_ = 1.0
+        return self
+
+    def calibrate(self, temperature: float) -> ContentClassifier:
+        """Set the calibration temperature (probabilities ~ p ** (1 / temperature), renormalised).
+
+        Parameters
+        ----------
+        temperature : float
+            > 0; above 1 softens, below 1 sharpens. Fitted by
+            :func:`~adaptive_codec.train.classifier_cv.fit_temperature`.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "pipeline_")
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        self.temperature_ = float(temperature)
         return self
 
     # -------------------------------------------------------------- predict
@@ -178,7 +201,14 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "pipeline_")
         X = validate_data(self, X, dtype=np.float64, reset=False)  # checks the feature count
-        return self.pipeline_.predict_proba(X)
+        probabilities = self.pipeline_.predict_proba(X)
+        temperature = getattr(self, "temperature_", 1.0)
+        if temperature == 1.0:
+            return probabilities
+        logits = np.log(np.maximum(probabilities, 1e-300)) / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        scaled = np.exp(logits)
+        return scaled / scaled.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class per window, shape (n_windows,)."""
@@ -267,6 +297,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
             "n_features": int(self.n_features_in_),
             "classes": [str(c) for c in self.classes_],
             "n_iter": self.n_iter_,
+            "temperature": float(getattr(self, "temperature_", 1.0)),
             "params": params,
             "model_extra": extra,
             "training": training or {},
@@ -339,12 +370,18 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         clf.classes_ = classes
         clf.n_features_in_ = n_features
         clf.n_iter_ = int(meta.get("n_iter", 0))
+        try:
+            clf.temperature_ = float(meta["temperature"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: classifier metadata without a valid calibration temperature") from exc
+        if not np.isfinite(clf.temperature_) or clf.temperature_ <= 0:
+            raise ModelError(f"{where}: calibration temperature {clf.temperature_!r} is not a positive number")
         clf.training_ = meta.get("training", {})
         return clf
 
     @classmethod
     def default(cls) -> ContentClassifier:
-        """The shipped classifier (``classifiers/content-v3.safetensors``)."""
+        """The shipped classifier (``classifiers/content-v4.safetensors``)."""
         return cls.load(classifiers_dir() / DEFAULT_ARTIFACT)
 
 
@@ -370,7 +407,8 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     if meta.get("format_version") != ARTIFACT_FORMAT_VERSION:
         raise ModelError(
             f"{where}: classifier format version {meta.get('format_version')!r} is not supported "
-            f"(this adaptive-codec reads version {ARTIFACT_FORMAT_VERSION})"
+            f"(this adaptive-codec reads version {ARTIFACT_FORMAT_VERSION}); retrain it with "
+            f"`adaptive-codec train classifier` or use the shipped {DEFAULT_ARTIFACT}"
         )
     if meta.get("feature_version") != FEATURE_VERSION:
         raise ModelError(

@@ -148,6 +148,12 @@ def train_classifier_command(
     mixtures: Annotated[int, typer.Option(
         min=0, help="Also train on the windows next to label changes in this many synthetic mixtures "
         "of the --data clips (0: none).")] = 0,
+    augment: Annotated[int, typer.Option(
+        min=0, help="Also train on this many degraded copies of every file (level, EQ tilt, telephone band, "
+        "low-pass, MP3/Opus round trip, noise, reverb; 0: none).")] = 0,
+    speech_over_music: Annotated[bool, typer.Option(
+        help="Also train on speech mixed over music at -5 to +10 dB, labelled speech "
+        "(needs labels speech and music).")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
@@ -158,7 +164,8 @@ def train_classifier_command(
                                 max_files_per_label=max_files_per_label, folds=folds, narrowband=narrowband,
                                 noisy_speech=noisy_speech, extra_share=extra_share,
                                 extra_balance=extra_balance, train_exclude=tuple(train_exclude or ()),
-                                mixtures=mixtures, cache_dir=cache_dir, force=force, echo=typer.echo)
+                                mixtures=mixtures, augment=augment, speech_over_music=speech_over_music,
+                                cache_dir=cache_dir, force=force, echo=typer.echo)
 
 
 @train_app.command("profile")

@@ -24,7 +24,15 @@ import numpy as np
 from adaptive_codec.analysis.classifier import ContentClassifier
 from adaptive_codec.analysis.features import FeatureConfig, window_features
 from adaptive_codec.errors import AdaptiveCodecError
-from adaptive_codec.train.classifier_cv import EXTRA_BALANCES, TrainingData, extra_weights, grouped_cv
+from adaptive_codec.train.classifier_cv import (
+    EXTRA_BALANCES,
+    TrainingData,
+    calibration_error,
+    extra_weights,
+    fit_temperature,
+    grouped_cv,
+    log_loss,
+)
 from adaptive_codec.train.classifier_data import (
     Dataset,
     LabelledFile,
@@ -55,6 +63,20 @@ __all__ = [
     "train_classifier",
     "write_card",
 ]
+
+
+#: Speech-over-music copies made from the extra sources (their speech files are many and short).
+SPEECH_OVER_MUSIC_EXTRA = 600
+#: Speech-to-music ratios of those copies, dB: from a voice-over on a loud bed to a quiet bed.
+SPEECH_OVER_MUSIC_DB = (-5.0, 10.0)
+
+
+def speech_over_music(files: list[LabelledFile], *, config: FeatureConfig, max_seconds: float | None = 30.0,
+                      seed: int = 0, limit: int | None = None, progress=None) -> Dataset | None:
+    """Speech files mixed over music files at :data:`SPEECH_OVER_MUSIC_DB`, labelled speech (augmented)."""
+    return noisy_copies(files, config=config, target_label="speech", noise_label="music",
+                        snr_db=SPEECH_OVER_MUSIC_DB, max_seconds=max_seconds or 30.0, seed=seed, limit=limit,
+                        progress=progress)
 
 
 def measure_speed(classifier: ContentClassifier, *, seconds: float = 60.0, sample_rate_hz: int = 44100,
@@ -105,6 +127,15 @@ class TrainingRecipe:
     mixtures : int
         Synthetic mixtures of main-data clips whose near-change windows are
         trained on (see :func:`mixture_windows`); 0: none.
+    augment : int
+        Degraded copies of every file (level, EQ tilt, telephone band,
+        low-pass, MP3/Opus round trip, noise, reverb; see
+        :mod:`~adaptive_codec.train.classifier_augment`); 0: none.
+    speech_over_music : bool
+        Also train on speech files mixed over music files at -5 to +10 dB
+        speech-to-music ratio, labelled speech (main data, and up to
+        :data:`SPEECH_OVER_MUSIC_EXTRA` copies from the extra sources; needs
+        labels ``speech`` and ``music``).
     """
 
     max_seconds_per_file: float | None = 30.0
@@ -115,6 +146,8 @@ class TrainingRecipe:
     extra_balance: str = "class"
     train_exclude: tuple[str, ...] = ()
     mixtures: int = 0
+    augment: int = 0
+    speech_over_music: bool = False
 
     def __post_init__(self) -> None:
         if self.extra_share is not None and self.extra_share < 0:
@@ -123,6 +156,8 @@ class TrainingRecipe:
             raise ValueError(f"extra_balance must be one of {', '.join(EXTRA_BALANCES)}, got {self.extra_balance!r}")
         if self.mixtures < 0:
             raise ValueError(f"mixtures must be >= 0, got {self.mixtures}")
+        if self.augment < 0:
+            raise ValueError(f"augment must be >= 0, got {self.augment}")
 
     def to_dict(self) -> dict:
         """Plain-JSON form."""
@@ -156,7 +191,8 @@ def prepare_training_data(
 
     def dataset(files):
         ds = build_dataset(files, config=config, max_seconds_per_file=recipe.max_seconds_per_file,
-                           narrowband=recipe.narrowband, cache_dir=cache_dir, progress=progress)
+                           narrowband=recipe.narrowband, augment=recipe.augment, cache_dir=cache_dir,
+                           progress=progress)
         return files, ds.subset(ds.level_dbfs >= silence_dbfs)
 
     def describe(source, files, ds):
@@ -175,6 +211,10 @@ def prepare_training_data(
                              progress=progress)
         if noisy is not None:
             main = Dataset.concatenate([main, noisy.subset(noisy.level_dbfs >= silence_dbfs)])
+    if recipe.speech_over_music:
+        over = speech_over_music(files, config=config, max_seconds=recipe.max_seconds_per_file, progress=progress)
+        if over is not None:
+            main = Dataset.concatenate([main, over.subset(over.level_dbfs >= silence_dbfs)])
     if len(set(main.y)) < 2:
         raise AdaptiveCodecError(f"{data}: need at least two labels with audible audio, got {sorted(set(main.y))}")
     mixtures = None
@@ -184,6 +224,12 @@ def prepare_training_data(
     extras = [dataset(load_labelled_files(source, max_files_per_label=recipe.max_files_per_label))
               for source in extra]
     extra_ds = Dataset.concatenate([ds for _, ds in extras]) if extras else None
+    if recipe.speech_over_music and extras:
+        over = speech_over_music([f for files_, _ in extras for f in files_], config=config, seed=1,
+                                 max_seconds=recipe.max_seconds_per_file, limit=SPEECH_OVER_MUSIC_EXTRA,
+                                 progress=progress)
+        if over is not None:
+            extra_ds = Dataset.concatenate([extra_ds, over.subset(over.level_dbfs >= silence_dbfs)])
     summary = {
         "data": describe(data, files, main),
         "extra": [describe(source, f, ds) for source, (f, ds) in zip(extra, extras)],
@@ -241,14 +287,41 @@ def train_classifier(
     data_set = prepare_training_data(data, extra=extra, recipe=recipe, config=estimator.config_,
                                      silence_dbfs=estimator.silence_dbfs, cache_dir=cache_dir, progress=progress)
     main = data_set.main
-    report, predicted = grouped_cv(estimator, data_set, extra_share=recipe.extra_share, n_splits=n_splits)
+    own = np.array([source_groups(g)[0] for g in main.groups])
+    scored = ~main.augmented & ~np.isin(own, list(data_set.excluded_groups))
+    held_out_proba: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def keep_probabilities(model: ContentClassifier, held_out: frozenset[str]) -> None:
+        rows = np.flatnonzero(scored & np.isin(own, list(held_out)))
+        held_out_proba.append((rows, model.predict_proba(main.X[rows])))
+
+    report, predicted = grouped_cv(estimator, data_set, extra_share=recipe.extra_share, n_splits=n_splits,
+                                   on_fold=keep_probabilities)
     classifier = data_set.fit(estimator, extra_share=recipe.extra_share)
-    summary = dict(data_set.summary, cv=report.to_dict())
+    # One temperature, fitted on what the fold models said about recordings they never saw.
+    rows = np.concatenate([r for r, _ in held_out_proba])
+    proba = np.concatenate([p for _, p in held_out_proba])
+    temperature = fit_temperature(main.y[rows], proba, classifier.classes_)
+    classifier.calibrate(temperature)
+    summary = dict(data_set.summary, cv=report.to_dict(), calibration={
+        "temperature": temperature, "windows": len(rows),
+        "ece_before": calibration_error(main.y[rows], proba, classifier.classes_),
+        "ece_after": calibration_error(main.y[rows], proba, classifier.classes_, temperature=temperature),
+        "log_loss_before": log_loss(main.y[rows], proba, classifier.classes_),
+        "log_loss_after": log_loss(main.y[rows], proba, classifier.classes_, temperature=temperature)})
     if data_set.excluded_groups:
         kept = ~main.augmented & ~np.isin(main.groups, list(data_set.excluded_groups))
         summary["cv_without_excluded"] = CVReport.from_predictions(
             main.y[kept], predicted[kept], n_splits=report.n_splits, n_groups=len(set(main.groups[kept]))).to_dict()
     return classifier, report, summary
+
+
+def _has_labels(data: Path, labels: tuple[str, ...]) -> bool:
+    try:
+        found = {f.label for f in load_labelled_files(data)}
+    except (AdaptiveCodecError, FileNotFoundError):
+        return True  # the training itself reports unusable data
+    return set(labels) <= found
 
 
 def run_training(
@@ -266,6 +339,8 @@ def run_training(
     extra_balance: str = "class",
     train_exclude: tuple[str, ...] = (),
     mixtures: int = 0,
+    augment: int = 0,
+    speech_over_music: bool = False,
     cache_dir: Path | None = None,
     force: bool = False,
     echo=print,
@@ -288,6 +363,8 @@ def run_training(
         raise AdaptiveCodecError(f"{out} exists; use --force to overwrite it")
     if model not in ("logreg", "mlp"):
         raise AdaptiveCodecError(f"--model must be logreg or mlp, got {model!r}")
+    if speech_over_music and not _has_labels(data, ("speech", "music")):
+        raise AdaptiveCodecError(f"--speech-over-music needs the labels speech and music in {data}")
     if extra_balance not in EXTRA_BALANCES:
         raise AdaptiveCodecError(f"--extra-balance must be {' or '.join(EXTRA_BALANCES)}, got {extra_balance!r}")
     if not out.parent.is_dir():
@@ -296,7 +373,7 @@ def run_training(
         recipe = TrainingRecipe(max_files_per_label=max_files_per_label, narrowband=narrowband,
                                 noisy_speech=noisy_speech, extra_share=extra_share,
                                 extra_balance=extra_balance, train_exclude=tuple(train_exclude),
-                                mixtures=mixtures)
+                                mixtures=mixtures, augment=augment, speech_over_music=speech_over_music)
     except ValueError as exc:
         raise AdaptiveCodecError(str(exc)) from exc
     files_seen = []

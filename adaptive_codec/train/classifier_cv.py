@@ -21,7 +21,8 @@ from adaptive_codec.errors import AdaptiveCodecError
 from adaptive_codec.train.classifier_data import Dataset, source_groups
 from adaptive_codec.train.classifier_report import CVReport
 
-__all__ = ["EXTRA_BALANCES", "TrainingData", "extra_weights", "grouped_cv"]
+__all__ = ["EXTRA_BALANCES", "TrainingData", "calibration_error", "extra_weights", "fit_temperature", "grouped_cv",
+           "log_loss"]
 
 
 #: How ``extra_share`` is spread over a class's extra windows (see :func:`extra_weights`).
@@ -209,3 +210,49 @@ def grouped_cv(
     scored = ~main.augmented  # narrow-band and noisy copies are trained on, never scored
     report = CVReport.from_predictions(main.y[scored], predicted[scored], n_splits=n_splits, n_groups=n_groups)
     return report, predicted
+
+
+def _scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.maximum(probabilities, 1e-300)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) -> float:
+    """Temperature that minimises the log loss of held-out probabilities (grid 0.25-4).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_windows,)]
+        True labels, all in ``classes``.
+    probabilities : np.ndarray [shape=(n_windows, n_classes)]
+        Out-of-fold probabilities (columns in the order of ``classes``), at temperature 1.
+    classes : np.ndarray [shape=(n_classes,)]
+
+    Returns
+    -------
+    float
+    """
+    grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))  # includes 1.0 (the middle point)
+    losses = [log_loss(y, probabilities, classes, temperature=t) for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def log_loss(y: np.ndarray, probabilities: np.ndarray, classes: np.ndarray, *, temperature: float = 1.0) -> float:
+    """Mean negative log-probability of the true class (nats) at ``temperature``."""
+    index = {c: i for i, c in enumerate(classes)}
+    cols = np.array([index[c] for c in y])
+    p = _scaled(probabilities, temperature)[np.arange(len(y)), cols]
+    return float(-np.mean(np.log(np.maximum(p, 1e-300))))
+
+
+def calibration_error(y: np.ndarray, probabilities: np.ndarray, classes: np.ndarray, *, temperature: float = 1.0,
+                      n_bins: int = 10) -> float:
+    """Expected calibration error of the top class (equal-width confidence bins), in [0, 1]."""
+    p = _scaled(probabilities, temperature)
+    confidence = p.max(axis=1)
+    correct = classes[p.argmax(axis=1)] == y
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    return float(sum(abs(correct[bins == b].mean() - confidence[bins == b].mean()) * np.mean(bins == b)
+                     for b in range(n_bins) if np.any(bins == b)))

@@ -28,6 +28,7 @@ import soxr
 from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names, window_features
 from adaptive_codec.audio import AUDIO_SUFFIXES
 from adaptive_codec.errors import AdaptiveCodecError
+from adaptive_codec.train.classifier_augment import AUGMENT_VERSION, augmented_copies
 
 __all__ = ["GROUP_SEPARATOR", "NARROWBAND_HZ", "Dataset", "LabelledFile", "build_dataset",
            "group_of", "load_labelled_files", "noisy_copies", "source_groups"]
@@ -190,10 +191,12 @@ NARROWBAND_HZ = 8000
 
 
 def _excerpt_features(
-    path: Path, config: FeatureConfig, max_seconds: float | None, excerpt_s: float, narrowband: bool
+    path: Path, config: FeatureConfig, max_seconds: float | None, excerpt_s: float, narrowband: bool,
+    augment: int = 0,
 ) -> tuple[WindowFeatures, WindowFeatures]:
     """Features of a file (or of evenly spread excerpts of a long one), and of
-    its 8 kHz copy when ``narrowband`` (empty otherwise or for <= 8 kHz files).
+    its copies: the 8 kHz copy when ``narrowband`` (not for <= 8 kHz files)
+    and ``augment`` degraded copies (:func:`~adaptive_codec.train.classifier_augment.degrade`).
     """
     n_features = len(feature_names(config))
     with sf.SoundFile(str(path)) as f:
@@ -217,6 +220,8 @@ def _excerpt_features(
         if narrowband and sr > NARROWBAND_HZ:
             low = soxr.resample(mono, sr, NARROWBAND_HZ, quality="HQ")
             narrow.append(window_features(low, sample_rate_hz=NARROWBAND_HZ, config=config))
+        for copy, copy_sr, _ in augmented_copies(mono, sr, augment, f"{path.name}|{len(full)}"):
+            narrow.append(window_features(copy, sample_rate_hz=copy_sr, config=config))
     return WindowFeatures.concatenate(full, n_features), WindowFeatures.concatenate(narrow, n_features)
 
 
@@ -227,6 +232,7 @@ def build_dataset(
     max_seconds_per_file: float | None = None,
     excerpt_s: float = 10.0,
     narrowband: bool = False,
+    augment: int = 0,
     cache_dir: str | Path | None = None,
     progress=None,
 ) -> Dataset:
@@ -244,6 +250,10 @@ def build_dataset(
     narrowband : bool
         Also add windows of an 8 kHz copy of every file (flagged
         ``augmented``), so that bandwidth is not learnt as a class cue.
+    augment : int
+        Also add windows of this many degraded copies of every file (level,
+        EQ tilt, telephone band, low-pass, MP3/Opus, noise, reverb; flagged
+        ``augmented``; seeded by the file name, so the same on every run).
     cache_dir : str or Path, optional
         Folder for per-file feature caches (npz without pickle), keyed by path,
         file size/mtime and configuration.
@@ -265,14 +275,16 @@ def build_dataset(
         if cache:
             stat = item.path.stat()
             ident = (f"{item.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{FEATURE_VERSION}|{config}"
-                     f"|{max_seconds_per_file}|{excerpt_s}|{narrowband}")
+                     f"|{max_seconds_per_file}|{excerpt_s}|{narrowband}"
+                     + (f"|augment{augment}v{AUGMENT_VERSION}" if augment else ""))
             key = cache / (hashlib.sha1(ident.encode()).hexdigest() + ".npz")
         if key is not None and key.exists():
             with np.load(key, allow_pickle=False) as z:
                 values, level, augmented = z["values"], z["level_dbfs"], z["augmented"]
         else:
             try:
-                full, narrow = _excerpt_features(item.path, config, max_seconds_per_file, excerpt_s, narrowband)
+                full, narrow = _excerpt_features(item.path, config, max_seconds_per_file, excerpt_s, narrowband,
+                                                 augment)
             except (AdaptiveCodecError, sf.LibsndfileError, RuntimeError, ValueError) as exc:
                 # One unreadable file must not sink a long training run.
                 print(f"warning: skipping {item.path}: {exc}")
@@ -309,6 +321,7 @@ def noisy_copies(
     snr_db: tuple[float, float] = (5.0, 20.0),
     max_seconds: float = 30.0,
     seed: int = 0,
+    limit: int | None = None,
     progress=None,
 ) -> Dataset | None:
     """Windows of ``target_label`` files mixed with ``noise_label`` files (flagged augmented).
@@ -320,6 +333,10 @@ def noisy_copies(
     joined by :data:`GROUP_SEPARATOR`, so that a CV fold holding out either
     recording does not train on the copy.
 
+    The same function makes speech over a music bed (``noise_label="music"``,
+    ``snr_db=(-5, 10)``): a presenter over music or a voice-over is speech.
+    ``limit`` caps the number of copies (a seeded choice of target files).
+
     Returns
     -------
     Dataset or None
@@ -330,6 +347,8 @@ def noisy_copies(
     if not targets or not noises:
         return None
     rng = np.random.default_rng(seed)
+    if limit is not None and len(targets) > limit:
+        targets = [targets[i] for i in sorted(rng.choice(len(targets), limit, replace=False))]
     sr_out = config.sample_rate_hz
     parts = []
     for item in targets:

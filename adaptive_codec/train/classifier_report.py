@@ -124,11 +124,29 @@ def _data_notes(summary: dict) -> str:
                   f"cross-fades) add {summary.get('mixture_windows', 0)} windows whose temporal context crosses a "
                   "label change (training only; a CV fold uses a mixture only if none of its recordings is held "
                   "out), so that a class does not bleed into its neighbour.")
+    if summary.get("augment"):
+        notes += (f" Every file is also used as {summary['augment']} degraded cop"
+                  f"{'y' if summary['augment'] == 1 else 'ies'} (training only): a seeded chain of two or three of "
+                  "level change, EQ tilt, background noise, reverberation, low-pass at 4/8/11 kHz, Opus or MP3 "
+                  "round trip at a low rate, telephone band (300-3400 Hz at 8 kHz), so that what archives do to "
+                  "recordings is not a class cue.")
+    if summary.get("speech_over_music"):
+        notes += (" Every speech file is also mixed over a random music file at -5 to +10 dB speech-to-music "
+                  "ratio and labelled speech (training only; a presenter over a music bed is speech), from the main "
+                  "data and, up to 600 copies, from the extra sources.")
     if summary.get("train_exclude"):
         matched = ", ".join(f"`{g}`" for g in summary.get("excluded_groups", [])) or "nothing"
         notes += (f" Never trained on (known label problems; still scored by the CV): files matching "
                   f"{', '.join(repr(t) for t in summary['train_exclude'])} ({matched}).")
     return notes
+
+
+def _calibration_line(calibration: dict) -> str:
+    loss = (f"log loss {calibration['log_loss_before']:.3f} -> {calibration['log_loss_after']:.3f} nats, "
+            if "log_loss_before" in calibration else "")
+    return (f"Probabilities calibrated by temperature {calibration['temperature']:.2f}, fitted on the grouped-CV fold "
+            f"models' probabilities for the {calibration['windows']} windows of recordings they never saw ({loss}"
+            f"expected calibration error {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}, 10 bins).")
 
 
 def write_card(path: str | os.PathLike, classifier: ContentClassifier, artifact: str | os.PathLike, summary: dict,
@@ -193,6 +211,7 @@ def write_card(path: str | os.PathLike, classifier: ContentClassifier, artifact:
         "",
         f"StandardScaler + `{classifier.model}` ({', '.join(f'{k}={v}' for k, v in params.items())}).",
         "Stored as safetensors arrays + JSON metadata (no pickle).",
+        *([_calibration_line(summary["calibration"])] if summary.get("calibration") else []),
         "",
         "## Grouped cross-validation (window level)",
         "",
