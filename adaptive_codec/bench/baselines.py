@@ -41,6 +41,23 @@ def _resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     return np.asarray(resample(np.asarray(x, np.float32), sr_from, sr_to), dtype=np.float32)
 
 
+def _mux_mono(out, stream, x: np.ndarray, rate: int, block: int, fmt: str = "flt") -> None:
+    """Encode mono float ``x`` [shape=(samples,)] at ``rate`` Hz in ``block``-sample frames into ``out``, then flush."""
+    import av
+
+    time_base = fractions.Fraction(1, rate)
+    for start in range(0, x.size, block):
+        chunk = np.ascontiguousarray(x[start:start + block][None, :], dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = time_base
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
 class Baseline:
     """A reference codec.
 
@@ -145,18 +162,7 @@ class OpusBaseline(Baseline):
                 "frame_duration": f"{self.frame_duration_ms:g}",
                 "vbr": self.vbr,
             }
-            block = 960 * 50  # 1 s per frame handed to the encoder (it re-frames)
-            time_base = fractions.Fraction(1, self.SAMPLE_RATE_HZ)
-            for start in range(0, x.size, block):
-                chunk = np.ascontiguousarray(x[start:start + block][None, :], dtype=np.float32)
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate = self.SAMPLE_RATE_HZ
-                frame.pts = start
-                frame.time_base = time_base
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+            _mux_mono(out, stream, x, self.SAMPLE_RATE_HZ, 960 * 50)  # 1 s blocks: the encoder re-frames
         return buf.getvalue()
 
     def decode(self, data: bytes, sample_rate_hz: int, n_samples: int) -> np.ndarray:
@@ -309,23 +315,11 @@ class _PyAVBaseline(Baseline):
             stream.bit_rate = int(round(bitrate_kbps * 1000))
             ctx = stream.codec_context
             ctx.open()
-            fmt, frame_size = ctx.format.name, ctx.frame_size or 1152
-            time_base = fractions.Fraction(1, rate)
+            # These encoders take whole frames of their own size, in their own sample format.
+            fmt = "flt" if ctx.format.name == "flt" else "fltp"
+            frame_size = ctx.frame_size or 1152
             padded = np.concatenate([x, np.zeros(-x.size % frame_size, np.float32)])
-            for start in range(0, padded.size, frame_size):
-                chunk = padded[start:start + frame_size][None, :]
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk, np.float32), format="flt",
-                                                   layout="mono")
-                if fmt != "flt":
-                    frame = av.AudioFrame.from_ndarray(
-                        np.ascontiguousarray(chunk, np.float32), format="fltp", layout="mono")
-                frame.sample_rate = rate
-                frame.pts = start
-                frame.time_base = time_base
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+            _mux_mono(out, stream, padded, rate, frame_size, fmt)
         # The coding rate leads the stored bytes (4 bytes): the decoder needs
         # it before it can size its output, as a file's header would carry it.
         return int(rate).to_bytes(4, "little") + buf.getvalue()
