@@ -7,7 +7,6 @@ id that bitstreams record is ``<version>+<first 16 hex of sha256 of the file>``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -18,18 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from adaptive_codec.backbone.model import Backbone, BackboneConfig
-
-WEIGHTS_FORMAT = "adaptive-codec-backbone/1"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
+from adaptive_codec.backbone.weights_file import WEIGHTS_FORMAT, file_sha256
 
 def export_weights(model: Backbone, path: Path, *, steps: int, version: str | None = None,
                    extra: dict[str, str] | None = None) -> Path:

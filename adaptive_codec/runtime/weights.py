@@ -7,7 +7,6 @@ the fp16 tensors are widened to float32 exactly as the torch loader does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,22 +15,10 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from adaptive_codec.backbone.config import BackboneConfig
+from adaptive_codec.backbone.weights_file import WEIGHTS_FORMAT, file_sha256
 from adaptive_codec.errors import ModelError
 
 __all__ = ["WEIGHTS_FORMAT", "BackboneArrays", "file_sha256", "read_weights"]
-
-#: ``format`` metadata of a backbone weights file (also written by the torch side).
-WEIGHTS_FORMAT = "adaptive-codec-backbone/1"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 @dataclass(frozen=True)
 class BackboneArrays:
