@@ -60,9 +60,10 @@ class AdaptiveCodec:
     weights_meta : dict
         Metadata of the loaded weights (``weights_id``, ``sha256``).
     registry : ProfileRegistry
-    classifier : ContentClassifier, optional
-        Needed only for ``profile="auto"``; loaded from the shipped artifact
-        on first use when not given.
+    classifier : ClassifierModel or ContentClassifier, optional
+        Needed only for ``profile="auto"``; the shipped artifact (scored in
+        NumPy, :class:`~adaptive_codec.analysis.classifier_model.ClassifierModel`)
+        is loaded on first use when not given.
     chunk_frames : int
         Frames per entropy-coded chunk (450 frames = 6 s: the unit of range
         decoding; longer chunks cost fewer header bytes).
@@ -115,9 +116,9 @@ class AdaptiveCodec:
         meta = model.meta
         clf = None
         if classifier is not None:
-            from adaptive_codec.analysis.classifier import ContentClassifier  # sklearn: only when asked
+            from adaptive_codec.analysis.classifier_model import ClassifierModel
 
-            clf = ContentClassifier.load(classifier)
+            clf = ClassifierModel.load(classifier)
         entropy = entropy_model_for(model, meta, path.with_name(ENTROPY_TABLE_NAME))
         return cls(model, meta, ProfileRegistry.default(profiles_dirs), classifier=clf, entropy_model=entropy)
 
@@ -125,9 +126,9 @@ class AdaptiveCodec:
     def classifier(self):
         """The content classifier (the shipped one unless given; loaded on first use)."""
         if self._classifier is None:
-            from adaptive_codec.analysis.classifier import ContentClassifier  # sklearn: only for "auto"
+            from adaptive_codec.analysis.classifier_model import ClassifierModel
 
-            self._classifier = ContentClassifier.default()
+            self._classifier = ClassifierModel.default()
         return self._classifier
 
     @property

@@ -14,7 +14,9 @@ Measures, on one thread, each implementation of the backbone in turn
    a 10-minute 48 kHz stereo file built from corpus clips (torch and
    onnxruntime);
 3. ``archive create`` throughput, ``--jobs 1`` and ``--jobs 2``, on the
-   held-out clips (torch and onnxruntime; peak RSS of the largest process);
+   held-out clips (torch and onnxruntime; peak RSS of the largest process),
+   and on a local Dask cluster of 2 workers (peak RSS of the client and of
+   the largest worker process);
 4. with ``--installs``: fresh-venv install size and time of the base package
    and of ``[dev]`` from a wheel of this checkout (pip resolves from the
    configured local wheel folders and PyPI).
@@ -34,6 +36,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import importlib.util  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -145,12 +148,15 @@ runpy.run_module('adaptive_codec', run_name='__main__', alter_sys=True)
 """
 
 
-def cli(name: str, args: list[str], executor: str) -> tuple[float, float, int]:
+def cli(name: str, args: list[str], executor: str, split: bool = False):
     """Wall s, peak RSS MiB and exit status of ``adaptive-codec ARGS``.
 
     The peak is the command's own high-water mark (``VmHWM`` before exit:
     ``wait4``'s ``ru_maxrss`` of a child would include this process's size
-    when it was started) or its largest worker's, whichever is larger.
+    when it was started) or its largest worker's, whichever is larger. With
+    ``split``: wall s, own peak MiB, largest descendant's peak MiB (a Dask
+    worker: Linux folds each reaped grandchild's peak into its parent's) and
+    exit status.
     """
     with tempfile.TemporaryDirectory() as tmp:
         hwm_file = Path(tmp) / "hwm"
@@ -160,6 +166,8 @@ def cli(name: str, args: list[str], executor: str) -> tuple[float, float, int]:
                               stderr=subprocess.DEVNULL, env=env, cwd=REPO)
         wall = time.monotonic() - t0
         own, children = (int(v) for v in hwm_file.read_text().split()) if hwm_file.exists() else (0, 0)
+    if split:
+        return wall, own / 1024, children / 1024, done.returncode
     return wall, max(own, children) / 1024, done.returncode
 
 
@@ -195,6 +203,16 @@ def cli_runs(corpus: Path, tmp: Path, long_minutes: float, archive_inputs: list[
                                             "--jobs", str(jobs), "--force"], executor)
             lines.append(f"{jobs:4d} {executor:12s} {wall:7.2f} {seconds / wall:11.1f} {rss:13.0f}  "
                          f"{'ok' if rc == 0 else f'FAILED ({rc})'}")
+    if importlib.util.find_spec("distributed") is None:
+        return lines + ["", "Dask: not measured (the distributed extra is not installed)"]
+    lines += ["", "archive create on a local Dask cluster (--workers 2, one thread each), same clips:",
+              f"{'executor':12s} {'wall s':>7s} {'x real time':>11s} {'client MiB':>11s} {'worker MiB':>11s}  status"]
+    for executor in CLI_EXECUTORS:
+        out = tmp / f"dask.{executor}.aca"
+        wall, own, worker, rc = cli("dask", ["archive", "create", str(out), *map(str, archive_inputs),
+                                             "--workers", "2", "--force"], executor, split=True)
+        lines.append(f"{executor:12s} {wall:7.2f} {seconds / wall:11.1f} {own:11.0f} {worker:11.0f}  "
+                     f"{'ok' if rc == 0 else f'FAILED ({rc})'}")
     return lines
 
 

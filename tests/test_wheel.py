@@ -139,14 +139,15 @@ def test_installed_cli_finds_its_data(installed: Path, tmp_path: Path):
 
 
 #: Installed in the wheel's venv: with $ADAPTIVE_CODEC_NO_TORCH naming a file, every
-#: process (pool workers too) refuses torch/torchaudio and logs each attempt there.
+#: process (pool workers too) refuses torch/torchaudio and scikit-learn (the train
+#: extra's) and logs each attempt there.
 _NO_TORCH = """
 import os, sys
 _log = os.environ.get("ADAPTIVE_CODEC_NO_TORCH")
 if _log:
     class _NoTorch:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "torchaudio"):
+            if name.split(".")[0] in ("torch", "torchaudio", "sklearn"):
                 with open(_log, "a") as fh:
                     fh.write(name + "\\n")
                 raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
@@ -156,7 +157,7 @@ if _log:
 
 
 def test_installed_wheel_codes_without_torch(installed: Path, tmp_path: Path):
-    """The base install's work (encode, decode, classify, archives with 2 workers) never imports torch."""
+    """The base install's work (encode, decode, classify, archives with 2 workers) never imports torch or sklearn."""
     purelib = Path(_run([str(installed / "python"), "-c",
                          "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (purelib / "_no_torch_probe.py").write_text(_NO_TORCH)
@@ -179,12 +180,16 @@ def test_installed_wheel_codes_without_torch(installed: Path, tmp_path: Path):
     _run([exe, "archive", "verify", "a.aca"], cwd=tmp_path, env=env)
     _run([exe, "archive", "extract", "a.aca", "--to", "out"], cwd=tmp_path, env=env)
     assert len(list((tmp_path / "out").iterdir())) == 2
-    assert not log.exists(), f"torch was imported: {log.read_text()}"
+    assert not log.exists(), f"torch or sklearn was imported: {log.read_text()}"
     # A training command names the extra in one line instead of failing on the import.
     train = subprocess.run([exe, "train", "entropy", "--cache", str(tmp_path)], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=60)
     assert train.returncode != 0
     assert train.stderr.strip().count("\n") == 0 and "adaptive-codec[train]" in train.stderr, train.stderr
+    fit = subprocess.run([exe, "train", "classifier", "--data", str(tmp_path)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert fit.returncode != 0 and fit.stderr.strip().count("\n") == 0, fit.stderr
+    assert "scikit-learn" in fit.stderr and "adaptive-codec[train]" in fit.stderr, fit.stderr
 
 
 def test_resources_in_the_source_checkout(repo_root: Path):

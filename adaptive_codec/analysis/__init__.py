@@ -7,13 +7,15 @@ serves arrays, files and block streams: :func:`classify_blocks`, which
 * :mod:`~adaptive_codec.analysis.features` (with its DSP in
   :mod:`~adaptive_codec.analysis.feature_dsp`): level-invariant window
   features, streamed with bounded memory.
-* :mod:`~adaptive_codec.analysis.classifier`: :class:`ContentClassifier`, a
+* :mod:`~adaptive_codec.analysis.classifier_model`: :class:`ClassifierModel`, a saved
+  classifier scored in NumPy (what inference uses), and
+  :mod:`~adaptive_codec.analysis.classifier`: :class:`ContentClassifier`, a
   scikit-learn estimator with an energy gate for silence.
 * :mod:`~adaptive_codec.analysis.routing`: smoothing into segments, the
   classify functions, routing segments to profiles.
 
-Importing the stage does not import scikit-learn (about 2 s): the classifier
-module's names load on first access (PEP 562, :func:`__getattr__`).
+Importing the stage does not import scikit-learn (about 0.7 s idle, 2 s loaded):
+the estimator module's names load on first access (PEP 562, :func:`__getattr__`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from adaptive_codec.analysis.classifier_model import ClassifierModel
 from adaptive_codec.analysis.features import (
     FEATURE_VERSION,
     FeatureConfig,
@@ -61,7 +64,9 @@ __all__ = [
     "file_window_features",
     "stream_window_features",
     "window_features",
-    # classifier (loaded on first access: scikit-learn)
+    # the classifier for inference (NumPy)
+    "ClassifierModel",
+    # the estimator (loaded on first access: scikit-learn)
     "ARTIFACT_FORMAT",
     "ARTIFACT_FORMAT_VERSION",
     "DEFAULT_ARTIFACT",

@@ -12,14 +12,16 @@ window_probabilities`) labels windows below ``silence_dbfs`` as
 Artifacts are saved WITHOUT pickle: one safetensors file holding the arrays
 (scaler statistics, model weights) and a JSON header (format version, package
 version, feature version and configuration, classes, parameters, training
-summary). :meth:`ContentClassifier.load` checks all of it and raises
+summary). :meth:`ContentClassifier.load` checks all of it (through
+:class:`~adaptive_codec.analysis.classifier_model.ClassifierModel`) and raises
 :class:`~adaptive_codec.errors.ModelError` on anything it does not understand.
 
-This module imports scikit-learn (about 2 s at first import), so the rest of
-the package reaches it lazily, at two documented points: the stage's
-``adaptive_codec.analysis.ContentClassifier`` (PEP 562) and
-:func:`adaptive_codec.analysis.routing.shipped_classifier` (the default of
-every classify function).
+This module imports scikit-learn (about 0.7 s at first import on an idle
+machine), so inference never reaches it: encoding and classifying score a
+saved artifact with :class:`~adaptive_codec.analysis.classifier_model.
+ClassifierModel` (NumPy, the same probabilities). The estimator is for
+training and its tools; the stage's ``adaptive_codec.analysis.
+ContentClassifier`` still loads it lazily (PEP 562).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -40,23 +41,21 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from adaptive_codec import __version__
-from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures, feature_names
-from adaptive_codec.errors import ModelError
+from adaptive_codec.analysis.classifier_model import (
+    ARTIFACT_FORMAT,
+    ARTIFACT_FORMAT_VERSION,
+    DEFAULT_ARTIFACT,
+    METADATA_KEY,
+    MODELS,
+    SILENCE_LABEL,
+    ClassifierModel,
+    calibrated,
+    gated_probabilities,
+)
+from adaptive_codec.analysis.features import FEATURE_VERSION, FeatureConfig, WindowFeatures
 from adaptive_codec.resources import classifiers_dir
 
 __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "DEFAULT_ARTIFACT", "SILENCE_LABEL", "ContentClassifier"]
-
-#: Label of windows caught by the energy gate (served by the ambient profile).
-SILENCE_LABEL = "silence"
-#: ``format`` field of the artifact's JSON header.
-ARTIFACT_FORMAT = "adaptive-codec-classifier"
-#: Bumped when the artifact layout changes; a reader accepts only its own version
-#: (version 2 added the calibration temperature, which changes every probability).
-ARTIFACT_FORMAT_VERSION = 2
-#: File name of the shipped classifier inside ``classifiers/``.
-DEFAULT_ARTIFACT = "content-v4.safetensors"
-_METADATA_KEY = "adaptive_codec"
-_MODELS = ("logreg", "mlp")
 
 
 class ContentClassifier(ClassifierMixin, BaseEstimator):
@@ -123,7 +122,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
                 early_stopping=False,
                 random_state=self.random_state,
             )
-        raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
+        raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
 
     def fit(self, X, y, sample_weight=None):
         """Fit scaler and model.
@@ -201,14 +200,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "pipeline_")
         X = validate_data(self, X, dtype=np.float64, reset=False)  # checks the feature count
-        probabilities = self.pipeline_.predict_proba(X)
-        temperature = getattr(self, "temperature_", 1.0)
-        if temperature == 1.0:
-            return probabilities
-        logits = np.log(np.maximum(probabilities, 1e-300)) / temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        scaled = np.exp(logits)
-        return scaled / scaled.sum(axis=1, keepdims=True)
+        return calibrated(self.pipeline_.predict_proba(X), getattr(self, "temperature_", 1.0))
 
     def predict(self, X) -> np.ndarray:
         """Most probable class per window, shape (n_windows,)."""
@@ -235,15 +227,7 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
             Gated windows are one-hot :data:`SILENCE_LABEL`; the others have
             probability 0 for it.
         """
-        n = len(features)
-        probs = np.zeros((n, len(self.classes_) + 1))
-        if n == 0:
-            return probs
-        silent = features.level_dbfs < self.silence_dbfs
-        probs[silent, -1] = 1.0
-        if (~silent).any():
-            probs[~silent, :-1] = self.predict_proba(features.values[~silent])
-        return probs
+        return gated_probabilities(features, self.silence_dbfs, len(self.classes_), self.predict_proba)
 
     @property
     def config_(self) -> FeatureConfig:
@@ -304,79 +288,56 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(arrays, str(tmp), metadata={_METADATA_KEY: json.dumps(meta)})
+        save_file(arrays, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
         os.replace(tmp, path)
         return path
 
     @staticmethod
     def read_metadata(path: str | os.PathLike) -> dict:
         """JSON header of an artifact (raises ModelError if unreadable)."""
-        return _read(path)[1]
+        return ClassifierModel.load(path).meta
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ContentClassifier:
-        """Load an artifact written by :meth:`save`.
+        """Load an artifact written by :meth:`save` as a fitted estimator.
 
         Raises
         ------
         ModelError
             Missing, corrupt, from another format or feature version, or
-            inconsistent arrays.
+            inconsistent arrays (checked by :class:`ClassifierModel`).
         """
-        arrays, meta = _read(path)
-        where = str(path)
-        try:
-            config = FeatureConfig.from_dict(meta["feature_config"])
-            params = dict(meta["params"])
-            clf = cls(**params, feature_config=config)
-            classes = np.asarray(meta["classes"])
-            n_features = int(meta["n_features"])
-            if n_features != len(feature_names(config)):
-                raise ModelError(f"{where}: stores {n_features} features, the feature config gives {len(feature_names(config))}")
-            scaler = StandardScaler()
-            scaler.mean_ = arrays["scaler.mean"].astype(np.float64)
-            scaler.scale_ = arrays["scaler.scale"].astype(np.float64)
-            scaler.var_ = scaler.scale_**2
-            scaler.n_features_in_ = n_features
-            scaler.n_samples_seen_ = 0
-            model = clf._make_model()
-            model.classes_ = classes
-            model.n_features_in_ = n_features
-            if clf.model == "logreg":
-                model.coef_ = arrays["model.coef"].astype(np.float64)
-                model.intercept_ = arrays["model.intercept"].astype(np.float64)
-                model.n_iter_ = np.zeros(1, dtype=np.int32)
-                expected = (1 if len(classes) == 2 else len(classes), n_features)
-                if model.coef_.shape != expected:
-                    raise ModelError(f"{where}: coefficient shape {model.coef_.shape}, expected {expected}")
-            else:
-                extra = meta["model_extra"]
-                n_layers = int(extra["n_layers"])
-                model.coefs_ = [arrays[f"model.layer{i}.weight"].astype(np.float64) for i in range(n_layers - 1)]
-                model.intercepts_ = [arrays[f"model.layer{i}.bias"].astype(np.float64) for i in range(n_layers - 1)]
-                model.n_layers_ = n_layers
-                model.n_outputs_ = model.coefs_[-1].shape[1]
-                model.out_activation_ = extra["out_activation"]
-                model._label_binarizer = LabelBinarizer().fit(classes)
-                if model.coefs_[0].shape[0] != n_features:
-                    raise ModelError(f"{where}: first layer takes {model.coefs_[0].shape[0]} inputs, expected {n_features}")
-            if scaler.mean_.shape != (n_features,) or scaler.scale_.shape != (n_features,):
-                raise ModelError(f"{where}: scaler statistics do not match {n_features} features")
-        except ModelError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ModelError(f"{where}: incomplete or inconsistent classifier artifact ({exc!r})") from exc
+        saved = ClassifierModel.load(path)
+        arrays, meta, classes, n_features = saved.arrays, saved.meta, saved.classes_, saved.n_features_in_
+        clf = cls(**saved.params, feature_config=saved.feature_config)
+        scaler = StandardScaler()
+        scaler.mean_ = arrays["scaler.mean"]
+        scaler.scale_ = arrays["scaler.scale"]
+        scaler.var_ = scaler.scale_**2
+        scaler.n_features_in_ = n_features
+        scaler.n_samples_seen_ = 0
+        model = clf._make_model()
+        model.classes_ = classes
+        model.n_features_in_ = n_features
+        if clf.model == "logreg":
+            model.coef_ = arrays["model.coef"]
+            model.intercept_ = arrays["model.intercept"]
+            model.n_iter_ = np.zeros(1, dtype=np.int32)
+        else:
+            extra = meta["model_extra"]
+            n_layers = int(extra["n_layers"])
+            model.coefs_ = [arrays[f"model.layer{i}.weight"] for i in range(n_layers - 1)]
+            model.intercepts_ = [arrays[f"model.layer{i}.bias"] for i in range(n_layers - 1)]
+            model.n_layers_ = n_layers
+            model.n_outputs_ = model.coefs_[-1].shape[1]
+            model.out_activation_ = extra["out_activation"]
+            model._label_binarizer = LabelBinarizer().fit(classes)
         clf.pipeline_ = Pipeline([("scale", scaler), ("model", model)])
         clf.classes_ = classes
         clf.n_features_in_ = n_features
         clf.n_iter_ = int(meta.get("n_iter", 0))
-        try:
-            clf.temperature_ = float(meta["temperature"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: classifier metadata without a valid calibration temperature") from exc
-        if not np.isfinite(clf.temperature_) or clf.temperature_ <= 0:
-            raise ModelError(f"{where}: calibration temperature {clf.temperature_!r} is not a positive number")
-        clf.training_ = meta.get("training", {})
+        clf.temperature_ = saved.temperature_
+        clf.training_ = saved.training_
         return clf
 
     @classmethod
@@ -384,37 +345,3 @@ class ContentClassifier(ClassifierMixin, BaseEstimator):
         """The shipped classifier (``classifiers/content-v4.safetensors``)."""
         return cls.load(classifiers_dir() / DEFAULT_ARTIFACT)
 
-
-def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays and checked JSON header of an artifact."""
-    where = str(path)
-    if not Path(path).is_file():
-        raise ModelError(f"{where}: classifier artifact not found")
-    try:
-        with safe_open(where, framework="np") as f:
-            header = (f.metadata() or {}).get(_METADATA_KEY)
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises several unrelated types on corrupt input
-        raise ModelError(f"{where}: not a readable classifier artifact ({exc})") from exc
-    if header is None:
-        raise ModelError(f"{where}: safetensors file without adaptive-codec classifier metadata")
-    try:
-        meta = json.loads(header)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{where}: corrupt classifier metadata ({exc})") from exc
-    if meta.get("format") != ARTIFACT_FORMAT:
-        raise ModelError(f"{where}: not a classifier artifact (format {meta.get('format')!r})")
-    if meta.get("format_version") != ARTIFACT_FORMAT_VERSION:
-        raise ModelError(
-            f"{where}: classifier format version {meta.get('format_version')!r} is not supported "
-            f"(this adaptive-codec reads version {ARTIFACT_FORMAT_VERSION}); retrain it with "
-            f"`adaptive-codec train classifier` or use the shipped {DEFAULT_ARTIFACT}"
-        )
-    if meta.get("feature_version") != FEATURE_VERSION:
-        raise ModelError(
-            f"{where}: trained on feature version {meta.get('feature_version')!r}, this adaptive-codec computes "
-            f"version {FEATURE_VERSION}; retrain it with `adaptive-codec train classifier`"
-        )
-    if meta.get("params", {}).get("model") not in _MODELS:
-        raise ModelError(f"{where}: unknown model type {meta.get('params', {}).get('model')!r}")
-    return arrays, meta

@@ -42,6 +42,7 @@ from adaptive_codec.errors import ProfileError
 
 if TYPE_CHECKING:
     from adaptive_codec.analysis.classifier import ContentClassifier
+    from adaptive_codec.analysis.classifier_model import ClassifierModel
     from adaptive_codec.profiles import Profile, ProfileRegistry
 
 __all__ = [
@@ -199,7 +200,7 @@ def segments_from_probabilities(
     Parameters
     ----------
     probabilities : np.ndarray [shape=(n_windows, n_labels)]
-        Rows sum to 1 (e.g. :meth:`ContentClassifier.window_probabilities`).
+        Rows sum to 1 (e.g. :meth:`ClassifierModel.window_probabilities`).
     labels : sequence of str [length=n_labels]
         Label of each column.
     window_start_s, window_end_s : np.ndarray [shape=(n_windows,)]
@@ -277,22 +278,23 @@ def route(segments: Sequence[Segment], registry: ProfileRegistry) -> list[tuple[
     return pairs
 
 
-def shipped_classifier() -> ContentClassifier:
+def shipped_classifier() -> ClassifierModel:
     """The shipped classifier, the default of every classify function.
 
-    The one place this module imports :mod:`adaptive_codec.analysis.classifier`,
-    on first use: it pulls in scikit-learn (about 2 s), which a caller that
-    passes its own classifier, or only routes, never needs.
+    Scored in NumPy (:class:`~adaptive_codec.analysis.classifier_model.ClassifierModel`):
+    classifying never imports scikit-learn. Any object with ``config_``,
+    ``labels_`` and ``window_probabilities`` serves the classify functions,
+    a fitted :class:`~adaptive_codec.analysis.classifier.ContentClassifier` too.
     """
-    from adaptive_codec.analysis.classifier import ContentClassifier
+    from adaptive_codec.analysis.classifier_model import ClassifierModel
 
-    return ContentClassifier.default()
+    return ClassifierModel.default()
 
 
 def classify_blocks(
     blocks: Iterable[np.ndarray],
     sample_rate_hz: int,
-    classifier: ContentClassifier | None = None,
+    classifier: ClassifierModel | ContentClassifier | None = None,
     *,
     config: RoutingConfig = RoutingConfig(),
     duration_s: float | None = None,
@@ -302,7 +304,7 @@ def classify_blocks(
     Streams the blocks through the classifier's features
     (:func:`~adaptive_codec.analysis.features.stream_window_features`, bounded
     memory), scores the windows as they come (the model and the silence gate,
-    :meth:`~adaptive_codec.analysis.classifier.ContentClassifier.window_probabilities`;
+    :meth:`~adaptive_codec.analysis.classifier_model.ClassifierModel.window_probabilities`;
     only the probabilities are kept, a few bytes a window) and smooths them
     into segments (:func:`segments_from_probabilities`).
     :func:`classify` (arrays) and :func:`classify_file` (files) call it; the
@@ -316,7 +318,7 @@ def classify_blocks(
         the resampler's float rounding; the same cut gives the same bytes.
     sample_rate_hz : int
         Sample rate of the blocks in Hz.
-    classifier : ContentClassifier, optional
+    classifier : ClassifierModel or ContentClassifier, optional
         Default: :func:`shipped_classifier`.
     config : RoutingConfig
         Smoothing parameters.
@@ -362,7 +364,7 @@ def classify_blocks(
 def classify(
     audio: Any,
     sample_rate_hz: int,
-    classifier: ContentClassifier | None = None,
+    classifier: ClassifierModel | ContentClassifier | None = None,
     *,
     config: RoutingConfig = RoutingConfig(),
 ) -> list[Segment]:
@@ -373,7 +375,7 @@ def classify(
     audio : np.ndarray or torch.Tensor [shape=(samples,) or (channels, samples)]
     sample_rate_hz : int
         Sample rate of ``audio`` in Hz.
-    classifier : ContentClassifier, optional
+    classifier : ClassifierModel or ContentClassifier, optional
         Default: the shipped one.
     config : RoutingConfig
 
@@ -386,7 +388,7 @@ def classify(
 
 def classify_file(
     path: str | os.PathLike[str],
-    classifier: ContentClassifier | None = None,
+    classifier: ClassifierModel | ContentClassifier | None = None,
     *,
     config: RoutingConfig = RoutingConfig(),
     block_s: float = 60.0,
@@ -397,7 +399,7 @@ def classify_file(
     Parameters
     ----------
     path : str or PathLike
-    classifier : ContentClassifier, optional
+    classifier : ClassifierModel or ContentClassifier, optional
         Default: the shipped one.
     config : RoutingConfig
     block_s : float
@@ -431,7 +433,7 @@ def classify_file(
 
 def segments_report(
     path: str | os.PathLike[str],
-    classifier: ContentClassifier,
+    classifier: ClassifierModel | ContentClassifier,
     registry: ProfileRegistry,
     *,
     format: str = "table",
@@ -445,7 +447,7 @@ def segments_report(
     ----------
     path : str or PathLike
         Audio file.
-    classifier : ContentClassifier
+    classifier : ClassifierModel or ContentClassifier
     registry : ProfileRegistry
         Maps labels to profiles; a label no profile serves is shown as ``-``
         and a one-line warning naming the available profiles goes to stderr.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from adaptive_codec.backbone.mdct_numpy import NumpyMDCT, analyse_signal
 from adaptive_codec.backbone.model import Backbone
 
 __all__ = ["TorchBackbone"]
@@ -34,6 +35,7 @@ class TorchBackbone:
         self.config = model.config
         self.meta = dict(meta or {})
         self.mdct = model.mdct
+        self._numpy_mdct = NumpyMDCT(model.config.hop)
 
     @property
     def profile_vectors(self) -> np.ndarray:
@@ -51,11 +53,15 @@ class TorchBackbone:
     def n_frames(self, n_samples: int) -> int:
         return self.model.mdct.n_frames(n_samples)
 
-    @torch.inference_mode()
     def analyse(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(samples, np.float32))[None]
-        features, energy = self.model.analyse(x)
-        return features[0].numpy(), energy[0].numpy()
+        """The codec's encoder analysis (:func:`~adaptive_codec.backbone.mdct_numpy.analyse_signal`).
+
+        The runtime's NumPy analysis rather than :meth:`Backbone.analyse`:
+        both compute the same transform, but float32 BLAS sums differ in
+        the last bit between kernels, and the codes of two backbones should
+        differ only where their stacks do (see :mod:`adaptive_codec.backbone.mdct_numpy`).
+        """
+        return analyse_signal(self._numpy_mdct, samples, self.config.compress_exponent)
 
     @torch.inference_mode()
     def quantize(self, features: np.ndarray, cond: np.ndarray, n_q: int,

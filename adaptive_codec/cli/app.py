@@ -224,11 +224,11 @@ def classify(
         help="Longest silence inside a segment that keeps its label (0: every silence is its own segment).")] = 4.0,
 ) -> None:
     """Label the speech / music / ambient / silence segments of a file and their profiles."""
-    # The analysis stage (scipy, librosa, sklearn) loads for this command only: --help stays fast.
-    from adaptive_codec.analysis.classifier import ContentClassifier
+    # The analysis stage (scipy.fft, the features) loads for this command only: --help stays fast.
+    from adaptive_codec.analysis.classifier_model import ClassifierModel
     from adaptive_codec.analysis.routing import segments_report
 
-    model = ContentClassifier.load(classifier) if classifier else ContentClassifier.default()
+    model = ClassifierModel.load(classifier) if classifier else ClassifierModel.default()
     typer.echo(segments_report(input, model, cli_state().registry(), format=format.value,
                                min_segment_s=min_segment, max_pause_s=max_pause), nl=False)
 

@@ -22,7 +22,6 @@ from adaptive_codec.container.acx import AcxReader, read_header
 from adaptive_codec.errors import FormatError
 from adaptive_codec.planning.rate import Rate
 from adaptive_codec.planning.rate_control import cap_message, rate_summary
-from adaptive_codec.tools.highband import highband_bytes_by_label
 
 __all__ = ["encode", "decode", "info", "register"]
 
@@ -129,6 +128,9 @@ def info(
         for label, b in bytes_per_frame.items()
     }
     # The high band's bytes (header section) by the labels of the frames they code.
+    # Imported here: the tool's package pulls in scipy.fft, which --help and archive commands never need.
+    from adaptive_codec.tools.highband import highband_bytes_by_label
+
     for label, b in highband_bytes_by_label(header).items():
         row = per_class.setdefault(label, {"seconds": seconds.get(label, 0.0), "payload_bytes": 0, "kbps": 0.0})
         row["highband_bytes"] = round(b)

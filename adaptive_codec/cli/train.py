@@ -24,16 +24,17 @@ from adaptive_codec.train.codec_config import TrainConfig
 TRAIN_EXTRA_HINT = "needs PyTorch, which the base install leaves out: pip install 'adaptive-codec[train]'"
 
 
-def require_torch(command: str) -> None:
-    """Fail in one line, naming the extra, when ``command`` runs without torch installed."""
+def require_torch(command: str, module: str = "torch") -> None:
+    """Fail in one line, naming the extra, when ``command`` runs without ``module`` (torch, sklearn) installed."""
     import importlib.util
 
     try:
-        found = importlib.util.find_spec("torch") is not None
-    except ImportError:  # an import hook that refuses torch: the same as not installed
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:  # an import hook that refuses the module: the same as not installed
         found = False
     if not found:
-        raise AdaptiveCodecError(f"`adaptive-codec train {command}` {TRAIN_EXTRA_HINT}")
+        hint = TRAIN_EXTRA_HINT.replace("PyTorch", {"sklearn": "scikit-learn"}.get(module, "PyTorch"))
+        raise AdaptiveCodecError(f"`adaptive-codec train {command}` {hint}")
 
 
 train_app = typer.Typer(help="Train the codec backbone, the classifier, a profile or the entropy tables.",
@@ -158,6 +159,7 @@ def train_classifier_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing artifact.")] = False,
 ) -> None:
     """Train the content classifier on your own labels (custom classes welcome)."""
+    require_torch("classifier", "sklearn")
     from adaptive_codec.train.classifier import run_training  # heavy: sklearn, the feature stack
 
     handle_errors(run_training)(data=data, out=out, extra=tuple(extra or ()), card=card, model=model,

@@ -3,9 +3,10 @@
 :class:`RuntimeBackbone` is what the pipeline stages call (through
 :class:`~adaptive_codec.pipeline.parts.CodecParts`); the torch model offers
 the same methods in :class:`adaptive_codec.backbone.inference.TorchBackbone`.
-The exact transforms (MDCT, inverse MDCT), the power-law compression, the
-residual-VQ nearest-neighbour search and the code lookups run in NumPy;
-only the two ConvNeXt stacks run on a pluggable executor (ONNX Runtime,
+The exact transforms (MDCT, inverse MDCT) and the power-law compression
+(:mod:`adaptive_codec.backbone.mdct_numpy`, which the torch backbone's
+analysis uses too), the residual-VQ nearest-neighbour search and the code
+lookups run in NumPy; only the two ConvNeXt stacks run on a pluggable executor (ONNX Runtime,
 :mod:`adaptive_codec.runtime.onnx`, or NumPy, :mod:`adaptive_codec.runtime.numpy_stacks`),
 each of which computes ``encode(features, cond) -> latent`` and
 ``decode(latent, cond) -> decoder output``.
@@ -19,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from adaptive_codec.backbone.config import BackboneConfig
-from adaptive_codec.runtime.mdct import NumpyMDCT
+from adaptive_codec.backbone.mdct_numpy import NumpyMDCT, analyse_signal
 from adaptive_codec.runtime.weights import BackboneArrays
 
 __all__ = ["StackExecutor", "RuntimeBackbone", "constant_rows"]
@@ -142,13 +143,7 @@ class RuntimeBackbone:
         log_energy : np.ndarray [shape=(frames,)], float32
             Each frame's log10 mean squared MDCT coefficient.
         """
-        coef = self.mdct.frames(np.asarray(samples, np.float32))
-        p = np.float32(self.config.compress_exponent)
-        features = np.empty((coef.shape[0], coef.shape[1] + 1), np.float32)
-        features[:, :-1] = np.sign(coef) * np.power(np.abs(coef) + np.float32(1e-8), p)
-        energy = (coef * coef).mean(-1, dtype=np.float32) + np.float32(1e-10)
-        features[:, -1] = np.log10(energy) / np.float32(5)
-        return features, features[:, -1] * np.float32(5)
+        return analyse_signal(self.mdct, samples, self.config.compress_exponent)
 
     def quantize(self, features: np.ndarray, cond: np.ndarray, n_q: int,
                  depths: np.ndarray | None = None) -> np.ndarray:

@@ -1,10 +1,19 @@
-"""The backbone's MDCT in NumPy: the same transform as :mod:`adaptive_codec.backbone.mdct`, to float rounding.
+"""The backbone's MDCT and encoder analysis in NumPy: the transform of :mod:`adaptive_codec.backbone.mdct`, to float rounding.
 
-The runtime keeps the exact transforms outside any exported graph: the
-forward transform is the same float32 product with the windowed orthonormal
-basis (built in float64, rounded once), the inverse the same FFT-based
-DCT-IV (single precision) unfolded and overlap-added. See the torch module's
-docstring for why the forward transform stays a basis product.
+The exact transforms stay outside any exported graph: the forward transform
+is the same float32 product with the windowed orthonormal basis (built in
+float64, rounded once), the inverse the same FFT-based DCT-IV (single
+precision) unfolded and overlap-added. See the torch module's docstring for
+why the forward transform stays a basis product.
+
+:func:`analyse_signal` (MDCT, power-law compression, frame energy) is the
+codec's encoder analysis for EVERY backbone, the runtime's and the torch
+model's (:class:`~adaptive_codec.backbone.inference.TorchBackbone`): a float32
+sum of 2·hop products depends on the BLAS kernel that computes it (OpenBLAS'
+AVX2 kernels differ from torch's MKL in the last bit of about 2 % of the
+coefficients), the compression magnifies such differences of near-zero
+coefficients, and a near-tie RVQ index flips. One implementation gives both
+backbones the same encoder input bit for bit.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import math
 
 import numpy as np
 
-__all__ = ["NumpyMDCT"]
+__all__ = ["NumpyMDCT", "analyse_signal"]
 
 
 def _sine_window(hop: int) -> np.ndarray:
@@ -105,3 +114,32 @@ class NumpyMDCT:
         blocks[:-1] += first
         blocks[1:] += second
         return blocks.reshape(-1)[hop : hop + n_samples]
+
+
+def analyse_signal(mdct: NumpyMDCT, samples: np.ndarray, compress_exponent: float) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder features and frame energies of a mono internal-rate signal.
+
+    What :meth:`adaptive_codec.backbone.model.Backbone.analysis` computes,
+    in float32 NumPy.
+
+    Parameters
+    ----------
+    mdct : NumpyMDCT
+    samples : np.ndarray [shape=(samples,)], float32
+    compress_exponent : float
+        Exponent of the power-law compression of the coefficients.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(frames, hop + 1)], float32
+        Power-law compressed MDCT coefficients and log10 frame energy / 5.
+    log_energy : np.ndarray [shape=(frames,)], float32
+        Each frame's log10 mean squared MDCT coefficient.
+    """
+    coef = mdct.frames(np.asarray(samples, np.float32))
+    p = np.float32(compress_exponent)
+    features = np.empty((coef.shape[0], coef.shape[1] + 1), np.float32)
+    features[:, :-1] = np.sign(coef) * np.power(np.abs(coef) + np.float32(1e-8), p)
+    energy = (coef * coef).mean(-1, dtype=np.float32) + np.float32(1e-10)
+    features[:, -1] = np.log10(energy) / np.float32(5)
+    return features, features[:, -1] * np.float32(5)
