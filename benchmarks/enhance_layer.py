@@ -150,11 +150,10 @@ def _expand(per_block: np.ndarray, edges: np.ndarray, frames: int, seg: int) -> 
     return np.repeat(np.repeat(per_block, np.diff(edges), axis=1), seg, axis=0)[:frames]
 
 
-def scale_indices(q: np.ndarray, edges: np.ndarray, seg: int) -> np.ndarray:
-    """Laplace-scale index ``(segments, bands)`` uint8 of each band and segment (0: all zeros).
+def _block_costs(q: np.ndarray, edges: np.ndarray, seg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cost (nats) ``(segments, bands, scales)`` of each block under each of :data:`SCALES`, and its non-zeros.
 
-    The scale of :data:`SCALES` under which the block costs fewest bits. For
-    the quantized Laplace of scale ``s``, ``P(0) = 1 - exp(-1/2s)`` and
+    For the quantized Laplace of scale ``s``, ``P(0) = 1 - exp(-1/2s)`` and
     ``P(v) = exp(-|v|/s) sinh(1/2s)``, so a block's cost needs only its
     count of zeros, of non-zeros and the sum of magnitudes.
     """
@@ -166,7 +165,24 @@ def scale_indices(q: np.ndarray, edges: np.ndarray, seg: int) -> np.ndarray:
     log_p0 = np.log(-np.expm1(-0.5 / s))
     log_sinh = 0.5 / s + np.log(-np.expm1(-1.0 / s)) - np.log(2.0)  # log sinh(1/2s), stably
     cost = -(n_all - n_nonzero)[..., None] * log_p0 - n_nonzero[..., None] * log_sinh + total[..., None] / s
+    return cost, n_nonzero
+
+
+def scale_indices(q: np.ndarray, edges: np.ndarray, seg: int) -> np.ndarray:
+    """Laplace-scale index ``(segments, bands)`` uint8 of each band and segment (0: all zeros).
+
+    The scale of :data:`SCALES` under which the block costs fewest bits (:func:`_block_costs`).
+    """
+    cost, n_nonzero = _block_costs(q, edges, seg)
     return np.where(n_nonzero > 0, 1 + np.argmin(cost, axis=-1), 0).astype(np.uint8)
+
+
+def estimated_bytes(q: np.ndarray, edges: np.ndarray, seg: int, predict: bool) -> float:
+    """Size of :func:`encode_values`' payload of ``q`` without coding it (the range coder is within ~1 %)."""
+    cost, n_nonzero = _block_costs(q, edges, seg)
+    n_idx = n_nonzero.size
+    head = 1 + (1 + predict) * ((n_idx + 1) // 2)
+    return head + float(np.where(n_nonzero > 0, cost.min(axis=-1), 0.0).sum()) / math.log(2) / 8 + 4
 
 
 def _block_scales(idx: np.ndarray, edges: np.ndarray, frames: int, seg: int) -> np.ndarray:
@@ -258,14 +274,21 @@ def reconstruct(coef: np.ndarray, q: np.ndarray, step: np.ndarray, weights: np.n
     return out.astype(np.float32)
 
 
-def code_layer(target: np.ndarray, coef: np.ndarray, gain_index: int, cfg: LayerConfig,
-               edges: np.ndarray, power: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
-    """Payload and the decoder's enhanced coefficients ``(frames, hop)`` at one gain index."""
+def layer_values(target: np.ndarray, coef: np.ndarray, gain_index: int, cfg: LayerConfig, edges: np.ndarray,
+                 power: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Values ``(frames, hop)``, prediction weights (or None) and steps of the layer at one gain index."""
     step = step_sizes(coef, gain_index, cfg, edges, power)
     weights = prediction_weights(target, coef, edges, cfg.segment_frames, cfg.binary) if cfg.predict else None
     q = quantize(target - predicted(coef, weights, edges, cfg.segment_frames), step, cfg)
     if cfg.lowest_hz > 0:
         q[:, : int(cfg.lowest_hz / (12000 / coef.shape[1]))] = 0
+    return q, weights, step
+
+
+def code_layer(target: np.ndarray, coef: np.ndarray, gain_index: int, cfg: LayerConfig,
+               edges: np.ndarray, power: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
+    """Payload and the decoder's enhanced coefficients ``(frames, hop)`` at one gain index."""
+    q, weights, step = layer_values(target, coef, gain_index, cfg, edges, power)
     payload = encode_values(q, edges, cfg.segment_frames, gain_index, weights)
     return payload, reconstruct(coef, q, step, weights, cfg, edges)
 
@@ -280,16 +303,20 @@ def fit_gain(target: np.ndarray, coef: np.ndarray, budget_bytes: float, cfg: Lay
              edges: np.ndarray) -> tuple[bytes, np.ndarray] | None:
     """The finest gain whose payload fits ``budget_bytes``; None if even the coarsest does not.
 
-    The payload's log size is nearly linear in the gain index, so the
-    bracket is narrowed by interpolating in it (a few codings, not eight).
+    The search runs on :func:`estimated_bytes` (no range coding); the log
+    size is nearly linear in the gain index, so the bracket is narrowed by
+    interpolating in it. The chosen gain is then coded, and coarsened by a
+    step while the real payload still exceeds the budget (rare: the estimate
+    is within ~1 %).
     """
     power = band_power(coef, edges)
-    tried: dict[int, tuple[bytes, np.ndarray]] = {}
+    sizes: dict[int, float] = {}
 
     def size(k: int) -> float:
-        if k not in tried:
-            tried[k] = code_layer(target, coef, k, cfg, edges, power)
-        return math.log(len(tried[k][0]))
+        if k not in sizes:
+            q, _, _ = layer_values(target, coef, k, cfg, edges, power)
+            sizes[k] = math.log(estimated_bytes(q, edges, cfg.segment_frames, cfg.predict))
+        return sizes[k]
 
     goal = math.log(max(budget_bytes, 1.0))
     lo, hi = GAIN_ZERO - 2 * GAIN_STEPS_PER_OCTAVE, GAIN_ZERO + 2 * GAIN_STEPS_PER_OCTAVE
@@ -297,10 +324,8 @@ def fit_gain(target: np.ndarray, coef: np.ndarray, budget_bytes: float, cfg: Lay
         lo = max(0, lo - 2 * GAIN_STEPS_PER_OCTAVE)
     while hi < 255 and size(hi) > goal:
         hi = min(255, hi + 2 * GAIN_STEPS_PER_OCTAVE)
-    if size(hi) > goal:
-        return None
     if size(lo) <= goal:
-        return tried[lo]
+        hi = lo
     while hi - lo > 1:
         s_lo, s_hi = size(lo), size(hi)
         guess = lo + (s_lo - goal) / max(s_lo - s_hi, 1e-9) * (hi - lo)
@@ -309,4 +334,8 @@ def fit_gain(target: np.ndarray, coef: np.ndarray, budget_bytes: float, cfg: Lay
             hi = mid
         else:
             lo = mid
-    return tried[hi]
+    for k in range(hi, 256):
+        payload, out = code_layer(target, coef, k, cfg, edges, power)
+        if len(payload) <= budget_bytes:
+            return payload, out
+    return None

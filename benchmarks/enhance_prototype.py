@@ -6,7 +6,7 @@ On held-out corpus clips (``--per-class`` per class, mono downmix, first
 :mod:`enhance_layer` (residual of the input's 24 kHz MDCT against the
 backbone's decoded MDCT, steps from the decoded band energies, Laplace
 tables per band and second, constriction range coder) given whatever is
-left of the total. Totals 9 / 12 / 16 / 24 / 32 kbps; every depth of
+left of the total. Totals 6 / 9 / 12 / 16 / 24 / 32 kbps; every depth of
 ``--depths`` whose stream leaves at least 1 kbps for the layer is tried, so
 the table shows which depth to put under the layer. Counted bytes: the
 whole ``.acx`` stream + the layer's payload + 8 bytes per 6 s chunk (a
@@ -56,11 +56,13 @@ from enhance_common import (CLASSES, decoded_coefficients, fixed_depth, from_int
                             kbps, read_mono, to_internal, with_highband)
 from enhance_layer import LayerConfig, band_bins, decode_layer, fit_gain  # noqa: E402
 
-TOTALS_KBPS = (9.0, 12.0, 16.0, 24.0, 32.0)
-#: Per class: music and ambient score best with noise that follows the band
-#: energy, speech's PESQ with noise flatter than the signal (``--sweep``).
-CLASS_CONFIG = {"music": LayerConfig(alpha=1.0), "ambient": LayerConfig(alpha=1.0),
-                "speech": LayerConfig(alpha=0.4, deadzone=0.3)}
+TOTALS_KBPS = (6.0, 9.0, 12.0, 16.0, 24.0, 32.0)
+#: Per class, from ``--sweep`` (results/enhance_sweep.txt): music and ambient
+#: score best with noise that follows (or exceeds) the band energy and the
+#: backbone's coefficients weighted per band, speech's PESQ with noise flatter
+#: than the signal.
+CLASS_CONFIG = {"music": LayerConfig(alpha=1.2, predict=True), "ambient": LayerConfig(alpha=1.0, predict=True),
+                "speech": LayerConfig(alpha=0.4)}
 SWEEP = ({}, {"alpha": 0.4}, {"alpha": 0.8}, {"alpha": 1.0}, {"alpha": 1.2},
          {"alpha": 1.0, "deadzone": 0.3}, {"alpha": 0.4, "deadzone": 0.3}, {"alpha": 1.0, "deadzone": 0.0},
          {"alpha": 1.0, "noise": 0.3}, {"alpha": 1.0, "segment_frames": 25},
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.processor() or platform.machine()}, 1 thread; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"# clips (first {args.seconds:g} s): " + ", ".join(f"{p.stem} [{sr // 1000} kHz]" for _, p, sr in clips))
+    print("# layer settings: " + "; ".join(f"{k} {v}" for k, v in CLASS_CONFIG.items()))
 
     def quality(label, x, sr, x24, y, y24):
         row = [visqol(x, y, sr), visqol(x24, y24, internal)]
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{o[0]:.2f} | {o[1]:.3f} | {o[3]:.3f} |")
     s = times["audio_s"]
     if s:
-        print(f"\nLayer at 24 kbps total, one thread: encode (gain search, ~9 codings) "
+        print(f"\nLayer at 24 kbps total, one thread: encode (gain search on estimated sizes, then one coding) "
               f"{s / times['layer_enc']:.0f}x real time, decode {s / times['layer_dec']:.0f}x real time "
               f"(the layer alone; backbone and high band not included)")
     return 0
