@@ -1,8 +1,8 @@
 """Shared pieces of the depth diagnosis and the enhancement-layer prototype (issue 34).
 
-Not a benchmark itself: :mod:`depth_diagnosis` and :mod:`enhance_prototype`
-import it (both are run from the repository root, so ``benchmarks/`` is on
-the path). Everything here reads a coded stream the way the decoder does
+Not a benchmark itself: :mod:`depth_diagnosis`, :mod:`enhance_prototype`
+and :mod:`enhance_drift` import it (a script's own folder is on the path
+when it is run as ``python benchmarks/NAME.py``). Everything here reads a coded stream the way the decoder does
 and stops where the enhancement layer would act: at the backbone's decoded
 MDCT coefficients, before the inverse MDCT.
 """
@@ -72,7 +72,9 @@ def decoded_coefficients(codec, data: bytes) -> tuple[np.ndarray, object]:
     import io
 
     from adaptive_codec.container.acx import AcxReader
-    from adaptive_codec.pipeline.decoder import _ChannelCodes, check_compatible
+    from adaptive_codec.entropy.coder import decode_frames
+    from adaptive_codec.pipeline.decoder import check_compatible
+    from adaptive_codec.planning.conditioning import FrameConditioning
 
     parts = codec.parts
     with AcxReader(io.BytesIO(data)) as reader:
@@ -81,10 +83,18 @@ def decoded_coefficients(codec, data: bytes) -> tuple[np.ndarray, object]:
         if header.channels != 1:
             raise ValueError("decoded_coefficients takes mono streams")
         chunks = list(reader.iter_chunks(0, header.n_frames))
-    ch = _ChannelCodes(parts, header, 0, chunks, parts.embeddings())
-    codes, depths, cond = ch.window(0, header.n_frames)
-    if codes is None:
+    if not any(seg.n_q for seg in header.segments_for_channel(0)):
         return np.zeros((header.n_frames, parts.backbone.config.hop), np.float32), header
+    # The decoder's own steps (pipeline.decoder): entropy-decode each chunk, then the frames' conditioning.
+    codes = np.zeros((header.max_levels, header.n_frames), np.int64)
+    depths = np.zeros(header.n_frames, np.int64)
+    for chunk in chunks:
+        lo, hi = chunk.start_frame, chunk.end_frame
+        layout, priors, _ = header.frame_layout(0, lo, hi)
+        c, d = decode_frames(parts.entropy_model, chunk.data, layout, priors, header.max_levels,
+                             adaptive=header.adaptive_frames(0, lo, hi), return_depths=True)
+        codes[:, lo:hi], depths[lo:hi] = c, d
+    cond = FrameConditioning(header, 0, parts.embeddings()).rows(0, header.n_frames)
     return parts.backbone.coefficients(codes, depths, cond), header
 
 

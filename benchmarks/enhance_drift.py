@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from enhance_common import decoded_coefficients, fixed_depth, held_out_clips, read_mono, to_internal  # noqa: E402
 from enhance_layer import band_bins, decode_layer, fit_gain  # noqa: E402
 from enhance_prototype import CLASS_CONFIG  # noqa: E402

@@ -51,7 +51,6 @@ import numpy as np  # noqa: E402
 
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from enhance_common import (CLASSES, decoded_coefficients, fixed_depth, from_internal, held_out_clips,  # noqa: E402
                             kbps, read_mono, to_internal, with_highband)
 from enhance_layer import LayerConfig, band_bins, decode_layer, fit_gain  # noqa: E402
