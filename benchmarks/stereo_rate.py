@@ -71,15 +71,12 @@ def ild_error_db(reference: np.ndarray, decoded: np.ndarray, sample_rate_hz: int
 
 
 def _stereo_clips(corpus: Path, max_per_class: int) -> list:
-    from adaptive_codec.bench.corpus import CorpusError, select_clips
+    from adaptive_codec.bench.corpus import CorpusError, held_out_clips
 
-    manifest = corpus / "manifest.csv"
     try:
-        chosen, _ = select_clips(manifest if manifest.is_file() else corpus, split="test",
-                                 max_clips_per_class=max_per_class, labels=["music", "ambient"])
+        return held_out_clips(corpus, max_per_class, labels=["music", "ambient"], mixed=False)
     except CorpusError as exc:
         raise SystemExit(f"error: {exc}") from None
-    return [c for c in chosen if c.segments is None]
 
 
 def _encode(codec, audio: np.ndarray, sr: int, profile: str, kbps: float, variant: str) -> tuple[bytes, str]:
