@@ -70,13 +70,25 @@ def ild_error_db(reference: np.ndarray, decoded: np.ndarray, sample_rate_hz: int
     return np.array([err[b][keep[b]].mean() if keep[b].any() else np.nan for b in range(err.shape[0])])
 
 
-def _stereo_clips(corpus: Path, max_per_class: int) -> list:
-    from adaptive_codec.bench.corpus import CorpusError, held_out_clips
+def _stereo_clips(corpus: Path, max_per_class: int, split: str = "test") -> list:
+    """Music and ambient clips of the held-out split, or (``split="train"``) of the rest, for tuning."""
+    from adaptive_codec.bench.corpus import CorpusError, held_out_clips, select_clips
 
+    labels = ["music", "ambient"]
     try:
-        return held_out_clips(corpus, max_per_class, labels=["music", "ambient"], mixed=False)
+        if split == "test":
+            return held_out_clips(corpus, max_per_class, labels=labels, mixed=False)
+        manifest = corpus / "manifest.csv"
+        chosen, _ = select_clips(manifest if manifest.is_file() else corpus, split="all", labels=labels)
     except CorpusError as exc:
         raise SystemExit(f"error: {exc}") from None
+    train = [c for c in chosen if c.segments is None and c.held_out is False]
+    out = []
+    for label in labels:  # every k-th clip of each class: spread over the recordings, in path order
+        clips = [c for c in train if c.label == label]
+        step = max(1, len(clips) // max_per_class) if max_per_class > 0 else 1
+        out += clips[::step][: max_per_class or None]
+    return out
 
 
 def _encode(codec, audio: np.ndarray, sr: int, profile: str, kbps: float, variant: str) -> tuple[bytes, str]:
@@ -127,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, default=None,
                    help="an earlier output whose 'plain' rows (per class) the means are compared with")
     p.add_argument("--max-clips-per-class", type=int, default=0, help="0 = every held-out stereo clip")
+    p.add_argument("--split", choices=["test", "train"], default="test",
+                   help="test: the held-out clips (report); train: the others (to tune a rule on)")
     args = p.parse_args(argv)
     try:
         rates = [float(r) for r in args.bitrates.split(",")]
@@ -153,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     from adaptive_codec.bench.metrics import visqol
 
     codec = AdaptiveCodec.default()
-    clips = _stereo_clips(args.corpus, args.max_clips_per_class)
+    clips = _stereo_clips(args.corpus, args.max_clips_per_class, args.split)
     print(f"# stereo_rate: weights {codec.weights_meta['weights_id']}, git {git_revision()}, "
           f"{platform.node()} ({os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"# {len(clips)} held-out stereo clips; ViSQOL audio mode per channel; ILD error in octave bands "
+    print(f"# {len(clips)} {'held-out' if args.split == 'test' else 'training (not held-out)'} stereo clips; ViSQOL audio mode per channel; ILD error in octave bands "
           f"{BAND_EDGES_HZ[0]}-{BAND_EDGES_HZ[-1]} Hz; tool = the stereo tool the stream uses")
     bands = [f"ild_{lo}" for lo in BAND_EDGES_HZ[:-1]]
     print("\t".join(["clip", "class", "asked_kbps", "variant", "tool", "actual_kbps", "visqol_l", "visqol_r",
