@@ -202,3 +202,19 @@ def test_mono_streams_have_no_stereo_section(codec):
     audio, info = load_audio(example_path("ambient"))
     data = codec.encode(audio[0, : 3 * info.sample_rate_hz], info.sample_rate_hz, profile="ambient", bitrate_kbps=3)
     assert read_header(data).stereo_params is None and data[5] <= 1
+
+
+def test_info_names_the_tool_and_archives_keep_the_stream(codec, tmp_path, capsys, monkeypatch):
+    from adaptive_codec.cli.app import main
+
+    out = tmp_path / "m.acx"
+    assert main(["encode", str(example_path("music")), str(out), "--profile", "music", "--bitrate", "6"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "2 ch (mid + parametric stereo)" in capsys.readouterr().out
+    arc = tmp_path / "a.aca"
+    assert main(["archive", "create", str(arc), str(example_path("music")), "--profile", "music",
+                 "--bitrate", "6"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["archive", "extract", str(arc), "--acx", "--to", "x"]) == 0
+    assert (tmp_path / "x" / "music.acx").read_bytes() == out.read_bytes()
