@@ -317,8 +317,10 @@ class AdaptiveCodec:
                     on_block(b)
                 if highband is None:  # the first block tells the channel count
                     highband = analyzer_for(sample_rate_hz, b.shape[0], cfg.sample_rate_hz, cfg.hop) or False
-                    image = stereo_analyzer_for(sample_rate_hz, b.shape[0], cfg.sample_rate_hz, cfg.hop,
-                                                self.chunk_frames) or False
+                    # A stereo input gets its image measured unless the asked rate already rules
+                    # parametric stereo out (6 % of a 12 kbps stereo encode).
+                    image = may_use_image and stereo_analyzer_for(sample_rate_hz, b.shape[0], cfg.sample_rate_hz,
+                                                                  cfg.hop, self.chunk_frames) or False
                 if highband:
                     highband.push(b)
                 if image:
@@ -326,6 +328,7 @@ class AdaptiveCodec:
                 yield b
 
         rate = Rate() if rate is None else rate
+        may_use_image = rate.kbps is None or stereo_tool(rate.kbps, stereo) != "mid_side"
         scan = scan_blocks(first_read(), sample_rate_hz, self.classifier if is_auto(profile) else None)
         n_frames = self.n_frames(scan.n_samples, sample_rate_hz)
         plan = self.plan(None, sample_rate_hz, n_frames, profile, segments=scan.segments, rate=rate)
