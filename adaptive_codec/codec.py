@@ -28,7 +28,7 @@ from adaptive_codec.audio import AudioInfo, AudioWriter, as_channels_first, audi
 from adaptive_codec.backbone.streaming import inference_backbone
 from adaptive_codec.container.acx import AcxReader
 from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME, entropy_model_for
-from adaptive_codec.errors import ModelError
+from adaptive_codec.errors import AdaptiveCodecError, ModelError
 from adaptive_codec.pipeline.decoder import decode_range
 from adaptive_codec.pipeline.encoder import SIDE_SILENT_RATIO, encode_stream, plan_total_kbps
 from adaptive_codec.pipeline.rate_stream import rate_controlled
@@ -300,7 +300,8 @@ class AdaptiveCodec:
         stereo : str
             Stereo tool of a two-channel input under rate control: "auto"
             (by the asked total, :func:`~adaptive_codec.tools.stereo.stereo_tool`),
-            "mid_side" or "parametric".
+            "mid_side" or "parametric" (for benchmarks; a forced tool on a
+            mono input is an error).
 
         Returns
         -------
@@ -330,6 +331,8 @@ class AdaptiveCodec:
         rate = Rate() if rate is None else rate
         may_use_image = rate.kbps is None or stereo_tool(rate.kbps, stereo) != "mid_side"
         scan = scan_blocks(first_read(), sample_rate_hz, self.classifier if is_auto(profile) else None)
+        if stereo != "auto" and scan.channels != 2:
+            raise AdaptiveCodecError(f"stereo tool {stereo!r} needs a 2-channel input, got {scan.channels} channel(s)")
         n_frames = self.n_frames(scan.n_samples, sample_rate_hz)
         plan = self.plan(None, sample_rate_hz, n_frames, profile, segments=scan.segments, rate=rate)
         # The high band's bits are known now, before any depth: the depths get what they leave.

@@ -199,9 +199,17 @@ def test_range_decode_matches_the_whole_and_no_click_at_the_span_boundary(codec,
 
 
 def test_mono_streams_have_no_stereo_section(codec):
+    from adaptive_codec.errors import AdaptiveCodecError
+    from adaptive_codec.pipeline.signal import array_blocks
+    from adaptive_codec.planning.rate import Rate
+
     audio, info = load_audio(example_path("ambient"))
-    data = codec.encode(audio[0, : 3 * info.sample_rate_hz], info.sample_rate_hz, profile="ambient", bitrate_kbps=3)
+    mono = audio[:1, : 3 * info.sample_rate_hz]
+    data = codec.encode(mono[0], info.sample_rate_hz, profile="ambient", bitrate_kbps=3)
     assert read_header(data).stereo_params is None and data[5] <= 1
+    with pytest.raises(AdaptiveCodecError, match="needs a 2-channel input"):
+        codec.measure_and_plan(lambda: array_blocks(mono, 4096), info.sample_rate_hz, "ambient", Rate(3),
+                               stereo="parametric")
 
 
 def test_info_names_the_tool_and_archives_keep_the_stream(codec, tmp_path, capsys, monkeypatch):
