@@ -28,9 +28,10 @@ from adaptive_codec.audio import AudioInfo, AudioWriter, as_channels_first, audi
 from adaptive_codec.backbone.streaming import inference_backbone
 from adaptive_codec.container.acx import AcxReader
 from adaptive_codec.entropy.selection import ENTROPY_TABLE_NAME, entropy_model_for
-from adaptive_codec.errors import ModelError
+from adaptive_codec.errors import AdaptiveCodecError, ModelError
 from adaptive_codec.pipeline.decoder import decode_range
-from adaptive_codec.pipeline.encoder import encode_stream
+from adaptive_codec.pipeline.encoder import SIDE_SILENT_RATIO, encode_stream, plan_total_kbps
+from adaptive_codec.pipeline.rate_stream import rate_controlled
 from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import BLOCK_SECONDS, SignalScan, array_blocks, scan_blocks
 from adaptive_codec.planning.plan import PlannedSegment, is_auto, plan_segments
@@ -39,6 +40,9 @@ from adaptive_codec.profiles import Profile
 from adaptive_codec.profiles.registry import ProfileRegistry
 from adaptive_codec.resources import weights_dir
 from adaptive_codec.tools.highband import analyzer_for, code_highband
+from adaptive_codec.tools.parametric_stereo import analyzer_for as stereo_analyzer_for
+from adaptive_codec.tools.parametric_stereo import code_parametric, param_frames_for
+from adaptive_codec.tools.stereo import stereo_tool
 
 __all__ = ["AdaptiveCodec", "EXECUTOR_ENV_VAR"]
 
@@ -284,7 +288,8 @@ class AdaptiveCodec:
 
     def measure_and_plan(self, blocks: Callable[[], Iterable[np.ndarray]], sample_rate_hz: int,
                          profile: ProfileSpec = "auto", rate: Rate | None = None,
-                         on_block: Callable[[np.ndarray], None] | None = None) -> tuple[SignalScan, list[PlannedSegment]]:
+                         on_block: Callable[[np.ndarray], None] | None = None, *,
+                         stereo: str = "auto") -> tuple[SignalScan, list[PlannedSegment]]:
         """The encoder's first read: measure ``blocks()`` (classify it for ``"auto"``) and plan it.
 
         Parameters
@@ -293,6 +298,11 @@ class AdaptiveCodec:
             Returns an iterable of the input's blocks ``(channels, samples)``.
         on_block : callable, optional
             Called with every block of the read.
+        stereo : str
+            Stereo tool of a two-channel input under rate control: "auto"
+            (by the asked total, :func:`~adaptive_codec.tools.stereo.stereo_tool`),
+            "mid_side" or "parametric" (for benchmarks; a forced tool on a
+            mono input is an error).
 
         Returns
         -------
@@ -300,21 +310,30 @@ class AdaptiveCodec:
         plan : list of PlannedSegment
         """
         cfg = self.backbone.config
-        highband = None
+        highband, image = None, None
 
         def first_read():
-            nonlocal highband
+            nonlocal highband, image
             for b in blocks():
                 if on_block is not None:
                     on_block(b)
                 if highband is None:  # the first block tells the channel count
                     highband = analyzer_for(sample_rate_hz, b.shape[0], cfg.sample_rate_hz, cfg.hop) or False
+                    # A stereo input gets its image measured unless the asked rate already rules
+                    # parametric stereo out (6 % of a 12 kbps stereo encode).
+                    image = may_use_image and stereo_analyzer_for(sample_rate_hz, b.shape[0], cfg.sample_rate_hz,
+                                                                  cfg.hop, self.chunk_frames) or False
                 if highband:
                     highband.push(b)
+                if image:
+                    image.push(b)
                 yield b
 
         rate = Rate() if rate is None else rate
+        may_use_image = rate.kbps is None or stereo_tool(rate.kbps, stereo) != "mid_side"
         scan = scan_blocks(first_read(), sample_rate_hz, self.classifier if is_auto(profile) else None)
+        if stereo != "auto" and scan.channels != 2:
+            raise AdaptiveCodecError(f"stereo tool {stereo!r} needs a 2-channel input, got {scan.channels} channel(s)")
         n_frames = self.n_frames(scan.n_samples, sample_rate_hz)
         plan = self.plan(None, sample_rate_hz, n_frames, profile, segments=scan.segments, rate=rate)
         # The high band's bits are known now, before any depth: the depths get what they leave.
@@ -324,6 +343,12 @@ class AdaptiveCodec:
             plan = self.plan(None, sample_rate_hz, n_frames, profile, segments=scan.segments, rate=rate,
                              reserved_kbps=kbps)
             scan = dataclasses.replace(scan, highband=section)
+        # Parametric stereo: a low total goes to the mid alone plus the image's parameters,
+        # which rate control pays from the same budget (they are in the header).
+        if image and rate_controlled(plan) and scan.side_rms > SIDE_SILENT_RATIO * scan.mid_rms \
+                and stereo_tool(plan_total_kbps(plan), stereo) == "parametric":
+            section = code_parametric(image, n_frames, param_frames_for(plan_total_kbps(plan)))
+            scan = dataclasses.replace(scan, stereo=section)
         return scan, plan
 
     def _encode_blocks(self, target, blocks: Callable[[], Iterable[np.ndarray]], sample_rate_hz: int,

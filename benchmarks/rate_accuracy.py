@@ -52,19 +52,13 @@ def _parse_rates(text: str) -> list[float]:
 
 def _clips(corpus: Path, max_per_class: int) -> list[tuple[str, Path, str, str]]:
     """``(name, path, label, kind)``: held-out corpus clips, then the bundled examples."""
-    from adaptive_codec.bench.corpus import CorpusError, select_clips
+    from adaptive_codec.bench.corpus import CorpusError, held_out_clips
     from adaptive_codec.resources import example_path
 
-    out = []
-    manifest = corpus / "manifest.csv"
     try:
-        chosen, _ = select_clips(manifest if manifest.is_file() else corpus, split="test",
-                                 max_clips_per_class=max_per_class)
+        out = [(c.clip_id, c.path, c.label, "corpus") for c in held_out_clips(corpus, max_per_class)]
     except CorpusError as exc:
         raise SystemExit(f"error: {exc}") from None
-    for c in chosen:
-        if c.segments is None or c.held_out:
-            out.append((c.clip_id, c.path, c.label, "corpus"))
     for name in ("speech", "music", "ambient", "mixed"):
         out.append((f"examples/{name}.flac", example_path(name), name, "example"))
     return out
@@ -98,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.node()} ({os.cpu_count()} cpus), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"# {sum(k == 'corpus' for *_, k in clips)} held-out corpus clips + "
           f"{sum(k == 'example' for *_, k in clips)} bundled examples; actual = file bits / duration")
-    print("clip\tkind\tclass\tch\tdur_s\tprofile\tasked_kbps\tactual_kbps\tratio\tcapped")
+    print("clip\tkind\tclass\tch\tdur_s\tprofile\tasked_kbps\tactual_kbps\tratio\tcapped\tstereo")
     rows = []
     t0 = time.time()
     for name, path, label, kind in clips:
@@ -115,12 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             actual = len(data) * 8 / duration / 1000
             limit = getattr(header, "rate_limit", None)
             capped = "-" if limit is None else ("no", "deepest", "shallowest")[limit]
+            # The stereo tool: mid/side, or the mid + parametric stereo (ps); "-" for mono.
+            stereo = "-" if audio.shape[0] == 1 else (
+                "ps" if getattr(header, "stereo_params", None) is not None else "ms")
             rows.append(dict(clip=name, kind=kind, label=label, ch=audio.shape[0], dur=duration,
                              rate="default" if kbps is None else f"{kbps:g}", asked=asked, actual=actual,
                              ratio=actual / asked, capped=capped))
             print(f"{name}\t{kind}\t{label}\t{audio.shape[0]}\t{duration:.1f}\t"
                   f"{'default' if kbps is None else f'{kbps:g}'}\t{asked:.3f}\t{actual:.3f}\t"
-                  f"{actual / asked:.3f}\t{capped}", flush=True)
+                  f"{actual / asked:.3f}\t{capped}\t{stereo}", flush=True)
     print(f"\n# {len(rows)} encodes in {time.time() - t0:.0f} s")
     print("\n## actual / asked: min / median / max per rate, class and channel count (uncapped rows; n = clips)")
     print("rate\tclass\tch\tkind\tn\tmin\tmedian\tmax\tcapped")

@@ -261,18 +261,24 @@ def test_stereo_is_mid_side_and_dual_mono_spends_nothing_on_side(codec, speech):
     mono_size = len(codec.encode(audio[0], sr, profile="speech"))
     assert len(blob) < 1.1 * mono_size + 200
 
+    # A real side at a rate that codes it (lower totals: the mid + parametric stereo).
     wide = np.stack([audio[0], np.roll(audio[0], 4000)])
-    header = read_header(codec.encode(wide, sr, profile="speech"))
+    header = read_header(codec.encode(wide, sr, profile="speech", bitrate_kbps=12))
+    assert header.stereo_params is None
     mid_depth = header.segments_for_channel(0)[0].n_q
-    assert [s.n_q for s in header.segments_for_channel(1)] == [max(1, mid_depth // side_divisor(6.0))]
+    assert [s.n_q for s in header.segments_for_channel(1)] == [max(1, mid_depth // side_divisor(12.0))]
     assert 1 <= header.segments_for_channel(1)[0].n_q < mid_depth
 
 
 # -- block streaming (bounded memory) == whole-signal processing ----------------------
 
 
-def test_block_streaming_equals_whole_signal_processing(codec, speech, monkeypatch):
+@pytest.mark.parametrize("kbps", [12.0, None])
+def test_block_streaming_equals_whole_signal_processing(codec, speech, monkeypatch, kbps):
     """Many small input blocks and decoder pieces give what one block and one piece give.
+
+    At 12 kbps the pair is mid/side; at the speech profile's rate, the mid +
+    parametric stereo (whose analysis and synthesis see the same blocks).
 
     One block means the whole signal resampled at once and one backbone
     pass per chunk; one decoder piece means the whole internal signal
@@ -284,14 +290,17 @@ def test_block_streaming_equals_whole_signal_processing(codec, speech, monkeypat
     audio, sr = speech  # stereo 44.1 kHz: mid/side, resampling both ways
     x = np.stack([audio[0], np.roll(audio[1], 300)])  # a real side channel
     monkeypatch.setattr(codec_stream, "BLOCK_SECONDS", 1e6)
-    whole_blob = codec.encode(x, sr, profile="speech")
+    whole_blob = codec.encode(x, sr, profile="speech", bitrate_kbps=kbps)
     monkeypatch.setattr(streaming, "CHUNK_FRAMES", 10**6)
     whole, _ = codec.decode(whole_blob)
     monkeypatch.setattr(codec_stream, "BLOCK_SECONDS", 0.37)
-    blob = codec.encode(x, sr, profile="speech")
+    blob = codec.encode(x, sr, profile="speech", bitrate_kbps=kbps)
     monkeypatch.setattr(streaming, "CHUNK_FRAMES", 45)
     y, _ = codec.decode(blob)
-    assert read_header(blob).segments_for_channel(1)[0].n_q > 0
+    if kbps is None:
+        assert read_header(blob).stereo_params is not None
+    else:
+        assert read_header(blob).segments_for_channel(1)[0].n_q > 0
     assert blob == whole_blob  # the same codes, bit for bit
     assert y.shape == whole.shape == x.shape
     np.testing.assert_allclose(y, whole, atol=1e-5)

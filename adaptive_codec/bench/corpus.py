@@ -32,7 +32,7 @@ from adaptive_codec.audio import AUDIO_SUFFIXES
 from adaptive_codec.errors import AdaptiveCodecError
 
 __all__ = ["BenchClip", "TEST_FRACTION_PERCENT", "is_held_out", "read_segments", "select_clips",
-           "source_group"]
+           "held_out_clips", "source_group"]
 
 TEST_FRACTION_PERCENT = 15  # share of corpus source groups held out
 
@@ -216,3 +216,22 @@ def select_clips(corpus: Path, *, split: str = "auto", max_clips_per_class: int 
     if not chosen:
         raise CorpusError(f"{corpus}: no clips left after selection (split {split!r})")
     return chosen, how
+
+
+def held_out_clips(corpus: Path, max_clips_per_class: int = 0, labels: Sequence[str] | str = "all",
+                   mixed: bool = True) -> list[BenchClip]:
+    """The held-out clips of a corpus folder (its ``manifest.csv`` when there is one), as benchmarks steer by.
+
+    Single-class clips of the test split (:func:`select_clips` with ``split="test"``)
+    and, with ``mixed``, the mixed files whose sources are all held out.
+
+    Raises
+    ------
+    CorpusError
+        No manifest with sources, an unknown label, or nothing selected.
+    """
+    corpus = Path(corpus)
+    manifest = corpus / "manifest.csv"
+    chosen, _ = select_clips(manifest if manifest.is_file() else corpus, split="test",
+                             max_clips_per_class=max_clips_per_class, labels=labels)
+    return [c for c in chosen if c.segments is None or (mixed and c.held_out)]

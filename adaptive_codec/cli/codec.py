@@ -151,6 +151,7 @@ def info(
                      if header.stereo_mode == "mid_side" else None),
         "per_class": per_class,
         "highband": None if header.highband is None else header.highband.to_dict(),
+        "parametric_stereo": None if header.stereo_params is None else header.stereo_params.to_dict(),
         "asked_kbps": header.asked_bps / 1000 if header.asked_bps else None,
         "rate_limit": ("reached", "deepest", "shallowest")[header.rate_limit],
     }
@@ -159,8 +160,9 @@ def info(
     if format is InfoFormat.json:
         typer.echo(json.dumps(summary, indent=2))
         return
+    stereo = "mid + parametric stereo" if header.stereo_params is not None else header.stereo_mode
     typer.echo(f"{input}: {size} bytes, {summary['kbps']:.2f} kbps, {duration:.2f} s, "
-               f"{header.channels} ch ({header.stereo_mode}) @ {header.original_sample_rate_hz} Hz, "
+               f"{header.channels} ch ({stereo}) @ {header.original_sample_rate_hz} Hz, "
                f"weights {header.weights_id}")
     if header.asked_bps:  # streams before 3.2, or of fixed depths, record no target
         typer.echo(f"  {rate_summary(header.asked_bps, actual_bps, header.rate_limit)}")

@@ -67,7 +67,7 @@ FORMAT_MAJOR = 3  # incompatible changes bump this; readers reject other majors
 #: as before; it is what 3 writes when no segment is energy-adaptive, less
 #: one depth_mode byte per segment row.
 READABLE_MAJORS = (2, 3)
-FORMAT_MINOR = 1  # compatible additions (header extension sections); written only when used
+FORMAT_MINOR = 2  # compatible additions (header extension sections); written only when used
 MAX_CHUNK_BODY_BYTES = 1 << 26  # 64 MiB: far above a few seconds of any sane payload
 MAX_HEADER_BYTES = 1 << 24  # 16 MiB: 255 embedded profiles of 4096 floats fit easily
 
@@ -144,7 +144,9 @@ def _chunk_crc(index: int, length_field: bytes, coded: bytes) -> int:
 # --------------------------------------------------------------------------- writing
 def _preamble(header: AcxHeader) -> bytes:
     # A stream without extension sections stays 3.0, readable as such everywhere.
-    minor = FORMAT_MINOR if header.highband is not None or header.asked_bps or header.rate_limit else 0
+    # Minor 1 for the high band and rate record, 2 for parametric stereo (a 3.1 reader skips it).
+    minor = 2 if header.stereo_params is not None else (
+        1 if header.highband is not None or header.asked_bps or header.rate_limit else 0)
     w = Writer()
     w.fields(PREAMBLE_LAYOUT, {"magic": MAGIC, "format_major": FORMAT_MAJOR, "format_minor": minor, "flags": 0})
     return w.bytes()

@@ -6,7 +6,8 @@ decodes there, without what the section adds. The sections: the high band
 (tag 1, :class:`HighBandSection`), the coded envelope that
 :mod:`adaptive_codec.tools.highband` restores 12 kHz and up from; the rate
 record (tag 2, :class:`RateRecord`), the whole-stream rate the encoder was
-asked for and whether it was capped. The container knows their layout and
+asked for and whether it was capped; from 3.2, parametric stereo (tag 3,
+:mod:`adaptive_codec.container.acx_stereo`). The container knows their layout and
 bounds, not what the numbers mean.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adaptive_codec.container.acx_stereo import (TAG_STEREO, ParametricStereoSection, parse_stereo, validate_stereo,
+                                                  write_stereo)
 from adaptive_codec.container.binary import Reader, Writer
 from adaptive_codec.errors import FormatError
 
@@ -169,8 +172,9 @@ def _parse_highband(body: bytes, n_spans: int, where: str) -> HighBandSection:
                            v["max_level_index"] + 1, v["noise_255"], rows, tuple(payloads))
 
 
-def write_extensions(w: Writer, highband: HighBandSection | None, rate: RateRecord | None = None) -> None:
-    """Append the header's extension records (none for a 3.0 stream): the high band, then the rate record."""
+def write_extensions(w: Writer, highband: HighBandSection | None, rate: RateRecord | None = None,
+                     stereo: ParametricStereoSection | None = None) -> None:
+    """Append the header's extension records (none for a 3.0 stream): high band, rate record, parametric stereo."""
     if highband is not None:
         body = _write_highband(highband)
         w.fields(EXTENSION_LAYOUT, {"tag": TAG_HIGHBAND, "section_length_bytes": len(body)})
@@ -180,17 +184,25 @@ def write_extensions(w: Writer, highband: HighBandSection | None, rate: RateReco
         r.fields(RATE_RECORD_LAYOUT, {"asked_bps": rate.asked_bps, "rate_limit": rate.rate_limit})
         w.fields(EXTENSION_LAYOUT, {"tag": TAG_RATE, "section_length_bytes": len(r.bytes())})
         w.buf += r.bytes()
+    if stereo is not None:
+        body = write_stereo(stereo)
+        w.fields(EXTENSION_LAYOUT, {"tag": TAG_STEREO, "section_length_bytes": len(body)})
+        w.buf += body
 
 
 def parse_extensions(r: Reader, where: str, newer_minor: bool, sample_rate_hz: int, n_spans: int,
-                     n_profiles: int) -> tuple[HighBandSection | None, RateRecord]:
-    """Read extension records to the end of the header body: the high band (or None) and the rate record.
+                     n_profiles: int, format_minor: int = 1
+                     ) -> tuple[HighBandSection | None, RateRecord, ParametricStereoSection | None]:
+    """Read extension records to the end of the header body: the high band, the rate record, parametric stereo.
+
+    The high band and parametric stereo are None when absent; parametric
+    stereo (tag 3) exists from minor 2 on.
 
     A tag this reader does not know, or bytes that are not a record, end the
     reading when the stream is of a newer minor version (ignored, as 2.6
     promises), and are an error otherwise.
     """
-    highband, rate = None, None
+    highband, rate, stereo = None, None, None
     while r.remaining():
         at = r.pos
         try:
@@ -205,11 +217,14 @@ def parse_extensions(r: Reader, where: str, newer_minor: bool, sample_rate_hz: i
             validate_highband(highband, sample_rate_hz, n_spans, n_profiles, where)
         elif head["tag"] == TAG_RATE and rate is None:
             rate = _parse_rate(body, where)
+        elif head["tag"] == TAG_STEREO and stereo is None and format_minor >= 2:
+            stereo = parse_stereo(body, n_spans, where)
+            validate_stereo(stereo, sample_rate_hz, n_spans, where)
         elif newer_minor:
             break
         else:
             raise FormatError(f"{where}: unknown or repeated header extension tag {head['tag']} at offset {at}")
-    return highband, rate or RateRecord()
+    return highband, rate or RateRecord(), stereo
 
 
 def _parse_rate(body: bytes, where: str) -> RateRecord:

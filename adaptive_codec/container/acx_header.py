@@ -20,6 +20,7 @@ import numpy as np
 
 from adaptive_codec.container.acx_extensions import (RATE_LIMITS, HighBandSection, RateRecord, parse_extensions,
                                                      write_extensions)
+from adaptive_codec.container.acx_stereo import ParametricStereoSection
 from adaptive_codec.container.acx_rows import ProfileEntry, SegmentEntry
 from adaptive_codec.container.binary import Reader, Writer, json_depth_ok
 from adaptive_codec.container.segment_index import SegmentIndex
@@ -109,6 +110,7 @@ class AcxHeader:
     highband: HighBandSection | None = None  # format 3.1 section (acx_extensions)
     asked_bps: int = 0  # whole-stream rate asked (0: fixed depths, or a 3.0 stream); 3.1 rate record
     rate_limit: int = 0  # RATE_LIMITS: 0 reached, 1 capped at the deepest setting, 2 at the shallowest
+    stereo_params: ParametricStereoSection | None = None  # format 3.2 section: mid + parametric stereo
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AcxHeader):
@@ -181,8 +183,9 @@ class AcxHeader:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (conditioning vectors as lists), e.g. for ``info --format json``."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks", "highband")}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("profiles", "segments", "chunks", "highband", "stereo_params")}
         out["highband"] = None if self.highband is None else self.highband.to_dict()
+        out["stereo_params"] = None if self.stereo_params is None else self.stereo_params.to_dict()
         out["weights_id"] = self.weights_id
         out["profiles"] = [dict(name=p.name, prior_id=p.prior_id, builtin=p.is_builtin, parameters=p.parameters,
                                 conditioning=[float(x) for x in p.conditioning]) for p in self.profiles]
@@ -247,6 +250,8 @@ def validate_header(h: AcxHeader, where: str = "acx header") -> None:
     _check(2 <= h.codebook_size <= MAX_CODEBOOK_SIZE, where, f"codebook_size {h.codebook_size} out of range 2..{MAX_CODEBOOK_SIZE}")
     _check(1 <= h.max_levels <= MAX_LEVELS, where, f"max_levels {h.max_levels} out of range 1..{MAX_LEVELS}")
     _check(h.stereo_mode in STEREO_MODES, where, f"stereo_mode {h.stereo_mode!r} is not one of {', '.join(STEREO_MODES)}")
+    _check(h.stereo_params is None or h.stereo_mode == "mid_side", where,
+           "a parametric-stereo section needs stereo_mode mid_side (the mid is channel 0)")
     _check(_utf8_len(h.weights_version) <= MAX_NAME_BYTES, where, f"weights_version must be a string of at most {MAX_NAME_BYTES} UTF-8 bytes")
     for name in ("weights_sha256_prefix", "entropy_digest_prefix"):
         value = getattr(h, name)
@@ -330,7 +335,7 @@ def serialize_header_body(h: AcxHeader) -> bytes:
             w.fields(SEGMENT_LAYOUT, {"frame_count": s.end_frame - s.start_frame, "profile_index": s.profile_index,
                                       "n_q": s.n_q, "depth_mode": DEPTH_ADAPTIVE if s.adaptive else DEPTH_FIXED,
                                       "label_ref": ref, "confidence_255": round(s.confidence * 255)})
-    write_extensions(w, h.highband, RateRecord(int(h.asked_bps), int(h.rate_limit)))
+    write_extensions(w, h.highband, RateRecord(int(h.asked_bps), int(h.rate_limit)), h.stereo_params)
     return w.bytes()
 
 
@@ -404,15 +409,16 @@ def parse_header_body(body: bytes, where: str, allow_trailing: bool = False, for
                                          adaptive=mode_q == DEPTH_ADAPTIVE))
             at += s["frame_count"]
     spans = -(-v["n_frames"] // max(1, v["chunk_frames"]))
-    highband, rate = None, RateRecord()
+    highband, rate, stereo = None, RateRecord(), None
     if format_major >= 3 and format_minor >= 1:
-        highband, rate = parse_extensions(r, where, allow_trailing, v["original_sample_rate_hz"], spans, n_profiles)
+        highband, rate, stereo = parse_extensions(r, where, allow_trailing, v["original_sample_rate_hz"], spans,
+                                                  n_profiles, format_minor)
     else:
         r.expect_end(allow_trailing)
     v.update(asked_bps=rate.asked_bps, rate_limit=rate.rate_limit)
     v["stereo_mode"] = STEREO_MODES[v["stereo_mode"]]
     v["weights_sha256_prefix"] = v["weights_sha256_prefix"].hex()
     v["entropy_digest_prefix"] = v["entropy_digest_prefix"].hex()
-    header = AcxHeader(profiles=profiles, segments=segments, highband=highband, **v)
+    header = AcxHeader(profiles=profiles, segments=segments, highband=highband, stereo_params=stereo, **v)
     validate_header(header, where)
     return header

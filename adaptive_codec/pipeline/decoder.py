@@ -6,6 +6,7 @@
            ─► chunks of the time range ─► entropy decoding              entropy.coder.decode_frames
            ─► per-frame conditioning from the profile table             planning.conditioning.FrameConditioning
            ─► backbone synthesis, 24 kHz ─► original rate, left/right   pipeline.signal.decode_blocks
+           ─► high band, parametric stereo (streams that have them)     tools.highband, tools.parametric_stereo
            ─► the exact samples of the range                            cut
 
 Decoding needs no classifier and no profile files: the profile table names
@@ -33,6 +34,7 @@ from adaptive_codec.pipeline.parts import CodecParts
 from adaptive_codec.pipeline.signal import CodedPiece, decode_blocks, piece_ranges, resampled_length
 from adaptive_codec.planning.conditioning import EmbeddingTable, FrameConditioning
 from adaptive_codec.tools.highband import highband_blocks
+from adaptive_codec.tools.parametric_stereo import parametric_blocks
 
 __all__ = ["check_compatible", "decode_range", "cut"]
 
@@ -112,6 +114,8 @@ def decode_range(parts: CodecParts, reader: AcxReader, start_s: float | None,
     # Map the synthesised internal range back onto original-rate samples.
     first = a * hop * sr // cfg.sample_rate_hz
     blocks = highband_blocks(header, blocks, first)
+    # After the high band: the image is given to the whole band, the regenerated part included.
+    blocks = parametric_blocks(header, blocks, first)
     s0 = int(round(start_s * sr))
     s1 = header.length_samples if end_s >= duration else int(round(end_s * sr))
     return s1 - s0, cut(blocks, first, s0, s1, header.channels)

@@ -38,7 +38,7 @@ from adaptive_codec.planning.plan import PlannedSegment
 from adaptive_codec.profiles import Profile
 from adaptive_codec.tools.stereo import side_divisor
 
-__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "coding_stage", "rate_stage", "plan_side_divisor", "depth_allocators",
+__all__ = ["SIDE_SILENT_RATIO", "SIDE_DEPTH_DIVISOR", "CodedChannels", "build_header", "coding_stage", "rate_stage", "plan_total_kbps", "plan_side_divisor", "depth_allocators",
            "coded_levels", "code_channels", "write_stream", "ChunkStream", "encode_stream", "stream_parameters"]
 
 #: Side below this fraction of the mid's RMS (-30 dB) is not coded at all:
@@ -72,14 +72,15 @@ def build_header(parts: CodecParts, scan: SignalScan, sample_rate_hz: int,
     """The stream header: format facts, the profile table and the segment table(s).
 
     Two channels are coded as mid/side: the side usually needs far fewer
-    levels, and a near-mono file (side below -30 dB) spends none on it.
+    levels, and a near-mono file (side below -30 dB) spends none on it, nor
+    does a pair coded with parametric stereo (``scan.stereo``: the mid alone).
     """
     cfg = parts.backbone.config
     n_frames = parts.n_frames(scan.n_samples, sample_rate_hz)
     mid_side = scan.channels == 2
     side_scale = None
     if mid_side:
-        side_scale = 0 if scan.side_rms <= SIDE_SILENT_RATIO * scan.mid_rms else 1
+        side_scale = 0 if scan.stereo is not None or scan.side_rms <= SIDE_SILENT_RATIO * scan.mid_rms else 1
     entries: list[ProfileEntry] = []
     index: dict[str, int] = {}
     for seg in plan:
@@ -96,7 +97,7 @@ def build_header(parts: CodecParts, scan: SignalScan, sample_rate_hz: int,
         profiles=entries,
         segments=segment_table(plan, index, side_scale),
         stereo_mode="mid_side" if mid_side else ("mono" if scan.channels == 1 else "independent"),
-        chunk_frames=parts.chunk_frames, highband=scan.highband,
+        chunk_frames=parts.chunk_frames, highband=scan.highband, stereo_params=scan.stereo,
     )
 
 
@@ -165,11 +166,15 @@ def rate_stage(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegme
     return RateStream(parts, header, plan, plan_side_divisor(plan)) if rate_controlled(plan) else None
 
 
-def plan_side_divisor(plan: Sequence[PlannedSegment]) -> int:
-    """The mid/side side divisor for a rate-controlled plan: by its asked total (frame-weighted targets)."""
+def plan_total_kbps(plan: Sequence[PlannedSegment]) -> float:
+    """The whole-stream rate a rate-controlled plan asks: its targets weighted by their frames."""
     frames = sum(s.end_frame - s.start_frame for s in plan)
-    total = sum(s.target_kbps * (s.end_frame - s.start_frame) for s in plan) / max(frames, 1)
-    return side_divisor(total)
+    return sum(s.target_kbps * (s.end_frame - s.start_frame) for s in plan) / max(frames, 1)
+
+
+def plan_side_divisor(plan: Sequence[PlannedSegment]) -> int:
+    """The mid/side side divisor for a rate-controlled plan: by its asked total."""
+    return side_divisor(plan_total_kbps(plan))
 
 
 def depth_allocators(parts: CodecParts, header: AcxHeader, plan: Sequence[PlannedSegment]

@@ -74,6 +74,9 @@ class SignalScan:
         Classifier segments (``profile="auto"`` only).
     highband : HighBandSection or None
         The coded high band (:func:`adaptive_codec.tools.highband.code_highband`), set after planning.
+    stereo : ParametricStereoSection or None
+        The coded stereo parameters when the pair is coded as mid + parametric
+        stereo (:func:`adaptive_codec.tools.parametric_stereo.code_parametric`), set after planning.
     """
 
     n_samples: int
@@ -82,6 +85,7 @@ class SignalScan:
     side_rms: float
     segments: list | None
     highband: object | None = None
+    stereo: object | None = None
 
 
 def array_blocks(audio: np.ndarray, block_samples: int) -> Iterator[np.ndarray]:
