@@ -13,7 +13,7 @@ blocks of a range, decoding each span's payload when the synthesis reaches it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -115,8 +115,10 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
         b = min(a + chunk_frames, n_frames)
         starts = np.arange(a, b, k)
         mask = np.isin(profile_of[starts], enabled)
-        env = np.stack([10 * np.log10(np.mean(10 ** (levels[s : min(s + k, b)] / 10), axis=0) + 1e-300)
-                        for s in starts[mask]]) if mask.any() else np.zeros((0, len(edges)))
+        # Each envelope value: the mean power of its codec frames (the span's last may have fewer).
+        power = np.add.reduceat(10 ** (levels[a:b] / 10), starts - a, axis=0)
+        power /= np.diff(np.r_[starts, b])[:, None]
+        env = 10 * np.log10(power[mask] + 1e-300)
         data = encode_span(quantize(env, STEP_DB, FLOOR_DB, LEVEL_COUNT), LEVEL_COUNT)
         payloads.append(data)
         if mask.any():
