@@ -73,7 +73,10 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     measure : HighBandMeasure or None
         The first read's levels (None: the source has no high band).
     plan : sequence of PlannedSegment
-        Frame ranges and profiles; a profile with ``highband_bands = 0`` gets none.
+        Frame ranges, profiles and asked rates; a profile whose resolution at
+        the rate of its longest segment has 0 bands
+        (:meth:`~adaptive_codec.profiles.Profile.highband_at`) gets none; the
+        grid is that of the profile with the most frames.
     n_frames, chunk_frames : int
         The stream's frames and frames per chunk span.
     frame_rate_hz : float
@@ -87,7 +90,14 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
         Per profile name, the section's bits per second of that profile's frames.
     """
     rows = _profile_rows(plan)
-    on = [seg for seg in plan if seg.profile.highband_bands > 0]
+    # Each profile's resolution at the rate asked of its longest segment.
+    longest: dict[str, object] = {}
+    for seg in plan:
+        best = longest.get(seg.profile.name)
+        if best is None or seg.end_frame - seg.start_frame > best.end_frame - best.start_frame:
+            longest[seg.profile.name] = seg
+    resolution = {name: seg.profile.highband_at(seg.target_kbps) for name, seg in longest.items()}
+    on = [seg for seg in plan if resolution[seg.profile.name][0] > 0]
     if measure is None or not on or not measure.edges_hz:
         return None, {}
     # The grid of the profile with the most frames.
@@ -95,6 +105,7 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     for seg in on:
         frames_of[seg.profile.name] = frames_of.get(seg.profile.name, 0) + seg.end_frame - seg.start_frame
     lead = next(seg.profile for seg in on if seg.profile.name == max(frames_of, key=frames_of.get))
+    lead_bands, k = resolution[lead.name]
     # The source's band limit: fine bands above the last one louder than the floor in a tenth
     # of the frames are not coded (a file's first and last frames see the step from silence
     # before and after it, in every band).
@@ -102,9 +113,8 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     if not loud.any():
         return None, {}
     n_fine = int(np.flatnonzero(loud)[-1]) + 1
-    edges = merge_edges(measure.edges_hz[:n_fine], lead.highband_bands)
+    edges = merge_edges(measure.edges_hz[:n_fine], lead_bands)
     levels = _merged(measure, n_fine, edges)
-    k = lead.highband_frames
     enabled = tuple(sorted({rows[seg.profile.name] for seg in on}))
     profile_of = np.zeros(n_frames, np.int64)
     for seg in plan:

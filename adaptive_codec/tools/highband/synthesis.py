@@ -37,6 +37,8 @@ NOISE_SEED = 0x48494748
 #: Frames of noise in the table (prime: frame j uses row 7919·j mod 251,
 #: so no pattern repeats within 251 frames, 0.8 s at 44.1 kHz).
 NOISE_ROWS = 251
+#: STFT frames shaped at a time.
+BATCH_FRAMES = 128
 
 
 class HighBandSynthesizer:
@@ -120,7 +122,11 @@ class HighBandSynthesizer:
                 idx = np.flatnonzero(active)
                 out[idx] = self._shaped(j[idx], frames[idx], targets[idx])
             return out
-        return self._shaped(j, frames, targets)
+        if n <= BATCH_FRAMES:
+            return self._shaped(j, frames, targets)
+        # In batches whose arrays stay in the cache (a block's frames are megabytes).
+        return np.concatenate([self._shaped(j[a : a + BATCH_FRAMES], frames[a : a + BATCH_FRAMES],
+                                            targets[a : a + BATCH_FRAMES]) for a in range(0, n, BATCH_FRAMES)])
 
     def _shaped(self, j: np.ndarray, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Windowed time frames ``(m, channels, N)`` of the band shaped to ``targets (m, bands)`` dB."""
