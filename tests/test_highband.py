@@ -242,3 +242,22 @@ def test_low_rates_get_a_coarser_envelope_and_stay_at_the_asked_rate(codec, musi
     # Fewer values a second at 1.5 kbps than at 12 (bands x envelope frames).
     assert len(low.band_edges_hz) / low.envelope_frames < len(high.band_edges_hz) / high.envelope_frames
     assert low.payload_bytes < high.payload_bytes
+
+
+def test_info_reports_the_high_band_per_class(codec, music, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from adaptive_codec.cli.app import main
+
+    x, sr = music
+    wav, acx = tmp_path / "m.wav", tmp_path / "m.acx"
+    sf.write(wav, x[: 3 * sr], sr)
+    assert main(["encode", str(wav), str(acx), "--profile", "music", "--bitrate", "6"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(acx), "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)["per_class"]["music"]
+    header = read_header(acx.read_bytes())
+    assert row["highband_bytes"] == header.highband.payload_bytes
+    assert 0.1 < row["highband_kbps"] < 2.0
