@@ -95,13 +95,20 @@ class HighBandSynthesizer:
         n = len(frames)
         if n == 0:
             return np.zeros((self.channels, 0), np.float32)
-        wet = self._high_band(j0, frames)  # (n, channels, N)
-        # Input samples [(j - 1)h, jh) are finished by frame j: its first half and the previous frame's second.
-        ola = wet[:, :, :h]
-        ola[0] += self.tail
-        ola[1:] += wet[:-1, :, h:]
-        self.tail = wet[-1, :, h:].copy()
-        ola += frames[:, :, :h]  # the dry signal
+        j = np.arange(j0, j0 + n)
+        targets = self.levels(j)  # (n, bands) dB
+        ola = np.empty((n, self.channels, h), np.float32)
+        # In batches whose arrays stay in the cache (a block's frames are megabytes). Input
+        # samples [(j - 1)h, jh) are finished by frame j: its first half and the previous frame's second.
+        for a in range(0, n, BATCH_FRAMES):
+            b = min(a + BATCH_FRAMES, n)
+            wet = self._high_band(j[a:b], frames[a:b], targets[a:b])  # (b - a, channels, N)
+            part = ola[a:b]
+            np.copyto(part, wet[:, :, :h])
+            part[0] += self.tail
+            part[1:] += wet[:-1, :, h:]
+            self.tail = wet[-1, :, h:].copy()
+            part += frames[a:b, :, :h]  # the dry signal
         out = ola.transpose(1, 0, 2).reshape(self.channels, n * h)
         start = (j0 - 1) * h  # stream position of out[:, 0]
         stop = self.framer.end if final else start + n * h
@@ -110,23 +117,16 @@ class HighBandSynthesizer:
         self.emitted = lo + piece.shape[1]
         return piece
 
-    def _high_band(self, j0: int, frames: np.ndarray) -> np.ndarray:
-        """The regenerated band of frames ``j0, j0 + 1, ...``: windowed time frames ``(n, channels, N)`` float32."""
-        n, size = len(frames), self.grid.size
-        j = np.arange(j0, j0 + n)
-        targets = self.levels(j)  # (n, bands) dB
+    def _high_band(self, j: np.ndarray, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The regenerated band of frames ``j``: windowed time frames ``(n, channels, N)`` float32."""
         active = np.isfinite(targets).any(axis=1)
-        if not active.all():
-            out = np.zeros((n, self.channels, size), np.float32)
-            if active.any():
-                idx = np.flatnonzero(active)
-                out[idx] = self._shaped(j[idx], frames[idx], targets[idx])
-            return out
-        if n <= BATCH_FRAMES:
+        if active.all():
             return self._shaped(j, frames, targets)
-        # In batches whose arrays stay in the cache (a block's frames are megabytes).
-        return np.concatenate([self._shaped(j[a : a + BATCH_FRAMES], frames[a : a + BATCH_FRAMES],
-                                            targets[a : a + BATCH_FRAMES]) for a in range(0, n, BATCH_FRAMES)])
+        out = np.zeros((len(j), self.channels, self.grid.size), np.float32)
+        if active.any():
+            idx = np.flatnonzero(active)
+            out[idx] = self._shaped(j[idx], frames[idx], targets[idx])
+        return out
 
     def _shaped(self, j: np.ndarray, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Windowed time frames ``(m, channels, N)`` of the band shaped to ``targets (m, bands)`` dB."""
