@@ -171,7 +171,7 @@ class _EnvelopeTrack:
         t = np.clip(self.grid.codec_frame(j), 0, h.n_frames - 1)
         span = t // h.chunk_frames
         out = np.full((len(j), len(sec.band_edges_hz)), -np.inf)
-        for s in np.unique(span).tolist():
+        for s in span[np.r_[True, span[1:] != span[:-1]]].tolist():  # spans in order
             row, db = self._span(s)
             sel = np.flatnonzero(span == s)
             r = row[(t[sel] - s * h.chunk_frames) // sec.envelope_frames]

@@ -141,8 +141,11 @@ class HighBandSynthesizer:
         pp = np.add.reduceat(power[:, :, self.source - lo], self.starts, axis=-1) / count  # (m, channels, bands)
         share = np.where(pp > 1e-12 * add + 1e-30, self.noise, 1.0)  # a silent low band: noise only
         gp = np.sqrt(add * (1 - share) / np.maximum(pp, 1e-30)).astype(np.float32)
-        high = np.zeros_like(spec)
+        # The spectrum's own buffer holds the band: the patch is read (copied) before it is overwritten.
+        high = spec
         np.multiply(spec[:, :, self.source], np.repeat(gp, self.widths, axis=-1), out=high[:, :, k0:k1])
+        high[:, :, :k0] = 0
+        high[:, :, k1:] = 0
         noisy = np.flatnonzero((share > 0).any(axis=(1, 2)))  # with no noise share, only silent low bands
         if len(noisy):
             rows = (j[noisy] * 7919) % len(self.noise_table)  # a fixed table, stepped through by frame index
