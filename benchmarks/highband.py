@@ -48,48 +48,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.bench.full_band import BANDS_HZ, CONTENT_DB, full_band_clips, level_errors  # noqa: E402
+from adaptive_codec.bench.full_band import read_mono as read  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
 RATES = (1.5, 3.0, 6.0, 12.0)
-BANDS_HZ = ((12000, 14000), (14000, 16000), (16000, 18000), (18000, 20000))
-#: A reference band below this power density (dB re 1/Hz) holds nothing but
-#: recording noise (16-bit quantization noise is -144 dB/Hz at 44.1 kHz):
-#: its level error is not counted (the tool does not code such bands).
-CONTENT_DB = -135.0
 SWEEP = ((0, 2, 0.5), (4, 4, 0.5), (4, 2, 0.5), (8, 4, 0.5), (8, 2, 0.5), (8, 2, 0.0), (8, 2, 1.0), (8, 1, 0.5))
 #: Envelope resolutions (bands, codec frames per value) compared at every rate by ``--rate-sweep``.
 RATE_SWEEP = ((0, 2), (2, 8), (4, 8), (4, 4), (4, 2), (8, 4), (8, 2), (8, 1))
-
-
-def band_levels_db(x: np.ndarray, sr: int) -> np.ndarray:
-    """Level (dB) of ``x`` in each of :data:`BANDS_HZ` (Welch power density, 2048-sample Hann)."""
-    from scipy.signal import welch
-
-    f, p = welch(np.asarray(x, np.float64), sr, nperseg=2048)
-    return np.array([10 * np.log10(p[(f >= lo) & (f < hi)].mean() + 1e-30) for lo, hi in BANDS_HZ])
-
-
-def level_errors(x: np.ndarray, y: np.ndarray, sr: int) -> np.ndarray:
-    """Decoded minus reference level (dB) per band of :data:`BANDS_HZ`; NaN where the reference is empty."""
-    ref, got = band_levels_db(x, sr), band_levels_db(y, sr)
-    return np.where(ref > CONTENT_DB, got - ref, np.nan)
-
-
-def full_band_clips(corpus: Path) -> list[tuple[str, Path]]:
-    """(label, path) of the held-out clips whose source was 44.1 or 48 kHz."""
-    from adaptive_codec.bench.corpus import is_held_out
-
-    with open(corpus / "manifest.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return sorted((r["label"], corpus / r["path"]) for r in rows
-                  if r["orig_sample_rate"] in ("44100", "48000") and is_held_out(r["source"]))
-
-
-def read(path: Path, seconds: float) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    x, sr = sf.read(path, dtype="float32", always_2d=True)
-    return np.ascontiguousarray(x.mean(axis=1)[: int(seconds * sr)]), sr
 
 
 def timed(fn, repeats: int):

@@ -40,9 +40,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.fft  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import highband as hb  # noqa: E402
-
+from adaptive_codec.bench.full_band import full_band_clips, level_errors, read_mono  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
 #: The probe's band starts here: the resampler's passband ends at ~11.4 kHz.
@@ -70,14 +68,14 @@ class NoiseSynthesis:
 
     def __init__(self, header) -> None:
         from adaptive_codec.tools.highband.grid import StftGrid
-        from adaptive_codec.tools.highband.stage import _EnvelopeTrack
+        from adaptive_codec.tools.highband.stage import EnvelopeTrack
 
         sr = header.original_sample_rate_hz
         grid = StftGrid(sr, header.internal_sample_rate_hz, header.hop_samples)
         self.m = 2 * grid.hop  # a codec frame at the source rate
         self.overlap = self.m // 4
         self.size = self.m + self.overlap
-        self.track = _EnvelopeTrack(header, grid)
+        self.track = EnvelopeTrack(header, grid)
         sec = header.highband
         lows = (sec.start_hz,) + tuple(sec.band_edges_hz[:-1])
         n = self.size
@@ -134,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pin_threads(1)
     codec = AdaptiveCodec.default()
-    clips = hb.full_band_clips(args.corpus)
+    clips = full_band_clips(args.corpus)
     if not clips:
         print("error: no held-out 44.1/48 kHz clips in the corpus", file=sys.stderr)
         return 2
@@ -153,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
     for label, path in clips:
-        x, sr = hb.read(path, args.seconds)
+        x, sr = read_mono(path, args.seconds)
         data = codec.encode(x, sr, profile=label, bitrate_kbps=6.0)
         stream = read_acx(data)
         header = stream.header
@@ -169,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             best = np.minimum(best, (t0, t1, t2))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            err = [np.nanmean(np.abs(hb.level_errors(x, y, sr))) for y in (shipped, probed)]
+            err = [np.nanmean(np.abs(level_errors(x, y, sr))) for y in (shipped, probed)]
         row = (visqol(x, shipped, sr), visqol(x, probed, sr), visqol(x, bare, sr), *err,
                100 * (best[0] / best[1] - 1), 100 * best[2] / best[1])
         rows.append((label, row))

@@ -23,7 +23,7 @@ from adaptive_codec.tools.highband.coding import decode_span, dequantize_db, enc
 from adaptive_codec.tools.highband.grid import FINE_EDGES_HZ, START_HZ, StftGrid, band_bins, merge_edges
 from adaptive_codec.tools.highband.synthesis import HighBandSynthesizer, synthesize_blocks
 
-__all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "analyzer_for", "code_highband", "highband_blocks",
+__all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "EnvelopeTrack", "analyzer_for", "code_highband", "highband_blocks",
            "highband_bytes_by_label"]
 
 #: Quantizer step (dB): 3 dB is a just noticeable change of a noise band's level.
@@ -141,8 +141,20 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     return section, kbps
 
 
-class _EnvelopeTrack:
-    """Decoded levels of a stream's high band, span by span as the synthesis asks for them."""
+class EnvelopeTrack:
+    """Decoded levels of a stream's high band, span by span as the synthesis asks for them.
+
+    Calling it with STFT frame indices ``j (n,)`` of ``grid`` returns the
+    levels ``(n, bands)`` in dB of their codec frames (``-inf``: no high
+    band there); a span's payload is decoded when first needed and dropped
+    once the frames asked have moved two spans on.
+
+    Parameters
+    ----------
+    header : AcxHeader
+        A stream with a high-band section.
+    grid : StftGrid
+    """
 
     def __init__(self, header, grid: StftGrid) -> None:
         s = header.highband
@@ -189,7 +201,7 @@ def highband_blocks(header, blocks: Iterable[np.ndarray], first_sample: int) -> 
     grid = StftGrid(header.original_sample_rate_hz, header.internal_sample_rate_hz, header.hop_samples)
     sec = header.highband
     synth = HighBandSynthesizer(grid, band_bins(grid, sec.start_hz, sec.band_edges_hz), sec.noise_255 / 255,
-                                _EnvelopeTrack(header, grid), header.channels, first_sample)
+                                EnvelopeTrack(header, grid), header.channels, first_sample)
     return synthesize_blocks(synth, blocks)
 
 
