@@ -23,8 +23,8 @@ from adaptive_codec.tools.highband.coding import decode_span, dequantize_db, enc
 from adaptive_codec.tools.highband.grid import FINE_EDGES_HZ, START_HZ, StftGrid, band_bins, merge_edges
 from adaptive_codec.tools.highband.synthesis import HighBandSynthesizer, synthesize_blocks
 
-__all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "EnvelopeTrack", "analyzer_for", "code_highband", "highband_blocks",
-           "highband_bytes_by_label"]
+__all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "EnvelopeTrack", "analyzer_for", "code_highband",
+           "highband_blocks", "highband_bytes_by_label"]
 
 #: Quantizer step (dB): 3 dB is a just noticeable change of a noise band's level.
 STEP_DB = 3.0
@@ -91,7 +91,7 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     """
     rows = _profile_rows(plan)
     # Each profile's resolution at the rate asked of its longest segment.
-    longest: dict[str, object] = {}
+    longest = {}  # profile name -> PlannedSegment
     for seg in plan:
         best = longest.get(seg.profile.name)
         if best is None or seg.end_frame - seg.start_frame > best.end_frame - best.start_frame:
