@@ -11,8 +11,8 @@ kbps. Prints, per class:
 - the level error (dB) of the decoded 12-20 kHz band in four bands against
   the reference (Welch, 2048-sample Hann), mean |error| and mean signed
   error, so a tool that merely adds energy shows;
-- encode and decode time with and without the tool (best of ``--repeats``,
-  one thread);
+- encode and decode CPU time with and without the tool (best of
+  ``--repeats``, one thread; ``--timing`` is the careful A/B);
 - speech: PESQ-WB and STOI at 6 kbps with and without the tool on the
   held-out speech clips (16 kHz sources: no high band, the same bytes) and
   the bundled 44.1 kHz speech example (not from the corpus' held-out split).
@@ -48,54 +48,23 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.bench.full_band import BANDS_HZ, CONTENT_DB, full_band_clips, level_errors  # noqa: E402
+from adaptive_codec.bench.full_band import read_mono as read  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
 RATES = (1.5, 3.0, 6.0, 12.0)
-BANDS_HZ = ((12000, 14000), (14000, 16000), (16000, 18000), (18000, 20000))
-#: A reference band below this power density (dB re 1/Hz) holds nothing but
-#: recording noise (16-bit quantization noise is -144 dB/Hz at 44.1 kHz):
-#: its level error is not counted (the tool does not code such bands).
-CONTENT_DB = -135.0
 SWEEP = ((0, 2, 0.5), (4, 4, 0.5), (4, 2, 0.5), (8, 4, 0.5), (8, 2, 0.5), (8, 2, 0.0), (8, 2, 1.0), (8, 1, 0.5))
-
-
-def band_levels_db(x: np.ndarray, sr: int) -> np.ndarray:
-    """Level (dB) of ``x`` in each of :data:`BANDS_HZ` (Welch power density, 2048-sample Hann)."""
-    from scipy.signal import welch
-
-    f, p = welch(np.asarray(x, np.float64), sr, nperseg=2048)
-    return np.array([10 * np.log10(p[(f >= lo) & (f < hi)].mean() + 1e-30) for lo, hi in BANDS_HZ])
-
-
-def level_errors(x: np.ndarray, y: np.ndarray, sr: int) -> np.ndarray:
-    """Decoded minus reference level (dB) per band of :data:`BANDS_HZ`; NaN where the reference is empty."""
-    ref, got = band_levels_db(x, sr), band_levels_db(y, sr)
-    return np.where(ref > CONTENT_DB, got - ref, np.nan)
-
-
-def full_band_clips(corpus: Path) -> list[tuple[str, Path]]:
-    """(label, path) of the held-out clips whose source was 44.1 or 48 kHz."""
-    from adaptive_codec.bench.corpus import is_held_out
-
-    with open(corpus / "manifest.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return sorted((r["label"], corpus / r["path"]) for r in rows
-                  if r["orig_sample_rate"] in ("44100", "48000") and is_held_out(r["source"]))
-
-
-def read(path: Path, seconds: float) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    x, sr = sf.read(path, dtype="float32", always_2d=True)
-    return np.ascontiguousarray(x.mean(axis=1)[: int(seconds * sr)]), sr
+#: Envelope resolutions (bands, codec frames per value) compared at every rate by ``--rate-sweep``.
+RATE_SWEEP = ((0, 2), (2, 8), (4, 8), (4, 4), (4, 2), (8, 4), (8, 2), (8, 1))
 
 
 def timed(fn, repeats: int):
+    """``fn()``'s result and its best CPU time (s) of this process over ``repeats`` runs."""
     best, out = float("inf"), None
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return out, best
 
 
@@ -107,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timing repeats (best kept)")
     parser.add_argument("--sweep", action="store_true", help="compare high-band settings at 6 kbps instead")
     parser.add_argument("--timing", action="store_true", help="time the tool's cost only")
+    parser.add_argument("--rate-sweep", action="store_true",
+                        help="compare envelope resolutions at every rate instead (and on full-band speech)")
     args = parser.parse_args(argv)
     if not (args.corpus / "manifest.csv").is_file():
         print(f"error: no corpus at {args.corpus} (expected manifest.csv there)", file=sys.stderr)
@@ -145,31 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         return data, np.asarray(y, np.float32)
 
     if args.timing:
-        from adaptive_codec.container.acx import AcxStream, read_acx, to_bytes
+        return timing(codec, clips, audio, args.repeats)
 
-        print(f"\n## Time at 6 kbps (best of {args.repeats}, runs alternating, one thread)\n")
-        print("| clip | s | encode with | without | cost | decode with | section stripped | cost |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        total = np.zeros(4)
-        for label, p in clips:
-            x, sr = audio[p]
-            on, off = codec.registry.get(label), dataclasses.replace(codec.registry.get(label), highband_bands=0)
-            data = codec.encode(x, sr, profile=on, bitrate_kbps=6.0)
-            s = read_acx(data)
-            plain = to_bytes(AcxStream.from_header(dataclasses.replace(s.header, highband=None), s.chunks))
-            best = np.full(4, np.inf)
-            for _ in range(args.repeats):
-                for i, fn in enumerate((lambda: codec.encode(x, sr, profile=on, bitrate_kbps=6.0),
-                                        lambda: codec.encode(x, sr, profile=off, bitrate_kbps=6.0),
-                                        lambda: codec.decode(data), lambda: codec.decode(plain))):
-                    best[i] = min(best[i], timed(fn, 1)[1])
-            total += best
-            print(f"| {p.stem[:34]} | {x.size / sr:.0f} | {best[0]:.3f} | {best[1]:.3f} | "
-                  f"{100 * (best[0] / best[1] - 1):+.1f} % | {best[2]:.3f} | {best[3]:.3f} | "
-                  f"{100 * (best[2] / best[3] - 1):+.1f} % |", flush=True)
-        print(f"| **all** | | {total[0]:.2f} | {total[1]:.2f} | **{100 * (total[0] / total[1] - 1):+.1f} %** | "
-              f"{total[2]:.2f} | {total[3]:.2f} | **{100 * (total[2] / total[3] - 1):+.1f} %** |")
-        return 0
+    if args.rate_sweep:
+        return rate_sweep(codec, clips, audio, args.seconds, args.corpus)
 
     if args.sweep:
         print("\n## Settings at 6 kbps asked (bands, codec frames per value, noise share)\n")
@@ -255,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                       + f" | {np.nanmean(np.abs(e)):.1f} | {np.nanmean(e):+.1f} |")
 
     a = times["audio_s"]
-    print(f"\n## Time at 6 kbps, {a:.0f} s of audio (best of {args.repeats}, one thread)\n")
+    print(f"\n## CPU time at 6 kbps, {a:.0f} s of audio (best of {args.repeats}, one thread; --timing for the A/B)\n")
     for what in ("enc", "dec"):
         on, off = times[f"{what}_on"], times[f"{what}_off"]
         print(f"- {'encode' if what == 'enc' else 'decode'}: with {on:.2f} s, without {off:.2f} s: "
@@ -281,6 +231,149 @@ def main(argv: list[str] | None = None) -> int:
                 out.append((len(data) * 8 / (x.size / sr) / 1000, pesq_wb(x, y, sr), stoi(x, y, sr)))
         name = path.stem + ("" if path in speech else " (bundled example)")
         print(f"| {name[:40]} | {sr} | " + " | ".join(f"{k:.2f} | {p:.3f} | {s:.3f}" for k, p, s in out) + " |")
+    return 0
+
+
+def timing(codec, clips, audio, repeats: int) -> int:
+    """The tool's cost at 6 kbps: encode with and without it, decode with and without its section.
+
+    Every clip and one long file (all clips one after another, resampled to
+    the first clip's rate); the four runs alternate ``repeats`` times and the
+    best of each is kept, in CPU seconds of this process (one thread), so
+    other load on the machine disturbs it less than wall time.
+    """
+    from adaptive_codec.audio.resampling import resample_signal as resample
+    from adaptive_codec.container.acx import AcxStream, read_acx, to_bytes
+
+    def cpu(fn) -> float:
+        t = time.process_time()
+        fn()
+        return time.process_time() - t
+
+    sr0 = audio[clips[0][1]][1]
+    long = np.concatenate([audio[p][0] if audio[p][1] == sr0 else resample(audio[p][0], audio[p][1], sr0)
+                           for _, p in clips]).astype(np.float32)
+    items = [(p.stem, label, *audio[p]) for label, p in clips] + [("all clips, one file", "music", long, sr0)]
+    print(f"\n## Time at 6 kbps (CPU s, best of {repeats}, the four runs alternating, one thread; "
+          f"load average {os.getloadavg()[0]:.1f} at the start)\n")
+    print("| clip | s | encode with | without | cost | decode with | section stripped | cost |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    total = np.zeros(4)
+    for name, label, x, sr in items:
+        on = codec.registry.get(label)
+        off = dataclasses.replace(on, highband_bands=0)
+        data = codec.encode(x, sr, profile=on, bitrate_kbps=6.0)
+        s = read_acx(data)
+        plain = to_bytes(AcxStream.from_header(dataclasses.replace(s.header, highband=None), s.chunks))
+        codec.decode(plain)  # warm-up
+        best = np.full(4, np.inf)
+        for _ in range(repeats):
+            for i, fn in enumerate((lambda: codec.encode(x, sr, profile=on, bitrate_kbps=6.0),
+                                    lambda: codec.encode(x, sr, profile=off, bitrate_kbps=6.0),
+                                    lambda: codec.decode(data), lambda: codec.decode(plain))):
+                best[i] = min(best[i], cpu(fn))
+        if name != items[-1][0]:
+            total += best
+        else:
+            print(f"| **clips** | | {total[0]:.2f} | {total[1]:.2f} | **{100 * (total[0] / total[1] - 1):+.1f} %** | "
+                  f"{total[2]:.2f} | {total[3]:.2f} | **{100 * (total[2] / total[3] - 1):+.1f} %** |")
+        print(f"| {name[:34]} | {x.size / sr:.0f} | {best[0]:.3f} | {best[1]:.3f} | "
+              f"{100 * (best[0] / best[1] - 1):+.1f} % | {best[2]:.3f} | {best[3]:.3f} | "
+              f"{100 * (best[2] / best[3] - 1):+.1f} % |", flush=True)
+    # The floor of this synthesis: one rfft and one irfft of every STFT frame (hop half a codec frame).
+    import scipy.fft
+
+    from adaptive_codec.tools.highband.grid import StftGrid
+
+    cfg = codec.backbone.config
+    grid = StftGrid(sr0, cfg.sample_rate_hz, cfg.hop)
+    from adaptive_codec.tools.highband.synthesis import BATCH_FRAMES
+
+    n = long.size // grid.hop
+    frames = np.random.default_rng(0).standard_normal((BATCH_FRAMES, 1, grid.size)).astype(np.float32)
+    spec = scipy.fft.rfft(frames, axis=-1)
+
+    def transforms():
+        for _ in range(n // BATCH_FRAMES):  # in the synthesis' batches
+            scipy.fft.rfft(frames, axis=-1)
+            scipy.fft.irfft(spec, n=grid.size, axis=-1)
+
+    fft = min(cpu(transforms) for _ in range(repeats))
+    print(f"\nThe synthesis' two transforms alone (rfft + irfft of the long file's {n} STFT frames of "
+          f"{grid.size}, {BATCH_FRAMES} at a time): {fft:.3f} s, {100 * fft / best[3]:.1f} % of its decode "
+          "without the section.")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def full_band_speech(corpus: Path) -> list[Path]:
+    """Speech clips recorded at 44.1/48 kHz in the corpus (whatever their split) and the bundled example."""
+    from adaptive_codec.resources import example_path
+
+    with open(corpus / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    found = [corpus / r["path"] for r in rows if r["label"] == "speech" and r["orig_sample_rate"] in ("44100", "48000")]
+    example = example_path("speech")
+    return found if any(p.read_bytes() == example.read_bytes() for p in found) else found + [example]
+
+
+def fixed_resolution(profile, bands: int, frames: int):
+    """``profile`` with one envelope resolution at every rate (its rate table, if any, left out)."""
+    extra = {"highband_rates": ()} if hasattr(profile, "highband_rates") else {}
+    return dataclasses.replace(profile, highband_bands=bands, highband_frames=frames, **extra)
+
+
+def rate_sweep(codec, clips, audio, seconds: float, corpus: Path) -> int:
+    """Every envelope resolution of :data:`RATE_SWEEP` at every rate: how the profiles' tables were chosen."""
+    from adaptive_codec.bench.metrics import pesq_wb, stoi, visqol
+    from adaptive_codec.container.acx import read_header
+
+    def one(x, sr, prof, rate):
+        data = codec.encode(x, sr, profile=prof, bitrate_kbps=rate)
+        y = np.asarray(codec.decode(data)[0], np.float32)
+        h = read_header(data)
+        high = 0.0 if h.highband is None else h.highband.payload_bytes * 8 / (x.size / sr) / 1000
+        return len(data) * 8 / (x.size / sr) / 1000, high, y
+
+    print("\n## Envelope resolution by asked rate (bands, codec frames per value; 0 bands: no high band)\n")
+    print("kbps actual from the bytes (mean over clips); ViSQOL audio mode at 48 kHz; noise share as the profile.\n")
+    print("| class | asked kbps | bands | frames | kbps | high band kbps | ViSQOL | level err dB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label in sorted({lab for lab, _ in clips}):
+        base = codec.registry.get(label)
+        for rate in RATES:
+            for bands, frames in RATE_SWEEP:
+                prof = fixed_resolution(base, bands, frames)
+                kb, hb, vq, err = [], [], [], []
+                for lab, p in clips:
+                    if lab != label:
+                        continue
+                    x, sr = audio[p]
+                    k, h, y = one(x, sr, prof, rate)
+                    kb.append(k)
+                    hb.append(h)
+                    vq.append(visqol(x, y, sr))
+                    err.append(np.abs(level_errors(x, y, sr)))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    e = np.nanmean(err)
+                print(f"| {label} | {rate:g} | {bands} | {frames} | {np.mean(kb):.2f} | {np.mean(hb):.2f} | "
+                      f"{np.mean(vq):.3f} | {e:.1f} |", flush=True)
+    print("\n## Full-band speech (44.1/48 kHz; not the held-out split): PESQ-WB / STOI / ViSQOL\n")
+    print("| clip | asked kbps | bands | frames | kbps | high band kbps | PESQ-WB | STOI | ViSQOL |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = codec.registry.get("speech")
+    for path in full_band_speech(corpus):
+        x, sr = read(path, seconds)
+        for rate in RATES:
+            for bands, frames in RATE_SWEEP:
+                prof = fixed_resolution(base, bands, frames)
+                k, h, y = one(x, sr, prof, rate)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pq, st = pesq_wb(x, y, sr), stoi(x, y, sr)
+                print(f"| {path.stem[:30]} | {rate:g} | {bands} | {frames} | {k:.2f} | {h:.2f} | {pq:.3f} | "
+                      f"{st:.3f} | {visqol(x, y, sr):.3f} |", flush=True)
     return 0
 
 

@@ -48,10 +48,10 @@ def test_encode_info_decode_round_trip(short_clips, tmp_path, capsys):
     assert main(["info", str(acx), "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
     speech_profile = ProfileRegistry.default().get("speech")
-    # The depth the tables give 3 kbps less what the high band (44.1 kHz input) spends.
-    high = info["per_class"]["speech"]["highband_kbps"]
-    assert 0 < high == pytest.approx(_highband_kbps(acx))
-    assert info["segments"][0]["n_q"] == AdaptiveCodec.default().depth_for(speech_profile, 3.0 - high)
+    # The depth the tables give 3 kbps: speech at 44.1 kHz codes no high band below 10 kbps
+    # (profiles/speech.toml highband_rates), so info reports none.
+    assert "highband_kbps" not in info["per_class"]["speech"] and _highband_kbps(acx) == 0.0
+    assert info["segments"][0]["n_q"] == AdaptiveCodec.default().depth_for(speech_profile, 3.0)
     assert info["channels"] == 2
     assert info["segments"][0]["adaptive_depth"] is True  # the speech profile's depth_slope
     assert info["size_bytes"] == acx.stat().st_size

@@ -138,7 +138,7 @@ def test_corrupt_or_truncated_section_is_a_clear_error(codec, music):
 
     stream = read_acx(data)
     sec = header.highband
-    junk = tuple(bytes(range(len(p))) if p else p for p in sec.payloads)
+    junk = tuple(bytes(i % 256 for i in range(len(p))) if p else p for p in sec.payloads)
     forged = dataclasses.replace(header, highband=dataclasses.replace(sec, payloads=junk))
     try:
         y, _ = codec.decode(to_bytes(AcxStream.from_header(forged, stream.chunks)))
@@ -210,3 +210,54 @@ def test_profile_keys_are_validated(tmp_path):
     path.write_text(base + "highband_bands = 0\n")
     profile = Profile.from_toml(path)
     assert profile.highband_bands == 0 and Profile.from_dict(profile.to_dict()).highband_bands == 0
+
+
+def test_rate_table_is_validated_and_picks_the_resolution_by_rate(tmp_path):
+    base = 'name = "x"\nbitrate_kbps = 6.0\n'
+    for line, message in (("highband_rates = [[0, 4]]", "every row"), ("highband_rates = [[0, 9, 2]]", "between 0 and 8"),
+                          ("highband_rates = [[3, 4, 4], [2, 8, 2]]", "must increase"),
+                          ("highband_rates = [[-1, 4, 4]]", ">= 0"), ('highband_rates = "fast"', "list of")):
+        path = tmp_path / "x.toml"
+        path.write_text(base + line + "\n")
+        with pytest.raises(ProfileError, match=rf"x.toml:3: key 'highband_rates': .*{message}"):
+            Profile.from_toml(path)
+    path = tmp_path / "x.toml"
+    path.write_text(base + "highband_bands = 8\nhighband_rates = [[0, 0, 2], [2.5, 4, 4], [5, 8, 1]]\n")
+    profile = Profile.from_toml(path)
+    assert Profile.from_dict(profile.to_dict()) == dataclasses.replace(profile, source=None)
+    assert [profile.highband_at(r) for r in (1.5, 2.5, 4.9, 12.0, None)] == [(0, 2), (4, 4), (4, 4), (8, 1), (8, 2)]
+    # highband_bands = 0 switches the tool off whatever the table says.
+    assert dataclasses.replace(profile, highband_bands=0).highband_at(12.0)[0] == 0
+
+
+def test_low_rates_get_a_coarser_envelope_and_stay_at_the_asked_rate(codec, music):
+    x, sr = music
+    sections = {}
+    for rate in (1.5, 12.0):
+        data = codec.encode(x, sr, profile="music", bitrate_kbps=rate)
+        sections[rate] = read_header(data).highband
+        assert 8 * len(data) / (x.size / sr) / 1000 <= rate * 1.03, rate
+    assert sections[1.5] is not None
+    low, high = sections[1.5], sections[12.0]
+    # Fewer values a second at 1.5 kbps than at 12 (bands x envelope frames).
+    assert len(low.band_edges_hz) / low.envelope_frames < len(high.band_edges_hz) / high.envelope_frames
+    assert low.payload_bytes < high.payload_bytes
+
+
+def test_info_reports_the_high_band_per_class(codec, music, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from adaptive_codec.cli.app import main
+
+    x, sr = music
+    wav, acx = tmp_path / "m.wav", tmp_path / "m.acx"
+    sf.write(wav, x[: 3 * sr], sr)
+    assert main(["encode", str(wav), str(acx), "--profile", "music", "--bitrate", "6"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(acx), "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)["per_class"]["music"]
+    header = read_header(acx.read_bytes())
+    assert row["highband_bytes"] == header.highband.payload_bytes
+    assert 0.1 < row["highband_kbps"] < 2.0

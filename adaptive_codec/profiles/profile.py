@@ -11,6 +11,7 @@ A profile is a TOML file (see ``profiles/speech.toml``)::
     highband_bands = 4                    # optional: bands of the envelope above 12 kHz (0 = no high band)
     highband_frames = 2                   # optional: codec frames (13.3 ms) per envelope frame
     highband_noise = 0.0                  # optional: noise share of the regenerated band (rest: patch)
+    highband_rates = [[0, 4, 4], [5, 8, 2]]  # optional: [from kbps, bands, frames] by asked rate
     base = "speech"                       # optional: start from this profile's conditioning
     conditioning = "podcast.safetensors"  # optional: fine-tuned embedding, relative to this file
     # override = true                     # required to replace a profile of the same name/label
@@ -215,6 +216,13 @@ class Profile:
     highband_noise : float
         Share of noise in the regenerated band's power, 0..1; the rest is
         the decoded 5-11 kHz band patched up.
+    highband_rates : tuple of (float, int, int)
+        The envelope's resolution by the asked (whole-stream) rate: rows
+        ``(from_kbps, bands, frames)`` in increasing ``from_kbps``; a segment
+        asked ``r`` kbps uses the last row with ``from_kbps <= r``
+        (:meth:`highband_at`). Empty, below the first row and for a profile
+        coded at a fixed ``n_q``: ``highband_bands`` and ``highband_frames``.
+        ``highband_bands = 0`` turns the high band off at every rate.
     base : str or None
         Existing profile whose conditioning this one starts from (built-ins
         have none).
@@ -238,6 +246,7 @@ class Profile:
     highband_bands: int = 4
     highband_frames: int = 2
     highband_noise: float = 0.0
+    highband_rates: tuple[tuple[float, int, int], ...] = ()
     base: str | None = None
     conditioning: Path | None = None
     override: bool = False
@@ -281,6 +290,7 @@ class Profile:
         if not 0 <= noise <= 1:
             raise _FieldError("highband_noise", f"must be in 0..1 (share of noise), got {noise:g}")
         object.__setattr__(self, "highband_noise", noise)
+        object.__setattr__(self, "highband_rates", _highband_rates(self.highband_rates))
         if self.base is not None:
             _identifier("base", self.base)
             if self.base == self.name:
@@ -291,6 +301,17 @@ class Profile:
                 raise _FieldError("conditioning", "must name a .safetensors file")
         if not isinstance(self.override, bool):
             raise _FieldError("override", f"must be true or false, got {self.override!r}")
+
+    def highband_at(self, kbps: float | None) -> tuple[int, int]:
+        """(bands, codec frames per value) of the high band for a segment asked ``kbps`` (None: fixed depth)."""
+        bands, frames = self.highband_bands, self.highband_frames
+        if bands == 0:
+            return 0, frames
+        if kbps is not None:
+            for start, b, f in self.highband_rates:
+                if start <= kbps:
+                    bands, frames = b, f
+        return bands, frames
 
     # -- (de)serialisation --------------------------------------------------
 
@@ -399,6 +420,8 @@ class Profile:
         for key in ("highband_bands", "highband_frames", "highband_noise"):
             if getattr(self, key) != _FIELD_DEFAULTS[key]:
                 out[key] = getattr(self, key)
+        if self.highband_rates:
+            out["highband_rates"] = [list(row) for row in self.highband_rates]
         if self.base is not None:
             out["base"] = self.base
         if self.conditioning is not None:
@@ -417,6 +440,22 @@ class Profile:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in fields(Profile)}
+
+
+def _highband_rates(rows: Any) -> tuple[tuple[float, int, int], ...]:
+    """``highband_rates`` checked: rows ``[from_kbps >= 0, bands 0..8, frames 1..16]``, rates increasing."""
+    key = "highband_rates"
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, (list, tuple)):
+        raise _FieldError(key, f"must be a list of [from_kbps, bands, frames] rows, got {rows!r}")
+    out = []
+    for row in rows:
+        if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple)) or len(row) != 3:
+            raise _FieldError(key, f"every row must be [from_kbps, bands, frames], got {row!r}")
+        start = _number(key, row[0])
+        if out and start <= out[-1][0]:
+            raise _FieldError(key, f"from_kbps must increase from row to row ({start:g} after {out[-1][0]:g})")
+        out.append((start, _integer(key, row[1], 0, 8), _integer(key, row[2], 1, 16)))
+    return tuple(out)
 
 
 def _without_obsolete_keys(data: Mapping[str, Any], where: str | os.PathLike[str]) -> Mapping[str, Any]:

@@ -119,16 +119,20 @@ class HighBandAnalyzer:
     def __init__(self, grid: StftGrid, channels: int) -> None:
         self.grid = grid
         self.edges = fine_edges(grid.sample_rate_hz)
-        self.bins = band_bins(grid, START_HZ, self.edges)
+        bins = band_bins(grid, START_HZ, self.edges)
         self.framer = Framer(grid, channels)
         # Hann (the synthesis window squared): its sidelobes fall 18 dB an
         # octave, so a loud low band leaks below -140 dB into the high band
         # (the square-root Hann's -100 dB would hide a band-limited source's
         # empty top). Normalised by its energy, white noise reads the same.
-        self.window = grid.window() ** 2
-        self.norm = float(np.sum(self.window ** 2))
+        window = grid.window() ** 2
+        self.window = window.astype(np.float32)
+        self.norm = float(np.sum(window ** 2))
+        self.k0, self.k1 = (bins[0][0], bins[-1][1]) if bins else (0, 0)
+        self.starts = np.array([lo - self.k0 for lo, _ in bins], np.int64)
+        self.counts = np.array([hi - lo for lo, hi in bins], np.float64)
         self._batches: list[np.ndarray] = []  # float16 dB rows of final codec frames, NaN: no STFT frame
-        self._open: dict[int, np.ndarray] = {}  # codec frame -> [power per band..., count], not yet final
+        self._open: tuple[int, np.ndarray, int] | None = None  # the last codec frame: (index, power sums, count)
         self._done = 0  # codec frames [0, done) are in _batches
 
     def push(self, block: np.ndarray) -> None:
@@ -138,7 +142,10 @@ class HighBandAnalyzer:
     def finish(self, n_frames: int) -> HighBandMeasure:
         """The levels of codec frames ``0..n_frames - 1`` (a frame no STFT frame fell in copies its left neighbour)."""
         self._add(*self.framer.finish())
-        self._flush(None)
+        if self._open is not None:
+            t, acc, count = self._open
+            self._emit(np.array([t]), (acc / count)[None])
+            self._open = None
         width = len(self.edges)
         rows = np.concatenate(self._batches) if self._batches else np.zeros((0, width), np.float16)
         rows = rows[:n_frames]
@@ -152,25 +159,31 @@ class HighBandAnalyzer:
     def _add(self, j0: int, frames: np.ndarray) -> None:
         if not len(frames) or not self.edges:
             return
-        spec = scipy.fft.rfft(frames * self.window, axis=-1)
-        power = (spec.real ** 2 + spec.imag ** 2).mean(axis=1) / self.norm  # (n, bins), channel mean
-        bands = np.stack([power[:, a:b].mean(axis=1) for a, b in self.bins], axis=1)
+        spec = scipy.fft.rfft(frames * self.window, axis=-1, overwrite_x=True)[:, :, self.k0 : self.k1]
+        power = spec.real ** 2 + spec.imag ** 2
+        power = power[:, 0] if power.shape[1] == 1 else power.mean(axis=1)  # (n, bins), channel mean
+        bands = np.add.reduceat(power, self.starts, axis=1).astype(np.float64) / (self.counts * self.norm)
         ts = self.grid.codec_frame(np.arange(j0, j0 + len(frames)))
-        for t, row in zip(ts.tolist(), bands):
-            acc = self._open.setdefault(t, np.zeros(len(self.edges) + 1))
-            acc[:-1] += row
-            acc[-1] += 1
-        self._flush(int(ts[-1]))
+        # STFT frames are in order: sum each run of one codec frame.
+        first = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+        sums = np.add.reduceat(bands, first, axis=0)
+        counts = np.diff(np.r_[first, len(ts)])
+        runs = ts[first]
+        if self._open is not None and self._open[0] == runs[0]:
+            sums[0] += self._open[1]
+            counts[0] += self._open[2]
+        elif self._open is not None:
+            t, acc, count = self._open
+            self._emit(np.array([t]), (acc / count)[None])
+        # The last codec frame may go on in the next block.
+        self._open = (int(runs[-1]), sums[-1], int(counts[-1]))
+        if len(runs) > 1:
+            self._emit(runs[:-1], sums[:-1] / counts[:-1, None])
 
-    def _flush(self, current: int | None) -> None:
-        # Codec frames before the current STFT frame's are complete.
-        ready = [t for t in self._open if current is None or t < current]
-        if not ready:
-            return
-        end = max(ready) + 1
+    def _emit(self, frames: np.ndarray, power: np.ndarray) -> None:
+        """Final mean powers ``(n, bands)`` of codec frames ``frames`` (increasing, from ``_done`` on)."""
+        end = int(frames[-1]) + 1
         rows = np.full((end - self._done, len(self.edges)), np.nan)
-        for t in ready:
-            acc = self._open.pop(t)
-            rows[t - self._done] = level_db(acc[:-1] / acc[-1])
+        rows[frames - self._done] = level_db(power)
         self._batches.append(rows.astype(np.float16))
         self._done = end

@@ -49,10 +49,17 @@ def quantize(levels_db: np.ndarray, step_db: float, floor_db: float, level_count
     raw = np.clip(np.floor((x + floor_db) / step_db + 0.5) + 1, 0, level_count - 1).astype(np.int64)
     raw[x < -floor_db - step_db / 2] = 0
     out = raw.copy()
-    for f in range(1, len(out)):
-        prev = out[f - 1]
-        keep = (prev > 0) & (raw[f] > 0) & (np.abs(x[f] - dequantize_db(prev, step_db, floor_db)) < HYSTERESIS * step_db)
-        out[f] = np.where(keep, prev, raw[f])
+    limit = HYSTERESIS * step_db
+    # A recurrence along frames, band by band: Python floats (a few thousand values a span).
+    for b in range(out.shape[1]):
+        levels, indices = x[:, b].tolist(), raw[:, b].tolist()
+        prev = indices[0] if indices else 0
+        for f in range(1, len(indices)):
+            q = indices[f]
+            if not (prev > 0 and q > 0 and abs(levels[f] - (-floor_db + (prev - 1) * step_db)) < limit):
+                prev = q
+            indices[f] = prev
+        out[:, b] = indices
     return out
 
 

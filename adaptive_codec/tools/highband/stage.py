@@ -13,7 +13,7 @@ blocks of a range, decoding each span's payload when the synthesis reaches it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -23,8 +23,8 @@ from adaptive_codec.tools.highband.coding import decode_span, dequantize_db, enc
 from adaptive_codec.tools.highband.grid import FINE_EDGES_HZ, START_HZ, StftGrid, band_bins, merge_edges
 from adaptive_codec.tools.highband.synthesis import HighBandSynthesizer, synthesize_blocks
 
-__all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "analyzer_for", "code_highband", "highband_blocks",
-           "highband_bytes_by_label"]
+__all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "EnvelopeTrack", "analyzer_for", "code_highband",
+           "highband_blocks", "highband_bytes_by_label"]
 
 #: Quantizer step (dB): 3 dB is a just noticeable change of a noise band's level.
 STEP_DB = 3.0
@@ -73,7 +73,10 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     measure : HighBandMeasure or None
         The first read's levels (None: the source has no high band).
     plan : sequence of PlannedSegment
-        Frame ranges and profiles; a profile with ``highband_bands = 0`` gets none.
+        Frame ranges, profiles and asked rates; a profile whose resolution at
+        the rate of its longest segment has 0 bands
+        (:meth:`~adaptive_codec.profiles.Profile.highband_at`) gets none; the
+        grid is that of the profile with the most frames.
     n_frames, chunk_frames : int
         The stream's frames and frames per chunk span.
     frame_rate_hz : float
@@ -87,7 +90,14 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
         Per profile name, the section's bits per second of that profile's frames.
     """
     rows = _profile_rows(plan)
-    on = [seg for seg in plan if seg.profile.highband_bands > 0]
+    # Each profile's resolution at the rate asked of its longest segment.
+    longest = {}  # profile name -> PlannedSegment
+    for seg in plan:
+        best = longest.get(seg.profile.name)
+        if best is None or seg.end_frame - seg.start_frame > best.end_frame - best.start_frame:
+            longest[seg.profile.name] = seg
+    resolution = {name: seg.profile.highband_at(seg.target_kbps) for name, seg in longest.items()}
+    on = [seg for seg in plan if resolution[seg.profile.name][0] > 0]
     if measure is None or not on or not measure.edges_hz:
         return None, {}
     # The grid of the profile with the most frames.
@@ -95,6 +105,7 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     for seg in on:
         frames_of[seg.profile.name] = frames_of.get(seg.profile.name, 0) + seg.end_frame - seg.start_frame
     lead = next(seg.profile for seg in on if seg.profile.name == max(frames_of, key=frames_of.get))
+    lead_bands, k = resolution[lead.name]
     # The source's band limit: fine bands above the last one louder than the floor in a tenth
     # of the frames are not coded (a file's first and last frames see the step from silence
     # before and after it, in every band).
@@ -102,9 +113,8 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     if not loud.any():
         return None, {}
     n_fine = int(np.flatnonzero(loud)[-1]) + 1
-    edges = merge_edges(measure.edges_hz[:n_fine], lead.highband_bands)
+    edges = merge_edges(measure.edges_hz[:n_fine], lead_bands)
     levels = _merged(measure, n_fine, edges)
-    k = lead.highband_frames
     enabled = tuple(sorted({rows[seg.profile.name] for seg in on}))
     profile_of = np.zeros(n_frames, np.int64)
     for seg in plan:
@@ -115,8 +125,10 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
         b = min(a + chunk_frames, n_frames)
         starts = np.arange(a, b, k)
         mask = np.isin(profile_of[starts], enabled)
-        env = np.stack([10 * np.log10(np.mean(10 ** (levels[s : min(s + k, b)] / 10), axis=0) + 1e-300)
-                        for s in starts[mask]]) if mask.any() else np.zeros((0, len(edges)))
+        # Each envelope value: the mean power of its codec frames (the span's last may have fewer).
+        power = np.add.reduceat(10 ** (levels[a:b] / 10), starts - a, axis=0)
+        power /= np.diff(np.r_[starts, b])[:, None]
+        env = 10 * np.log10(power[mask] + 1e-300)
         data = encode_span(quantize(env, STEP_DB, FLOOR_DB, LEVEL_COUNT), LEVEL_COUNT)
         payloads.append(data)
         if mask.any():
@@ -129,8 +141,20 @@ def code_highband(measure: HighBandMeasure | None, plan: Sequence, n_frames: int
     return section, kbps
 
 
-class _EnvelopeTrack:
-    """Decoded levels of a stream's high band, span by span as the synthesis asks for them."""
+class EnvelopeTrack:
+    """Decoded levels of a stream's high band, span by span as the synthesis asks for them.
+
+    Calling it with STFT frame indices ``j (n,)`` of ``grid`` returns the
+    levels ``(n, bands)`` in dB of their codec frames (``-inf``: no high
+    band there); a span's payload is decoded when first needed and dropped
+    once the frames asked have moved two spans on.
+
+    Parameters
+    ----------
+    header : AcxHeader
+        A stream with a high-band section.
+    grid : StftGrid
+    """
 
     def __init__(self, header, grid: StftGrid) -> None:
         s = header.highband
@@ -159,7 +183,7 @@ class _EnvelopeTrack:
         t = np.clip(self.grid.codec_frame(j), 0, h.n_frames - 1)
         span = t // h.chunk_frames
         out = np.full((len(j), len(sec.band_edges_hz)), -np.inf)
-        for s in np.unique(span).tolist():
+        for s in span[np.r_[True, span[1:] != span[:-1]]].tolist():  # spans in order
             row, db = self._span(s)
             sel = np.flatnonzero(span == s)
             r = row[(t[sel] - s * h.chunk_frames) // sec.envelope_frames]
@@ -177,7 +201,7 @@ def highband_blocks(header, blocks: Iterable[np.ndarray], first_sample: int) -> 
     grid = StftGrid(header.original_sample_rate_hz, header.internal_sample_rate_hz, header.hop_samples)
     sec = header.highband
     synth = HighBandSynthesizer(grid, band_bins(grid, sec.start_hz, sec.band_edges_hz), sec.noise_255 / 255,
-                                _EnvelopeTrack(header, grid), header.channels, first_sample)
+                                EnvelopeTrack(header, grid), header.channels, first_sample)
     return synthesize_blocks(synth, blocks)
 
 

@@ -20,6 +20,7 @@ a high band (silent bands, profiles without it) add nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 
 import numpy as np
 import scipy.fft
@@ -36,6 +37,8 @@ NOISE_SEED = 0x48494748
 #: Frames of noise in the table (prime: frame j uses row 7919·j mod 251,
 #: so no pattern repeats within 251 frames, 0.8 s at 44.1 kHz).
 NOISE_ROWS = 251
+#: STFT frames shaped at a time.
+BATCH_FRAMES = 128
 
 
 class HighBandSynthesizer:
@@ -72,13 +75,11 @@ class HighBandSynthesizer:
         k = np.arange(self.k0, k_end)
         self.source = hi - width + (k - self.k0) % width  # patch source of every high bin
         self.source = np.clip(self.source, 0, grid.size // 2)
+        self.source_lo = min(int(self.source.min()), self.k0)
         self.starts = np.array([a - self.k0 for a, _ in bands])
         self.counts = np.array([c - a for a, c in bands], np.float64)
         self.widths = np.array([c - a for a, c in bands], np.int64)
-        rng = np.random.default_rng(NOISE_SEED)
-        # One noise for every channel: a dual-mono stream stays dual mono.
-        z = rng.standard_normal((NOISE_ROWS, 1, 2, len(self.source))).astype(np.float32)
-        self.noise_table = z[:, :, 0] + 1j * z[:, :, 1]
+        self.noise_table = _noise_table(len(self.source))
         self.noise_power = np.add.reduceat(_power(self.noise_table), self.starts, axis=-1) / self.counts
 
     def push(self, block: np.ndarray) -> np.ndarray:
@@ -94,51 +95,76 @@ class HighBandSynthesizer:
         n = len(frames)
         if n == 0:
             return np.zeros((self.channels, 0), np.float32)
-        # The input samples these frames finish: frame j's first half is [(j - 1)h, jh).
-        dry = frames[:, :, :h].transpose(1, 0, 2).reshape(self.channels, n * h)
-        wet = self._high_band(j0, frames)  # (n, channels, N)
-        acc = np.zeros((self.channels, (n + 1) * h), np.float32)
-        acc[:, :h] += self.tail
-        acc[:, : n * h] += wet[:, :, :h].transpose(1, 0, 2).reshape(self.channels, n * h)
-        acc[:, h : (n + 1) * h] += wet[:, :, h:].transpose(1, 0, 2).reshape(self.channels, n * h)
-        self.tail = acc[:, n * h :]
-        out = dry + acc[:, : n * h]
+        j = np.arange(j0, j0 + n)
+        targets = self.levels(j)  # (n, bands) dB
+        ola = np.empty((n, self.channels, h), np.float32)
+        # In batches whose arrays stay in the cache (a block's frames are megabytes). Input
+        # samples [(j - 1)h, jh) are finished by frame j: its first half and the previous frame's second.
+        for a in range(0, n, BATCH_FRAMES):
+            b = min(a + BATCH_FRAMES, n)
+            wet = self._high_band(j[a:b], frames[a:b], targets[a:b])  # (b - a, channels, N)
+            part = ola[a:b]
+            np.copyto(part, wet[:, :, :h])
+            part[0] += self.tail
+            part[1:] += wet[:-1, :, h:]
+            self.tail = wet[-1, :, h:].copy()
+            part += frames[a:b, :, :h]  # the dry signal
+        out = ola.transpose(1, 0, 2).reshape(self.channels, n * h)
         start = (j0 - 1) * h  # stream position of out[:, 0]
         stop = self.framer.end if final else start + n * h
         lo = max(self.emitted, start)
         piece = out[:, lo - start : max(lo, stop) - start]
         self.emitted = lo + piece.shape[1]
-        return piece.astype(np.float32)
+        return piece
 
-    def _high_band(self, j0: int, frames: np.ndarray) -> np.ndarray:
-        """The regenerated band of frames ``j0, j0 + 1, ...``: windowed time frames ``(n, channels, N)``."""
-        n = len(frames)
-        j = np.arange(j0, j0 + n)
-        targets = self.levels(j)  # (n, bands) dB
-        out = np.zeros((n, self.channels, self.grid.size), np.float32)
+    def _high_band(self, j: np.ndarray, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The regenerated band of frames ``j``: windowed time frames ``(n, channels, N)`` float32."""
         active = np.isfinite(targets).any(axis=1)
-        if not active.any():
-            return out
-        idx = np.flatnonzero(active)
-        spec = scipy.fft.rfft((frames[idx] * self.window).astype(np.float32), axis=-1)  # (m, channels, bins)
-        k0, k1 = self.k0, self.k0 + len(self.source)
-        patch = spec[:, :, self.source]
-        rows = (j[idx] * 7919) % len(self.noise_table)  # a fixed table, stepped through by frame index
-        noise, zz = self.noise_table[rows], self.noise_power[rows]
+        if active.all():
+            return self._shaped(j, frames, targets)
+        out = np.zeros((len(j), self.channels, self.grid.size), np.float32)
+        if active.any():
+            idx = np.flatnonzero(active)
+            out[idx] = self._shaped(j[idx], frames[idx], targets[idx])
+        return out
+
+    def _shaped(self, j: np.ndarray, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Windowed time frames ``(m, channels, N)`` of the band shaped to ``targets (m, bands)`` dB."""
+        spec = scipy.fft.rfft(frames * self.window, axis=-1, overwrite_x=True)  # (m, channels, bins) complex64
+        k0, k1, lo = self.k0, self.k0 + len(self.source), self.source_lo
+        power = _power(spec[:, :, lo:k1])  # the bins read: the patch's source and the band
         count = self.counts
-        power = np.where(np.isfinite(targets[idx]), 10 ** (np.minimum(targets[idx], 60.0) / 10), 0.0) * self.norm
+        target = np.where(np.isfinite(targets), 10 ** (np.minimum(targets, 60.0) / 10), 0.0) * self.norm
         # Only what the decoded signal lacks (near the crossover it has some).
-        have = np.add.reduceat(_power(spec[:, :, k0:k1]), self.starts, axis=-1).mean(axis=1) / count
-        add = np.maximum(power - have, 0.0)[:, None, :]  # (m, 1, bands)
-        pp = np.add.reduceat(_power(patch), self.starts, axis=-1) / count  # (m, channels, bands)
+        have = np.add.reduceat(power[:, :, k0 - lo :], self.starts, axis=-1).mean(axis=1) / count
+        add = np.maximum(target - have, 0.0)[:, None, :]  # (m, 1, bands)
+        pp = np.add.reduceat(power[:, :, self.source - lo], self.starts, axis=-1) / count  # (m, channels, bands)
         share = np.where(pp > 1e-12 * add + 1e-30, self.noise, 1.0)  # a silent low band: noise only
         gp = np.sqrt(add * (1 - share) / np.maximum(pp, 1e-30)).astype(np.float32)
-        gz = np.sqrt(2 * add * share / zz).astype(np.float32)
-        high = np.zeros_like(spec)
-        widths = self.widths
-        high[:, :, k0:k1] = np.repeat(gp, widths, axis=-1) * patch + np.repeat(gz, widths, axis=-1) * noise
-        out[idx] = scipy.fft.irfft(high, n=self.grid.size, axis=-1) * self.window
+        # The spectrum's own buffer holds the band: the patch is read (copied) before it is overwritten.
+        high = spec
+        np.multiply(spec[:, :, self.source], np.repeat(gp, self.widths, axis=-1), out=high[:, :, k0:k1])
+        high[:, :, :k0] = 0
+        high[:, :, k1:] = 0
+        noisy = np.flatnonzero((share > 0).any(axis=(1, 2)))  # with no noise share, only silent low bands
+        if len(noisy):
+            rows = (j[noisy] * 7919) % len(self.noise_table)  # a fixed table, stepped through by frame index
+            gz = np.sqrt(2 * add[noisy] * share[noisy] / self.noise_power[rows]).astype(np.float32)
+            high[noisy, :, k0:k1] += np.repeat(gz, self.widths, axis=-1) * self.noise_table[rows]
+        out = scipy.fft.irfft(high, n=self.grid.size, axis=-1, overwrite_x=True)
+        out *= self.window
         return out
+
+
+@lru_cache(maxsize=8)
+def _noise_table(n_bins: int) -> np.ndarray:
+    """The fixed noise ``(NOISE_ROWS, 1, n_bins)`` complex (read-only: shared by every synthesizer)."""
+    rng = np.random.default_rng(NOISE_SEED)
+    # One noise for every channel: a dual-mono stream stays dual mono.
+    z = rng.standard_normal((NOISE_ROWS, 1, 2, n_bins)).astype(np.float32)
+    table = z[:, :, 0] + 1j * z[:, :, 1]
+    table.flags.writeable = False
+    return table
 
 
 def _power(x: np.ndarray) -> np.ndarray:
