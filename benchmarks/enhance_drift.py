@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
 from enhance_common import decoded_coefficients, fixed_depth, held_out_clips, read_mono, to_internal  # noqa: E402
-from enhance_layer import band_bins, decode_layer, fit_gain  # noqa: E402
+from adaptive_codec.tools.enhance import band_bins, decode_layer, fit_gain  # noqa: E402
 from enhance_prototype import CLASS_CONFIG  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 On held-out corpus clips (``--per-class`` per class, mono downmix, first
 ``--seconds`` s), each class's profile: the backbone at a fixed depth D
 (its stream as the codec writes it, high band included) plus the layer of
-:mod:`enhance_layer` (residual of the input's 24 kHz MDCT against the
+:mod:`adaptive_codec.tools.enhance` (residual of the input's 24 kHz MDCT against the
 backbone's decoded MDCT, steps from the decoded band energies, Laplace
 tables per band and second, constriction range coder) given whatever is
 left of the total. Totals 6 / 9 / 12 / 16 / 24 / 32 kbps; every depth of
@@ -19,7 +19,8 @@ STOI. Opus (libopus, 20 ms, VBR) is asked for the rate our stream actually
 used and rescaled once when its bytes miss it by more than 3 %.
 
 ``--sweep`` instead compares layer settings (masking exponent, dead zone,
-noise filling, prediction weights) at the backbone's depth 8 and ~10 kbps
+prediction weights; noise filling, measured in
+results/enhance_sweep.txt and rejected, is no longer an option) at the backbone's depth 8 and ~10 kbps
 of layer. ``--timing`` times the chain at 24 kbps total over depth 8 (best
 of ``--repeats``, one thread): the backbone's encode and decode as the codec
 runs them, and what the layer adds (the encoder: running the backbone's
@@ -53,7 +54,7 @@ from adaptive_codec.threads import pin_threads  # noqa: E402
 
 from enhance_common import (CLASSES, decoded_coefficients, fixed_depth, from_internal, held_out_clips,  # noqa: E402
                             kbps, read_mono, to_internal, with_highband)
-from enhance_layer import LayerConfig, band_bins, decode_layer, fit_gain  # noqa: E402
+from adaptive_codec.tools.enhance import LayerConfig, band_bins, decode_layer, fit_gain  # noqa: E402
 
 TOTALS_KBPS = (6.0, 9.0, 12.0, 16.0, 24.0, 32.0)
 #: Per class, from ``--sweep`` (results/enhance_sweep.txt): music and ambient
@@ -64,7 +65,7 @@ CLASS_CONFIG = {"music": LayerConfig(alpha=1.2, predict=True), "ambient": LayerC
                 "speech": LayerConfig(alpha=0.4)}
 SWEEP = ({}, {"alpha": 0.4}, {"alpha": 0.8}, {"alpha": 1.0}, {"alpha": 1.2},
          {"alpha": 1.0, "deadzone": 0.3}, {"alpha": 0.4, "deadzone": 0.3}, {"alpha": 1.0, "deadzone": 0.0},
-         {"alpha": 1.0, "noise": 0.3}, {"alpha": 1.0, "segment_frames": 25},
+         {"alpha": 1.0, "segment_frames": 25},
          {"alpha": 1.0, "predict": True}, {"alpha": 1.0, "predict": True, "fill": False},
          {"alpha": 0.4, "deadzone": 0.3, "predict": True})
 CHUNK_FRAMES = 450

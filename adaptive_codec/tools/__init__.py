@@ -2,6 +2,8 @@
 
 - :mod:`adaptive_codec.tools.highband`: the band above 12 kHz of 44.1/48 kHz
   sources, as a coded envelope filled by patching and noise.
+- :mod:`adaptive_codec.tools.enhance`: the enhancement layer's coder, the
+  MDCT residual between the input and the backbone's decoded output.
 
 NumPy/SciPy only (no torch), so decoding them needs only the base install.
 """
