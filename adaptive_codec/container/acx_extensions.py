@@ -151,9 +151,7 @@ def _write_highband(s: HighBandSection) -> bytes:
         w.field("varint", edge, "band edge")
     for row in s.enabled_profiles:
         w.field("u8", row, "enabled profile")
-    for p in s.payloads:
-        w.fields(HIGHBAND_PAYLOAD_LAYOUT, {"payload_length_bytes": len(p)})
-        w.buf += p
+    w.payloads(HIGHBAND_PAYLOAD_LAYOUT, s.payloads)
     return w.bytes()
 
 
@@ -163,13 +161,10 @@ def _parse_highband(body: bytes, n_spans: int, where: str) -> HighBandSection:
     edges = tuple(r.field("varint", "band edge") for _ in range(v["band_count"]))
     rows = tuple(r.field("u8", "enabled profile") for _ in range(v["enabled_profile_count"]))
     _check(n_spans <= r.remaining() + 1, where, f"{n_spans} payloads cannot fit in {r.remaining()} bytes")
-    payloads = []
-    for _ in range(n_spans):
-        n = r.fields(HIGHBAND_PAYLOAD_LAYOUT)["payload_length_bytes"]
-        payloads.append(r.take(n, "payload"))
+    payloads = r.payloads(HIGHBAND_PAYLOAD_LAYOUT, n_spans)
     r.expect_end()
     return HighBandSection(v["start_hz"], edges, v["envelope_frames"], v["step_quarter_db"], v["floor_db_neg"],
-                           v["max_level_index"] + 1, v["noise_255"], rows, tuple(payloads))
+                           v["max_level_index"] + 1, v["noise_255"], rows, payloads)
 
 
 def write_extensions(w: Writer, highband: HighBandSection | None, rate: RateRecord | None = None,

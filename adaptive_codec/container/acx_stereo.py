@@ -111,9 +111,7 @@ def write_stereo(s: ParametricStereoSection) -> bytes:
                              "decorrelation_255": s.decorrelation_255})
     for edge in s.band_edges_hz:
         w.field("varint", edge, "band edge")
-    for p in s.payloads:
-        w.fields(STEREO_PAYLOAD_LAYOUT, {"payload_length_bytes": len(p)})
-        w.buf += p
+    w.payloads(STEREO_PAYLOAD_LAYOUT, s.payloads)
     return w.bytes()
 
 
@@ -123,10 +121,7 @@ def parse_stereo(body: bytes, n_spans: int, where: str) -> ParametricStereoSecti
     v = r.fields(STEREO_LAYOUT)
     edges = tuple(r.field("varint", "band edge") for _ in range(v["band_count"]))
     _check(n_spans <= r.remaining() + 1, where, f"{n_spans} payloads cannot fit in {r.remaining()} bytes")
-    payloads = []
-    for _ in range(n_spans):
-        n = r.fields(STEREO_PAYLOAD_LAYOUT)["payload_length_bytes"]
-        payloads.append(r.take(n, "payload"))
+    payloads = r.payloads(STEREO_PAYLOAD_LAYOUT, n_spans)
     r.expect_end()
     return ParametricStereoSection(edges, v["param_frames"], v["ild_step_quarter_db"], v["max_ild_index"],
-                                   v["decorrelation_255"], tuple(payloads))
+                                   v["decorrelation_255"], payloads)

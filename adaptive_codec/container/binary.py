@@ -18,7 +18,7 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from adaptive_codec.errors import FormatError
 
@@ -156,6 +156,11 @@ class Reader:
     def fields(self, layout: Layout) -> dict[str, Any]:
         return {name: self.field(kind, name) for name, kind in layout}
 
+    def payloads(self, layout: Layout, count: int) -> tuple[bytes, ...]:
+        """``count`` byte strings, each after its length written by ``layout`` (one field)."""
+        (name, _), = layout
+        return tuple(self.take(self.fields(layout)[name], "payload") for _ in range(count))
+
     def expect_end(self, allow_trailing: bool = False) -> None:
         if self.remaining() and not allow_trailing:
             raise FormatError(f"{self.where}: {self.remaining()} unexpected trailing bytes at offset {self.pos}")
@@ -190,6 +195,13 @@ class Writer:
     def fields(self, layout: Layout, values: dict[str, Any]) -> None:
         for name, kind in layout:
             self.field(kind, values[name], name)
+
+    def payloads(self, layout: Layout, payloads: Iterable[bytes]) -> None:
+        """Byte strings, each after its length written by ``layout`` (one field): :meth:`Reader.payloads`."""
+        (name, _), = layout
+        for p in payloads:
+            self.fields(layout, {name: len(p)})
+            self.buf += p
 
     def bytes(self) -> bytes:
         return bytes(self.buf)
