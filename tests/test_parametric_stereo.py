@@ -19,7 +19,8 @@ from adaptive_codec.tools.highband.grid import StftGrid
 from adaptive_codec.tools.parametric_stereo import analyzer_for, code_parametric, parametric_blocks
 from adaptive_codec.tools.parametric_stereo.analysis import band_starts
 from adaptive_codec.tools.parametric_stereo.coding import decode_span, encode_span
-from adaptive_codec.tools.parametric_stereo.synthesis import ParametricSynthesizer, mix_gains, synthesize_blocks
+from adaptive_codec.tools.highband.analysis import synthesize_blocks
+from adaptive_codec.tools.parametric_stereo.synthesis import ParametricSynthesizer, mix_gains
 from adaptive_codec.tools.stereo import stereo_tool
 
 

@@ -9,14 +9,17 @@ profile's coarser grid is formed later.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import scipy.fft
 
 from adaptive_codec.tools.highband.grid import START_HZ, StftGrid, band_bins, fine_edges
 
-__all__ = ["Framer", "HighBandMeasure", "HighBandAnalyzer", "level_db", "SILENCE_DB"]
+__all__ = ["Framer", "BlockSynthesizer", "synthesize_blocks", "bin_power", "HighBandMeasure", "HighBandAnalyzer",
+           "level_db", "SILENCE_DB"]
 
 #: Level given to a band without energy (below any coded level).
 SILENCE_DB = -200.0
@@ -26,6 +29,30 @@ def level_db(power: np.ndarray) -> np.ndarray:
     """``10·log10`` of a power, :data:`SILENCE_DB` for zero."""
     with np.errstate(divide="ignore"):
         return np.maximum(10 * np.log10(np.maximum(power, 0.0)), SILENCE_DB)
+
+
+def bin_power(x: np.ndarray) -> np.ndarray:
+    """Power of complex STFT bins (``|x|²`` without a square root)."""
+    return x.real * x.real + x.imag * x.imag
+
+
+class BlockSynthesizer(Protocol):
+    """A decoder-side STFT tool (high band, parametric stereo): blocks in, blocks out, a tail at the end."""
+
+    def push(self, block: np.ndarray) -> np.ndarray: ...
+
+    def finish(self) -> np.ndarray: ...
+
+
+def synthesize_blocks(synth: BlockSynthesizer, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Pass decoded blocks through ``synth`` (same total length, the last at ``synth.finish()``)."""
+    for block in blocks:
+        out = synth.push(block)
+        if out.shape[1]:
+            yield out
+    out = synth.finish()
+    if out.shape[1]:
+        yield out
 
 
 class Framer:

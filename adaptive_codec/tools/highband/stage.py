@@ -21,7 +21,8 @@ from adaptive_codec.container.acx_extensions import HighBandSection
 from adaptive_codec.tools.highband.analysis import HighBandAnalyzer, HighBandMeasure
 from adaptive_codec.tools.highband.coding import decode_span, dequantize_db, encode_span, quantize
 from adaptive_codec.tools.highband.grid import FINE_EDGES_HZ, START_HZ, StftGrid, band_bins, merge_edges
-from adaptive_codec.tools.highband.synthesis import HighBandSynthesizer, synthesize_blocks
+from adaptive_codec.tools.highband.analysis import synthesize_blocks
+from adaptive_codec.tools.highband.synthesis import HighBandSynthesizer
 
 __all__ = ["STEP_DB", "FLOOR_DB", "LEVEL_COUNT", "EnvelopeTrack", "analyzer_for", "code_highband",
            "highband_blocks", "highband_bytes_by_label"]

@@ -19,16 +19,16 @@ a high band (silent bands, profiles without it) add nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import scipy.fft
 
-from adaptive_codec.tools.highband.analysis import Framer
+from adaptive_codec.tools.highband.analysis import Framer, bin_power
 from adaptive_codec.tools.highband.grid import StftGrid
 
-__all__ = ["PATCH_LOW_HZ", "PATCH_HIGH_HZ", "HighBandSynthesizer", "synthesize_blocks"]
+__all__ = ["PATCH_LOW_HZ", "PATCH_HIGH_HZ", "HighBandSynthesizer"]
 
 #: Source of the patch: the decoded band the backbone codes well.
 PATCH_LOW_HZ, PATCH_HIGH_HZ = 5000, 11000
@@ -80,7 +80,7 @@ class HighBandSynthesizer:
         self.counts = np.array([c - a for a, c in bands], np.float64)
         self.widths = np.array([c - a for a, c in bands], np.int64)
         self.noise_table = _noise_table(len(self.source))
-        self.noise_power = np.add.reduceat(_power(self.noise_table), self.starts, axis=-1) / self.counts
+        self.noise_power = np.add.reduceat(bin_power(self.noise_table), self.starts, axis=-1) / self.counts
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Output ``(channels, n)`` for the samples now final (``n`` may differ from the block's)."""
@@ -132,7 +132,7 @@ class HighBandSynthesizer:
         """Windowed time frames ``(m, channels, N)`` of the band shaped to ``targets (m, bands)`` dB."""
         spec = scipy.fft.rfft(frames * self.window, axis=-1, overwrite_x=True)  # (m, channels, bins) complex64
         k0, k1, lo = self.k0, self.k0 + len(self.source), self.source_lo
-        power = _power(spec[:, :, lo:k1])  # the bins read: the patch's source and the band
+        power = bin_power(spec[:, :, lo:k1])  # the bins read: the patch's source and the band
         count = self.counts
         target = np.where(np.isfinite(targets), 10 ** (np.minimum(targets, 60.0) / 10), 0.0) * self.norm
         # Only what the decoded signal lacks (near the crossover it has some).
@@ -165,17 +165,3 @@ def _noise_table(n_bins: int) -> np.ndarray:
     table = z[:, :, 0] + 1j * z[:, :, 1]
     table.flags.writeable = False
     return table
-
-
-def _power(x: np.ndarray) -> np.ndarray:
-    return x.real * x.real + x.imag * x.imag
-
-def synthesize_blocks(synth: HighBandSynthesizer, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """Pass decoded blocks through ``synth`` (same total length, the last at :meth:`~HighBandSynthesizer.finish`)."""
-    for block in blocks:
-        out = synth.push(block)
-        if out.shape[1]:
-            yield out
-    out = synth.finish()
-    if out.shape[1]:
-        yield out

@@ -22,7 +22,8 @@ from adaptive_codec.container.acx_stereo import ParametricStereoSection
 from adaptive_codec.tools.highband.grid import StftGrid
 from adaptive_codec.tools.parametric_stereo.analysis import ParamGrid, StereoAnalyzer, band_edges, band_starts
 from adaptive_codec.tools.parametric_stereo.coding import ICC_LEVELS, decode_span, encode_span, quantize
-from adaptive_codec.tools.parametric_stereo.synthesis import ParametricSynthesizer, mix_gains, synthesize_blocks
+from adaptive_codec.tools.highband.analysis import synthesize_blocks
+from adaptive_codec.tools.parametric_stereo.synthesis import ParametricSynthesizer, mix_gains
 
 __all__ = ["PARAM_FRAMES", "PARAM_FRAMES_BY_RATE", "param_frames_for", "ILD_STEP_DB", "MAX_ILD_INDEX", "DECORRELATION", "analyzer_for", "code_parametric", "parametric_blocks"]
 

@@ -22,15 +22,15 @@ step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import scipy.fft
 
-from adaptive_codec.tools.highband.analysis import Framer
+from adaptive_codec.tools.highband.analysis import Framer, bin_power
 from adaptive_codec.tools.highband.grid import StftGrid
 
-__all__ = ["mix_gains", "ParametricSynthesizer", "synthesize_blocks", "MAX_DELAY", "DECORRELATOR_SEED"]
+__all__ = ["mix_gains", "ParametricSynthesizer", "MAX_DELAY", "DECORRELATOR_SEED"]
 
 #: Longest delay of the decorrelator, in STFT frames (3 hops: 20 ms).
 MAX_DELAY = 3
@@ -117,8 +117,8 @@ class ParametricSynthesizer:
         self.history = full[-MAX_DELAY:]
         rows = MAX_DELAY + np.arange(n)[:, None] - self.delay[None, :]
         d = full[rows, np.arange(x.shape[1])[None, :]] * self.phase
-        px = np.add.reduceat(_power(x), self.starts, axis=-1)
-        pd = np.add.reduceat(_power(d), self.starts, axis=-1)
+        px = np.add.reduceat(bin_power(x), self.starts, axis=-1)
+        pd = np.add.reduceat(bin_power(d), self.starts, axis=-1)
         g = np.minimum(np.sqrt(px / np.maximum(pd, 1e-30)), MAX_DECORRELATOR_GAIN)
         a, b = self.gains(np.arange(j0, j0 + n))
         ga = np.repeat(a, self.widths, axis=-1).astype(np.float32)
@@ -126,18 +126,3 @@ class ParametricSynthesizer:
         left = (1 + ga) * x + gb * d
         right = (1 - ga) * x - gb * d
         return scipy.fft.irfft(np.stack([left, right], axis=1), n=self.grid.size, axis=-1) * self.window
-
-
-def _power(x: np.ndarray) -> np.ndarray:
-    return x.real * x.real + x.imag * x.imag
-
-
-def synthesize_blocks(synth: ParametricSynthesizer, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """Pass decoded blocks through ``synth`` (same total length, the last at :meth:`~ParametricSynthesizer.finish`)."""
-    for block in blocks:
-        out = synth.push(block)
-        if out.shape[1]:
-            yield out
-    out = synth.finish()
-    if out.shape[1]:
-        yield out
