@@ -18,8 +18,8 @@ import scipy.fft
 
 from adaptive_codec.tools.highband.grid import START_HZ, StftGrid, band_bins, fine_edges
 
-__all__ = ["Framer", "BlockSynthesizer", "synthesize_blocks", "bin_power", "HighBandMeasure", "HighBandAnalyzer",
-           "level_db", "SILENCE_DB"]
+__all__ = ["Framer", "BlockSynthesizer", "synthesize_blocks", "bin_power", "emitted_piece", "HighBandMeasure",
+           "HighBandAnalyzer", "level_db", "SILENCE_DB"]
 
 #: Level given to a band without energy (below any coded level).
 SILENCE_DB = -200.0
@@ -53,6 +53,17 @@ def synthesize_blocks(synth: BlockSynthesizer, blocks: Iterable[np.ndarray]) -> 
     out = synth.finish()
     if out.shape[1]:
         yield out
+
+
+def emitted_piece(out: np.ndarray, start: int, stop: int, emitted: int) -> tuple[np.ndarray, int]:
+    """The part of overlap-added output ``out (channels, n)`` not emitted yet, and the new emitted position.
+
+    ``out[:, 0]`` is at stream position ``start``; samples before ``emitted``
+    were returned by an earlier call and samples from ``stop`` on are not final.
+    """
+    lo = max(emitted, start)
+    piece = out[:, lo - start : max(lo, stop) - start]
+    return piece, lo + piece.shape[1]
 
 
 class Framer:

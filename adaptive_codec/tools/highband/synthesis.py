@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-from adaptive_codec.tools.highband.analysis import Framer, bin_power
+from adaptive_codec.tools.highband.analysis import Framer, bin_power, emitted_piece
 from adaptive_codec.tools.highband.grid import StftGrid
 
 __all__ = ["PATCH_LOW_HZ", "PATCH_HIGH_HZ", "HighBandSynthesizer"]
@@ -112,9 +112,7 @@ class HighBandSynthesizer:
         out = ola.transpose(1, 0, 2).reshape(self.channels, n * h)
         start = (j0 - 1) * h  # stream position of out[:, 0]
         stop = self.framer.end if final else start + n * h
-        lo = max(self.emitted, start)
-        piece = out[:, lo - start : max(lo, stop) - start]
-        self.emitted = lo + piece.shape[1]
+        piece, self.emitted = emitted_piece(out, start, stop, self.emitted)
         return piece
 
     def _high_band(self, j: np.ndarray, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:

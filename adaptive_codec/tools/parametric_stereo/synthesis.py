@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.fft
 
-from adaptive_codec.tools.highband.analysis import Framer, bin_power
+from adaptive_codec.tools.highband.analysis import Framer, bin_power, emitted_piece
 from adaptive_codec.tools.highband.grid import StftGrid
 
 __all__ = ["mix_gains", "ParametricSynthesizer", "MAX_DELAY", "DECORRELATOR_SEED"]
@@ -104,9 +104,7 @@ class ParametricSynthesizer:
         self.tail = acc[:, n * h :]
         start = (j0 - 1) * h  # stream position of acc[:, 0]
         stop = self.framer.end if final else start + n * h
-        lo = max(self.emitted, start)
-        piece = acc[:, lo - start : max(lo, stop) - start]
-        self.emitted = lo + piece.shape[1]
+        piece, self.emitted = emitted_piece(acc, start, stop, self.emitted)
         return piece
 
     def _stereo(self, j0: int, frames: np.ndarray) -> np.ndarray:
