@@ -48,6 +48,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from adaptive_codec.bench.environment import cpu_seconds  # noqa: E402
 from adaptive_codec.bench.full_band import BANDS_HZ, CONTENT_DB, full_band_clips, level_errors  # noqa: E402
 from adaptive_codec.bench.full_band import read_mono as read  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
@@ -62,9 +63,8 @@ def timed(fn, repeats: int):
     """``fn()``'s result and its best CPU time (s) of this process over ``repeats`` runs."""
     best, out = float("inf"), None
     for _ in range(repeats):
-        t = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - t)
+        t, out = cpu_seconds(fn)
+        best = min(best, t)
     return out, best
 
 
@@ -246,9 +246,7 @@ def timing(codec, clips, audio, repeats: int) -> int:
     from adaptive_codec.container.acx import AcxStream, read_acx, to_bytes
 
     def cpu(fn) -> float:
-        t = time.process_time()
-        fn()
-        return time.process_time() - t
+        return cpu_seconds(fn)[0]
 
     sr0 = audio[clips[0][1]][1]
     long = np.concatenate([audio[p][0] if audio[p][1] == sr0 else resample(audio[p][0], audio[p][1], sr0)

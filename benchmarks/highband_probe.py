@@ -40,6 +40,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.fft  # noqa: E402
 
+from adaptive_codec.bench.environment import cpu_seconds  # noqa: E402
 from adaptive_codec.bench.full_band import full_band_clips, level_errors, read_mono  # noqa: E402
 from adaptive_codec.threads import pin_threads  # noqa: E402
 
@@ -137,11 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no held-out 44.1/48 kHz clips in the corpus", file=sys.stderr)
         return 2
 
-    def cpu(fn):
-        t = time.process_time()
-        out = fn()
-        return time.process_time() - t, out
-
     print("# High-band synthesis probe (issue 30 cost): noise-only low-overlap frames vs the shipped synthesis")
     print(f"# weights {codec.weights_meta['weights_id']}; git {git_revision()}; 1 thread; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.1f}")
@@ -160,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         plain = to_bytes(AcxStream.from_header(dataclasses.replace(header, highband=None), stream.chunks))
         best = np.full(3, np.inf)
         for _ in range(args.repeats):
-            t0, shipped = cpu(lambda: codec.decode(data)[0])
-            t1, bare = cpu(lambda: codec.decode(plain)[0])
+            t0, shipped = cpu_seconds(lambda: codec.decode(data)[0])
+            t1, bare = cpu_seconds(lambda: codec.decode(plain)[0])
             # Built in the timing: its envelope spans are decoded anew, as the decoder does.
-            t2, probed = cpu(lambda: NoiseSynthesis(header)(bare))
+            t2, probed = cpu_seconds(lambda: NoiseSynthesis(header)(bare))
             best = np.minimum(best, (t0, t1, t2))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -10,10 +10,23 @@ import os
 import platform
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_revision", "machine_info", "peak_rss_mib", "reset_peak_rss", "versions"]
+__all__ = ["cpu_seconds", "git_revision", "machine_info", "peak_rss_mib", "reset_peak_rss", "versions"]
+
+
+def cpu_seconds(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """CPU time (s) of this process that ``fn()`` took, and its result.
+
+    CPU rather than wall time, so other load on a shared machine disturbs a
+    one-thread measurement less.
+    """
+    t = time.process_time()
+    out = fn()
+    return time.process_time() - t, out
 
 
 def reset_peak_rss() -> None:
